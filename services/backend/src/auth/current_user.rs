@@ -1,0 +1,96 @@
+//! The authenticated user of a request: from the session cookie or an `Authorization: Bearer` token.
+
+use axum::{
+    extract::FromRequestParts,
+    http::{HeaderMap, header, request::Parts},
+};
+use flashcards_bootstrap::ApiError;
+use sqlx::Row;
+
+use super::token;
+use crate::{AppState, db::QueryResultExt};
+
+pub const SESSION_COOKIE: &str = "flashcards_session";
+
+#[derive(Debug, Clone)]
+pub struct CurrentUser {
+    pub id: String,
+    /// The session or API token this request authenticated with.
+    pub token_id: String,
+}
+
+/// The credential a request carries: a bearer token wins over the cookie.
+pub fn presented_token(headers: &HeaderMap) -> Option<&str> {
+    if let Some(bearer) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    {
+        return Some(bearer.trim());
+    }
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value)
+}
+
+fn unauthorized() -> ApiError {
+    ApiError::Unauthorized("log in or send an `Authorization: Bearer` token".to_owned())
+}
+
+impl FromRequestParts<AppState> for CurrentUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let presented = presented_token(&parts.headers).ok_or_else(unauthorized)?;
+        let row = sqlx::query(
+            "SELECT id, user_id FROM auth_tokens \
+             WHERE token_hash = $1 AND (expires_at IS NULL OR expires_at > $2)",
+        )
+        .bind(token::digest(presented))
+        .bind(state.clock.now_ms())
+        .fetch_optional(&state.db)
+        .await
+        .db("checking credentials")?
+        .ok_or_else(unauthorized)?;
+        Ok(Self {
+            token_id: row.try_get("id").db("reading credentials")?,
+            id: row.try_get("user_id").db("reading credentials")?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn finds_the_session_cookie_among_others() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("theme=dark; flashcards_session=fcs_abc; other=1"),
+        );
+        assert_eq!(presented_token(&headers), Some("fcs_abc"));
+    }
+
+    #[test]
+    fn bearer_wins_over_cookie() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::COOKIE, HeaderValue::from_static("flashcards_session=fcs_a"));
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer fct_b"));
+        assert_eq!(presented_token(&headers), Some("fct_b"));
+    }
+
+    #[test]
+    fn no_credential_is_none() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic Zm9vOmJhcg=="));
+        assert_eq!(presented_token(&headers), None);
+    }
+}

@@ -1,0 +1,418 @@
+//! Registration, login/logout with a session cookie, and API tokens for programmatic use.
+
+mod current_user;
+pub mod password;
+pub mod token;
+
+use axum::{
+    extract::State,
+    http::{HeaderValue, StatusCode, header},
+    response::{AppendHeaders, IntoResponse},
+};
+use flashcards_bootstrap::{
+    ApiError,
+    error::ErrorBody,
+    extract::{Json, Path},
+};
+use serde::{Deserialize, Serialize};
+use sqlx::{AnyPool, Row};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+pub use current_user::{CurrentUser, SESSION_COOKIE, presented_token};
+
+use crate::{
+    AppState,
+    db::{QueryResultExt, is_unique_violation, query_error},
+    timestamp::rfc3339,
+};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(login))
+        .routes(routes!(logout))
+        .routes(routes!(me))
+        .routes(routes!(create_token, list_tokens))
+        .routes(routes!(delete_token))
+}
+
+const MAX_EMAIL_LENGTH: usize = 254;
+const MAX_TOKEN_NAME_LENGTH: usize = 100;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Credentials {
+    pub email: String,
+    pub password: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct User {
+    pub id: String,
+    pub email: String,
+    pub created_at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LoginResponse {
+    pub user: User,
+    /// When the session cookie stops working.
+    pub expires_at: String,
+}
+
+/// Emails compare case-insensitively; surrounding spaces are dropped.
+fn normalise_email(email: &str) -> Result<String, ApiError> {
+    let email = email.trim().to_lowercase();
+    let valid = email.len() <= MAX_EMAIL_LENGTH
+        && email
+            .split_once('@')
+            .is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty())
+        && !email.chars().any(char::is_whitespace);
+    if valid {
+        Ok(email)
+    } else {
+        Err(ApiError::invalid("email", "must be an email address"))
+    }
+}
+
+fn check_password(password: &str) -> Result<(), ApiError> {
+    let length = password.chars().count();
+    if !(password::MIN_LENGTH..=password::MAX_LENGTH).contains(&length) {
+        return Err(ApiError::invalid(
+            "password",
+            format!(
+                "must be {} to {} characters",
+                password::MIN_LENGTH,
+                password::MAX_LENGTH
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Argon2 is deliberately slow: keep it off the async workers.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|err| ApiError::internal("password hashing task", err))
+}
+
+#[utoipa::path(post, path = "/api/auth/register", tag = "auth", request_body = Credentials,
+    responses((status = 201, body = User), (status = 409, body = ErrorBody, description = "email taken"),
+              (status = 422, body = ErrorBody)))]
+async fn register(
+    State(state): State<AppState>,
+    Json(input): Json<Credentials>,
+) -> Result<(StatusCode, Json<User>), ApiError> {
+    let email = normalise_email(&input.email)?;
+    check_password(&input.password)?;
+    let password = input.password;
+    let hash = blocking(move || password::hash(&password))
+        .await?
+        .map_err(|err| ApiError::internal("hashing password", err))?;
+    let id = uuid::Uuid::now_v7().to_string();
+    let now = state.clock.now_ms();
+    let inserted = sqlx::query(
+        "INSERT INTO users (id, email, password_hash, created_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(&id)
+    .bind(&email)
+    .bind(&hash)
+    .bind(now)
+    .execute(&state.db)
+    .await;
+    match inserted {
+        Ok(_) => {
+            tracing::info!(user = %id, "user registered");
+            Ok((
+                StatusCode::CREATED,
+                Json(User {
+                    id,
+                    email,
+                    created_at: rfc3339(now),
+                }),
+            ))
+        }
+        Err(err) if is_unique_violation(&err) => Err(ApiError::Conflict(
+            "an account with this email already exists".to_owned(),
+        )),
+        Err(err) => Err(query_error("registering user", err)),
+    }
+}
+
+fn session_cookie(value: &str, max_age_secs: i64, secure: bool) -> Result<HeaderValue, ApiError> {
+    let secure = if secure { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_secs}{secure}"
+    ))
+    .map_err(|err| ApiError::internal("building session cookie", err))
+}
+
+#[utoipa::path(post, path = "/api/auth/login", tag = "auth", request_body = Credentials,
+    responses((status = 200, body = LoginResponse, description = "sets the session cookie"),
+              (status = 401, body = ErrorBody, description = "unknown email or wrong password")))]
+async fn login(
+    State(state): State<AppState>,
+    Json(input): Json<Credentials>,
+) -> Result<impl IntoResponse, ApiError> {
+    let wrong = || ApiError::Unauthorized("wrong email or password".to_owned());
+    // An invalid email cannot be registered: answer exactly as for an unknown one.
+    let email = normalise_email(&input.email).unwrap_or_default();
+    let row = sqlx::query("SELECT id, password_hash, created_at FROM users WHERE email = $1")
+        .bind(&email)
+        .fetch_optional(&state.db)
+        .await
+        .db("looking up user")?;
+    let stored: Option<(String, String, i64)> = row
+        .map(|row| -> Result<_, sqlx::Error> {
+            Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?))
+        })
+        .transpose()
+        .db("reading user")?;
+    let hash = stored.as_ref().map(|(_, hash, _)| hash.clone());
+    let password = input.password;
+    if !blocking(move || password::verify(&password, hash.as_deref())).await? {
+        return Err(wrong());
+    }
+    let (user_id, _, created_at) = stored.ok_or_else(wrong)?;
+
+    let secret = token::generate(token::SESSION_PREFIX);
+    let now = state.clock.now_ms();
+    let expires_at = now + state.sessions.ttl_ms;
+    sqlx::query(
+        "INSERT INTO auth_tokens (id, user_id, token_hash, kind, created_at, expires_at) \
+         VALUES ($1, $2, $3, 'session', $4, $5)",
+    )
+    .bind(uuid::Uuid::now_v7().to_string())
+    .bind(&user_id)
+    .bind(token::digest(&secret))
+    .bind(now)
+    .bind(expires_at)
+    .execute(&state.db)
+    .await
+    .db("creating session")?;
+    refresh_sessions_gauge(&state).await;
+    tracing::info!(user = %user_id, "logged in");
+
+    let cookie = session_cookie(&secret, state.sessions.ttl_ms / 1000, state.sessions.secure_cookies)?;
+    Ok((
+        AppendHeaders([(header::SET_COOKIE, cookie)]),
+        Json(LoginResponse {
+            user: User {
+                id: user_id,
+                email,
+                created_at: rfc3339(created_at),
+            },
+            expires_at: rfc3339(expires_at),
+        }),
+    ))
+}
+
+#[utoipa::path(post, path = "/api/auth/logout", tag = "auth",
+    responses((status = 204, description = "the credential used for this request no longer works"),
+              (status = 401, body = ErrorBody)))]
+async fn logout(State(state): State<AppState>, user: CurrentUser) -> Result<impl IntoResponse, ApiError> {
+    sqlx::query("DELETE FROM auth_tokens WHERE id = $1 AND user_id = $2")
+        .bind(&user.token_id)
+        .bind(&user.id)
+        .execute(&state.db)
+        .await
+        .db("ending session")?;
+    refresh_sessions_gauge(&state).await;
+    let cleared = session_cookie("", 0, state.sessions.secure_cookies)?;
+    Ok((StatusCode::NO_CONTENT, AppendHeaders([(header::SET_COOKIE, cleared)])))
+}
+
+#[utoipa::path(get, path = "/api/auth/me", tag = "auth",
+    responses((status = 200, body = User), (status = 401, body = ErrorBody)))]
+async fn me(State(state): State<AppState>, user: CurrentUser) -> Result<Json<User>, ApiError> {
+    let row = sqlx::query("SELECT email, created_at FROM users WHERE id = $1")
+        .bind(&user.id)
+        .fetch_one(&state.db)
+        .await
+        .db("loading user")?;
+    Ok(Json(User {
+        email: row.try_get("email").db("reading user")?,
+        created_at: rfc3339(row.try_get("created_at").db("reading user")?),
+        id: user.id,
+    }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewToken {
+    /// What the token is for, e.g. "anki sync script".
+    pub name: String,
+    /// Days until it expires; without it the token works until deleted.
+    pub expires_in_days: Option<u32>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiToken {
+    pub id: String,
+    pub name: String,
+    pub created_at: String,
+    pub expires_at: Option<String>,
+    /// The secret, shown only in the response that creates it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/auth/tokens", tag = "auth", request_body = NewToken,
+    responses((status = 201, body = ApiToken), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn create_token(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Json(input): Json<NewToken>,
+) -> Result<(StatusCode, Json<ApiToken>), ApiError> {
+    let name = input.name.trim().to_owned();
+    if name.is_empty() || name.chars().count() > MAX_TOKEN_NAME_LENGTH {
+        return Err(ApiError::invalid(
+            "name",
+            format!("must be 1 to {MAX_TOKEN_NAME_LENGTH} characters"),
+        ));
+    }
+    let now = state.clock.now_ms();
+    let expires_at = match input.expires_in_days {
+        Some(0) => return Err(ApiError::invalid("expires_in_days", "must be at least 1")),
+        Some(days) => Some(now + i64::from(days) * crate::study::scheduler::DAY_MS),
+        None => None,
+    };
+    let secret = token::generate(token::API_PREFIX);
+    let id = uuid::Uuid::now_v7().to_string();
+    sqlx::query(
+        "INSERT INTO auth_tokens (id, user_id, token_hash, kind, name, created_at, expires_at) \
+         VALUES ($1, $2, $3, 'api', $4, $5, $6)",
+    )
+    .bind(&id)
+    .bind(&user.id)
+    .bind(token::digest(&secret))
+    .bind(&name)
+    .bind(now)
+    .bind(expires_at)
+    .execute(&state.db)
+    .await
+    .db("creating API token")?;
+    Ok((
+        StatusCode::CREATED,
+        Json(ApiToken {
+            id,
+            name,
+            created_at: rfc3339(now),
+            expires_at: expires_at.map(rfc3339),
+            token: Some(secret),
+        }),
+    ))
+}
+
+#[utoipa::path(get, path = "/api/auth/tokens", tag = "auth",
+    responses((status = 200, body = Vec<ApiToken>), (status = 401, body = ErrorBody)))]
+async fn list_tokens(
+    State(state): State<AppState>,
+    user: CurrentUser,
+) -> Result<Json<Vec<ApiToken>>, ApiError> {
+    let rows = sqlx::query(
+        "SELECT id, name, created_at, expires_at FROM auth_tokens \
+         WHERE user_id = $1 AND kind = 'api' ORDER BY id",
+    )
+    .bind(&user.id)
+    .fetch_all(&state.db)
+    .await
+    .db("listing API tokens")?;
+    let tokens = rows
+        .iter()
+        .map(|row| -> Result<ApiToken, sqlx::Error> {
+            Ok(ApiToken {
+                id: row.try_get("id")?,
+                name: row.try_get("name")?,
+                created_at: rfc3339(row.try_get("created_at")?),
+                expires_at: row.try_get::<Option<i64>, _>("expires_at")?.map(rfc3339),
+                token: None,
+            })
+        })
+        .collect::<Result<_, _>>()
+        .db("reading API tokens")?;
+    Ok(Json(tokens))
+}
+
+#[utoipa::path(delete, path = "/api/auth/tokens/{id}", tag = "auth",
+    params(("id" = String, Path, description = "token id")),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+async fn delete_token(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let deleted = sqlx::query("DELETE FROM auth_tokens WHERE id = $1 AND user_id = $2 AND kind = 'api'")
+        .bind(&id)
+        .bind(&user.id)
+        .execute(&state.db)
+        .await
+        .db("deleting API token")?;
+    if deleted.rows_affected() == 0 {
+        return Err(ApiError::NotFound("no such API token".to_owned()));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Sets `user_sessions_active` to the number of live sessions. A failure only logs: the gauge is
+/// refreshed again on the next login, logout or sweep.
+pub async fn refresh_sessions_gauge(state: &AppState) {
+    match count_live_sessions(&state.db, state.clock.now_ms()).await {
+        Ok(count) => state.metrics.set_sessions_active(count),
+        Err(err) => tracing::warn!(%err, "cannot count active sessions"),
+    }
+}
+
+async fn count_live_sessions(db: &AnyPool, now_ms: i64) -> Result<i64, sqlx::Error> {
+    sqlx::query("SELECT COUNT(*) FROM auth_tokens WHERE kind = 'session' AND expires_at > $1")
+        .bind(now_ms)
+        .fetch_one(db)
+        .await?
+        .try_get(0)
+}
+
+/// Deletes expired sessions and API tokens, then refreshes the gauge; run periodically.
+pub async fn sweep_expired(state: &AppState) {
+    let swept = sqlx::query("DELETE FROM auth_tokens WHERE expires_at IS NOT NULL AND expires_at <= $1")
+        .bind(state.clock.now_ms())
+        .execute(&state.db)
+        .await;
+    if let Err(err) = swept {
+        tracing::warn!(%err, "cannot delete expired sessions");
+    }
+    refresh_sessions_gauge(state).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_normalised_and_checked() {
+        assert_eq!(normalise_email("  Ada@Example.ORG ").ok().as_deref(), Some("ada@example.org"));
+        for bad in ["", "ada", "@example.org", "ada@", "a da@example.org"] {
+            assert!(normalise_email(bad).is_err(), "{bad}");
+        }
+        assert!(normalise_email(&format!("{}@x.org", "a".repeat(260))).is_err());
+    }
+
+    #[test]
+    fn password_length_is_bounded_both_ways() {
+        assert!(check_password("short").is_err());
+        assert!(check_password("long enough").is_ok());
+        assert!(check_password(&"x".repeat(password::MAX_LENGTH + 1)).is_err());
+    }
+
+    #[test]
+    fn the_session_cookie_is_http_only_and_lax() {
+        let cookie = session_cookie("fcs_x", 60, false).expect("cookie");
+        let cookie = cookie.to_str().expect("ascii");
+        assert!(cookie.contains("HttpOnly"));
+        assert!(cookie.contains("SameSite=Lax"));
+        assert!(cookie.contains("Max-Age=60"));
+        assert!(!cookie.contains("Secure"));
+        assert!(session_cookie("fcs_x", 60, true).expect("cookie").to_str().expect("ascii").ends_with("; Secure"));
+    }
+}

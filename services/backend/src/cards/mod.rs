@@ -1,0 +1,335 @@
+//! Cards in a deck: CRUD, with the study items each card makes kept in step with its content.
+
+pub mod cloze;
+pub mod model;
+
+use axum::{extract::State, http::StatusCode};
+use flashcards_bootstrap::{
+    ApiError,
+    error::ErrorBody,
+    extract::{Json, Path, Query},
+};
+use sqlx::{Any, AnyPool, Row, Transaction, any::AnyRow};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::{
+    AppState,
+    auth::CurrentUser,
+    db::QueryResultExt,
+    decks::{deck_not_found, owns_deck},
+    metrics::Operation,
+    pagination::{Page, PageQuery},
+    timestamp::rfc3339,
+};
+use model::{Card, CardChanges, CardContent, CardKind, NewCard, SourceRef, ordinals_of};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_cards, create_card))
+        .routes(routes!(get_card, update_card, delete_card))
+}
+
+const CARD_COLUMNS: &str = "id, deck_id, kind, front, back, tags, source_document_id, source_page, \
+                            source_start, source_end, source_bbox, created_at, updated_at";
+
+pub fn card_not_found() -> ApiError {
+    ApiError::NotFound("no such card".to_owned())
+}
+
+fn card_from_row(row: &AnyRow) -> Result<Card, sqlx::Error> {
+    let kind_text: String = row.try_get("kind")?;
+    let kind = CardKind::parse(&kind_text).ok_or_else(|| sqlx::Error::ColumnDecode {
+        index: "kind".to_owned(),
+        source: format!("unknown card kind {kind_text:?}").into(),
+    })?;
+    let front: String = row.try_get("front")?;
+    let tags: String = row.try_get("tags")?;
+    let source = match row.try_get::<Option<String>, _>("source_document_id")? {
+        None => None,
+        Some(document_id) => Some(SourceRef {
+            document_id,
+            page: row.try_get("source_page")?,
+            start: row.try_get("source_start")?,
+            end: row.try_get("source_end")?,
+            bbox: row
+                .try_get::<Option<String>, _>("source_bbox")?
+                .and_then(|text| serde_json::from_str(&text).ok()),
+        }),
+    };
+    Ok(Card {
+        id: row.try_get("id")?,
+        deck_id: row.try_get("deck_id")?,
+        ordinals: ordinals_of(kind, &front),
+        kind,
+        front,
+        back: row.try_get("back")?,
+        tags: tags.split_whitespace().map(str::to_owned).collect(),
+        source,
+        created_at: rfc3339(row.try_get("created_at")?),
+        updated_at: rfc3339(row.try_get("updated_at")?),
+    })
+}
+
+async fn load_card(db: &AnyPool, user_id: &str, card_id: &str) -> Result<Card, ApiError> {
+    let row = sqlx::query(&format!(
+        "SELECT {CARD_COLUMNS} FROM cards WHERE id = $1 AND user_id = $2"
+    ))
+    .bind(card_id)
+    .bind(user_id)
+    .fetch_optional(db)
+    .await
+    .db("loading card")?
+    .ok_or_else(card_not_found)?;
+    card_from_row(&row).db("reading card")
+}
+
+fn bbox_text(source: Option<&SourceRef>) -> Option<String> {
+    source
+        .and_then(|s| s.bbox)
+        .and_then(|bbox| serde_json::to_string(&bbox).ok())
+}
+
+/// Adds the study items a card's content makes and removes those it no longer makes; items that stay
+/// keep their memory state.
+async fn sync_study_items(
+    tx: &mut Transaction<'_, Any>,
+    card_id: &str,
+    deck_id: &str,
+    user_id: &str,
+    ordinals: &[u32],
+    now_ms: i64,
+) -> Result<(), ApiError> {
+    let keep = ordinals
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    // `keep` is built from integers only, so formatting it into the statement is safe.
+    sqlx::query(&format!(
+        "DELETE FROM study_items WHERE card_id = $1 AND ordinal NOT IN ({keep})"
+    ))
+    .bind(card_id)
+    .execute(&mut **tx)
+    .await
+    .db("removing study items")?;
+    for ordinal in ordinals {
+        sqlx::query(
+            "INSERT INTO study_items (card_id, ordinal, deck_id, user_id, due) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (card_id, ordinal) DO NOTHING",
+        )
+        .bind(card_id)
+        .bind(i64::from(*ordinal))
+        .bind(deck_id)
+        .bind(user_id)
+        .bind(now_ms)
+        .execute(&mut **tx)
+        .await
+        .db("adding study items")?;
+    }
+    Ok(())
+}
+
+#[utoipa::path(get, path = "/api/decks/{id}/cards", tag = "cards",
+    params(("id" = String, Path, description = "deck id"), PageQuery),
+    responses((status = 200, body = Page<Card>), (status = 404, body = ErrorBody)))]
+async fn list_cards(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(deck_id): Path<String>,
+    Query(page): Query<PageQuery>,
+) -> Result<Json<Page<Card>>, ApiError> {
+    let limit = page.limit()?;
+    let rows = sqlx::query(&format!(
+        "SELECT {CARD_COLUMNS} FROM cards WHERE deck_id = $1 AND user_id = $2 AND id > $3 \
+         ORDER BY id LIMIT $4"
+    ))
+    .bind(&deck_id)
+    .bind(&user.id)
+    .bind(page.after())
+    .bind(i64::from(limit) + 1)
+    .fetch_all(&state.db)
+    .await
+    .db("listing cards")?;
+    // Cards carry their owner, so rows prove the deck is the user's; only an empty page needs a check.
+    if rows.is_empty() && !owns_deck(&state.db, &user.id, &deck_id).await? {
+        return Err(deck_not_found());
+    }
+    let cards = rows
+        .iter()
+        .map(card_from_row)
+        .collect::<Result<Vec<_>, _>>()
+        .db("reading cards")?;
+    state.metrics.operation(Operation::Read);
+    Ok(Json(Page::from_rows(cards, limit, |c| &c.id)))
+}
+
+#[utoipa::path(post, path = "/api/decks/{id}/cards", tag = "cards",
+    params(("id" = String, Path, description = "deck id")), request_body = NewCard,
+    responses((status = 201, body = Card), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn create_card(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(deck_id): Path<String>,
+    Json(input): Json<NewCard>,
+) -> Result<(StatusCode, Json<Card>), ApiError> {
+    let (content, ordinals) = CardContent {
+        kind: input.kind,
+        front: input.front,
+        back: input.back,
+        tags: input.tags,
+        source: input.source,
+    }
+    .validate()?;
+    let id = uuid::Uuid::now_v7().to_string();
+    let now = state.clock.now_ms();
+    let source = content.source.as_ref();
+    let mut tx = state.db.begin().await.db("starting transaction")?;
+    // Inserting through the owner's deck row makes the ownership check and the write one statement.
+    let inserted = sqlx::query(
+        "INSERT INTO cards (id, deck_id, user_id, kind, front, back, tags, source_document_id, \
+         source_page, source_start, source_end, source_bbox, created_at, updated_at) \
+         SELECT $1, id, user_id, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11 \
+         FROM decks WHERE id = $12 AND user_id = $13",
+    )
+    .bind(&id)
+    .bind(content.kind.as_str())
+    .bind(&content.front)
+    .bind(&content.back)
+    .bind(content.tags.join(" "))
+    .bind(source.map(|s| s.document_id.clone()))
+    .bind(source.and_then(|s| s.page))
+    .bind(source.and_then(|s| s.start))
+    .bind(source.and_then(|s| s.end))
+    .bind(bbox_text(source))
+    .bind(now)
+    .bind(&deck_id)
+    .bind(&user.id)
+    .execute(&mut *tx)
+    .await
+    .db("creating card")?;
+    if inserted.rows_affected() == 0 {
+        return Err(deck_not_found());
+    }
+    sync_study_items(&mut tx, &id, &deck_id, &user.id, &ordinals, now).await?;
+    tx.commit().await.db("committing card")?;
+    state.metrics.operation(Operation::Create);
+    Ok((
+        StatusCode::CREATED,
+        Json(Card {
+            id,
+            deck_id,
+            kind: content.kind,
+            front: content.front,
+            back: content.back,
+            tags: content.tags,
+            source: content.source,
+            ordinals,
+            created_at: rfc3339(now),
+            updated_at: rfc3339(now),
+        }),
+    ))
+}
+
+#[utoipa::path(get, path = "/api/cards/{id}", tag = "cards", params(("id" = String, Path)),
+    responses((status = 200, body = Card), (status = 404, body = ErrorBody)))]
+async fn get_card(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Json<Card>, ApiError> {
+    let card = load_card(&state.db, &user.id, &id).await?;
+    state.metrics.operation(Operation::Read);
+    Ok(Json(card))
+}
+
+#[utoipa::path(patch, path = "/api/cards/{id}", tag = "cards", params(("id" = String, Path)),
+    request_body = CardChanges,
+    responses((status = 200, body = Card), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn update_card(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    Json(changes): Json<CardChanges>,
+) -> Result<Json<Card>, ApiError> {
+    let current = load_card(&state.db, &user.id, &id).await?;
+    let (content, ordinals) = CardContent {
+        kind: current.kind,
+        front: changes.front.unwrap_or(current.front),
+        back: changes.back.unwrap_or(current.back),
+        tags: changes.tags.unwrap_or(current.tags),
+        source: changes.source.unwrap_or(current.source),
+    }
+    .validate()?;
+    let deck_id = changes.deck_id.unwrap_or(current.deck_id);
+    if !owns_deck(&state.db, &user.id, &deck_id).await? {
+        return Err(ApiError::invalid("deck_id", "no such deck"));
+    }
+    let now = state.clock.now_ms();
+    let source = content.source.as_ref();
+    let mut tx = state.db.begin().await.db("starting transaction")?;
+    let updated = sqlx::query(
+        "UPDATE cards SET deck_id = $1, front = $2, back = $3, tags = $4, source_document_id = $5, \
+         source_page = $6, source_start = $7, source_end = $8, source_bbox = $9, updated_at = $10 \
+         WHERE id = $11 AND user_id = $12",
+    )
+    .bind(&deck_id)
+    .bind(&content.front)
+    .bind(&content.back)
+    .bind(content.tags.join(" "))
+    .bind(source.map(|s| s.document_id.clone()))
+    .bind(source.and_then(|s| s.page))
+    .bind(source.and_then(|s| s.start))
+    .bind(source.and_then(|s| s.end))
+    .bind(bbox_text(source))
+    .bind(now)
+    .bind(&id)
+    .bind(&user.id)
+    .execute(&mut *tx)
+    .await
+    .db("updating card")?;
+    if updated.rows_affected() == 0 {
+        return Err(card_not_found());
+    }
+    sqlx::query("UPDATE study_items SET deck_id = $1 WHERE card_id = $2")
+        .bind(&deck_id)
+        .bind(&id)
+        .execute(&mut *tx)
+        .await
+        .db("moving study items")?;
+    sync_study_items(&mut tx, &id, &deck_id, &user.id, &ordinals, now).await?;
+    tx.commit().await.db("committing card")?;
+    state.metrics.operation(Operation::Update);
+    Ok(Json(Card {
+        id,
+        deck_id,
+        kind: content.kind,
+        front: content.front,
+        back: content.back,
+        tags: content.tags,
+        source: content.source,
+        ordinals,
+        created_at: current.created_at,
+        updated_at: rfc3339(now),
+    }))
+}
+
+#[utoipa::path(delete, path = "/api/cards/{id}", tag = "cards", params(("id" = String, Path)),
+    responses((status = 204, description = "the card and its study items are gone; review history is kept"),
+              (status = 404, body = ErrorBody)))]
+async fn delete_card(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let deleted = sqlx::query("DELETE FROM cards WHERE id = $1 AND user_id = $2")
+        .bind(&id)
+        .bind(&user.id)
+        .execute(&state.db)
+        .await
+        .db("deleting card")?;
+    if deleted.rows_affected() == 0 {
+        return Err(card_not_found());
+    }
+    state.metrics.operation(Operation::Delete);
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,28 @@
+//! The backend's command line; every flag also reads an environment variable.
+
+use clap::Parser;
+use flashcards_bootstrap::CommonArgs;
+
+#[derive(Debug, Clone, Parser)]
+#[command(name = "flashcards-backend", version, about = "The flashcards backend API")]
+pub struct Args {
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    /// Database: `sqlite://<file>` (created if missing, WAL mode; one replica only) or
+    /// `postgres://user:password@host:port/database`.
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://flashcards.db")]
+    pub database_url: String,
+
+    /// Size of the database connection pool.
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 8)]
+    pub database_max_connections: u32,
+
+    /// How long a login session lasts, in hours.
+    #[arg(long, env = "SESSION_TTL_HOURS", default_value_t = 24 * 30)]
+    pub session_ttl_hours: u32,
+
+    /// Mark the session cookie `Secure` (set this when the backend is served over HTTPS).
+    #[arg(long, env = "SECURE_COOKIES")]
+    pub secure_cookies: bool,
+}

@@ -1,0 +1,152 @@
+//! Connecting to SQLite or PostgreSQL through sqlx's `Any` driver, and migrating at start-up. The
+//! migrations are written once in SQL both engines accept, so both behave the same.
+
+use std::time::Duration;
+
+use flashcards_bootstrap::ApiError;
+use sqlx::{
+    AnyPool, Executor,
+    any::{AnyPoolOptions, install_default_drivers},
+    migrate::Migrator,
+};
+
+pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("unsupported database URL scheme in {0:?}: use sqlite://<file> or postgres://...")]
+    UnsupportedScheme(String),
+    #[error("connecting to {target}: {source}")]
+    Connect { target: String, source: sqlx::Error },
+    #[error("applying migrations to {target}: {source}")]
+    Migrate {
+        target: String,
+        source: sqlx::migrate::MigrateError,
+    },
+    #[error("database ping failed: {0}")]
+    Ping(sqlx::Error),
+}
+
+/// The URL with any password removed, safe for logs and errors.
+pub fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.rsplit_once('@') {
+        Some((credentials, host)) => {
+            let user = credentials.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{host}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// Maps a failed query to the API error: an unreachable or saturated database is a retryable 503,
+/// anything else a 500 whose detail goes to the log only.
+pub fn query_error(context: &str, err: sqlx::Error) -> ApiError {
+    match err {
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+            ApiError::Unavailable {
+                detail: format!("database unavailable while {context}"),
+                retry_after_secs: Some(1),
+            }
+        }
+        other => ApiError::internal(context, other),
+    }
+}
+
+/// `.db("context")?` on a query result.
+pub trait QueryResultExt<T> {
+    fn db(self, context: &str) -> Result<T, ApiError>;
+}
+
+impl<T> QueryResultExt<T> for Result<T, sqlx::Error> {
+    fn db(self, context: &str) -> Result<T, ApiError> {
+        self.map_err(|err| query_error(context, err))
+    }
+}
+
+pub fn is_unique_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+/// SQLite files are created when missing unless the URL chooses a mode itself.
+fn with_sqlite_defaults(url: &str) -> String {
+    if url.starts_with("sqlite:") && !url.contains("mode=") && !url.contains(":memory:") {
+        let separator = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{separator}mode=rwc")
+    } else {
+        url.to_owned()
+    }
+}
+
+/// Opens the pool and applies pending migrations.
+pub async fn connect(url: &str, max_connections: u32) -> Result<AnyPool, DbError> {
+    if !(url.starts_with("sqlite:") || url.starts_with("postgres:") || url.starts_with("postgresql:")) {
+        return Err(DbError::UnsupportedScheme(redacted(url)));
+    }
+    install_default_drivers();
+    let target = redacted(url);
+    let pool = AnyPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(10))
+        .after_connect(|conn, _meta| {
+            Box::pin(async move {
+                if conn.backend_name() == "SQLite" {
+                    // WAL lets readers proceed during a write; NORMAL sync is durable in WAL mode
+                    // except for the last transactions on power loss; writers wait instead of failing.
+                    conn.execute(
+                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                         PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
+                    )
+                    .await?;
+                }
+                Ok(())
+            })
+        })
+        .connect(&with_sqlite_defaults(url))
+        .await
+        .map_err(|source| DbError::Connect {
+            target: target.clone(),
+            source,
+        })?;
+    MIGRATOR
+        .run(&pool)
+        .await
+        .map_err(|source| DbError::Migrate { target, source })?;
+    Ok(pool)
+}
+
+pub async fn ping(pool: &AnyPool) -> Result<(), DbError> {
+    sqlx::query("SELECT 1")
+        .execute(pool)
+        .await
+        .map(drop)
+        .map_err(DbError::Ping)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_reach_logs() {
+        assert_eq!(
+            redacted("postgres://app:s3cret@db:5432/cards"),
+            "postgres://app:***@db:5432/cards"
+        );
+        assert_eq!(redacted("sqlite://cards.db"), "sqlite://cards.db");
+        assert_eq!(redacted("a@b://x:y@h"), "a@b://x:***@h");
+    }
+
+    #[test]
+    fn sqlite_files_are_created_unless_told_otherwise() {
+        assert_eq!(with_sqlite_defaults("sqlite://a.db"), "sqlite://a.db?mode=rwc");
+        assert_eq!(
+            with_sqlite_defaults("sqlite://a.db?cache=shared"),
+            "sqlite://a.db?cache=shared&mode=rwc"
+        );
+        assert_eq!(with_sqlite_defaults("sqlite://a.db?mode=ro"), "sqlite://a.db?mode=ro");
+        assert_eq!(with_sqlite_defaults("postgres://h/d"), "postgres://h/d");
+    }
+}

@@ -1,0 +1,246 @@
+//! Decks: named collections of cards, each owned by one user.
+
+use axum::{extract::State, http::StatusCode};
+use flashcards_bootstrap::{
+    ApiError,
+    error::ErrorBody,
+    extract::{Json, Path, Query},
+};
+use serde::{Deserialize, Serialize};
+use sqlx::{AnyPool, Row, any::AnyRow};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::{
+    AppState,
+    auth::CurrentUser,
+    db::QueryResultExt,
+    pagination::{Page, PageQuery},
+    timestamp::rfc3339,
+};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_decks, create_deck))
+        .routes(routes!(get_deck, update_deck, delete_deck))
+}
+
+const MAX_NAME_LENGTH: usize = 200;
+const MAX_DESCRIPTION_LENGTH: usize = 10_000;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Deck {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewDeck {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeckChanges {
+    pub name: Option<String>,
+    pub description: Option<String>,
+}
+
+fn check_name(name: &str) -> Result<String, ApiError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > MAX_NAME_LENGTH {
+        return Err(ApiError::invalid(
+            "name",
+            format!("must be 1 to {MAX_NAME_LENGTH} characters"),
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+fn check_description(description: &str) -> Result<(), ApiError> {
+    if description.chars().count() > MAX_DESCRIPTION_LENGTH {
+        return Err(ApiError::invalid(
+            "description",
+            format!("must be at most {MAX_DESCRIPTION_LENGTH} characters"),
+        ));
+    }
+    Ok(())
+}
+
+fn deck_from_row(row: &AnyRow) -> Result<Deck, sqlx::Error> {
+    Ok(Deck {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        description: row.try_get("description")?,
+        created_at: rfc3339(row.try_get("created_at")?),
+        updated_at: rfc3339(row.try_get("updated_at")?),
+    })
+}
+
+pub fn deck_not_found() -> ApiError {
+    ApiError::NotFound("no such deck".to_owned())
+}
+
+/// Whether `user_id` owns deck `deck_id`; another user's deck is indistinguishable from none.
+pub async fn owns_deck(db: &AnyPool, user_id: &str, deck_id: &str) -> Result<bool, ApiError> {
+    Ok(sqlx::query("SELECT 1 FROM decks WHERE id = $1 AND user_id = $2")
+        .bind(deck_id)
+        .bind(user_id)
+        .fetch_optional(db)
+        .await
+        .db("checking deck")?
+        .is_some())
+}
+
+async fn load_deck(db: &AnyPool, user_id: &str, deck_id: &str) -> Result<Deck, ApiError> {
+    let row = sqlx::query(
+        "SELECT id, name, description, created_at, updated_at FROM decks WHERE id = $1 AND user_id = $2",
+    )
+    .bind(deck_id)
+    .bind(user_id)
+    .fetch_optional(db)
+    .await
+    .db("loading deck")?
+    .ok_or_else(deck_not_found)?;
+    deck_from_row(&row).db("reading deck")
+}
+
+#[utoipa::path(get, path = "/api/decks", tag = "decks", params(PageQuery),
+    responses((status = 200, body = Page<Deck>), (status = 401, body = ErrorBody)))]
+async fn list_decks(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Query(page): Query<PageQuery>,
+) -> Result<Json<Page<Deck>>, ApiError> {
+    let limit = page.limit()?;
+    let rows = sqlx::query(
+        "SELECT id, name, description, created_at, updated_at FROM decks \
+         WHERE user_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+    )
+    .bind(&user.id)
+    .bind(page.after())
+    .bind(i64::from(limit) + 1)
+    .fetch_all(&state.db)
+    .await
+    .db("listing decks")?;
+    let decks = rows
+        .iter()
+        .map(deck_from_row)
+        .collect::<Result<Vec<_>, _>>()
+        .db("reading decks")?;
+    Ok(Json(Page::from_rows(decks, limit, |d| &d.id)))
+}
+
+#[utoipa::path(post, path = "/api/decks", tag = "decks", request_body = NewDeck,
+    responses((status = 201, body = Deck), (status = 422, body = ErrorBody)))]
+async fn create_deck(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Json(input): Json<NewDeck>,
+) -> Result<(StatusCode, Json<Deck>), ApiError> {
+    let name = check_name(&input.name)?;
+    check_description(&input.description)?;
+    let id = uuid::Uuid::now_v7().to_string();
+    let now = state.clock.now_ms();
+    sqlx::query(
+        "INSERT INTO decks (id, user_id, name, description, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $5)",
+    )
+    .bind(&id)
+    .bind(&user.id)
+    .bind(&name)
+    .bind(&input.description)
+    .bind(now)
+    .execute(&state.db)
+    .await
+    .db("creating deck")?;
+    Ok((
+        StatusCode::CREATED,
+        Json(Deck {
+            id,
+            name,
+            description: input.description,
+            created_at: rfc3339(now),
+            updated_at: rfc3339(now),
+        }),
+    ))
+}
+
+#[utoipa::path(get, path = "/api/decks/{id}", tag = "decks", params(("id" = String, Path)),
+    responses((status = 200, body = Deck), (status = 404, body = ErrorBody)))]
+async fn get_deck(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Json<Deck>, ApiError> {
+    load_deck(&state.db, &user.id, &id).await.map(Json)
+}
+
+#[utoipa::path(patch, path = "/api/decks/{id}", tag = "decks", params(("id" = String, Path)),
+    request_body = DeckChanges,
+    responses((status = 200, body = Deck), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn update_deck(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    Json(changes): Json<DeckChanges>,
+) -> Result<Json<Deck>, ApiError> {
+    let name = changes.name.as_deref().map(check_name).transpose()?;
+    if let Some(description) = &changes.description {
+        check_description(description)?;
+    }
+    let updated = sqlx::query(
+        "UPDATE decks SET name = COALESCE($1, name), description = COALESCE($2, description), \
+         updated_at = $3 WHERE id = $4 AND user_id = $5",
+    )
+    .bind(name)
+    .bind(changes.description)
+    .bind(state.clock.now_ms())
+    .bind(&id)
+    .bind(&user.id)
+    .execute(&state.db)
+    .await
+    .db("updating deck")?;
+    if updated.rows_affected() == 0 {
+        return Err(deck_not_found());
+    }
+    load_deck(&state.db, &user.id, &id).await.map(Json)
+}
+
+#[utoipa::path(delete, path = "/api/decks/{id}", tag = "decks", params(("id" = String, Path)),
+    responses((status = 204, description = "the deck and its cards are gone; review history is kept"),
+              (status = 404, body = ErrorBody)))]
+async fn delete_deck(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let deleted = sqlx::query("DELETE FROM decks WHERE id = $1 AND user_id = $2")
+        .bind(&id)
+        .bind(&user.id)
+        .execute(&state.db)
+        .await
+        .db("deleting deck")?;
+    if deleted.rows_affected() == 0 {
+        return Err(deck_not_found());
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_trimmed_and_bounded() {
+        assert_eq!(check_name("  Biology ").ok().as_deref(), Some("Biology"));
+        assert!(check_name("   ").is_err());
+        assert!(check_name(&"x".repeat(MAX_NAME_LENGTH + 1)).is_err());
+    }
+}

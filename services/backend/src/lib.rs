@@ -1,0 +1,41 @@
+//! The flashcards backend: users and sessions, decks, cards (basic and cloze) and FSRS study, over
+//! SQLite or PostgreSQL. `app` builds the whole HTTP service; `main.rs` only parses flags and serves.
+
+pub mod auth;
+pub mod cards;
+pub mod clock;
+pub mod config;
+pub mod db;
+pub mod decks;
+pub mod metrics;
+pub mod pagination;
+pub mod state;
+pub mod study;
+pub mod timestamp;
+
+use axum::Router;
+use flashcards_bootstrap::{ServiceBuilder, health::Readiness};
+use utoipa_axum::router::OpenApiRouter;
+
+pub use config::Args;
+pub use state::AppState;
+
+/// The backend's port in the design's service table.
+pub const DEFAULT_PORT: u16 = 8002;
+
+/// Everything the backend serves, with the shared bootstrap around it. The caller registers the
+/// backend's metrics into `service`'s registry first (see [`metrics::BackendMetrics::register`]).
+pub fn app(service: ServiceBuilder, state: AppState) -> Router {
+    let db = state.db.clone();
+    let readiness = Readiness::new(move || {
+        let db = db.clone();
+        async move { db::ping(&db).await.map_err(|err| err.to_string()) }
+    });
+    let api = OpenApiRouter::new()
+        .merge(auth::router())
+        .merge(decks::router())
+        .merge(cards::router())
+        .merge(study::router())
+        .with_state(state);
+    service.readiness(readiness).build(api)
+}

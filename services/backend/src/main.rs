@@ -1,0 +1,59 @@
+use std::time::Duration;
+
+use anyhow::Context;
+use flashcards_backend::{
+    AppState, Args, DEFAULT_PORT, app, auth,
+    clock::Clock,
+    db,
+    metrics::BackendMetrics,
+    state::SessionSettings,
+};
+use flashcards_bootstrap::{ServiceBuilder, config, logging, server};
+
+/// How often expired sessions are deleted and `user_sessions_active` is recounted.
+const SESSION_SWEEP_INTERVAL: Duration = Duration::from_secs(30);
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args: Args = config::parse(DEFAULT_PORT);
+    logging::init(args.common.log_format);
+
+    let pool = db::connect(&args.database_url, args.database_max_connections)
+        .await
+        .context("opening the database")?;
+    tracing::info!(database = %db::redacted(&args.database_url), "database ready");
+
+    let mut service = ServiceBuilder::new("flashcards-backend", env!("CARGO_PKG_VERSION"))
+        .body_limit_bytes(args.common.body_limit_bytes);
+    let metrics = BackendMetrics::register(service.registry());
+    let state = AppState {
+        db: pool,
+        clock: Clock::System,
+        metrics,
+        fsrs: fsrs::FSRS::default(),
+        sessions: SessionSettings {
+            ttl_ms: i64::from(args.session_ttl_hours) * 3_600_000,
+            secure_cookies: args.secure_cookies,
+        },
+    };
+
+    let sweeper = state.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(SESSION_SWEEP_INTERVAL);
+        loop {
+            tick.tick().await;
+            auth::sweep_expired(&sweeper).await;
+        }
+    });
+
+    let listener = tokio::net::TcpListener::bind(args.common.listen)
+        .await
+        .with_context(|| format!("binding {}", args.common.listen))?;
+    let address = listener.local_addr().context("reading the bound address")?;
+    tracing::info!("flashcards-backend listening on http://{address} (API docs at /docs)");
+    server::serve(listener, app(service, state))
+        .await
+        .context("serving HTTP")?;
+    tracing::info!("stopped");
+    Ok(())
+}

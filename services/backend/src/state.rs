@@ -1,0 +1,20 @@
+use fsrs::FSRS;
+use sqlx::AnyPool;
+
+use crate::{clock::Clock, metrics::BackendMetrics};
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: AnyPool,
+    pub clock: Clock,
+    pub metrics: BackendMetrics,
+    pub fsrs: FSRS,
+    pub sessions: SessionSettings,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct SessionSettings {
+    pub ttl_ms: i64,
+    pub secure_cookies: bool,
+}

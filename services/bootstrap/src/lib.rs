@@ -1,0 +1,15 @@
+//! What every flashcards service shares, written once: configuration, logging, the Prometheus registry
+//! with the HTTP metrics middleware, `/metrics`, `/healthz`, `/readyz`, the JSON error type and the
+//! extractors that produce it, OpenAPI with Swagger UI at `/docs`, body limits and graceful shutdown.
+
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod http_metrics;
+pub mod logging;
+pub mod server;
+
+pub use config::CommonArgs;
+pub use error::ApiError;
+pub use server::ServiceBuilder;
