@@ -4,7 +4,11 @@ use clap::Parser;
 use flashcards_bootstrap::CommonArgs;
 
 #[derive(Debug, Clone, Parser)]
-#[command(name = "flashcards-backend", version, about = "The flashcards backend API")]
+#[command(
+    name = "flashcards-backend",
+    version,
+    about = "The flashcards backend API"
+)]
 pub struct Args {
     #[command(flatten)]
     pub common: CommonArgs,

@@ -82,7 +82,10 @@ fn with_sqlite_defaults(url: &str) -> String {
 
 /// Opens the pool and applies pending migrations.
 pub async fn connect(url: &str, max_connections: u32) -> Result<AnyPool, DbError> {
-    if !(url.starts_with("sqlite:") || url.starts_with("postgres:") || url.starts_with("postgresql:")) {
+    if !(url.starts_with("sqlite:")
+        || url.starts_with("postgres:")
+        || url.starts_with("postgresql:"))
+    {
         return Err(DbError::UnsupportedScheme(redacted(url)));
     }
     install_default_drivers();
@@ -141,12 +144,18 @@ mod tests {
 
     #[test]
     fn sqlite_files_are_created_unless_told_otherwise() {
-        assert_eq!(with_sqlite_defaults("sqlite://a.db"), "sqlite://a.db?mode=rwc");
+        assert_eq!(
+            with_sqlite_defaults("sqlite://a.db"),
+            "sqlite://a.db?mode=rwc"
+        );
         assert_eq!(
             with_sqlite_defaults("sqlite://a.db?cache=shared"),
             "sqlite://a.db?cache=shared&mode=rwc"
         );
-        assert_eq!(with_sqlite_defaults("sqlite://a.db?mode=ro"), "sqlite://a.db?mode=ro");
+        assert_eq!(
+            with_sqlite_defaults("sqlite://a.db?mode=ro"),
+            "sqlite://a.db?mode=ro"
+        );
         assert_eq!(with_sqlite_defaults("postgres://h/d"), "postgres://h/d");
     }
 }

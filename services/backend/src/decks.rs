@@ -89,13 +89,15 @@ pub fn deck_not_found() -> ApiError {
 
 /// Whether `user_id` owns deck `deck_id`; another user's deck is indistinguishable from none.
 pub async fn owns_deck(db: &AnyPool, user_id: &str, deck_id: &str) -> Result<bool, ApiError> {
-    Ok(sqlx::query("SELECT 1 FROM decks WHERE id = $1 AND user_id = $2")
-        .bind(deck_id)
-        .bind(user_id)
-        .fetch_optional(db)
-        .await
-        .db("checking deck")?
-        .is_some())
+    Ok(
+        sqlx::query("SELECT 1 FROM decks WHERE id = $1 AND user_id = $2")
+            .bind(deck_id)
+            .bind(user_id)
+            .fetch_optional(db)
+            .await
+            .db("checking deck")?
+            .is_some(),
+    )
 }
 
 async fn load_deck(db: &AnyPool, user_id: &str, deck_id: &str) -> Result<Deck, ApiError> {

@@ -2,10 +2,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use flashcards_backend::{
-    AppState, Args, DEFAULT_PORT, app, auth,
-    clock::Clock,
-    db,
-    metrics::BackendMetrics,
+    AppState, Args, DEFAULT_PORT, app, auth, clock::Clock, db, metrics::BackendMetrics,
     state::SessionSettings,
 };
 use flashcards_bootstrap::{ServiceBuilder, config, logging, server};

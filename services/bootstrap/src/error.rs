@@ -184,11 +184,27 @@ mod tests {
             (ApiError::BadRequest("x".into()), 400, "bad_request"),
             (ApiError::Unauthorized("x".into()), 401, "unauthorized"),
             (ApiError::NotFound("x".into()), 404, "not_found"),
-            (ApiError::MethodNotAllowed("x".into()), 405, "method_not_allowed"),
+            (
+                ApiError::MethodNotAllowed("x".into()),
+                405,
+                "method_not_allowed",
+            ),
             (ApiError::Conflict("x".into()), 409, "conflict"),
-            (ApiError::PayloadTooLarge("x".into()), 413, "payload_too_large"),
-            (ApiError::UnsupportedMediaType("x".into()), 415, "unsupported_media_type"),
-            (ApiError::Unprocessable("x".into()), 422, "validation_failed"),
+            (
+                ApiError::PayloadTooLarge("x".into()),
+                413,
+                "payload_too_large",
+            ),
+            (
+                ApiError::UnsupportedMediaType("x".into()),
+                415,
+                "unsupported_media_type",
+            ),
+            (
+                ApiError::Unprocessable("x".into()),
+                422,
+                "validation_failed",
+            ),
             (
                 ApiError::Unavailable {
                     detail: "x".into(),

@@ -133,7 +133,9 @@ mod tests {
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
         assert!(
-            text.contains(r#"http_requests_total{method="GET",route="/api/cards/{id}",status="200"} 2"#),
+            text.contains(
+                r#"http_requests_total{method="GET",route="/api/cards/{id}",status="200"} 2"#
+            ),
             "{text}"
         );
         assert!(

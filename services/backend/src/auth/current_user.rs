@@ -82,15 +82,24 @@ mod tests {
     #[test]
     fn bearer_wins_over_cookie() {
         let mut headers = HeaderMap::new();
-        headers.insert(header::COOKIE, HeaderValue::from_static("flashcards_session=fcs_a"));
-        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer fct_b"));
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("flashcards_session=fcs_a"),
+        );
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer fct_b"),
+        );
         assert_eq!(presented_token(&headers), Some("fct_b"));
     }
 
     #[test]
     fn no_credential_is_none() {
         let mut headers = HeaderMap::new();
-        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic Zm9vOmJhcg=="));
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Basic Zm9vOmJhcg=="),
+        );
         assert_eq!(presented_token(&headers), None);
     }
 }

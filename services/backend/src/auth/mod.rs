@@ -92,7 +92,9 @@ fn check_password(password: &str) -> Result<(), ApiError> {
 }
 
 /// Argon2 is deliberately slow: keep it off the async workers.
-async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|err| ApiError::internal("password hashing task", err))
@@ -195,7 +197,11 @@ async fn login(
     refresh_sessions_gauge(&state).await;
     tracing::info!(user = %user_id, "logged in");
 
-    let cookie = session_cookie(&secret, state.sessions.ttl_ms / 1000, state.sessions.secure_cookies)?;
+    let cookie = session_cookie(
+        &secret,
+        state.sessions.ttl_ms / 1000,
+        state.sessions.secure_cookies,
+    )?;
     Ok((
         AppendHeaders([(header::SET_COOKIE, cookie)]),
         Json(LoginResponse {
@@ -212,7 +218,10 @@ async fn login(
 #[utoipa::path(post, path = "/api/auth/logout", tag = "auth",
     responses((status = 204, description = "the credential used for this request no longer works"),
               (status = 401, body = ErrorBody)))]
-async fn logout(State(state): State<AppState>, user: CurrentUser) -> Result<impl IntoResponse, ApiError> {
+async fn logout(
+    State(state): State<AppState>,
+    user: CurrentUser,
+) -> Result<impl IntoResponse, ApiError> {
     sqlx::query("DELETE FROM auth_tokens WHERE id = $1 AND user_id = $2")
         .bind(&user.token_id)
         .bind(&user.id)
@@ -221,7 +230,10 @@ async fn logout(State(state): State<AppState>, user: CurrentUser) -> Result<impl
         .db("ending session")?;
     refresh_sessions_gauge(&state).await;
     let cleared = session_cookie("", 0, state.sessions.secure_cookies)?;
-    Ok((StatusCode::NO_CONTENT, AppendHeaders([(header::SET_COOKIE, cleared)])))
+    Ok((
+        StatusCode::NO_CONTENT,
+        AppendHeaders([(header::SET_COOKIE, cleared)]),
+    ))
 }
 
 #[utoipa::path(get, path = "/api/auth/me", tag = "auth",
@@ -344,12 +356,13 @@ async fn delete_token(
     user: CurrentUser,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let deleted = sqlx::query("DELETE FROM auth_tokens WHERE id = $1 AND user_id = $2 AND kind = 'api'")
-        .bind(&id)
-        .bind(&user.id)
-        .execute(&state.db)
-        .await
-        .db("deleting API token")?;
+    let deleted =
+        sqlx::query("DELETE FROM auth_tokens WHERE id = $1 AND user_id = $2 AND kind = 'api'")
+            .bind(&id)
+            .bind(&user.id)
+            .execute(&state.db)
+            .await
+            .db("deleting API token")?;
     if deleted.rows_affected() == 0 {
         return Err(ApiError::NotFound("no such API token".to_owned()));
     }
@@ -375,10 +388,11 @@ async fn count_live_sessions(db: &AnyPool, now_ms: i64) -> Result<i64, sqlx::Err
 
 /// Deletes expired sessions and API tokens, then refreshes the gauge; run periodically.
 pub async fn sweep_expired(state: &AppState) {
-    let swept = sqlx::query("DELETE FROM auth_tokens WHERE expires_at IS NOT NULL AND expires_at <= $1")
-        .bind(state.clock.now_ms())
-        .execute(&state.db)
-        .await;
+    let swept =
+        sqlx::query("DELETE FROM auth_tokens WHERE expires_at IS NOT NULL AND expires_at <= $1")
+            .bind(state.clock.now_ms())
+            .execute(&state.db)
+            .await;
     if let Err(err) = swept {
         tracing::warn!(%err, "cannot delete expired sessions");
     }
@@ -391,7 +405,10 @@ mod tests {
 
     #[test]
     fn emails_are_normalised_and_checked() {
-        assert_eq!(normalise_email("  Ada@Example.ORG ").ok().as_deref(), Some("ada@example.org"));
+        assert_eq!(
+            normalise_email("  Ada@Example.ORG ").ok().as_deref(),
+            Some("ada@example.org")
+        );
         for bad in ["", "ada", "@example.org", "ada@", "a da@example.org"] {
             assert!(normalise_email(bad).is_err(), "{bad}");
         }
@@ -413,6 +430,12 @@ mod tests {
         assert!(cookie.contains("SameSite=Lax"));
         assert!(cookie.contains("Max-Age=60"));
         assert!(!cookie.contains("Secure"));
-        assert!(session_cookie("fcs_x", 60, true).expect("cookie").to_str().expect("ascii").ends_with("; Secure"));
+        assert!(
+            session_cookie("fcs_x", 60, true)
+                .expect("cookie")
+                .to_str()
+                .expect("ascii")
+                .ends_with("; Secure")
+        );
     }
 }

@@ -31,7 +31,10 @@ mod tests {
         assert_ne!(a, b);
         assert!(a.starts_with(API_PREFIX));
         assert_eq!(a.len(), API_PREFIX.len() + 43);
-        assert!(a.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'));
+        assert!(
+            a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        );
     }
 
     #[test]

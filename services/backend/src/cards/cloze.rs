@@ -131,7 +131,8 @@ mod tests {
 
     #[test]
     fn distinct_numbers_are_the_study_items() {
-        let text = "{{c1::Paris}} is the capital of {{c2::France}}; {{c1::it}} lies on the {{c3::Seine}}.";
+        let text =
+            "{{c1::Paris}} is the capital of {{c2::France}}; {{c1::it}} lies on the {{c3::Seine}}.";
         assert_eq!(ordinals(text), Ok(BTreeSet::from([1, 2, 3])));
     }
 
@@ -196,17 +197,22 @@ mod tests {
 
     #[test]
     fn braces_that_are_not_clozes_are_text() {
-        assert_eq!(
-            ordinals("{{code}} {{c1::x}}"),
-            Ok(BTreeSet::from([1]))
-        );
+        assert_eq!(ordinals("{{code}} {{c1::x}}"), Ok(BTreeSet::from([1])));
     }
 
     #[test]
     fn hostile_input_never_panics() {
         for text in [
-            "{{c", "{{c1", "{{c1:", "{{c1::", "{{c1::}", "}}{{c1::x}}}}", "{{c1::a::}}", "{{c١::x}}",
-            "{{c1::\u{0}}}", "{{{{c1::x}}}}",
+            "{{c",
+            "{{c1",
+            "{{c1:",
+            "{{c1::",
+            "{{c1::}",
+            "}}{{c1::x}}}}",
+            "{{c1::a::}}",
+            "{{c١::x}}",
+            "{{c1::\u{0}}}",
+            "{{{{c1::x}}}}",
         ] {
             let _ = ordinals(text);
             let _ = render(text, 1);

@@ -122,7 +122,10 @@ impl CardContent {
                     return Err(ApiError::invalid("front", "must not be empty"));
                 }
                 if self.back.trim().is_empty() {
-                    return Err(ApiError::invalid("back", "must not be empty for a basic card"));
+                    return Err(ApiError::invalid(
+                        "back",
+                        "must not be empty for a basic card",
+                    ));
                 }
                 vec![1]
             }
@@ -162,12 +165,18 @@ fn check_text(field: &str, text: &str) -> Result<(), ApiError> {
 /// Tags as Anki has them: no spaces inside, no duplicates; order kept.
 fn check_tags(tags: Vec<String>) -> Result<Vec<String>, ApiError> {
     if tags.len() > MAX_TAGS {
-        return Err(ApiError::invalid("tags", format!("at most {MAX_TAGS} tags")));
+        return Err(ApiError::invalid(
+            "tags",
+            format!("at most {MAX_TAGS} tags"),
+        ));
     }
     let mut kept: Vec<String> = Vec::with_capacity(tags.len());
     for tag in tags {
         let tag = tag.trim().to_owned();
-        if tag.is_empty() || tag.chars().count() > MAX_TAG_LENGTH || tag.chars().any(char::is_whitespace) {
+        if tag.is_empty()
+            || tag.chars().count() > MAX_TAG_LENGTH
+            || tag.chars().any(char::is_whitespace)
+        {
             return Err(ApiError::invalid(
                 "tags",
                 format!("each tag must be 1 to {MAX_TAG_LENGTH} characters without spaces"),
@@ -196,10 +205,16 @@ fn check_source(source: &SourceRef) -> Result<(), ApiError> {
             return Err(ApiError::invalid("source.start", "must not be negative"));
         }
         (Some(start), Some(end)) if end < start => {
-            return Err(ApiError::invalid("source.end", "must not be before source.start"));
+            return Err(ApiError::invalid(
+                "source.end",
+                "must not be before source.start",
+            ));
         }
         (None, Some(_)) | (Some(_), None) => {
-            return Err(ApiError::invalid("source.start", "start and end go together"));
+            return Err(ApiError::invalid(
+                "source.start",
+                "start and end go together",
+            ));
         }
         _ => {}
     }
@@ -235,9 +250,13 @@ mod tests {
 
     #[test]
     fn a_basic_card_is_one_item_and_needs_both_sides() {
-        let (_, ordinals) = content(CardKind::Basic, "Q", "A").validate().expect("valid");
+        let (_, ordinals) = content(CardKind::Basic, "Q", "A")
+            .validate()
+            .expect("valid");
         assert_eq!(ordinals, [1]);
-        let err = content(CardKind::Basic, "Q", " ").validate().expect_err("no back");
+        let err = content(CardKind::Basic, "Q", " ")
+            .validate()
+            .expect_err("no back");
         assert!(detail(err).starts_with("back:"));
     }
 
@@ -247,7 +266,9 @@ mod tests {
             .validate()
             .expect("valid");
         assert_eq!(ordinals, [1, 2]);
-        let err = content(CardKind::Cloze, "no deletions", "").validate().expect_err("invalid");
+        let err = content(CardKind::Cloze, "no deletions", "")
+            .validate()
+            .expect_err("invalid");
         assert!(detail(err).starts_with("front:"));
     }
 
@@ -271,7 +292,15 @@ mod tests {
             end,
             bbox,
         };
-        assert!(check_source(&source(Some(1), Some(0), Some(10), Some([1.0, 2.0, 3.0, 4.0]))).is_ok());
+        assert!(
+            check_source(&source(
+                Some(1),
+                Some(0),
+                Some(10),
+                Some([1.0, 2.0, 3.0, 4.0])
+            ))
+            .is_ok()
+        );
         assert!(check_source(&source(Some(0), None, None, None)).is_err());
         assert!(check_source(&source(None, Some(5), Some(2), None)).is_err());
         assert!(check_source(&source(None, Some(5), None, None)).is_err());
@@ -289,6 +318,13 @@ mod tests {
     #[test]
     fn oversized_text_is_rejected() {
         let long = "x".repeat(MAX_TEXT_LENGTH + 1);
-        assert!(detail(content(CardKind::Basic, &long, "A").validate().expect_err("long")).starts_with("front:"));
+        assert!(
+            detail(
+                content(CardKind::Basic, &long, "A")
+                    .validate()
+                    .expect_err("long")
+            )
+            .starts_with("front:")
+        );
     }
 }

@@ -17,10 +17,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::{
     AppState,
     auth::CurrentUser,
-    cards::{
-        card_not_found, cloze,
-        model::CardKind,
-    },
+    cards::{card_not_found, cloze, model::CardKind},
     db::QueryResultExt,
     decks::{deck_not_found, owns_deck},
     metrics::Operation,

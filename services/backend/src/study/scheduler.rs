@@ -130,9 +130,7 @@ mod tests {
     #[test]
     fn first_review_intervals_follow_fsrs_initial_stability() {
         let fsrs = FSRS::default();
-        let expected = fsrs
-            .next_states(None, DESIRED_RETENTION, 0)
-            .expect("fsrs");
+        let expected = fsrs.next_states(None, DESIRED_RETENTION, 0).expect("fsrs");
         for (rating, state) in [
             (Rating::Hard, &expected.hard),
             (Rating::Good, &expected.good),
@@ -151,7 +149,11 @@ mod tests {
         let fsrs = FSRS::default();
         let dues: Vec<i64> = [Rating::Again, Rating::Hard, Rating::Good, Rating::Easy]
             .into_iter()
-            .map(|r| schedule(&fsrs, &new_item(), r, T0).expect("schedules").due_ms)
+            .map(|r| {
+                schedule(&fsrs, &new_item(), r, T0)
+                    .expect("schedules")
+                    .due_ms
+            })
             .collect();
         assert!(dues.windows(2).all(|w| w[0] <= w[1]), "{dues:?}");
     }
@@ -164,8 +166,7 @@ mod tests {
         assert_eq!(first.lapses, 0);
         let learned = schedule(&fsrs, &new_item(), Rating::Good, T0).expect("schedules");
         let later = T0 + 3 * DAY_MS;
-        let lapse = schedule(&fsrs, &after(&learned, T0), Rating::Again, later)
-            .expect("schedules");
+        let lapse = schedule(&fsrs, &after(&learned, T0), Rating::Again, later).expect("schedules");
         assert_eq!(lapse.lapses, 1);
         assert_eq!(lapse.due_ms, later + RELEARNING_STEP_MS);
         assert!(lapse.memory.stability < learned.memory.stability);

@@ -1,0 +1,285 @@
+//! Starts the real backend (the same router `main` serves) on a loopback port, over a fresh SQLite file
+//! or a fresh database in the PostgreSQL server named by `FLASHCARDS_TEST_POSTGRES_URL` (which
+//! `cargo xtask test` starts), with a manual clock the tests move.
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::path::PathBuf;
+
+use flashcards_backend::{
+    AppState, app, clock::Clock, db, metrics::BackendMetrics, state::SessionSettings,
+};
+use flashcards_bootstrap::ServiceBuilder;
+use reqwest::{Client, Response, StatusCode};
+use serde_json::{Value, json};
+use sqlx::{AnyConnection, Connection, Executor};
+
+pub const T0: i64 = 1_800_000_000_000;
+/// Longer than any review interval the tests step through, so only the expiry test outlives it.
+pub const SESSION_TTL_MS: i64 = 400 * 86_400_000;
+pub const PASSWORD: &str = "correct horse battery";
+
+#[derive(Debug, Clone, Copy)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+pub struct TestServer {
+    pub base: String,
+    pub state: AppState,
+    pub database_url: String,
+    sqlite_file: Option<PathBuf>,
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(file) = &self.sqlite_file {
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", file.display()));
+            }
+        }
+    }
+}
+
+async fn fresh_postgres_database() -> String {
+    let admin = std::env::var("FLASHCARDS_TEST_POSTGRES_URL").expect(
+        "FLASHCARDS_TEST_POSTGRES_URL is not set: run the tests with `cargo xtask test`, \
+         which starts a throwaway PostgreSQL server",
+    );
+    sqlx::any::install_default_drivers();
+    let name = format!("t_{}", uuid::Uuid::now_v7().simple());
+    let mut conn = AnyConnection::connect(&admin).await.unwrap();
+    conn.execute(format!("CREATE DATABASE {name}").as_str())
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    let (server, _) = admin.rsplit_once('/').unwrap();
+    format!("{server}/{name}")
+}
+
+impl TestServer {
+    pub async fn start(engine: Engine) -> Self {
+        let (database_url, sqlite_file) = match engine {
+            Engine::Sqlite => {
+                let file = std::env::temp_dir()
+                    .join(format!("flashcards-test-{}.db", uuid::Uuid::now_v7()));
+                (format!("sqlite://{}", file.display()), Some(file))
+            }
+            Engine::Postgres => (fresh_postgres_database().await, None),
+        };
+        let pool = db::connect(&database_url, 4).await.unwrap();
+        let mut service = ServiceBuilder::new("flashcards-backend", "test");
+        let metrics = BackendMetrics::register(service.registry());
+        let state = AppState {
+            db: pool,
+            clock: Clock::manual(T0),
+            metrics,
+            fsrs: fsrs::FSRS::default(),
+            sessions: SessionSettings {
+                ttl_ms: SESSION_TTL_MS,
+                secure_cookies: false,
+            },
+        };
+        let router = app(service, state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        Self {
+            base,
+            state,
+            database_url,
+            sqlite_file,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A client without credentials.
+    pub fn anonymous(&self) -> Client {
+        Client::new()
+    }
+
+    pub async fn register(&self, email: &str) -> Response {
+        self.anonymous()
+            .post(self.url("/api/auth/register"))
+            .json(&json!({"email": email, "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Registers `email` and logs in: the returned client carries the session cookie.
+    pub async fn user(&self, email: &str) -> User {
+        assert_eq!(self.register(email).await.status(), StatusCode::CREATED);
+        self.login(email).await
+    }
+
+    pub async fn login(&self, email: &str) -> User {
+        let client = Client::builder().cookie_store(true).build().unwrap();
+        let response = client
+            .post(self.url("/api/auth/login"))
+            .json(&json!({"email": email, "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let body: Value = response.json().await.unwrap();
+        User {
+            client,
+            base: self.base.clone(),
+            id: body["user"]["id"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    pub async fn metrics(&self) -> String {
+        self.anonymous()
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// The value of one sample line of `/metrics`, e.g. `flashcard_operations_total{operation="create"}`.
+    pub async fn metric(&self, sample: &str) -> f64 {
+        let text = self.metrics().await;
+        text.lines()
+            .find_map(|line| {
+                line.strip_prefix(sample)
+                    .and_then(|rest| rest.strip_prefix(' '))
+            })
+            .map_or(0.0, |value| value.trim().parse().unwrap())
+    }
+
+    pub fn advance_days(&self, days: f64) {
+        #[allow(clippy::cast_possible_truncation)]
+        self.state.clock.advance_ms((days * 86_400_000.0) as i64);
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.state.clock.now_ms()
+    }
+}
+
+/// A logged-in user: requests go out with the session cookie.
+pub struct User {
+    pub client: Client,
+    pub base: String,
+    pub id: String,
+}
+
+impl User {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        into_parts(self.client.get(self.url(path)).send().await.unwrap()).await
+    }
+
+    pub async fn delete(&self, path: &str) -> (StatusCode, Value) {
+        into_parts(self.client.delete(self.url(path)).send().await.unwrap()).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        into_parts(
+            self.client
+                .post(self.url(path))
+                .json(&body)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    pub async fn patch(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        into_parts(
+            self.client
+                .patch(self.url(path))
+                .json(&body)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    /// POST with a raw body and content type, for malformed input.
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> (StatusCode, Value) {
+        into_parts(
+            self.client
+                .post(self.url(path))
+                .header("content-type", content_type)
+                .body(body)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    pub async fn deck(&self, name: &str) -> String {
+        let (status, body) = self.post("/api/decks", json!({"name": name})).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["id"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn card(&self, deck: &str, card: Value) -> Value {
+        let (status, body) = self.post(&format!("/api/decks/{deck}/cards"), card).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body
+    }
+
+    pub async fn basic(&self, deck: &str, front: &str, back: &str) -> String {
+        self.card(deck, json!({"front": front, "back": back})).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+}
+
+/// Status and JSON body (`Null` for an empty body). Every non-empty body must be JSON.
+pub async fn into_parts(response: Response) -> (StatusCode, Value) {
+    let status = response.status();
+    let bytes = response.bytes().await.unwrap();
+    if bytes.is_empty() {
+        return (status, Value::Null);
+    }
+    let body = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|err| panic!("{status}: body is not JSON ({err}): {bytes:?}"));
+    (status, body)
+}
+
+/// Runs each scenario against SQLite and PostgreSQL as separate tests.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($($scenario:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $scenario() {
+                    super::$scenario($crate::support::TestServer::start($crate::support::Engine::Sqlite).await).await;
+                }
+            )+
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $scenario() {
+                    super::$scenario($crate::support::TestServer::start($crate::support::Engine::Postgres).await).await;
+                }
+            )+
+        }
+    };
+}
