@@ -1,1 +1,60 @@
-fn main() {}
+//! `cargo xtask <command>`: the project's developer commands. Run `cargo xtask --help` for the list.
+
+mod apt;
+mod bench;
+mod cargo;
+mod http;
+mod interrupt;
+mod paths;
+mod postgres;
+mod server;
+mod summary;
+mod system;
+mod test;
+mod up;
+mod wrk;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    about = "The flashcards developer commands"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Task,
+}
+
+#[derive(Debug, Subcommand)]
+enum Task {
+    /// Run every test in the workspace (`cargo test --workspace --all-targets`) against a
+    /// throwaway PostgreSQL, installed with apt if missing, unless FLASHCARDS_TEST_POSTGRES_URL is
+    /// set. The output ends with one line summing up all test suites.
+    Test {
+        /// Extra arguments for `cargo test`, after `--`: `cargo xtask test -- sqlite`.
+        #[arg(last = true)]
+        cargo_args: Vec<String>,
+    },
+    /// Build the backend in release mode and run it locally on SQLite until Ctrl-C.
+    Up(up::Options),
+    /// Load-test the backend with wrk next to a bare axum hello-world, the ceiling (prints figures,
+    /// asserts nothing). Installs wrk with apt if missing.
+    Bench(wrk::Load),
+}
+
+fn main() -> ExitCode {
+    let outcome = match Cli::parse().command {
+        // `test` reports its own errors above its summary line, which must stay the last line.
+        Task::Test { cargo_args } => return test::run(&cargo_args),
+        Task::Up(options) => up::run(&options),
+        Task::Bench(load) => bench::run(&load).map(|()| ExitCode::SUCCESS),
+    };
+    outcome.unwrap_or_else(|err| {
+        eprintln!("error: {err:#}");
+        ExitCode::FAILURE
+    })
+}

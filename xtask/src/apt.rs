@@ -1,0 +1,58 @@
+//! Installing missing system programs from Debian packages.
+
+use std::process::Command;
+
+use anyhow::{Context, Result, bail, ensure};
+
+use crate::system;
+
+/// Makes sure each `(program, package)` is installed: `program` is a name on PATH or a path (see
+/// [`system::locate`]). Missing packages are installed with apt-get when we are root; otherwise
+/// this fails and names them.
+pub fn ensure_apt_packages(wanted: &[(&str, &str)]) -> Result<()> {
+    let missing: Vec<(&str, &str)> = wanted
+        .iter()
+        .copied()
+        .filter(|(program, _)| system::locate(program).is_none())
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let mut packages: Vec<&str> = missing.iter().map(|(_, package)| *package).collect();
+    packages.dedup();
+    let programs: Vec<&str> = missing.iter().map(|(program, _)| *program).collect();
+    if !system::is_root()? {
+        bail!(
+            "{} not found: install the Debian package {} (sudo apt-get install {})",
+            programs.join(", "),
+            packages.join(" "),
+            packages.join(" ")
+        );
+    }
+    eprintln!("installing {} with apt-get", packages.join(" "));
+    apt_get(&["update"])?;
+    let install = ["install", "-y", "--no-install-recommends"];
+    apt_get(&[&install[..], &packages].concat())?;
+    for (program, package) in missing {
+        ensure!(
+            system::locate(program).is_some(),
+            "installed {package}, but {program} is still missing"
+        );
+    }
+    Ok(())
+}
+
+fn apt_get(args: &[&str]) -> Result<()> {
+    let status = Command::new("apt-get")
+        .args(args)
+        // No prompts: this runs unattended in CI.
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status()
+        .context("running apt-get")?;
+    ensure!(
+        status.success(),
+        "`apt-get {}` failed ({status})",
+        args.join(" ")
+    );
+    Ok(())
+}

@@ -1,0 +1,76 @@
+//! `cargo xtask test`: the whole workspace's tests against a throwaway PostgreSQL, ending with one
+//! summary line.
+
+use std::{
+    env,
+    io::{self, BufRead, BufReader, Write},
+    process::{ExitCode, Stdio},
+};
+
+use anyhow::{Context, Result};
+
+use crate::{cargo, interrupt, postgres::Cluster, summary::Totals};
+
+/// The variable through which the test suites find PostgreSQL.
+const POSTGRES_URL_VAR: &str = "FLASHCARDS_TEST_POSTGRES_URL";
+
+pub fn run(cargo_args: &[String]) -> ExitCode {
+    let (cargo_succeeded, totals) = run_suites(cargo_args).unwrap_or_else(|err| {
+        eprintln!("error: {err:#}");
+        (false, Totals::default())
+    });
+    // By now PostgreSQL is stopped and its folder gone, so this really is the last line.
+    println!("{}", totals.summary(cargo_succeeded));
+    if totals.ok(cargo_succeeded) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// Runs cargo test; returns whether it succeeded and the summed results. The cluster, if we
+/// started one, is stopped and removed when this returns, whatever happened.
+fn run_suites(cargo_args: &[String]) -> Result<(bool, Totals)> {
+    interrupt::defer_ctrl_c()?;
+    let cluster = match env::var_os(POSTGRES_URL_VAR) {
+        Some(_) => {
+            eprintln!("using PostgreSQL from {POSTGRES_URL_VAR}");
+            None
+        }
+        None => Some(Cluster::start()?),
+    };
+    let mut command = cargo::command();
+    // --no-fail-fast: one failing suite should not hide the results of the others.
+    command
+        .args(["test", "--workspace", "--all-targets", "--no-fail-fast"])
+        .args(cargo_args)
+        .stdout(Stdio::piped());
+    if let Some(cluster) = &cluster {
+        command.env(POSTGRES_URL_VAR, cluster.url());
+    }
+    let mut child = command.spawn().context("starting cargo test")?;
+    let stdout = child
+        .stdout
+        .take()
+        .context("cargo test's stdout is not piped")?;
+    // cargo's own messages go to stderr, untouched; test binaries print results on stdout, which
+    // we copy through line by line while counting.
+    let mut totals = Totals::default();
+    let mut reader = BufReader::new(stdout);
+    let mut terminal = io::stdout().lock();
+    let mut line = Vec::new();
+    while reader
+        .read_until(b'\n', &mut line)
+        .context("reading cargo test's output")?
+        > 0
+    {
+        terminal
+            .write_all(&line)
+            .and_then(|()| terminal.flush())
+            .context("writing to stdout")?;
+        totals.add_line(&String::from_utf8_lossy(&line));
+        line.clear();
+    }
+    let status = child.wait().context("waiting for cargo test")?;
+    Ok((status.success(), totals))
+}
