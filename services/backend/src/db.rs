@@ -70,6 +70,56 @@ pub fn is_unique_violation(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
+/// The database engine behind a URL; the few statements that cannot be written portably ask it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+impl Engine {
+    pub fn of_url(url: &str) -> Result<Self, DbError> {
+        if url.starts_with("sqlite:") {
+            Ok(Self::Sqlite)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Ok(Self::Postgres)
+        } else {
+            Err(DbError::UnsupportedScheme(redacted(url)))
+        }
+    }
+
+    /// Wraps `subquery` so its whole result comes back as one JSON array of objects with the given
+    /// `columns`, ordered by `order_by`. sqlx's SQLite driver hands rows over one at a time from its
+    /// worker thread; on two cores those thread hand-offs cost more than the query itself, so lists
+    /// travel as one value instead. PostgreSQL is asked the same way, so both decode alike.
+    pub fn json_rows(self, subquery: &str, columns: &[&str], order_by: &str) -> String {
+        let pairs = columns
+            .iter()
+            .map(|column| format!("'{column}', {column}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        match self {
+            Self::Sqlite => format!(
+                "SELECT json_group_array(json_object({pairs}) ORDER BY {order_by}) FROM ({subquery})"
+            ),
+            Self::Postgres => format!(
+                "SELECT COALESCE(json_agg(json_build_object({pairs}) ORDER BY {order_by}), '[]'::json)::text \
+                 FROM ({subquery}) AS selected"
+            ),
+        }
+    }
+}
+
+/// Runs a statement built with [`Engine::json_rows`] and decodes its rows.
+pub async fn fetch_json_rows<'q, T: serde::de::DeserializeOwned>(
+    query: sqlx::query::QueryScalar<'q, sqlx::Any, String, sqlx::any::AnyArguments<'q>>,
+    db: &AnyPool,
+    context: &str,
+) -> Result<Vec<T>, ApiError> {
+    let text = query.fetch_one(db).await.db(context)?;
+    serde_json::from_str(&text).map_err(|err| ApiError::internal(context, err))
+}
+
 /// SQLite files are created when missing unless the URL chooses a mode itself.
 fn with_sqlite_defaults(url: &str) -> String {
     if url.starts_with("sqlite:") && !url.contains("mode=") && !url.contains(":memory:") {
@@ -82,12 +132,7 @@ fn with_sqlite_defaults(url: &str) -> String {
 
 /// Opens the pool and applies pending migrations.
 pub async fn connect(url: &str, max_connections: u32) -> Result<AnyPool, DbError> {
-    if !(url.starts_with("sqlite:")
-        || url.starts_with("postgres:")
-        || url.starts_with("postgresql:"))
-    {
-        return Err(DbError::UnsupportedScheme(redacted(url)));
-    }
+    Engine::of_url(url)?;
     install_default_drivers();
     let target = redacted(url);
     let pool = AnyPoolOptions::new()
@@ -131,6 +176,31 @@ pub async fn ping(pool: &AnyPool) -> Result<(), DbError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn engines_are_told_by_scheme() {
+        assert_eq!(Engine::of_url("sqlite://a.db").ok(), Some(Engine::Sqlite));
+        assert_eq!(
+            Engine::of_url("postgresql://h/d").ok(),
+            Some(Engine::Postgres)
+        );
+        assert!(Engine::of_url("mysql://u:p@h/d").is_err());
+    }
+
+    #[test]
+    fn json_rows_wraps_the_subquery_for_each_engine() {
+        let sql = Engine::Sqlite.json_rows("SELECT id, name FROM decks", &["id", "name"], "id");
+        assert_eq!(
+            sql,
+            "SELECT json_group_array(json_object('id', id, 'name', name) ORDER BY id) \
+             FROM (SELECT id, name FROM decks)"
+        );
+        let sql = Engine::Postgres.json_rows("SELECT id FROM decks", &["id"], "id");
+        assert!(
+            sql.starts_with("SELECT COALESCE(json_agg(json_build_object('id', id) ORDER BY id)"),
+            "{sql}"
+        );
+    }
 
     #[test]
     fn passwords_never_reach_logs() {

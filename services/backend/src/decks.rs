@@ -7,14 +7,14 @@ use flashcards_bootstrap::{
     extract::{Json, Path, Query},
 };
 use serde::{Deserialize, Serialize};
-use sqlx::{AnyPool, Row, any::AnyRow};
+use sqlx::AnyPool;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     AppState,
     auth::CurrentUser,
-    db::QueryResultExt,
+    db::{Engine, QueryResultExt, fetch_json_rows},
     pagination::{Page, PageQuery},
     timestamp::rfc3339,
 };
@@ -73,14 +73,37 @@ fn check_description(description: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn deck_from_row(row: &AnyRow) -> Result<Deck, sqlx::Error> {
-    Ok(Deck {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-        description: row.try_get("description")?,
-        created_at: rfc3339(row.try_get("created_at")?),
-        updated_at: rfc3339(row.try_get("updated_at")?),
-    })
+const DECK_COLUMNS: [&str; 5] = ["id", "name", "description", "created_at", "updated_at"];
+
+#[derive(Deserialize)]
+struct DeckRow {
+    id: String,
+    name: String,
+    description: String,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl From<DeckRow> for Deck {
+    fn from(row: DeckRow) -> Self {
+        Self {
+            id: row.id,
+            name: row.name,
+            description: row.description,
+            created_at: rfc3339(row.created_at),
+            updated_at: rfc3339(row.updated_at),
+        }
+    }
+}
+
+/// `SELECT` of the deck columns with the given tail (`WHERE ...`), as JSON rows.
+fn select_decks(engine: Engine, tail: &str) -> String {
+    let columns = DECK_COLUMNS.join(", ");
+    engine.json_rows(
+        &format!("SELECT {columns} FROM decks {tail}"),
+        &DECK_COLUMNS,
+        "id",
+    )
 }
 
 pub fn deck_not_found() -> ApiError {
@@ -100,17 +123,14 @@ pub async fn owns_deck(db: &AnyPool, user_id: &str, deck_id: &str) -> Result<boo
     )
 }
 
-async fn load_deck(db: &AnyPool, user_id: &str, deck_id: &str) -> Result<Deck, ApiError> {
-    let row = sqlx::query(
-        "SELECT id, name, description, created_at, updated_at FROM decks WHERE id = $1 AND user_id = $2",
-    )
-    .bind(deck_id)
-    .bind(user_id)
-    .fetch_optional(db)
-    .await
-    .db("loading deck")?
-    .ok_or_else(deck_not_found)?;
-    deck_from_row(&row).db("reading deck")
+async fn load_deck(state: &AppState, user_id: &str, deck_id: &str) -> Result<Deck, ApiError> {
+    let sql = select_decks(state.engine, "WHERE id = $1 AND user_id = $2");
+    let query = sqlx::query_scalar(&sql).bind(deck_id).bind(user_id);
+    let rows: Vec<DeckRow> = fetch_json_rows(query, &state.db, "loading deck").await?;
+    rows.into_iter()
+        .next()
+        .map(Deck::from)
+        .ok_or_else(deck_not_found)
 }
 
 #[utoipa::path(get, path = "/api/decks", tag = "decks", params(PageQuery),
@@ -121,21 +141,16 @@ async fn list_decks(
     Query(page): Query<PageQuery>,
 ) -> Result<Json<Page<Deck>>, ApiError> {
     let limit = page.limit()?;
-    let rows = sqlx::query(
-        "SELECT id, name, description, created_at, updated_at FROM decks \
-         WHERE user_id = $1 AND id > $2 ORDER BY id LIMIT $3",
-    )
-    .bind(&user.id)
-    .bind(page.after())
-    .bind(i64::from(limit) + 1)
-    .fetch_all(&state.db)
-    .await
-    .db("listing decks")?;
-    let decks = rows
-        .iter()
-        .map(deck_from_row)
-        .collect::<Result<Vec<_>, _>>()
-        .db("reading decks")?;
+    let sql = select_decks(
+        state.engine,
+        "WHERE user_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+    );
+    let query = sqlx::query_scalar(&sql)
+        .bind(&user.id)
+        .bind(page.after())
+        .bind(i64::from(limit) + 1);
+    let rows: Vec<DeckRow> = fetch_json_rows(query, &state.db, "listing decks").await?;
+    let decks = rows.into_iter().map(Deck::from).collect();
     Ok(Json(Page::from_rows(decks, limit, |d| &d.id)))
 }
 
@@ -181,7 +196,7 @@ async fn get_deck(
     user: CurrentUser,
     Path(id): Path<String>,
 ) -> Result<Json<Deck>, ApiError> {
-    load_deck(&state.db, &user.id, &id).await.map(Json)
+    load_deck(&state, &user.id, &id).await.map(Json)
 }
 
 #[utoipa::path(patch, path = "/api/decks/{id}", tag = "decks", params(("id" = String, Path)),
@@ -212,7 +227,7 @@ async fn update_deck(
     if updated.rows_affected() == 0 {
         return Err(deck_not_found());
     }
-    load_deck(&state.db, &user.id, &id).await.map(Json)
+    load_deck(&state, &user.id, &id).await.map(Json)
 }
 
 #[utoipa::path(delete, path = "/api/decks/{id}", tag = "decks", params(("id" = String, Path)),

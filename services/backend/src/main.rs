@@ -25,6 +25,7 @@ async fn main() -> anyhow::Result<()> {
     let metrics = BackendMetrics::register(service.registry());
     let state = AppState {
         db: pool,
+        engine: db::Engine::of_url(&args.database_url)?,
         clock: Clock::System,
         metrics,
         fsrs: fsrs::FSRS::default(),

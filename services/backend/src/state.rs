@@ -1,12 +1,13 @@
 use fsrs::FSRS;
 use sqlx::AnyPool;
 
-use crate::{clock::Clock, metrics::BackendMetrics};
+use crate::{clock::Clock, db::Engine, metrics::BackendMetrics};
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
     pub db: AnyPool,
+    pub engine: Engine,
     pub clock: Clock,
     pub metrics: BackendMetrics,
     pub fsrs: FSRS,

@@ -9,13 +9,14 @@ use flashcards_bootstrap::{
     error::ErrorBody,
     extract::{Json, Path, Query},
 };
-use sqlx::{Any, AnyPool, Row, Transaction, any::AnyRow};
+use serde::Deserialize;
+use sqlx::{Any, Transaction};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     AppState,
     auth::CurrentUser,
-    db::QueryResultExt,
+    db::{Engine, QueryResultExt, fetch_json_rows},
     decks::{deck_not_found, owns_deck},
     metrics::Operation,
     pagination::{Page, PageQuery},
@@ -29,58 +30,90 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_card, update_card, delete_card))
 }
 
-const CARD_COLUMNS: &str = "id, deck_id, kind, front, back, tags, source_document_id, source_page, \
-                            source_start, source_end, source_bbox, created_at, updated_at";
+const CARD_COLUMNS: [&str; 13] = [
+    "id",
+    "deck_id",
+    "kind",
+    "front",
+    "back",
+    "tags",
+    "source_document_id",
+    "source_page",
+    "source_start",
+    "source_end",
+    "source_bbox",
+    "created_at",
+    "updated_at",
+];
 
 pub fn card_not_found() -> ApiError {
     ApiError::NotFound("no such card".to_owned())
 }
 
-fn card_from_row(row: &AnyRow) -> Result<Card, sqlx::Error> {
-    let kind_text: String = row.try_get("kind")?;
-    let kind = CardKind::parse(&kind_text).ok_or_else(|| sqlx::Error::ColumnDecode {
-        index: "kind".to_owned(),
-        source: format!("unknown card kind {kind_text:?}").into(),
-    })?;
-    let front: String = row.try_get("front")?;
-    let tags: String = row.try_get("tags")?;
-    let source = match row.try_get::<Option<String>, _>("source_document_id")? {
-        None => None,
-        Some(document_id) => Some(SourceRef {
-            document_id,
-            page: row.try_get("source_page")?,
-            start: row.try_get("source_start")?,
-            end: row.try_get("source_end")?,
-            bbox: row
-                .try_get::<Option<String>, _>("source_bbox")?
-                .and_then(|text| serde_json::from_str(&text).ok()),
-        }),
-    };
-    Ok(Card {
-        id: row.try_get("id")?,
-        deck_id: row.try_get("deck_id")?,
-        ordinals: ordinals_of(kind, &front),
-        kind,
-        front,
-        back: row.try_get("back")?,
-        tags: tags.split_whitespace().map(str::to_owned).collect(),
-        source,
-        created_at: rfc3339(row.try_get("created_at")?),
-        updated_at: rfc3339(row.try_get("updated_at")?),
-    })
+#[derive(Deserialize)]
+struct CardRow {
+    id: String,
+    deck_id: String,
+    kind: String,
+    front: String,
+    back: String,
+    tags: String,
+    source_document_id: Option<String>,
+    source_page: Option<i64>,
+    source_start: Option<i64>,
+    source_end: Option<i64>,
+    source_bbox: Option<String>,
+    created_at: i64,
+    updated_at: i64,
 }
 
-async fn load_card(db: &AnyPool, user_id: &str, card_id: &str) -> Result<Card, ApiError> {
-    let row = sqlx::query(&format!(
-        "SELECT {CARD_COLUMNS} FROM cards WHERE id = $1 AND user_id = $2"
-    ))
-    .bind(card_id)
-    .bind(user_id)
-    .fetch_optional(db)
-    .await
-    .db("loading card")?
-    .ok_or_else(card_not_found)?;
-    card_from_row(&row).db("reading card")
+impl CardRow {
+    fn into_card(self) -> Result<Card, ApiError> {
+        let kind = CardKind::parse(&self.kind).ok_or_else(|| {
+            ApiError::internal("reading card", format!("unknown kind {:?}", self.kind))
+        })?;
+        let source = self.source_document_id.map(|document_id| SourceRef {
+            document_id,
+            page: self.source_page,
+            start: self.source_start,
+            end: self.source_end,
+            bbox: self
+                .source_bbox
+                .and_then(|text| serde_json::from_str(&text).ok()),
+        });
+        Ok(Card {
+            id: self.id,
+            deck_id: self.deck_id,
+            ordinals: ordinals_of(kind, &self.front),
+            kind,
+            front: self.front,
+            back: self.back,
+            tags: self.tags.split_whitespace().map(str::to_owned).collect(),
+            source,
+            created_at: rfc3339(self.created_at),
+            updated_at: rfc3339(self.updated_at),
+        })
+    }
+}
+
+/// `SELECT` of the card columns with the given tail (`WHERE ...`), as JSON rows.
+fn select_cards(engine: Engine, tail: &str) -> String {
+    let columns = CARD_COLUMNS.join(", ");
+    engine.json_rows(
+        &format!("SELECT {columns} FROM cards {tail}"),
+        &CARD_COLUMNS,
+        "id",
+    )
+}
+
+async fn load_card(state: &AppState, user_id: &str, card_id: &str) -> Result<Card, ApiError> {
+    let sql = select_cards(state.engine, "WHERE id = $1 AND user_id = $2");
+    let query = sqlx::query_scalar(&sql).bind(card_id).bind(user_id);
+    let rows: Vec<CardRow> = fetch_json_rows(query, &state.db, "loading card").await?;
+    rows.into_iter()
+        .next()
+        .ok_or_else(card_not_found)?
+        .into_card()
 }
 
 fn bbox_text(source: Option<&SourceRef>) -> Option<String> {
@@ -139,26 +172,24 @@ async fn list_cards(
     Query(page): Query<PageQuery>,
 ) -> Result<Json<Page<Card>>, ApiError> {
     let limit = page.limit()?;
-    let rows = sqlx::query(&format!(
-        "SELECT {CARD_COLUMNS} FROM cards WHERE deck_id = $1 AND user_id = $2 AND id > $3 \
-         ORDER BY id LIMIT $4"
-    ))
-    .bind(&deck_id)
-    .bind(&user.id)
-    .bind(page.after())
-    .bind(i64::from(limit) + 1)
-    .fetch_all(&state.db)
-    .await
-    .db("listing cards")?;
+    let sql = select_cards(
+        state.engine,
+        "WHERE deck_id = $1 AND user_id = $2 AND id > $3 ORDER BY id LIMIT $4",
+    );
+    let query = sqlx::query_scalar(&sql)
+        .bind(&deck_id)
+        .bind(&user.id)
+        .bind(page.after())
+        .bind(i64::from(limit) + 1);
+    let rows: Vec<CardRow> = fetch_json_rows(query, &state.db, "listing cards").await?;
     // Cards carry their owner, so rows prove the deck is the user's; only an empty page needs a check.
     if rows.is_empty() && !owns_deck(&state.db, &user.id, &deck_id).await? {
         return Err(deck_not_found());
     }
     let cards = rows
-        .iter()
-        .map(card_from_row)
-        .collect::<Result<Vec<_>, _>>()
-        .db("reading cards")?;
+        .into_iter()
+        .map(CardRow::into_card)
+        .collect::<Result<Vec<_>, _>>()?;
     state.metrics.operation(Operation::Read);
     Ok(Json(Page::from_rows(cards, limit, |c| &c.id)))
 }
@@ -237,7 +268,7 @@ async fn get_card(
     user: CurrentUser,
     Path(id): Path<String>,
 ) -> Result<Json<Card>, ApiError> {
-    let card = load_card(&state.db, &user.id, &id).await?;
+    let card = load_card(&state, &user.id, &id).await?;
     state.metrics.operation(Operation::Read);
     Ok(Json(card))
 }
@@ -251,7 +282,7 @@ async fn update_card(
     Path(id): Path<String>,
     Json(changes): Json<CardChanges>,
 ) -> Result<Json<Card>, ApiError> {
-    let current = load_card(&state.db, &user.id, &id).await?;
+    let current = load_card(&state, &user.id, &id).await?;
     let (content, ordinals) = CardContent {
         kind: current.kind,
         front: changes.front.unwrap_or(current.front),

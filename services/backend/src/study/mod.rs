@@ -18,7 +18,7 @@ use crate::{
     AppState,
     auth::CurrentUser,
     cards::{card_not_found, cloze, model::CardKind},
-    db::QueryResultExt,
+    db::{QueryResultExt, fetch_json_rows},
     decks::{deck_not_found, owns_deck},
     metrics::Operation,
     timestamp::rfc3339,
@@ -70,36 +70,44 @@ pub struct StudyQueue {
     pub items: Vec<StudyItem>,
 }
 
-fn study_item_from_row(row: &AnyRow) -> Result<StudyItem, sqlx::Error> {
-    let kind_text: String = row.try_get("kind")?;
-    let kind = CardKind::parse(&kind_text).unwrap_or_default();
-    let front: String = row.try_get("front")?;
-    let back: String = row.try_get("back")?;
-    let ordinal = u32::try_from(row.try_get::<i64, _>("ordinal")?).unwrap_or_default();
-    let (prompt, answer, extra) = match kind {
-        CardKind::Basic => (front, back.clone(), back),
-        CardKind::Cloze => {
-            let (prompt, answer) =
-                cloze::render(&front, ordinal).map_err(|err| sqlx::Error::ColumnDecode {
-                    index: "front".to_owned(),
-                    source: err.into(),
-                })?;
-            (prompt, answer, back)
-        }
-    };
-    let reps: i64 = row.try_get("reps")?;
-    Ok(StudyItem {
-        card_id: row.try_get("card_id")?,
-        ordinal,
-        kind,
-        prompt,
-        answer,
-        extra,
-        due: rfc3339(row.try_get("due")?),
-        new: reps == 0,
-        reps,
-        lapses: row.try_get("lapses")?,
-    })
+const QUEUE_COLUMNS: [&str; 8] = [
+    "card_id", "ordinal", "due", "reps", "lapses", "kind", "front", "back",
+];
+
+#[derive(Deserialize)]
+struct QueueRow {
+    card_id: String,
+    ordinal: i64,
+    due: i64,
+    reps: i64,
+    lapses: i64,
+    kind: String,
+    front: String,
+    back: String,
+}
+
+impl QueueRow {
+    fn into_item(self) -> Result<StudyItem, ApiError> {
+        let kind = CardKind::parse(&self.kind).unwrap_or_default();
+        let ordinal = u32::try_from(self.ordinal).unwrap_or_default();
+        let (prompt, answer) = match kind {
+            CardKind::Basic => (self.front, self.back.clone()),
+            CardKind::Cloze => cloze::render(&self.front, ordinal)
+                .map_err(|err| ApiError::internal("rendering a stored cloze", err))?,
+        };
+        Ok(StudyItem {
+            card_id: self.card_id,
+            ordinal,
+            kind,
+            prompt,
+            answer,
+            extra: self.back,
+            due: rfc3339(self.due),
+            new: self.reps == 0,
+            reps: self.reps,
+            lapses: self.lapses,
+        })
+    }
 }
 
 #[utoipa::path(get, path = "/api/decks/{id}/study", tag = "study",
@@ -125,24 +133,25 @@ async fn study_queue(
         return Err(deck_not_found());
     }
     let now = state.clock.now_ms();
-    let rows = sqlx::query(
-        "SELECT s.card_id, s.ordinal, s.due, s.reps, s.lapses, c.kind, c.front, c.back \
+    let sql = state.engine.json_rows(
+        "SELECT s.card_id AS card_id, s.ordinal AS ordinal, s.due AS due, s.reps AS reps, \
+         s.lapses AS lapses, c.kind AS kind, c.front AS front, c.back AS back \
          FROM study_items s JOIN cards c ON c.id = s.card_id \
          WHERE s.deck_id = $1 AND s.user_id = $2 AND s.due <= $3 \
          ORDER BY s.due, s.card_id, s.ordinal LIMIT $4",
-    )
-    .bind(&deck_id)
-    .bind(&user.id)
-    .bind(now)
-    .bind(i64::from(limit))
-    .fetch_all(&state.db)
-    .await
-    .db("loading due items")?;
+        &QUEUE_COLUMNS,
+        "due, card_id, ordinal",
+    );
+    let query = sqlx::query_scalar(&sql)
+        .bind(&deck_id)
+        .bind(&user.id)
+        .bind(now)
+        .bind(i64::from(limit));
+    let rows: Vec<QueueRow> = fetch_json_rows(query, &state.db, "loading due items").await?;
     let items = rows
-        .iter()
-        .map(study_item_from_row)
-        .collect::<Result<Vec<_>, _>>()
-        .db("reading due items")?;
+        .into_iter()
+        .map(QueueRow::into_item)
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Json(StudyQueue {
         now: rfc3339(now),
         items,

@@ -73,6 +73,7 @@ impl TestServer {
         let metrics = BackendMetrics::register(service.registry());
         let state = AppState {
             db: pool,
+            engine: db::Engine::of_url(&database_url).unwrap(),
             clock: Clock::manual(T0),
             metrics,
             fsrs: fsrs::FSRS::default(),
