@@ -130,12 +130,18 @@ fn with_sqlite_defaults(url: &str) -> String {
     }
 }
 
-/// Opens the pool and applies pending migrations.
-pub async fn connect(url: &str, max_connections: u32) -> Result<AnyPool, DbError> {
-    Engine::of_url(url)?;
-    install_default_drivers();
-    let target = redacted(url);
-    let pool = AnyPoolOptions::new()
+/// Where queries go. SQLite allows one writer at a time: writes get a pool of one connection, so
+/// they queue in the application instead of sleeping in SQLite's busy handler, while reads use the
+/// other pool concurrently (WAL). On PostgreSQL both are the same pool.
+#[derive(Debug, Clone)]
+pub struct Database {
+    pub read: AnyPool,
+    pub write: AnyPool,
+    pub engine: Engine,
+}
+
+async fn open_pool(url: &str, target: &str, max_connections: u32) -> Result<AnyPool, DbError> {
+    AnyPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(10))
         .after_connect(|conn, _meta| {
@@ -155,14 +161,37 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<AnyPool, DbError
         .connect(&with_sqlite_defaults(url))
         .await
         .map_err(|source| DbError::Connect {
+            target: target.to_owned(),
+            source,
+        })
+}
+
+/// Opens the pools and applies pending migrations.
+pub async fn connect(url: &str, max_connections: u32) -> Result<Database, DbError> {
+    let engine = Engine::of_url(url)?;
+    install_default_drivers();
+    let target = redacted(url);
+    let writers = match engine {
+        Engine::Sqlite => 1,
+        Engine::Postgres => max_connections,
+    };
+    let write = open_pool(url, &target, writers).await?;
+    MIGRATOR
+        .run(&write)
+        .await
+        .map_err(|source| DbError::Migrate {
             target: target.clone(),
             source,
         })?;
-    MIGRATOR
-        .run(&pool)
-        .await
-        .map_err(|source| DbError::Migrate { target, source })?;
-    Ok(pool)
+    let read = match engine {
+        Engine::Sqlite => open_pool(url, &target, max_connections).await?,
+        Engine::Postgres => write.clone(),
+    };
+    Ok(Database {
+        read,
+        write,
+        engine,
+    })
 }
 
 pub async fn ping(pool: &AnyPool) -> Result<(), DbError> {

@@ -124,9 +124,9 @@ pub async fn owns_deck(db: &AnyPool, user_id: &str, deck_id: &str) -> Result<boo
 }
 
 async fn load_deck(state: &AppState, user_id: &str, deck_id: &str) -> Result<Deck, ApiError> {
-    let sql = select_decks(state.engine, "WHERE id = $1 AND user_id = $2");
+    let sql = select_decks(state.db.engine, "WHERE id = $1 AND user_id = $2");
     let query = sqlx::query_scalar(&sql).bind(deck_id).bind(user_id);
-    let rows: Vec<DeckRow> = fetch_json_rows(query, &state.db, "loading deck").await?;
+    let rows: Vec<DeckRow> = fetch_json_rows(query, &state.db.read, "loading deck").await?;
     rows.into_iter()
         .next()
         .map(Deck::from)
@@ -142,14 +142,14 @@ async fn list_decks(
 ) -> Result<Json<Page<Deck>>, ApiError> {
     let limit = page.limit()?;
     let sql = select_decks(
-        state.engine,
+        state.db.engine,
         "WHERE user_id = $1 AND id > $2 ORDER BY id LIMIT $3",
     );
     let query = sqlx::query_scalar(&sql)
         .bind(&user.id)
         .bind(page.after())
         .bind(i64::from(limit) + 1);
-    let rows: Vec<DeckRow> = fetch_json_rows(query, &state.db, "listing decks").await?;
+    let rows: Vec<DeckRow> = fetch_json_rows(query, &state.db.read, "listing decks").await?;
     let decks = rows.into_iter().map(Deck::from).collect();
     Ok(Json(Page::from_rows(decks, limit, |d| &d.id)))
 }
@@ -174,7 +174,7 @@ async fn create_deck(
     .bind(&name)
     .bind(&input.description)
     .bind(now)
-    .execute(&state.db)
+    .execute(&state.db.write)
     .await
     .db("creating deck")?;
     Ok((
@@ -221,7 +221,7 @@ async fn update_deck(
     .bind(state.clock.now_ms())
     .bind(&id)
     .bind(&user.id)
-    .execute(&state.db)
+    .execute(&state.db.write)
     .await
     .db("updating deck")?;
     if updated.rows_affected() == 0 {
@@ -241,7 +241,7 @@ async fn delete_deck(
     let deleted = sqlx::query("DELETE FROM decks WHERE id = $1 AND user_id = $2")
         .bind(&id)
         .bind(&user.id)
-        .execute(&state.db)
+        .execute(&state.db.write)
         .await
         .db("deleting deck")?;
     if deleted.rows_affected() == 0 {

@@ -26,7 +26,7 @@ pub const DEFAULT_PORT: u16 = 8002;
 /// Everything the backend serves, with the shared bootstrap around it. The caller registers the
 /// backend's metrics into `service`'s registry first (see [`metrics::BackendMetrics::register`]).
 pub fn app(service: ServiceBuilder, state: AppState) -> Router {
-    let db = state.db.clone();
+    let db = state.db.read.clone();
     let readiness = Readiness::new(move || {
         let db = db.clone();
         async move { db::ping(&db).await.map_err(|err| err.to_string()) }

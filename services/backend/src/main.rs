@@ -15,7 +15,7 @@ async fn main() -> anyhow::Result<()> {
     let args: Args = config::parse(DEFAULT_PORT);
     logging::init(args.common.log_format);
 
-    let pool = db::connect(&args.database_url, args.database_max_connections)
+    let database = db::connect(&args.database_url, args.database_max_connections)
         .await
         .context("opening the database")?;
     tracing::info!(database = %db::redacted(&args.database_url), "database ready");
@@ -24,8 +24,7 @@ async fn main() -> anyhow::Result<()> {
         .body_limit_bytes(args.common.body_limit_bytes);
     let metrics = BackendMetrics::register(service.registry());
     let state = AppState {
-        db: pool,
-        engine: db::Engine::of_url(&args.database_url)?,
+        db: database,
         clock: Clock::System,
         metrics,
         fsrs: fsrs::FSRS::default(),

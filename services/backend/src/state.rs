@@ -1,13 +1,11 @@
 use fsrs::FSRS;
-use sqlx::AnyPool;
 
-use crate::{clock::Clock, db::Engine, metrics::BackendMetrics};
+use crate::{clock::Clock, db::Database, metrics::BackendMetrics};
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
-    pub db: AnyPool,
-    pub engine: Engine,
+    pub db: Database,
     pub clock: Clock,
     pub metrics: BackendMetrics,
     pub fsrs: FSRS,

@@ -77,7 +77,7 @@ async fn registration_and_login(server: TestServer) {
 
     let stored: String = sqlx::query("SELECT password_hash FROM users WHERE email = $1")
         .bind("ada@example.org")
-        .fetch_one(&server.state.db)
+        .fetch_one(&server.state.db.read)
         .await
         .unwrap()
         .get(0);
@@ -137,7 +137,7 @@ async fn api_tokens_authenticate_until_deleted(server: TestServer) {
     assert!(listed[0].get("token").is_none(), "secrets are shown once");
 
     let stored: String = sqlx::query("SELECT token_hash FROM auth_tokens WHERE kind = 'api'")
-        .fetch_one(&server.state.db)
+        .fetch_one(&server.state.db.read)
         .await
         .unwrap()
         .get(0);
@@ -443,7 +443,7 @@ async fn cloze_cards_make_one_item_per_deletion(server: TestServer) {
     let rows =
         sqlx::query("SELECT ordinal, reps FROM study_items WHERE card_id = $1 ORDER BY ordinal")
             .bind(id)
-            .fetch_all(&server.state.db)
+            .fetch_all(&server.state.db.read)
             .await
             .unwrap();
     let items: Vec<(i64, i64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
@@ -565,7 +565,7 @@ async fn reviews_follow_fsrs_and_are_logged(server: TestServer) {
     let ratings: Vec<i64> =
         sqlx::query("SELECT rating FROM review_logs WHERE card_id = $1 ORDER BY reviewed_at")
             .bind(&card)
-            .fetch_all(&server.state.db)
+            .fetch_all(&server.state.db.read)
             .await
             .unwrap()
             .iter()

@@ -53,7 +53,7 @@ impl FromRequestParts<AppState> for CurrentUser {
         )
         .bind(token::digest(presented))
         .bind(state.clock.now_ms())
-        .fetch_optional(&state.db)
+        .fetch_optional(&state.db.read)
         .await
         .db("checking credentials")?
         .ok_or_else(unauthorized)?;

@@ -122,7 +122,7 @@ async fn register(
     .bind(&email)
     .bind(&hash)
     .bind(now)
-    .execute(&state.db)
+    .execute(&state.db.write)
     .await;
     match inserted {
         Ok(_) => {
@@ -163,7 +163,7 @@ async fn login(
     let email = normalise_email(&input.email).unwrap_or_default();
     let row = sqlx::query("SELECT id, password_hash, created_at FROM users WHERE email = $1")
         .bind(&email)
-        .fetch_optional(&state.db)
+        .fetch_optional(&state.db.read)
         .await
         .db("looking up user")?;
     let stored: Option<(String, String, i64)> = row
@@ -191,7 +191,7 @@ async fn login(
     .bind(token::digest(&secret))
     .bind(now)
     .bind(expires_at)
-    .execute(&state.db)
+    .execute(&state.db.write)
     .await
     .db("creating session")?;
     refresh_sessions_gauge(&state).await;
@@ -225,7 +225,7 @@ async fn logout(
     sqlx::query("DELETE FROM auth_tokens WHERE id = $1 AND user_id = $2")
         .bind(&user.token_id)
         .bind(&user.id)
-        .execute(&state.db)
+        .execute(&state.db.write)
         .await
         .db("ending session")?;
     refresh_sessions_gauge(&state).await;
@@ -241,7 +241,7 @@ async fn logout(
 async fn me(State(state): State<AppState>, user: CurrentUser) -> Result<Json<User>, ApiError> {
     let row = sqlx::query("SELECT email, created_at FROM users WHERE id = $1")
         .bind(&user.id)
-        .fetch_one(&state.db)
+        .fetch_one(&state.db.read)
         .await
         .db("loading user")?;
     Ok(Json(User {
@@ -303,7 +303,7 @@ async fn create_token(
     .bind(&name)
     .bind(now)
     .bind(expires_at)
-    .execute(&state.db)
+    .execute(&state.db.write)
     .await
     .db("creating API token")?;
     Ok((
@@ -329,7 +329,7 @@ async fn list_tokens(
          WHERE user_id = $1 AND kind = 'api' ORDER BY id",
     )
     .bind(&user.id)
-    .fetch_all(&state.db)
+    .fetch_all(&state.db.read)
     .await
     .db("listing API tokens")?;
     let tokens = rows
@@ -360,7 +360,7 @@ async fn delete_token(
         sqlx::query("DELETE FROM auth_tokens WHERE id = $1 AND user_id = $2 AND kind = 'api'")
             .bind(&id)
             .bind(&user.id)
-            .execute(&state.db)
+            .execute(&state.db.write)
             .await
             .db("deleting API token")?;
     if deleted.rows_affected() == 0 {
@@ -372,7 +372,7 @@ async fn delete_token(
 /// Sets `user_sessions_active` to the number of live sessions. A failure only logs: the gauge is
 /// refreshed again on the next login, logout or sweep.
 pub async fn refresh_sessions_gauge(state: &AppState) {
-    match count_live_sessions(&state.db, state.clock.now_ms()).await {
+    match count_live_sessions(&state.db.read, state.clock.now_ms()).await {
         Ok(count) => state.metrics.set_sessions_active(count),
         Err(err) => tracing::warn!(%err, "cannot count active sessions"),
     }
@@ -391,7 +391,7 @@ pub async fn sweep_expired(state: &AppState) {
     let swept =
         sqlx::query("DELETE FROM auth_tokens WHERE expires_at IS NOT NULL AND expires_at <= $1")
             .bind(state.clock.now_ms())
-            .execute(&state.db)
+            .execute(&state.db.write)
             .await;
     if let Err(err) = swept {
         tracing::warn!(%err, "cannot delete expired sessions");

@@ -107,9 +107,9 @@ fn select_cards(engine: Engine, tail: &str) -> String {
 }
 
 async fn load_card(state: &AppState, user_id: &str, card_id: &str) -> Result<Card, ApiError> {
-    let sql = select_cards(state.engine, "WHERE id = $1 AND user_id = $2");
+    let sql = select_cards(state.db.engine, "WHERE id = $1 AND user_id = $2");
     let query = sqlx::query_scalar(&sql).bind(card_id).bind(user_id);
-    let rows: Vec<CardRow> = fetch_json_rows(query, &state.db, "loading card").await?;
+    let rows: Vec<CardRow> = fetch_json_rows(query, &state.db.read, "loading card").await?;
     rows.into_iter()
         .next()
         .ok_or_else(card_not_found)?
@@ -173,7 +173,7 @@ async fn list_cards(
 ) -> Result<Json<Page<Card>>, ApiError> {
     let limit = page.limit()?;
     let sql = select_cards(
-        state.engine,
+        state.db.engine,
         "WHERE deck_id = $1 AND user_id = $2 AND id > $3 ORDER BY id LIMIT $4",
     );
     let query = sqlx::query_scalar(&sql)
@@ -181,9 +181,9 @@ async fn list_cards(
         .bind(&user.id)
         .bind(page.after())
         .bind(i64::from(limit) + 1);
-    let rows: Vec<CardRow> = fetch_json_rows(query, &state.db, "listing cards").await?;
+    let rows: Vec<CardRow> = fetch_json_rows(query, &state.db.read, "listing cards").await?;
     // Cards carry their owner, so rows prove the deck is the user's; only an empty page needs a check.
-    if rows.is_empty() && !owns_deck(&state.db, &user.id, &deck_id).await? {
+    if rows.is_empty() && !owns_deck(&state.db.read, &user.id, &deck_id).await? {
         return Err(deck_not_found());
     }
     let cards = rows
@@ -214,7 +214,7 @@ async fn create_card(
     let id = uuid::Uuid::now_v7().to_string();
     let now = state.clock.now_ms();
     let source = content.source.as_ref();
-    let mut tx = state.db.begin().await.db("starting transaction")?;
+    let mut tx = state.db.write.begin().await.db("starting transaction")?;
     // Inserting through the owner's deck row makes the ownership check and the write one statement.
     let inserted = sqlx::query(
         "INSERT INTO cards (id, deck_id, user_id, kind, front, back, tags, source_document_id, \
@@ -292,12 +292,12 @@ async fn update_card(
     }
     .validate()?;
     let deck_id = changes.deck_id.unwrap_or(current.deck_id);
-    if !owns_deck(&state.db, &user.id, &deck_id).await? {
+    if !owns_deck(&state.db.read, &user.id, &deck_id).await? {
         return Err(ApiError::invalid("deck_id", "no such deck"));
     }
     let now = state.clock.now_ms();
     let source = content.source.as_ref();
-    let mut tx = state.db.begin().await.db("starting transaction")?;
+    let mut tx = state.db.write.begin().await.db("starting transaction")?;
     let updated = sqlx::query(
         "UPDATE cards SET deck_id = $1, front = $2, back = $3, tags = $4, source_document_id = $5, \
          source_page = $6, source_start = $7, source_end = $8, source_bbox = $9, updated_at = $10 \
@@ -355,7 +355,7 @@ async fn delete_card(
     let deleted = sqlx::query("DELETE FROM cards WHERE id = $1 AND user_id = $2")
         .bind(&id)
         .bind(&user.id)
-        .execute(&state.db)
+        .execute(&state.db.write)
         .await
         .db("deleting card")?;
     if deleted.rows_affected() == 0 {

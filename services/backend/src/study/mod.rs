@@ -10,7 +10,7 @@ use flashcards_bootstrap::{
 };
 use fsrs::MemoryState;
 use serde::{Deserialize, Serialize};
-use sqlx::{AnyPool, Row, any::AnyRow};
+use sqlx::{AnyConnection, Row, any::AnyRow};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -129,11 +129,11 @@ async fn study_queue(
             ));
         }
     };
-    if !owns_deck(&state.db, &user.id, &deck_id).await? {
+    if !owns_deck(&state.db.read, &user.id, &deck_id).await? {
         return Err(deck_not_found());
     }
     let now = state.clock.now_ms();
-    let sql = state.engine.json_rows(
+    let sql = state.db.engine.json_rows(
         "SELECT s.card_id AS card_id, s.ordinal AS ordinal, s.due AS due, s.reps AS reps, \
          s.lapses AS lapses, c.kind AS kind, c.front AS front, c.back AS back \
          FROM study_items s JOIN cards c ON c.id = s.card_id \
@@ -147,7 +147,7 @@ async fn study_queue(
         .bind(&user.id)
         .bind(now)
         .bind(i64::from(limit));
-    let rows: Vec<QueueRow> = fetch_json_rows(query, &state.db, "loading due items").await?;
+    let rows: Vec<QueueRow> = fetch_json_rows(query, &state.db.read, "loading due items").await?;
     let items = rows
         .into_iter()
         .map(QueueRow::into_item)
@@ -207,7 +207,7 @@ fn stored_item_from_row(row: &AnyRow) -> Result<StoredItem, sqlx::Error> {
 }
 
 async fn load_item(
-    db: &AnyPool,
+    conn: &mut AnyConnection,
     user_id: &str,
     card_id: &str,
     ordinal: Option<u32>,
@@ -218,7 +218,7 @@ async fn load_item(
     )
     .bind(card_id)
     .bind(user_id)
-    .fetch_all(db)
+    .fetch_all(conn)
     .await
     .db("loading study item")?;
     let mut items = rows
@@ -259,13 +259,14 @@ async fn review(
     Json(input): Json<ReviewInput>,
 ) -> Result<Json<ReviewOutcome>, ApiError> {
     for _ in 0..REVIEW_ATTEMPTS {
-        let item = load_item(&state.db, &user.id, &card_id, input.ordinal).await?;
+        let mut tx = state.db.write.begin().await.db("starting transaction")?;
+        let item = load_item(&mut tx, &user.id, &card_id, input.ordinal).await?;
         let now = state.clock.now_ms();
         let next = schedule(&state.fsrs, &item.state, input.rating, now)
             .map_err(|err| ApiError::internal("scheduling review", err))?;
-        let mut tx = state.db.begin().await.db("starting transaction")?;
-        // Compare-and-set on `reps`: a concurrent review of the same item makes this update miss, and
-        // the loop recomputes from the new state. Writing first also takes SQLite's write lock at once.
+        // Compare-and-set on `reps`: on PostgreSQL a concurrent review of the same item makes this
+        // update miss, and the loop recomputes from the new state. (SQLite's single writer connection
+        // already serialises reviews.)
         let updated = sqlx::query(
             "UPDATE study_items SET due = $1, stability = $2, difficulty = $3, last_review = $4, \
              reps = $5, lapses = $6 WHERE card_id = $7 AND ordinal = $8 AND reps = $9",

@@ -68,12 +68,11 @@ impl TestServer {
             }
             Engine::Postgres => (fresh_postgres_database().await, None),
         };
-        let pool = db::connect(&database_url, 4).await.unwrap();
+        let database = db::connect(&database_url, 4).await.unwrap();
         let mut service = ServiceBuilder::new("flashcards-backend", "test");
         let metrics = BackendMetrics::register(service.registry());
         let state = AppState {
-            db: pool,
-            engine: db::Engine::of_url(&database_url).unwrap(),
+            db: database,
             clock: Clock::manual(T0),
             metrics,
             fsrs: fsrs::FSRS::default(),
