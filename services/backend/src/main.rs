@@ -28,6 +28,7 @@ async fn main() -> anyhow::Result<()> {
         clock: Clock::System,
         metrics,
         fsrs: fsrs::FSRS::default(),
+        credentials: Default::default(),
         sessions: SessionSettings {
             ttl_ms: i64::from(args.session_ttl_hours) * 3_600_000,
             secure_cookies: args.secure_cookies,

@@ -1,6 +1,8 @@
+use std::sync::Arc;
+
 use fsrs::FSRS;
 
-use crate::{clock::Clock, db::Database, metrics::BackendMetrics};
+use crate::{auth::CredentialCache, clock::Clock, db::Database, metrics::BackendMetrics};
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -10,6 +12,7 @@ pub struct AppState {
     pub metrics: BackendMetrics,
     pub fsrs: FSRS,
     pub sessions: SessionSettings,
+    pub credentials: Arc<CredentialCache>,
 }
 
 #[derive(Debug, Clone, Copy)]

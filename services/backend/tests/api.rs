@@ -157,6 +157,30 @@ async fn api_tokens_authenticate_until_deleted(server: TestServer) {
         StatusCode::NOT_FOUND
     );
 
+    // Revoked by another replica (the row deleted behind this one's back): refused once the
+    // credential cache's lifetime has passed.
+    let (_, other) = ada
+        .post("/api/auth/tokens", json!({"name": "elsewhere"}))
+        .await;
+    let other_secret = other["token"].as_str().unwrap().to_owned();
+    let other_me = || {
+        server
+            .anonymous()
+            .get(server.url("/api/auth/me"))
+            .bearer_auth(&other_secret)
+    };
+    assert_eq!(into(other_me()).await.0, StatusCode::OK);
+    sqlx::query("DELETE FROM auth_tokens WHERE id = $1")
+        .bind(other["id"].as_str().unwrap())
+        .execute(&server.state.db.write)
+        .await
+        .unwrap();
+    server
+        .state
+        .clock
+        .advance_ms(flashcards_backend::auth::CACHE_TTL_MS);
+    assert_eq!(into(other_me()).await.0, StatusCode::UNAUTHORIZED);
+
     let (status, body) = into(
         server
             .anonymous()

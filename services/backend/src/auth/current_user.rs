@@ -47,20 +47,30 @@ impl FromRequestParts<AppState> for CurrentUser {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let presented = presented_token(&parts.headers).ok_or_else(unauthorized)?;
+        let digest = token::digest(presented);
+        let now = state.clock.now_ms();
+        if let Some(user) = state.credentials.get(&digest, now) {
+            return Ok(user);
+        }
         let row = sqlx::query(
-            "SELECT id, user_id FROM auth_tokens \
+            "SELECT id, user_id, expires_at FROM auth_tokens \
              WHERE token_hash = $1 AND (expires_at IS NULL OR expires_at > $2)",
         )
-        .bind(token::digest(presented))
-        .bind(state.clock.now_ms())
+        .bind(&digest)
+        .bind(now)
         .fetch_optional(&state.db.read)
         .await
         .db("checking credentials")?
         .ok_or_else(unauthorized)?;
-        Ok(Self {
+        let user = Self {
             token_id: row.try_get("id").db("reading credentials")?,
             id: row.try_get("user_id").db("reading credentials")?,
-        })
+        };
+        let expires_at = row.try_get("expires_at").db("reading credentials")?;
+        state
+            .credentials
+            .insert(digest, user.clone(), expires_at, now);
+        Ok(user)
     }
 }
 

@@ -1,5 +1,6 @@
 //! Registration, login/logout with a session cookie, and API tokens for programmatic use.
 
+mod cache;
 mod current_user;
 pub mod password;
 pub mod token;
@@ -19,6 +20,7 @@ use sqlx::{AnyPool, Row};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+pub use cache::{CACHE_TTL_MS, CredentialCache};
 pub use current_user::{CurrentUser, SESSION_COOKIE, presented_token};
 
 use crate::{
@@ -228,6 +230,7 @@ async fn logout(
         .execute(&state.db.write)
         .await
         .db("ending session")?;
+    state.credentials.forget_token(&user.token_id);
     refresh_sessions_gauge(&state).await;
     let cleared = session_cookie("", 0, state.sessions.secure_cookies)?;
     Ok((
@@ -366,6 +369,7 @@ async fn delete_token(
     if deleted.rows_affected() == 0 {
         return Err(ApiError::NotFound("no such API token".to_owned()));
     }
+    state.credentials.forget_token(&id);
     Ok(StatusCode::NO_CONTENT)
 }
 

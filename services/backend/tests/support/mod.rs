@@ -76,6 +76,7 @@ impl TestServer {
             clock: Clock::manual(T0),
             metrics,
             fsrs: fsrs::FSRS::default(),
+            credentials: Default::default(),
             sessions: SessionSettings {
                 ttl_ms: SESSION_TTL_MS,
                 secure_cookies: false,
