@@ -108,6 +108,12 @@ impl Engine {
             ),
         }
     }
+
+    /// [`Engine::json_rows`] over `SELECT <columns> FROM <table> <tail>`, in id order.
+    pub fn select_json(self, table: &str, columns: &[&str], tail: &str) -> String {
+        let list = columns.join(", ");
+        self.json_rows(&format!("SELECT {list} FROM {table} {tail}"), columns, "id")
+    }
 }
 
 /// Runs a statement built with [`Engine::json_rows`] and decodes its rows.

@@ -14,7 +14,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::{
     AppState,
     auth::CurrentUser,
-    db::{Engine, QueryResultExt, fetch_json_rows},
+    db::{QueryResultExt, fetch_json_rows},
     pagination::{Page, PageQuery},
     timestamp::rfc3339,
 };
@@ -96,16 +96,6 @@ impl From<DeckRow> for Deck {
     }
 }
 
-/// `SELECT` of the deck columns with the given tail (`WHERE ...`), as JSON rows.
-fn select_decks(engine: Engine, tail: &str) -> String {
-    let columns = DECK_COLUMNS.join(", ");
-    engine.json_rows(
-        &format!("SELECT {columns} FROM decks {tail}"),
-        &DECK_COLUMNS,
-        "id",
-    )
-}
-
 pub fn deck_not_found() -> ApiError {
     ApiError::NotFound("no such deck".to_owned())
 }
@@ -124,7 +114,10 @@ pub async fn owns_deck(db: &AnyPool, user_id: &str, deck_id: &str) -> Result<boo
 }
 
 async fn load_deck(state: &AppState, user_id: &str, deck_id: &str) -> Result<Deck, ApiError> {
-    let sql = select_decks(state.db.engine, "WHERE id = $1 AND user_id = $2");
+    let sql = state
+        .db
+        .engine
+        .select_json("decks", &DECK_COLUMNS, "WHERE id = $1 AND user_id = $2");
     let query = sqlx::query_scalar(&sql).bind(deck_id).bind(user_id);
     let rows: Vec<DeckRow> = fetch_json_rows(query, &state.db.read, "loading deck").await?;
     rows.into_iter()
@@ -141,8 +134,9 @@ async fn list_decks(
     Query(page): Query<PageQuery>,
 ) -> Result<Json<Page<Deck>>, ApiError> {
     let limit = page.limit()?;
-    let sql = select_decks(
-        state.db.engine,
+    let sql = state.db.engine.select_json(
+        "decks",
+        &DECK_COLUMNS,
         "WHERE user_id = $1 AND id > $2 ORDER BY id LIMIT $3",
     );
     let query = sqlx::query_scalar(&sql)

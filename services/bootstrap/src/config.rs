@@ -22,7 +22,8 @@ pub struct CommonArgs {
     #[arg(long, env = "BODY_LIMIT_BYTES", default_value_t = 1024 * 1024)]
     pub body_limit_bytes: usize,
 
-    /// MLflow tracking server to log experiment data to (optional; logging never blocks requests).
+    /// MLflow tracking server for the services that log experiment data (OCR, LLM); optional, and
+    /// logging never blocks requests.
     #[arg(long, env = "MLFLOW_URL")]
     pub mlflow_url: Option<String>,
 }

@@ -16,7 +16,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::{
     AppState,
     auth::CurrentUser,
-    db::{Engine, QueryResultExt, fetch_json_rows},
+    db::{QueryResultExt, fetch_json_rows},
     decks::{deck_not_found, owns_deck},
     metrics::Operation,
     pagination::{Page, PageQuery},
@@ -96,18 +96,11 @@ impl CardRow {
     }
 }
 
-/// `SELECT` of the card columns with the given tail (`WHERE ...`), as JSON rows.
-fn select_cards(engine: Engine, tail: &str) -> String {
-    let columns = CARD_COLUMNS.join(", ");
-    engine.json_rows(
-        &format!("SELECT {columns} FROM cards {tail}"),
-        &CARD_COLUMNS,
-        "id",
-    )
-}
-
 async fn load_card(state: &AppState, user_id: &str, card_id: &str) -> Result<Card, ApiError> {
-    let sql = select_cards(state.db.engine, "WHERE id = $1 AND user_id = $2");
+    let sql = state
+        .db
+        .engine
+        .select_json("cards", &CARD_COLUMNS, "WHERE id = $1 AND user_id = $2");
     let query = sqlx::query_scalar(&sql).bind(card_id).bind(user_id);
     let rows: Vec<CardRow> = fetch_json_rows(query, &state.db.read, "loading card").await?;
     rows.into_iter()
@@ -172,8 +165,9 @@ async fn list_cards(
     Query(page): Query<PageQuery>,
 ) -> Result<Json<Page<Card>>, ApiError> {
     let limit = page.limit()?;
-    let sql = select_cards(
-        state.db.engine,
+    let sql = state.db.engine.select_json(
+        "cards",
+        &CARD_COLUMNS,
         "WHERE deck_id = $1 AND user_id = $2 AND id > $3 ORDER BY id LIMIT $4",
     );
     let query = sqlx::query_scalar(&sql)
