@@ -218,4 +218,54 @@ mod tests {
             let _ = render(text, 1);
         }
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Text built from the pieces the parser looks for, so random input hits its edge cases.
+        fn cloze_like() -> impl Strategy<Value = String> {
+            prop::collection::vec(
+                prop_oneof![
+                    Just("{{c".to_owned()),
+                    Just("::".to_owned()),
+                    Just("}}".to_owned()),
+                    Just("{".to_owned()),
+                    Just("}".to_owned()),
+                    "[0-9]{1,3}",
+                    "[a-zä日 ]{0,4}",
+                ],
+                0..24,
+            )
+            .prop_map(|pieces| pieces.concat())
+        }
+
+        proptest! {
+            #[test]
+            fn any_text_parses_or_fails_cleanly(text in cloze_like()) {
+                if let Ok(numbers) = ordinals(&text) {
+                    for number in numbers {
+                        let (prompt, answer) = render(&text, number).expect("valid text renders");
+                        prop_assert!(prompt.contains('['));
+                        let marker = format!("{{{{c{number}::");
+                        prop_assert!(!answer.contains(&marker), "{} still in {}", marker, answer);
+                    }
+                }
+            }
+
+            #[test]
+            fn generated_clozes_round_trip(words in prop::collection::vec("[a-z]{1,8}", 1..6)) {
+                let text = words
+                    .iter()
+                    .enumerate()
+                    .map(|(n, word)| format!("{{{{c{}::{word}}}}}", n + 1))
+                    .collect::<Vec<_>>()
+                    .join(" and ");
+                let expected: BTreeSet<u32> = (1..=u32::try_from(words.len()).expect("small")).collect();
+                prop_assert_eq!(ordinals(&text).expect("valid"), expected);
+                let (_, answer) = render(&text, 1).expect("renders");
+                prop_assert_eq!(answer, words.join(" and "));
+            }
+        }
+    }
 }
