@@ -21,6 +21,7 @@ on_both_databases!(
     reviews_follow_fsrs_and_are_logged,
     bad_input_is_rejected_and_changes_nothing,
     metrics_count_known_traffic,
+    a_database_outage_answers_503_and_logs_nobody_out,
 );
 
 async fn registration_and_login(server: TestServer) {
@@ -848,5 +849,48 @@ async fn metrics_count_known_traffic(server: TestServer) {
             .unwrap()
             .status(),
         StatusCode::OK
+    );
+}
+
+async fn a_database_outage_answers_503_and_logs_nobody_out(server: TestServer) {
+    let ada = server.user("ada@example.org").await;
+    let deck = ada.deck("d").await;
+    let bob = server.user("bob@example.org").await;
+    server
+        .state
+        .clock
+        .advance_ms(flashcards_backend::auth::CACHE_TTL_MS);
+    server.state.db.read.close().await;
+    server.state.db.write.close().await;
+
+    // Bob's credential has to be looked up: the outage is a 503, not a 401.
+    for (status, body) in [
+        ada.get(&format!("/api/decks/{deck}/cards")).await,
+        bob.get("/api/decks").await,
+        ada.post("/api/decks", json!({"name": "x"})).await,
+    ] {
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert_eq!(body["error"], "unavailable");
+    }
+    let response = ada
+        .client
+        .get(server.url("/api/decks"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["retry-after"], "1");
+    let (status, body) = into(server.anonymous().get(server.url("/readyz"))).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["error"], "not_ready");
+    assert_eq!(
+        server
+            .anonymous()
+            .get(server.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK,
+        "alive, only not ready"
     );
 }
