@@ -723,17 +723,36 @@ async fn bad_input_is_rejected_and_changes_nothing(server: TestServer) {
             "{what}: {body}"
         );
     }
-    let (_, missing) = ada.post(&cards_path, json!({"back": "a"})).await;
-    assert!(
-        missing["detail"].as_str().unwrap().contains("front"),
-        "{missing}"
-    );
-    let (_, wrong_type) = ada
-        .post(&cards_path, json!({"front": 1, "back": "a"}))
+    // Every 422 names the offending field first.
+    for (body, field) in [
+        (json!({"back": "a"}), "front:"),
+        (json!({"front": 1, "back": "a"}), "front:"),
+        (
+            json!({"front": "q", "back": "a", "colour": "red"}),
+            "colour:",
+        ),
+        (json!({"front": "q", "back": "a", "tags": ["a b"]}), "tags:"),
+        (
+            json!({"front": "q", "back": "a", "source": {"document_id": "d", "page": 0}}),
+            "source.page:",
+        ),
+    ] {
+        let (status, reply) = ada.post(&cards_path, body).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{reply}");
+        assert!(
+            reply["detail"].as_str().unwrap().starts_with(field),
+            "{reply}"
+        );
+    }
+    let (_, rating) = ada
+        .post(
+            &format!("/api/cards/{card}/review"),
+            json!({"rating": "perfect"}),
+        )
         .await;
     assert!(
-        wrong_type["detail"].as_str().unwrap().contains("front"),
-        "{wrong_type}"
+        rating["detail"].as_str().unwrap().starts_with("rating:"),
+        "{rating}"
     );
 
     // Hostile bodies on every write route: never a server error.

@@ -133,11 +133,41 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// What axum puts before serde's message for a body that parses but does not fit the type.
+const DATA_ERROR_PREFIX: &str = "Failed to deserialize the JSON body into the target type: ";
+
+/// Puts the offending field first, as every other 422 does: serde says ``missing field `front` ``
+/// and ``unknown field `colour`, expected ...`` for top-level fields, `front: invalid type ...` for
+/// nested or typed ones.
+fn field_first(message: &str) -> String {
+    for (prefix, problem) in [
+        ("missing field `", "is required"),
+        ("unknown field `", "is not a known field"),
+    ] {
+        if let Some((field, rest)) = message
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.split_once('`'))
+        {
+            let rest = rest.trim_start_matches(',').trim();
+            return if rest.is_empty() {
+                format!("{field}: {problem}")
+            } else {
+                format!("{field}: {problem} ({rest})")
+            };
+        }
+    }
+    message.to_owned()
+}
+
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
         let detail = match &rejection {
             JsonRejection::MissingJsonContentType(_) => {
                 "expected a body with `Content-Type: application/json`".to_owned()
+            }
+            JsonRejection::JsonDataError(_) => {
+                let text = rejection.body_text();
+                field_first(text.strip_prefix(DATA_ERROR_PREFIX).unwrap_or(&text))
             }
             _ => rejection.body_text(),
         };
@@ -239,6 +269,22 @@ mod tests {
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(retry.as_deref(), Some("2"));
         assert_eq!(body["detail"], "queue full");
+    }
+
+    #[test]
+    fn serde_messages_are_rewritten_field_first() {
+        assert_eq!(
+            field_first("missing field `front` at line 1 column 12"),
+            "front: is required (at line 1 column 12)"
+        );
+        assert_eq!(
+            field_first("unknown field `colour`, expected `front` or `back` at line 1 column 9"),
+            "colour: is not a known field (expected `front` or `back` at line 1 column 9)"
+        );
+        assert_eq!(
+            field_first("front: invalid type: integer `1`, expected a string"),
+            "front: invalid type: integer `1`, expected a string"
+        );
     }
 
     #[tokio::test]
