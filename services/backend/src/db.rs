@@ -16,6 +16,10 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 pub enum DbError {
     #[error("unsupported database URL scheme in {0:?}: use sqlite://<file> or postgres://...")]
     UnsupportedScheme(String),
+    #[error(
+        "in-memory SQLite is not supported (every connection would see its own empty database): use sqlite://<file>"
+    )]
+    InMemorySqlite,
     #[error("connecting to {target}: {source}")]
     Connect { target: String, source: sqlx::Error },
     #[error("applying migrations to {target}: {source}")]
@@ -27,17 +31,37 @@ pub enum DbError {
     Ping(sqlx::Error),
 }
 
-/// The URL with any password removed, safe for logs and errors.
+/// The URL with any password removed (in the authority or as a `password` parameter), safe for logs
+/// and errors.
 pub fn redacted(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
     };
-    match rest.rsplit_once('@') {
-        Some((credentials, host)) => {
-            let user = credentials.split(':').next().unwrap_or_default();
-            format!("{scheme}://{user}:***@{host}")
+    let base = match base.split_once("://") {
+        Some((scheme, rest)) => match rest.rsplit_once('@') {
+            Some((credentials, host)) => {
+                let user = credentials.split(':').next().unwrap_or_default();
+                format!("{scheme}://{user}:***@{host}")
+            }
+            None => base.to_owned(),
+        },
+        None => base.to_owned(),
+    };
+    match query {
+        None => base,
+        Some(query) => {
+            let params: Vec<String> = query
+                .split('&')
+                .map(|param| match param.split_once('=') {
+                    Some((name, _)) if name.to_ascii_lowercase().contains("password") => {
+                        format!("{name}=***")
+                    }
+                    _ => param.to_owned(),
+                })
+                .collect();
+            format!("{base}?{}", params.join("&"))
         }
-        None => url.to_owned(),
     }
 }
 
@@ -45,6 +69,10 @@ pub fn redacted(url: &str) -> String {
 /// anything else a 500 whose detail goes to the log only.
 pub fn query_error(context: &str, err: sqlx::Error) -> ApiError {
     match err {
+        // PostgreSQL refuses NUL in text; SQLite stores it. Either way it is the client's input.
+        sqlx::Error::Database(db) if db.code().as_deref() == Some("22021") => {
+            ApiError::BadRequest("text must not contain NUL (\\u0000) characters".to_owned())
+        }
         sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
             ApiError::Unavailable {
                 detail: format!("database unavailable while {context}"),
@@ -80,6 +108,9 @@ pub enum Engine {
 impl Engine {
     pub fn of_url(url: &str) -> Result<Self, DbError> {
         if url.starts_with("sqlite:") {
+            if url.contains(":memory:") || url.contains("mode=memory") {
+                return Err(DbError::InMemorySqlite);
+            }
             Ok(Self::Sqlite)
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             Ok(Self::Postgres)
@@ -128,7 +159,7 @@ pub async fn fetch_json_rows<'q, T: serde::de::DeserializeOwned>(
 
 /// SQLite files are created when missing unless the URL chooses a mode itself.
 fn with_sqlite_defaults(url: &str) -> String {
-    if url.starts_with("sqlite:") && !url.contains("mode=") && !url.contains(":memory:") {
+    if url.starts_with("sqlite:") && !url.contains("mode=") {
         let separator = if url.contains('?') { '&' } else { '?' };
         format!("{url}{separator}mode=rwc")
     } else {
@@ -220,6 +251,8 @@ mod tests {
             Some(Engine::Postgres)
         );
         assert!(Engine::of_url("mysql://u:p@h/d").is_err());
+        assert!(Engine::of_url("sqlite::memory:").is_err());
+        assert!(Engine::of_url("sqlite://x.db?mode=memory").is_err());
     }
 
     #[test]
@@ -245,6 +278,10 @@ mod tests {
         );
         assert_eq!(redacted("sqlite://cards.db"), "sqlite://cards.db");
         assert_eq!(redacted("a@b://x:y@h"), "a@b://x:***@h");
+        assert_eq!(
+            redacted("postgres://db/cards?user=app&password=s3cret&sslpassword=x"),
+            "postgres://db/cards?user=app&password=***&sslpassword=***"
+        );
     }
 
     #[test]

@@ -788,6 +788,30 @@ async fn bad_input_is_rejected_and_changes_nothing(server: TestServer) {
     assert!(status.is_client_error());
 
     assert_eq!(snapshot().await, before, "nothing changed");
+
+    // NUL characters: PostgreSQL refuses them in text, SQLite stores them; never a server error.
+    let nul_attempts = [
+        ada.get("/api/decks/%00").await,
+        ada.get(&format!("{cards_path}?after=%00")).await,
+        ada.post("/api/decks", json!({"name": "a\u{0}b"})).await,
+        ada.post(&cards_path, json!({"front": "q\u{0}", "back": "a"}))
+            .await,
+        ada.post("/api/auth/tokens", json!({"name": "t\u{0}"}))
+            .await,
+        ada.post(
+            "/api/auth/login",
+            json!({"email": "a\u{0}@b.org", "password": "whatever1"}),
+        )
+        .await,
+        ada.post(
+            "/api/auth/tokens",
+            json!({"name": "t", "expires_in_days": 4_294_967_295u32}),
+        )
+        .await,
+    ];
+    for (status, body) in nul_attempts {
+        assert!(!status.is_server_error(), "{status} {body}");
+    }
 }
 
 async fn metrics_count_known_traffic(server: TestServer) {

@@ -41,6 +41,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 const MAX_EMAIL_LENGTH: usize = 254;
 const MAX_TOKEN_NAME_LENGTH: usize = 100;
+/// A hundred years: long enough for "until revoked", small enough to stay a date.
+const MAX_TOKEN_DAYS: u32 = 36_500;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -290,7 +292,12 @@ async fn create_token(
     }
     let now = state.clock.now_ms();
     let expires_at = match input.expires_in_days {
-        Some(0) => return Err(ApiError::invalid("expires_in_days", "must be at least 1")),
+        Some(days) if days == 0 || days > MAX_TOKEN_DAYS => {
+            return Err(ApiError::invalid(
+                "expires_in_days",
+                format!("must be between 1 and {MAX_TOKEN_DAYS}"),
+            ));
+        }
         Some(days) => Some(now + i64::from(days) * crate::study::scheduler::DAY_MS),
         None => None,
     };
