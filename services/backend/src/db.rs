@@ -140,6 +140,15 @@ impl Engine {
         }
     }
 
+    /// What a `SELECT` that a transaction will update appends: PostgreSQL locks the rows; SQLite's
+    /// single writer connection already excludes other writers.
+    pub fn lock_rows(self) -> &'static str {
+        match self {
+            Self::Sqlite => "",
+            Self::Postgres => " FOR UPDATE",
+        }
+    }
+
     /// [`Engine::json_rows`] over `SELECT <columns> FROM <table> <tail>`, in id order.
     pub fn select_json(self, table: &str, columns: &[&str], tail: &str) -> String {
         let list = columns.join(", ");
@@ -148,12 +157,17 @@ impl Engine {
 }
 
 /// Runs a statement built with [`Engine::json_rows`] and decodes its rows.
-pub async fn fetch_json_rows<'q, T: serde::de::DeserializeOwned>(
+pub async fn fetch_json_rows<'q, 'c, E, T>(
     query: sqlx::query::QueryScalar<'q, sqlx::Any, String, sqlx::any::AnyArguments<'q>>,
-    db: &AnyPool,
+    executor: E,
     context: &str,
-) -> Result<Vec<T>, ApiError> {
-    let text = query.fetch_one(db).await.db(context)?;
+) -> Result<Vec<T>, ApiError>
+where
+    'c: 'q,
+    E: 'q + sqlx::Executor<'c, Database = sqlx::Any>,
+    T: serde::de::DeserializeOwned,
+{
+    let text = query.fetch_one(executor).await.db(context)?;
     serde_json::from_str(&text).map_err(|err| ApiError::internal(context, err))
 }
 

@@ -18,6 +18,7 @@ on_both_databases!(
     deck_crud_and_pagination,
     card_crud_with_tags_and_source,
     cloze_cards_make_one_item_per_deletion,
+    concurrent_edits_of_one_card_both_land,
     reviews_follow_fsrs_and_are_logged,
     bad_input_is_rejected_and_changes_nothing,
     metrics_count_known_traffic,
@@ -390,6 +391,24 @@ async fn card_crud_with_tags_and_source(server: TestServer) {
         ada.delete(&format!("/api/cards/{id}")).await.0,
         StatusCode::NOT_FOUND
     );
+}
+
+async fn concurrent_edits_of_one_card_both_land(server: TestServer) {
+    let ada = server.user("ada@example.org").await;
+    let deck = ada.deck("d").await;
+    let card = ada.basic(&deck, "q", "a").await;
+    let path = format!("/api/cards/{card}");
+    for round in 0..10 {
+        let (front, tags) = tokio::join!(
+            ada.patch(&path, json!({"front": format!("q{round}")})),
+            ada.patch(&path, json!({"tags": [format!("t{round}")]})),
+        );
+        assert_eq!(front.0, StatusCode::OK);
+        assert_eq!(tags.0, StatusCode::OK);
+        let (_, now) = ada.get(&path).await;
+        assert_eq!(now["front"], format!("q{round}"), "round {round}");
+        assert_eq!(now["tags"], json!([format!("t{round}")]), "round {round}");
+    }
 }
 
 async fn cloze_cards_make_one_item_per_deletion(server: TestServer) {

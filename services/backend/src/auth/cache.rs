@@ -19,15 +19,23 @@ struct Entry {
 }
 
 #[derive(Debug, Default)]
+struct Entries {
+    by_digest: HashMap<String, Entry>,
+    /// Token ids revoked within the last TTL, with when: a lookup that read the token just before its
+    /// revocation must not put it back.
+    revoked: HashMap<String, i64>,
+}
+
+#[derive(Debug, Default)]
 pub struct CredentialCache {
-    entries: Mutex<HashMap<String, Entry>>,
+    entries: Mutex<Entries>,
 }
 
 impl CredentialCache {
     /// The user a token digest belongs to, if looked up recently and not expired.
     pub fn get(&self, digest: &str, now_ms: i64) -> Option<CurrentUser> {
         let entries = self.entries.lock().ok()?;
-        let entry = entries.get(digest)?;
+        let entry = entries.by_digest.get(digest)?;
         let fresh = now_ms < entry.cached_at + CACHE_TTL_MS;
         let live = entry.expires_at.is_none_or(|expires| expires > now_ms);
         (fresh && live).then(|| entry.user.clone())
@@ -35,10 +43,13 @@ impl CredentialCache {
 
     pub fn insert(&self, digest: String, user: CurrentUser, expires_at: Option<i64>, now_ms: i64) {
         if let Ok(mut entries) = self.entries.lock() {
-            if entries.len() >= MAX_ENTRIES {
-                entries.clear();
+            if entries.revoked.contains_key(&user.token_id) {
+                return;
             }
-            entries.insert(
+            if entries.by_digest.len() >= MAX_ENTRIES {
+                entries.by_digest.clear();
+            }
+            entries.by_digest.insert(
                 digest,
                 Entry {
                     user,
@@ -49,10 +60,17 @@ impl CredentialCache {
         }
     }
 
-    /// Drops every cached lookup of the given session or API token.
-    pub fn forget_token(&self, token_id: &str) {
+    /// Drops every cached lookup of the given session or API token, and keeps lookups already in
+    /// flight from caching it again.
+    pub fn forget_token(&self, token_id: &str, now_ms: i64) {
         if let Ok(mut entries) = self.entries.lock() {
-            entries.retain(|_, entry| entry.user.token_id != token_id);
+            entries
+                .by_digest
+                .retain(|_, entry| entry.user.token_id != token_id);
+            entries
+                .revoked
+                .retain(|_, revoked_at| now_ms < *revoked_at + CACHE_TTL_MS);
+            entries.revoked.insert(token_id.to_owned(), now_ms);
         }
     }
 }
@@ -90,9 +108,17 @@ mod tests {
         let cache = CredentialCache::default();
         cache.insert("a".into(), user("t1"), None, 0);
         cache.insert("b".into(), user("t2"), None, 0);
-        cache.forget_token("t1");
+        cache.forget_token("t1", 1);
         assert!(cache.get("a", 1).is_none());
         assert!(cache.get("b", 1).is_some());
+    }
+
+    #[test]
+    fn a_lookup_that_raced_a_revocation_is_not_cached() {
+        let cache = CredentialCache::default();
+        cache.forget_token("t", 10);
+        cache.insert("d".into(), user("t"), None, 11);
+        assert!(cache.get("d", 12).is_none());
     }
 
     #[test]
@@ -101,6 +127,6 @@ mod tests {
         for n in 0..=MAX_ENTRIES {
             cache.insert(n.to_string(), user("t"), None, 0);
         }
-        assert!(cache.entries.lock().expect("lock").len() <= MAX_ENTRIES);
+        assert!(cache.entries.lock().expect("lock").by_digest.len() <= MAX_ENTRIES);
     }
 }

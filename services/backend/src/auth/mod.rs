@@ -5,6 +5,8 @@ mod current_user;
 pub mod password;
 pub mod token;
 
+use std::sync::LazyLock;
+
 use axum::{
     extract::State,
     http::{HeaderValue, StatusCode, header},
@@ -17,6 +19,7 @@ use flashcards_bootstrap::{
 };
 use serde::{Deserialize, Serialize};
 use sqlx::{AnyPool, Row};
+use tokio::sync::Semaphore;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -95,10 +98,18 @@ fn check_password(password: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Argon2 is deliberately slow: keep it off the async workers.
+/// Argon2 is deliberately slow and takes ~19 MiB per hash: it runs off the async workers, at most one
+/// per core at a time, so a flood of logins queues instead of exhausting memory and threads.
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, ApiError> {
+    static HASHING: LazyLock<Semaphore> = LazyLock::new(|| {
+        Semaphore::new(std::thread::available_parallelism().map_or(1, std::num::NonZero::get))
+    });
+    let _permit = HASHING
+        .acquire()
+        .await
+        .map_err(|err| ApiError::internal("password hashing slot", err))?;
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|err| ApiError::internal("password hashing task", err))
@@ -232,7 +243,9 @@ async fn logout(
         .execute(&state.db.write)
         .await
         .db("ending session")?;
-    state.credentials.forget_token(&user.token_id);
+    state
+        .credentials
+        .forget_token(&user.token_id, state.clock.now_ms());
     refresh_sessions_gauge(&state).await;
     let cleared = session_cookie("", 0, state.sessions.secure_cookies)?;
     Ok((
@@ -376,7 +389,7 @@ async fn delete_token(
     if deleted.rows_affected() == 0 {
         return Err(ApiError::NotFound("no such API token".to_owned()));
     }
-    state.credentials.forget_token(&id);
+    state.credentials.forget_token(&id, state.clock.now_ms());
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -16,7 +16,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::{
     AppState,
     auth::CurrentUser,
-    db::{QueryResultExt, fetch_json_rows},
+    db::{Engine, QueryResultExt, fetch_json_rows},
     decks::{deck_not_found, owns_deck},
     metrics::Operation,
     pagination::{Page, PageQuery},
@@ -96,13 +96,24 @@ impl CardRow {
     }
 }
 
-async fn load_card(state: &AppState, user_id: &str, card_id: &str) -> Result<Card, ApiError> {
-    let sql = state
-        .db
-        .engine
-        .select_json("cards", &CARD_COLUMNS, "WHERE id = $1 AND user_id = $2");
+/// Loads one of the user's cards; `tail_suffix` is appended to the `WHERE` (a row lock, or nothing).
+async fn load_card<'c, E>(
+    executor: E,
+    engine: Engine,
+    user_id: &str,
+    card_id: &str,
+    tail_suffix: &str,
+) -> Result<Card, ApiError>
+where
+    E: sqlx::Executor<'c, Database = Any>,
+{
+    let sql = engine.select_json(
+        "cards",
+        &CARD_COLUMNS,
+        &format!("WHERE id = $1 AND user_id = $2{tail_suffix}"),
+    );
     let query = sqlx::query_scalar(&sql).bind(card_id).bind(user_id);
-    let rows: Vec<CardRow> = fetch_json_rows(query, &state.db.read, "loading card").await?;
+    let rows: Vec<CardRow> = fetch_json_rows(query, executor, "loading card").await?;
     rows.into_iter()
         .next()
         .ok_or_else(card_not_found)?
@@ -262,7 +273,7 @@ async fn get_card(
     user: CurrentUser,
     Path(id): Path<String>,
 ) -> Result<Json<Card>, ApiError> {
-    let card = load_card(&state, &user.id, &id).await?;
+    let card = load_card(&state.db.read, state.db.engine, &user.id, &id, "").await?;
     state.metrics.operation(Operation::Read);
     Ok(Json(card))
 }
@@ -276,7 +287,10 @@ async fn update_card(
     Path(id): Path<String>,
     Json(changes): Json<CardChanges>,
 ) -> Result<Json<Card>, ApiError> {
-    let current = load_card(&state, &user.id, &id).await?;
+    let engine = state.db.engine;
+    // Read, check and write in one transaction, so concurrent edits cannot undo each other.
+    let mut tx = state.db.write.begin().await.db("starting transaction")?;
+    let current = load_card(&mut *tx, engine, &user.id, &id, engine.lock_rows()).await?;
     let (content, ordinals) = CardContent {
         kind: current.kind,
         front: changes.front.unwrap_or(current.front),
@@ -286,12 +300,21 @@ async fn update_card(
     }
     .validate()?;
     let deck_id = changes.deck_id.unwrap_or(current.deck_id);
-    if !owns_deck(&state.db.read, &user.id, &deck_id).await? {
+    let target_deck = format!(
+        "SELECT 1 FROM decks WHERE id = $1 AND user_id = $2{}",
+        engine.lock_rows()
+    );
+    let owned = sqlx::query(&target_deck)
+        .bind(&deck_id)
+        .bind(&user.id)
+        .fetch_optional(&mut *tx)
+        .await
+        .db("checking deck")?;
+    if owned.is_none() {
         return Err(ApiError::invalid("deck_id", "no such deck"));
     }
     let now = state.clock.now_ms();
     let source = content.source.as_ref();
-    let mut tx = state.db.write.begin().await.db("starting transaction")?;
     let updated = sqlx::query(
         "UPDATE cards SET deck_id = $1, front = $2, back = $3, tags = $4, source_document_id = $5, \
          source_page = $6, source_start = $7, source_end = $8, source_bbox = $9, updated_at = $10 \
