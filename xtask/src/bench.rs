@@ -4,6 +4,7 @@
 use std::{
     env, fs,
     net::{Ipv4Addr, SocketAddr},
+    path::Path,
     process::{self, Command},
     thread,
 };
@@ -39,19 +40,9 @@ pub fn run(load: &Load) -> Result<()> {
     let scratch =
         ScratchDir::create(env::temp_dir().join(format!("flashcards-bench-{}", process::id())))?;
 
+    let database = scratch.path().join("bench.db");
     let backend_address = local_address()?;
-    let mut backend = Server::start(
-        "flashcards-backend",
-        Command::new(cargo::release_binary("flashcards-backend"))
-            .arg("--listen")
-            .arg(backend_address.to_string())
-            .arg("--database-url")
-            .arg(format!(
-                "sqlite://{}",
-                scratch.path().join("bench.db").display()
-            ))
-            .env("RUST_LOG", "warn"),
-    )?;
+    let mut backend = start_backend(backend_address, &database, &[])?;
     let ceiling_address = local_address()?;
     let mut ceiling = Server::start(
         "hello_ceiling",
@@ -65,35 +56,76 @@ pub fn run(load: &Load) -> Result<()> {
     let review_script = scratch.path().join("review.lua");
     fs::write(&review_script, review_script_source(&seeded))
         .with_context(|| format!("writing {}", review_script.display()))?;
+    let list_path = format!("/api/decks/{}/cards", seeded.deck);
 
-    let targets = [
-        Target {
-            name: "ceiling GET /",
-            url: format!("http://{ceiling_address}/"),
-            extra_args: Vec::new(),
-        },
-        Target {
-            name: "list deck cards",
-            url: format!("http://{backend_address}/api/decks/{}/cards", seeded.deck),
-            extra_args: vec!["-H".to_owned(), authorization],
-        },
-        Target {
+    let mut results = vec![
+        measure(
+            load,
+            &Target {
+                name: "ceiling GET /",
+                url: format!("http://{ceiling_address}/"),
+                extra_args: Vec::new(),
+            },
+        )?,
+        measure(
+            load,
+            &Target {
+                name: "list deck cards",
+                url: format!("http://{backend_address}{list_path}"),
+                extra_args: vec!["-H".to_owned(), authorization.clone()],
+            },
+        )?,
+    ];
+    {
+        // The same database read by a second backend without the card-page cache: what a list
+        // costs when it goes to SQLite (a page's first read, or after a change to its deck). It is
+        // stopped before the reviews, so two processes never compete for SQLite's write lock.
+        let uncached_address = local_address()?;
+        let mut uncached =
+            start_backend(uncached_address, &database, &["--page-cache-pages", "0"])?;
+        uncached.wait_ready(uncached_address, "/healthz")?;
+        results.push(measure(
+            load,
+            &Target {
+                name: "list, cache off",
+                url: format!("http://{uncached_address}{list_path}"),
+                extra_args: vec!["-H".to_owned(), authorization],
+            },
+        )?);
+    }
+    results.push(measure(
+        load,
+        &Target {
             name: "review a card",
             url: format!("http://{backend_address}/"),
             extra_args: vec!["-s".to_owned(), review_script.display().to_string()],
         },
-    ];
-    let mut results = Vec::with_capacity(targets.len());
-    for target in &targets {
-        eprintln!("measuring {} ...", target.name);
-        let figures = wrk::measure(load, target)?;
-        if interrupt::requested() {
-            bail!("interrupted");
-        }
-        results.push((target.name, figures));
-    }
+    )?);
     print_report(load, &results);
     Ok(())
+}
+
+fn measure(load: &Load, target: &Target) -> Result<(&'static str, Figures)> {
+    eprintln!("measuring {} ...", target.name);
+    let figures = wrk::measure(load, target)?;
+    if interrupt::requested() {
+        bail!("interrupted");
+    }
+    Ok((target.name, figures))
+}
+
+/// The release backend on `address` over the SQLite file `database`, quiet but for warnings.
+fn start_backend(address: SocketAddr, database: &Path, extra_args: &[&str]) -> Result<Server> {
+    Server::start(
+        "flashcards-backend",
+        Command::new(cargo::release_binary("flashcards-backend"))
+            .arg("--listen")
+            .arg(address.to_string())
+            .arg("--database-url")
+            .arg(format!("sqlite://{}", database.display()))
+            .args(extra_args)
+            .env("RUST_LOG", "warn"),
+    )
 }
 
 fn local_address() -> Result<SocketAddr> {

@@ -26,6 +26,11 @@ pub struct Args {
     #[arg(long, env = "SESSION_TTL_HOURS", default_value_t = 24 * 30)]
     pub session_ttl_hours: u32,
 
+    /// Card-list pages kept in memory, about 15 KB each (SQLite only, where this process sees every
+    /// write; 0 turns the cache off).
+    #[arg(long, env = "PAGE_CACHE_PAGES", default_value_t = 1024)]
+    pub page_cache_pages: usize,
+
     /// Mark the session cookie `Secure` (set this when the backend is served over HTTPS).
     #[arg(long, env = "SECURE_COOKIES")]
     pub secure_cookies: bool,

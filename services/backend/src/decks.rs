@@ -241,6 +241,7 @@ async fn delete_deck(
     if deleted.rows_affected() == 0 {
         return Err(deck_not_found());
     }
+    state.cards_changed(&id);
     Ok(StatusCode::NO_CONTENT)
 }
 

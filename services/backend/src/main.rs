@@ -23,17 +23,17 @@ async fn main() -> anyhow::Result<()> {
     let mut service = ServiceBuilder::new("flashcards-backend", env!("CARGO_PKG_VERSION"))
         .body_limit_bytes(args.common.body_limit_bytes);
     let metrics = BackendMetrics::register(service.registry());
-    let state = AppState {
-        db: database,
-        clock: Clock::System,
-        metrics,
-        fsrs: fsrs::FSRS::default(),
-        credentials: Default::default(),
-        sessions: SessionSettings {
-            ttl_ms: i64::from(args.session_ttl_hours) * 3_600_000,
-            secure_cookies: args.secure_cookies,
-        },
+    let sessions = SessionSettings {
+        ttl_ms: i64::from(args.session_ttl_hours) * 3_600_000,
+        secure_cookies: args.secure_cookies,
     };
+    let state = AppState::new(
+        database,
+        Clock::System,
+        metrics,
+        sessions,
+        args.page_cache_pages,
+    );
 
     let sweeper = state.clone();
     tokio::spawn(async move {

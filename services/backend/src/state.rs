@@ -2,7 +2,13 @@ use std::sync::Arc;
 
 use fsrs::FSRS;
 
-use crate::{auth::CredentialCache, clock::Clock, db::Database, metrics::BackendMetrics};
+use crate::{
+    auth::CredentialCache,
+    cards::page_cache::PageCache,
+    clock::Clock,
+    db::{Database, Engine},
+    metrics::BackendMetrics,
+};
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -13,6 +19,38 @@ pub struct AppState {
     pub fsrs: FSRS,
     pub sessions: SessionSettings,
     pub credentials: Arc<CredentialCache>,
+    /// Card-list pages; only with SQLite, where this process sees every write.
+    pub pages: Option<Arc<PageCache>>,
+}
+
+impl AppState {
+    /// `page_cache_pages` bounds the card-list cache, which only SQLite gets (0: none).
+    pub fn new(
+        db: Database,
+        clock: Clock,
+        metrics: BackendMetrics,
+        sessions: SessionSettings,
+        page_cache_pages: usize,
+    ) -> Self {
+        let pages = (db.engine == Engine::Sqlite && page_cache_pages > 0)
+            .then(|| Arc::new(PageCache::new(page_cache_pages)));
+        Self {
+            db,
+            clock,
+            metrics,
+            fsrs: FSRS::default(),
+            sessions,
+            credentials: Arc::default(),
+            pages,
+        }
+    }
+
+    /// Call after a change to a deck's cards has committed.
+    pub fn cards_changed(&self, deck_id: &str) {
+        if let Some(pages) = &self.pages {
+            pages.invalidate(deck_id);
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]

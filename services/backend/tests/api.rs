@@ -19,6 +19,7 @@ on_both_databases!(
     card_crud_with_tags_and_source,
     cloze_cards_make_one_item_per_deletion,
     concurrent_edits_of_one_card_both_land,
+    card_lists_reflect_every_change,
     reviews_follow_fsrs_and_are_logged,
     bad_input_is_rejected_and_changes_nothing,
     metrics_count_known_traffic,
@@ -409,6 +410,49 @@ async fn concurrent_edits_of_one_card_both_land(server: TestServer) {
         assert_eq!(now["front"], format!("q{round}"), "round {round}");
         assert_eq!(now["tags"], json!([format!("t{round}")]), "round {round}");
     }
+}
+
+/// Lists are cached on SQLite: every kind of change must show in the next read of the same page.
+async fn card_lists_reflect_every_change(server: TestServer) {
+    let ada = server.user("ada@example.org").await;
+    let deck = ada.deck("a").await;
+    let other = ada.deck("b").await;
+    let list = |deck: String| {
+        let ada = &ada;
+        async move {
+            let (status, page) = ada.get(&format!("/api/decks/{deck}/cards")).await;
+            assert_eq!(status, StatusCode::OK, "{page}");
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["front"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert!(list(deck.clone()).await.is_empty());
+    let card = ada.basic(&deck, "one", "1").await;
+    assert_eq!(list(deck.clone()).await, ["one"]);
+    assert_eq!(list(deck.clone()).await, ["one"], "a repeated read");
+    ada.patch(&format!("/api/cards/{card}"), json!({"front": "uno"}))
+        .await;
+    assert_eq!(list(deck.clone()).await, ["uno"]);
+    assert!(list(other.clone()).await.is_empty());
+    ada.patch(&format!("/api/cards/{card}"), json!({"deck_id": other}))
+        .await;
+    assert!(list(deck.clone()).await.is_empty());
+    assert_eq!(list(other.clone()).await, ["uno"]);
+    ada.delete(&format!("/api/cards/{card}")).await;
+    assert!(list(other.clone()).await.is_empty());
+    ada.basic(&other, "two", "2").await;
+    assert_eq!(list(other.clone()).await, ["two"]);
+    ada.delete(&format!("/api/decks/{other}")).await;
+    let (status, _) = ada.get(&format!("/api/decks/{other}/cards")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // Another user asking for the same page never gets the cached one.
+    let bob = server.user("bob@example.org").await;
+    let (status, _) = bob.get(&format!("/api/decks/{deck}/cards")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
 async fn cloze_cards_make_one_item_per_deletion(server: TestServer) {

@@ -25,6 +25,7 @@ fn help_documents_every_flag_with_its_env_variable() {
         "DATABASE_URL",
         "DATABASE_MAX_CONNECTIONS",
         "SESSION_TTL_HOURS",
+        "PAGE_CACHE_PAGES",
         "SECURE_COOKIES",
     ] {
         assert!(

@@ -2,8 +2,14 @@
 
 pub mod cloze;
 pub mod model;
+pub mod page_cache;
 
-use axum::{extract::State, http::StatusCode};
+use axum::{
+    body::Bytes,
+    extract::State,
+    http::{StatusCode, header},
+    response::{IntoResponse, Response},
+};
 use flashcards_bootstrap::{
     ApiError,
     error::ErrorBody,
@@ -23,6 +29,7 @@ use crate::{
     timestamp::rfc3339,
 };
 use model::{Card, CardChanges, CardContent, CardKind, NewCard, SourceRef, ordinals_of};
+use page_cache::PageKey;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -174,8 +181,19 @@ async fn list_cards(
     user: CurrentUser,
     Path(deck_id): Path<String>,
     Query(page): Query<PageQuery>,
-) -> Result<Json<Page<Card>>, ApiError> {
+) -> Result<Response, ApiError> {
     let limit = page.limit()?;
+    let key = PageKey {
+        user_id: user.id.clone(),
+        deck_id: deck_id.clone(),
+        after: page.after().to_owned(),
+        limit,
+    };
+    if let Some(body) = state.pages.as_ref().and_then(|pages| pages.get(&key)) {
+        state.metrics.operation(Operation::Read);
+        return Ok(json_body(body));
+    }
+    let version = state.pages.as_ref().map(|pages| pages.version(&deck_id));
     let sql = state.db.engine.select_json(
         "cards",
         &CARD_COLUMNS,
@@ -195,8 +213,19 @@ async fn list_cards(
         .into_iter()
         .map(CardRow::into_card)
         .collect::<Result<Vec<_>, _>>()?;
+    let body = Bytes::from(
+        serde_json::to_vec(&Page::from_rows(cards, limit, |c| &c.id))
+            .map_err(|err| ApiError::internal("encoding cards", err))?,
+    );
+    if let (Some(pages), Some(version)) = (&state.pages, version) {
+        pages.put(key, version, body.clone());
+    }
     state.metrics.operation(Operation::Read);
-    Ok(Json(Page::from_rows(cards, limit, |c| &c.id)))
+    Ok(json_body(body))
+}
+
+fn json_body(body: Bytes) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 #[utoipa::path(post, path = "/api/decks/{id}/cards", tag = "cards",
@@ -248,6 +277,7 @@ async fn create_card(
     }
     sync_study_items(&mut tx, &id, &deck_id, &user.id, &ordinals, now).await?;
     tx.commit().await.db("committing card")?;
+    state.cards_changed(&deck_id);
     state.metrics.operation(Operation::Create);
     Ok((
         StatusCode::CREATED,
@@ -299,7 +329,7 @@ async fn update_card(
         source: changes.source.unwrap_or(current.source),
     }
     .validate()?;
-    let deck_id = changes.deck_id.unwrap_or(current.deck_id);
+    let deck_id = changes.deck_id.unwrap_or_else(|| current.deck_id.clone());
     let target_deck = format!(
         "SELECT 1 FROM decks WHERE id = $1 AND user_id = $2{}",
         engine.lock_rows()
@@ -346,6 +376,8 @@ async fn update_card(
         .db("moving study items")?;
     sync_study_items(&mut tx, &id, &deck_id, &user.id, &ordinals, now).await?;
     tx.commit().await.db("committing card")?;
+    state.cards_changed(&current.deck_id);
+    state.cards_changed(&deck_id);
     state.metrics.operation(Operation::Update);
     Ok(Json(Card {
         id,
@@ -369,15 +401,15 @@ async fn delete_card(
     user: CurrentUser,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let deleted = sqlx::query("DELETE FROM cards WHERE id = $1 AND user_id = $2")
-        .bind(&id)
-        .bind(&user.id)
-        .execute(&state.db.write)
-        .await
-        .db("deleting card")?;
-    if deleted.rows_affected() == 0 {
-        return Err(card_not_found());
-    }
+    let deck_id: String =
+        sqlx::query_scalar("DELETE FROM cards WHERE id = $1 AND user_id = $2 RETURNING deck_id")
+            .bind(&id)
+            .bind(&user.id)
+            .fetch_optional(&state.db.write)
+            .await
+            .db("deleting card")?
+            .ok_or_else(card_not_found)?;
+    state.cards_changed(&deck_id);
     state.metrics.operation(Operation::Delete);
     Ok(StatusCode::NO_CONTENT)
 }

@@ -71,17 +71,11 @@ impl TestServer {
         let database = db::connect(&database_url, 4).await.unwrap();
         let mut service = ServiceBuilder::new("flashcards-backend", "test");
         let metrics = BackendMetrics::register(service.registry());
-        let state = AppState {
-            db: database,
-            clock: Clock::manual(T0),
-            metrics,
-            fsrs: fsrs::FSRS::default(),
-            credentials: Default::default(),
-            sessions: SessionSettings {
-                ttl_ms: SESSION_TTL_MS,
-                secure_cookies: false,
-            },
+        let sessions = SessionSettings {
+            ttl_ms: SESSION_TTL_MS,
+            secure_cookies: false,
         };
+        let state = AppState::new(database, Clock::manual(T0), metrics, sessions, 1024);
         let router = app(service, state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
