@@ -67,7 +67,7 @@ pub fn redacted(url: &str) -> String {
 
 /// Maps a failed query to the API error: an unreachable or saturated database is a retryable 503,
 /// anything else a 500 whose detail goes to the log only.
-pub fn query_error(context: &str, err: sqlx::Error) -> ApiError {
+pub fn query_error(context: &str, err: &sqlx::Error) -> ApiError {
     match err {
         // PostgreSQL refuses NUL in text; SQLite stores it. Either way it is the client's input.
         sqlx::Error::Database(db) if db.code().as_deref() == Some("22021") => {
@@ -90,7 +90,7 @@ pub trait QueryResultExt<T> {
 
 impl<T> QueryResultExt<T> for Result<T, sqlx::Error> {
     fn db(self, context: &str) -> Result<T, ApiError> {
-        self.map_err(|err| query_error(context, err))
+        self.map_err(|err| query_error(context, &err))
     }
 }
 

@@ -8,6 +8,7 @@ use crate::{
     clock::Clock,
     db::{Database, Engine},
     metrics::BackendMetrics,
+    study::review_queue::ReviewQueue,
 };
 
 /// What every handler can reach.
@@ -16,15 +17,16 @@ pub struct AppState {
     pub db: Database,
     pub clock: Clock,
     pub metrics: BackendMetrics,
-    pub fsrs: FSRS,
     pub sessions: SessionSettings,
     pub credentials: Arc<CredentialCache>,
     /// Card-list pages; only with SQLite, where this process sees every write.
     pub pages: Option<Arc<PageCache>>,
+    pub reviews: ReviewQueue,
 }
 
 impl AppState {
-    /// `page_cache_pages` bounds the card-list cache, which only SQLite gets (0: none).
+    /// `page_cache_pages` bounds the card-list cache, which only SQLite gets (0: none). Starts the
+    /// review writer, so it needs a Tokio runtime.
     pub fn new(
         db: Database,
         clock: Clock,
@@ -34,11 +36,12 @@ impl AppState {
     ) -> Self {
         let pages = (db.engine == Engine::Sqlite && page_cache_pages > 0)
             .then(|| Arc::new(PageCache::new(page_cache_pages)));
+        let reviews = ReviewQueue::start(db.clone(), clock.clone(), FSRS::default());
         Self {
             db,
             clock,
             metrics,
-            fsrs: FSRS::default(),
+            reviews,
             sessions,
             credentials: Arc::default(),
             pages,

@@ -20,6 +20,7 @@ on_both_databases!(
     cloze_cards_make_one_item_per_deletion,
     concurrent_edits_of_one_card_both_land,
     card_lists_reflect_every_change,
+    concurrent_reviews_are_each_recorded_once,
     reviews_follow_fsrs_and_are_logged,
     bad_input_is_rejected_and_changes_nothing,
     metrics_count_known_traffic,
@@ -453,6 +454,41 @@ async fn card_lists_reflect_every_change(server: TestServer) {
     let bob = server.user("bob@example.org").await;
     let (status, _) = bob.get(&format!("/api/decks/{deck}/cards")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+async fn concurrent_reviews_are_each_recorded_once(server: TestServer) {
+    let ada = server.user("ada@example.org").await;
+    let deck = ada.deck("d").await;
+    let first = ada.basic(&deck, "q1", "a").await;
+    let second = ada.basic(&deck, "q2", "a").await;
+    let requests: Vec<_> = (0..40)
+        .map(|n| {
+            let card = if n % 2 == 0 { &first } else { &second };
+            let request = ada
+                .client
+                .post(server.url(&format!("/api/cards/{card}/review")))
+                .json(&json!({"rating": "good"}));
+            tokio::spawn(async move { support::into_parts(request.send().await.unwrap()).await })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for request in requests {
+        outcomes.push(request.await.unwrap());
+    }
+    let mut reps: Vec<i64> = Vec::new();
+    for (status, outcome) in &outcomes {
+        assert_eq!(*status, StatusCode::OK, "{outcome}");
+        reps.push(outcome["reps"].as_i64().unwrap());
+    }
+    reps.sort_unstable();
+    let expected: Vec<i64> = (1..=20).flat_map(|n| [n, n]).collect();
+    assert_eq!(reps, expected, "every review saw the one before it");
+    let logged: i64 = sqlx::query("SELECT COUNT(*) FROM review_logs")
+        .fetch_one(&server.state.db.read)
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(logged, 40);
 }
 
 async fn cloze_cards_make_one_item_per_deletion(server: TestServer) {

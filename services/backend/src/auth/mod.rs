@@ -154,7 +154,7 @@ async fn register(
         Err(err) if is_unique_violation(&err) => Err(ApiError::Conflict(
             "an account with this email already exists".to_owned(),
         )),
-        Err(err) => Err(query_error("registering user", err)),
+        Err(err) => Err(query_error("registering user", &err)),
     }
 }
 

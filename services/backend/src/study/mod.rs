@@ -1,5 +1,6 @@
 //! Studying: which items are due, and recording a review with its FSRS schedule.
 
+pub mod review_queue;
 pub mod scheduler;
 
 use axum::extract::State;
@@ -8,22 +9,21 @@ use flashcards_bootstrap::{
     error::ErrorBody,
     extract::{Json, Path, Query},
 };
-use fsrs::MemoryState;
 use serde::{Deserialize, Serialize};
-use sqlx::{AnyConnection, Row, any::AnyRow};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     AppState,
     auth::CurrentUser,
-    cards::{card_not_found, cloze, model::CardKind},
-    db::{QueryResultExt, fetch_json_rows},
+    cards::{cloze, model::CardKind},
+    db::fetch_json_rows,
     decks::{deck_not_found, owns_deck},
     metrics::Operation,
     timestamp::rfc3339,
 };
-use scheduler::{ItemState, Rating, schedule};
+use review_queue::ReviewJob;
+use scheduler::Rating;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -33,8 +33,6 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 const DEFAULT_STUDY_LIMIT: u32 = 100;
 const MAX_STUDY_LIMIT: u32 = 500;
-/// Concurrent reviews of one item are serialised by retrying on a stale read this many times.
-const REVIEW_ATTEMPTS: usize = 5;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -181,72 +179,6 @@ pub struct ReviewOutcome {
     pub lapses: i64,
 }
 
-struct StoredItem {
-    ordinal: i64,
-    state: ItemState,
-}
-
-fn stored_item_from_row(row: &AnyRow) -> Result<StoredItem, sqlx::Error> {
-    let stability: Option<f64> = row.try_get("stability")?;
-    let difficulty: Option<f64> = row.try_get("difficulty")?;
-    // The database holds f64; FSRS computes in f32.
-    #[allow(clippy::cast_possible_truncation)]
-    let memory = stability.zip(difficulty).map(|(s, d)| MemoryState {
-        stability: s as f32,
-        difficulty: d as f32,
-    });
-    Ok(StoredItem {
-        ordinal: row.try_get("ordinal")?,
-        state: ItemState {
-            memory,
-            last_review_ms: row.try_get("last_review")?,
-            reps: row.try_get("reps")?,
-            lapses: row.try_get("lapses")?,
-        },
-    })
-}
-
-async fn load_item(
-    conn: &mut AnyConnection,
-    user_id: &str,
-    card_id: &str,
-    ordinal: Option<u32>,
-) -> Result<StoredItem, ApiError> {
-    let rows = sqlx::query(
-        "SELECT ordinal, stability, difficulty, last_review, reps, lapses FROM study_items \
-         WHERE card_id = $1 AND user_id = $2 ORDER BY ordinal",
-    )
-    .bind(card_id)
-    .bind(user_id)
-    .fetch_all(conn)
-    .await
-    .db("loading study item")?;
-    let mut items = rows
-        .iter()
-        .map(stored_item_from_row)
-        .collect::<Result<Vec<_>, _>>()
-        .db("reading study item")?;
-    if items.is_empty() {
-        return Err(card_not_found());
-    }
-    match ordinal {
-        Some(wanted) => {
-            let position = items
-                .iter()
-                .position(|item| item.ordinal == i64::from(wanted))
-                .ok_or_else(|| {
-                    ApiError::invalid("ordinal", format!("this card has no study item {wanted}"))
-                })?;
-            Ok(items.swap_remove(position))
-        }
-        None if items.len() == 1 => Ok(items.swap_remove(0)),
-        None => Err(ApiError::invalid(
-            "ordinal",
-            format!("required: this card has {} study items", items.len()),
-        )),
-    }
-}
-
 #[utoipa::path(post, path = "/api/cards/{id}/review", tag = "study",
     params(("id" = String, Path, description = "card id")), request_body = ReviewInput,
     responses((status = 200, body = ReviewOutcome), (status = 404, body = ErrorBody),
@@ -258,67 +190,15 @@ async fn review(
     Path(card_id): Path<String>,
     Json(input): Json<ReviewInput>,
 ) -> Result<Json<ReviewOutcome>, ApiError> {
-    for _ in 0..REVIEW_ATTEMPTS {
-        let mut tx = state.db.write.begin().await.db("starting transaction")?;
-        let item = load_item(&mut tx, &user.id, &card_id, input.ordinal).await?;
-        let now = state.clock.now_ms();
-        let next = schedule(&state.fsrs, &item.state, input.rating, now)
-            .map_err(|err| ApiError::internal("scheduling review", err))?;
-        // Compare-and-set on `reps`: on PostgreSQL a concurrent review of the same item makes this
-        // update miss, and the loop recomputes from the new state. (SQLite's single writer connection
-        // already serialises reviews.)
-        let updated = sqlx::query(
-            "UPDATE study_items SET due = $1, stability = $2, difficulty = $3, last_review = $4, \
-             reps = $5, lapses = $6 WHERE card_id = $7 AND ordinal = $8 AND reps = $9",
-        )
-        .bind(next.due_ms)
-        .bind(f64::from(next.memory.stability))
-        .bind(f64::from(next.memory.difficulty))
-        .bind(now)
-        .bind(next.reps)
-        .bind(next.lapses)
-        .bind(&card_id)
-        .bind(item.ordinal)
-        .bind(item.state.reps)
-        .execute(&mut *tx)
-        .await
-        .db("updating study item")?;
-        if updated.rows_affected() == 0 {
-            continue;
-        }
-        sqlx::query(
-            "INSERT INTO review_logs (id, user_id, card_id, ordinal, rating, reviewed_at, \
-             elapsed_days, stability, difficulty, due) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(uuid::Uuid::now_v7().to_string())
-        .bind(&user.id)
-        .bind(&card_id)
-        .bind(item.ordinal)
-        .bind(input.rating.number())
-        .bind(now)
-        .bind(i64::from(next.elapsed_days))
-        .bind(f64::from(next.memory.stability))
-        .bind(f64::from(next.memory.difficulty))
-        .bind(next.due_ms)
-        .execute(&mut *tx)
-        .await
-        .db("logging review")?;
-        tx.commit().await.db("committing review")?;
-        state.metrics.operation(Operation::Review);
-        return Ok(Json(ReviewOutcome {
+    let outcome = state
+        .reviews
+        .submit(ReviewJob {
+            user_id: user.id,
             card_id,
-            ordinal: u32::try_from(item.ordinal).unwrap_or_default(),
+            ordinal: input.ordinal,
             rating: input.rating,
-            reviewed_at: rfc3339(now),
-            due: rfc3339(next.due_ms),
-            stability: f64::from(next.memory.stability),
-            difficulty: f64::from(next.memory.difficulty),
-            elapsed_days: next.elapsed_days,
-            reps: next.reps,
-            lapses: next.lapses,
-        }));
-    }
-    Err(ApiError::Conflict(
-        "this item was reviewed concurrently; try again".to_owned(),
-    ))
+        })
+        .await?;
+    state.metrics.operation(Operation::Review);
+    Ok(Json(outcome))
 }
