@@ -23,7 +23,8 @@ use crate::{
     timestamp::rfc3339,
 };
 
-/// Most reviews written by one transaction (8 bound values each, far below either engine's limit).
+/// Most reviews written by one transaction (at most 10 bound values each, far below either engine's
+/// parameter limit).
 const MAX_BATCH: usize = 64;
 /// Reviews waiting for the writer; further submitters wait for room.
 const QUEUE_CAPACITY: usize = 1024;
