@@ -102,15 +102,27 @@ pub fn deck_not_found() -> ApiError {
 
 /// Whether `user_id` owns deck `deck_id`; another user's deck is indistinguishable from none.
 pub async fn owns_deck(db: &AnyPool, user_id: &str, deck_id: &str) -> Result<bool, ApiError> {
-    Ok(
-        sqlx::query("SELECT 1 FROM decks WHERE id = $1 AND user_id = $2")
-            .bind(deck_id)
-            .bind(user_id)
-            .fetch_optional(db)
-            .await
-            .db("checking deck")?
-            .is_some(),
-    )
+    owns_deck_in(db, user_id, deck_id, "").await
+}
+
+/// [`owns_deck`] on any executor (a transaction), with `lock` appended (see `Engine::lock_rows`).
+pub async fn owns_deck_in<'c, E>(
+    executor: E,
+    user_id: &str,
+    deck_id: &str,
+    lock: &str,
+) -> Result<bool, ApiError>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Any>,
+{
+    let sql = format!("SELECT 1 FROM decks WHERE id = $1 AND user_id = $2{lock}");
+    Ok(sqlx::query(&sql)
+        .bind(deck_id)
+        .bind(user_id)
+        .fetch_optional(executor)
+        .await
+        .db("checking deck")?
+        .is_some())
 }
 
 async fn load_deck(state: &AppState, user_id: &str, deck_id: &str) -> Result<Deck, ApiError> {

@@ -23,7 +23,7 @@ use crate::{
     AppState,
     auth::CurrentUser,
     db::{Engine, QueryResultExt, fetch_json_rows},
-    decks::{deck_not_found, owns_deck},
+    decks::{deck_not_found, owns_deck, owns_deck_in},
     metrics::Operation,
     pagination::{Page, PageQuery},
     timestamp::rfc3339,
@@ -330,22 +330,13 @@ async fn update_card(
     }
     .validate()?;
     let deck_id = changes.deck_id.unwrap_or_else(|| current.deck_id.clone());
-    let target_deck = format!(
-        "SELECT 1 FROM decks WHERE id = $1 AND user_id = $2{}",
-        engine.lock_rows()
-    );
-    let owned = sqlx::query(&target_deck)
-        .bind(&deck_id)
-        .bind(&user.id)
-        .fetch_optional(&mut *tx)
-        .await
-        .db("checking deck")?;
-    if owned.is_none() {
+    if !owns_deck_in(&mut *tx, &user.id, &deck_id, engine.lock_rows()).await? {
         return Err(ApiError::invalid("deck_id", "no such deck"));
     }
     let now = state.clock.now_ms();
     let source = content.source.as_ref();
-    let updated = sqlx::query(
+    // The card was read in this transaction (locked on PostgreSQL), so the update finds it.
+    sqlx::query(
         "UPDATE cards SET deck_id = $1, front = $2, back = $3, tags = $4, source_document_id = $5, \
          source_page = $6, source_start = $7, source_end = $8, source_bbox = $9, updated_at = $10 \
          WHERE id = $11 AND user_id = $12",
@@ -365,9 +356,6 @@ async fn update_card(
     .execute(&mut *tx)
     .await
     .db("updating card")?;
-    if updated.rows_affected() == 0 {
-        return Err(card_not_found());
-    }
     sqlx::query("UPDATE study_items SET deck_id = $1 WHERE card_id = $2")
         .bind(&deck_id)
         .bind(&id)
