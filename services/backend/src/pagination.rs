@@ -17,16 +17,21 @@ pub struct PageQuery {
     pub after: Option<String>,
 }
 
+/// A `limit` query parameter: `default` when absent, otherwise 1 to `max`.
+pub fn check_limit(limit: Option<u32>, default: u32, max: u32) -> Result<u32, ApiError> {
+    match limit {
+        None => Ok(default),
+        Some(limit) if (1..=max).contains(&limit) => Ok(limit),
+        Some(_) => Err(ApiError::invalid(
+            "limit",
+            format!("must be between 1 and {max}"),
+        )),
+    }
+}
+
 impl PageQuery {
     pub fn limit(&self) -> Result<u32, ApiError> {
-        match self.limit {
-            None => Ok(DEFAULT_LIMIT),
-            Some(limit) if (1..=MAX_LIMIT).contains(&limit) => Ok(limit),
-            Some(_) => Err(ApiError::invalid(
-                "limit",
-                format!("must be between 1 and {MAX_LIMIT}"),
-            )),
-        }
+        check_limit(self.limit, DEFAULT_LIMIT, MAX_LIMIT)
     }
 
     /// The id to continue after; the empty string sorts before every id.
