@@ -814,6 +814,11 @@ async fn bad_input_is_rejected_and_changes_nothing(server: TestServer) {
             ada.get(&format!("{cards_path}?limit=0")).await,
             "limit out of range",
         ),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ada.get(&format!("/api/decks/{deck}/study?limit=501")).await,
+            "study limit out of range",
+        ),
     ];
     for (expected, (status, body), what) in cases {
         assert_eq!(status, expected, "{what}: {body}");
