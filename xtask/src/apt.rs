@@ -6,6 +6,31 @@ use anyhow::{Context, Result, bail, ensure};
 
 use crate::system;
 
+/// What building and running the services needs from Debian, as `(file or program, package)`:
+/// libtesseract and its English data for the OCR service, poppler-utils for its PDFs, pkg-config to
+/// find libtesseract at build time, the DejaVu font and qpdf for the generated OCR test corpus, and
+/// the `tesseract` program the OCR benchmark compares against.
+const SYSTEM_PACKAGES: [(&str, &str); 7] = [
+    ("pkg-config", "pkg-config"),
+    ("/usr/include/tesseract/capi.h", "libtesseract-dev"),
+    (
+        "/usr/share/tesseract-ocr/5/tessdata/eng.traineddata",
+        "tesseract-ocr-eng",
+    ),
+    ("tesseract", "tesseract-ocr"),
+    ("pdftoppm", "poppler-utils"),
+    ("qpdf", "qpdf"),
+    (
+        "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+        "fonts-dejavu-core",
+    ),
+];
+
+/// Installs whatever of [`SYSTEM_PACKAGES`] is missing.
+pub fn ensure_system_packages() -> Result<()> {
+    ensure_apt_packages(&SYSTEM_PACKAGES)
+}
+
 /// Makes sure each `(program, package)` is installed: `program` is a name on PATH or a path (see
 /// [`system::locate`]). Missing packages are installed with apt-get when we are root; otherwise
 /// this fails and names them.

@@ -9,7 +9,7 @@ use std::{
 
 use anyhow::{Context, Result};
 
-use crate::{cargo, interrupt, postgres::Cluster, summary::Totals};
+use crate::{apt, cargo, interrupt, postgres::Cluster, summary::Totals};
 
 /// The variable through which the test suites find PostgreSQL.
 const POSTGRES_URL_VAR: &str = "FLASHCARDS_TEST_POSTGRES_URL";
@@ -32,6 +32,7 @@ pub fn run(cargo_args: &[String]) -> ExitCode {
 /// started one, is stopped and removed when this returns, whatever happened.
 fn run_suites(cargo_args: &[String]) -> Result<(bool, Totals)> {
     interrupt::defer_ctrl_c()?;
+    apt::ensure_system_packages()?;
     let cluster = match env::var_os(POSTGRES_URL_VAR) {
         Some(_) => {
             eprintln!("using PostgreSQL from {POSTGRES_URL_VAR}");
@@ -44,6 +45,9 @@ fn run_suites(cargo_args: &[String]) -> Result<(bool, Totals)> {
     command
         .args(["test", "--workspace", "--all-targets", "--no-fail-fast"])
         .args(cargo_args)
+        // The OCR tests run several Tesseract engines at once; OpenMP threads inside each would
+        // only compete with them (the service binary sets the same limit on itself).
+        .env("OMP_THREAD_LIMIT", "1")
         .stdout(Stdio::piped());
     if let Some(cluster) = &cluster {
         command.env(POSTGRES_URL_VAR, cluster.url());

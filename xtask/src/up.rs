@@ -9,7 +9,7 @@ use std::{
 
 use anyhow::{Context, Result};
 
-use crate::{cargo, interrupt, paths, server::Server};
+use crate::{apt, cargo, interrupt, paths, server::Server};
 
 #[derive(Debug, clap::Args)]
 pub struct Options {
@@ -31,6 +31,7 @@ pub fn run(options: &Options) -> Result<ExitCode> {
             options.listen
         )
     })?;
+    apt::ensure_system_packages()?;
     cargo::build_release(&["-p", "flashcards-backend"])?;
     let data_dir = match &options.data_dir {
         Some(dir) => dir.clone(),

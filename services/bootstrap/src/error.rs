@@ -3,7 +3,10 @@
 
 use axum::{
     Json,
-    extract::rejection::{JsonRejection, PathRejection, QueryRejection},
+    extract::{
+        multipart::{MultipartError, MultipartRejection},
+        rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection},
+    },
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
@@ -157,6 +160,24 @@ fn field_first(message: &str) -> String {
         }
     }
     message.to_owned()
+}
+
+impl From<BytesRejection> for ApiError {
+    fn from(rejection: BytesRejection) -> Self {
+        Self::from_client_status(rejection.status(), rejection.body_text())
+    }
+}
+
+impl From<MultipartRejection> for ApiError {
+    fn from(rejection: MultipartRejection) -> Self {
+        Self::from_client_status(rejection.status(), rejection.body_text())
+    }
+}
+
+impl From<MultipartError> for ApiError {
+    fn from(error: MultipartError) -> Self {
+        Self::from_client_status(error.status(), error.body_text())
+    }
 }
 
 impl From<JsonRejection> for ApiError {

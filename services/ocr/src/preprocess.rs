@@ -1,0 +1,350 @@
+//! From uploaded image bytes to the grayscale page Tesseract reads: decoding within limits, the
+//! EXIF orientation phones record instead of rotating pixels, grayscale, contrast, small text scaled
+//! up, optional binarisation. Each step that ran is reported to the client.
+
+use std::{
+    io::Cursor,
+    panic::{AssertUnwindSafe, catch_unwind},
+};
+
+use image::{
+    DynamicImage, GrayImage, ImageDecoder, ImageFormat, ImageReader, imageops::FilterType,
+    metadata::Orientation,
+};
+use imageproc::contrast::{ThresholdType, otsu_level, stretch_contrast, threshold};
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum DecodeError {
+    #[error("the image is corrupt or truncated: {0}")]
+    Corrupt(String),
+    #[error("the image has no pixels ({width}×{height})")]
+    Empty { width: u32, height: u32 },
+    #[error("the image is {width}×{height} ({pixels} pixels), over the limit of {limit} pixels")]
+    TooManyPixels {
+        width: u32,
+        height: u32,
+        pixels: u64,
+        limit: u64,
+    },
+}
+
+impl From<DecodeError> for flashcards_bootstrap::ApiError {
+    fn from(err: DecodeError) -> Self {
+        match err {
+            DecodeError::TooManyPixels { .. } => Self::PayloadTooLarge(err.to_string()),
+            DecodeError::Corrupt(_) | DecodeError::Empty { .. } => {
+                Self::Unprocessable(err.to_string())
+            }
+        }
+    }
+}
+
+/// The whole decoding path of an image upload: its type from its bytes (agreeing with the declared
+/// content type), then decoding within the pixel budget. A PDF is refused here; it goes to [`crate::pdf`].
+pub fn decode_upload(
+    bytes: &[u8],
+    declared: Option<&str>,
+    max_pixels: u64,
+) -> Result<(DynamicImage, Option<Orientation>), flashcards_bootstrap::ApiError> {
+    let kind = crate::file_type::detect(bytes, declared)?;
+    let format = kind.image_format().ok_or_else(|| {
+        flashcards_bootstrap::ApiError::UnsupportedMediaType("a PDF is not an image".to_owned())
+    })?;
+    Ok(decode(bytes, format, max_pixels)?)
+}
+
+/// Decodes an image of a known format, refusing more than `max_pixels` before allocating them, and
+/// turns it upright by its EXIF orientation. Returns the orientation applied, if any.
+pub fn decode(
+    bytes: &[u8],
+    format: ImageFormat,
+    max_pixels: u64,
+) -> Result<(DynamicImage, Option<Orientation>), DecodeError> {
+    // The decoders are third-party code fed hostile bytes: a panic in one is a bad file, not a crash.
+    catch_unwind(AssertUnwindSafe(|| {
+        decode_unguarded(bytes, format, max_pixels)
+    }))
+    .unwrap_or_else(|_| {
+        Err(DecodeError::Corrupt(
+            "the decoder could not make sense of it".to_owned(),
+        ))
+    })
+}
+
+fn decode_unguarded(
+    bytes: &[u8],
+    format: ImageFormat,
+    max_pixels: u64,
+) -> Result<(DynamicImage, Option<Orientation>), DecodeError> {
+    let corrupt = |err: image::ImageError| DecodeError::Corrupt(err.to_string());
+    let mut decoder = ImageReader::with_format(Cursor::new(bytes), format)
+        .into_decoder()
+        .map_err(corrupt)?;
+    let (width, height) = decoder.dimensions();
+    check_pixels(width, height, max_pixels)?;
+    let mut limits = image::Limits::default();
+    // Decoders may need a few buffers of the image's size; anything far beyond that is hostile.
+    limits.max_alloc = Some((u64::from(width) * u64::from(height)).saturating_mul(16) + (64 << 20));
+    decoder.set_limits(limits).map_err(corrupt)?;
+    let orientation = decoder
+        .orientation()
+        .ok()
+        .filter(|orientation| *orientation != Orientation::NoTransforms);
+    let mut image = DynamicImage::from_decoder(decoder).map_err(corrupt)?;
+    if let Some(orientation) = orientation {
+        image.apply_orientation(orientation);
+    }
+    Ok((image, orientation))
+}
+
+/// Refuses empty images and images over the pixel budget.
+pub fn check_pixels(width: u32, height: u32, max_pixels: u64) -> Result<(), DecodeError> {
+    let pixels = u64::from(width) * u64::from(height);
+    if pixels == 0 {
+        return Err(DecodeError::Empty { width, height });
+    }
+    if pixels > max_pixels {
+        return Err(DecodeError::TooManyPixels {
+            width,
+            height,
+            pixels,
+            limit: max_pixels,
+        });
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Replace the page by pure black and white (Otsu's threshold) before recognition.
+    pub binarize: bool,
+}
+
+/// Text lines shorter than this (in pixels, ascenders to descenders) are scaled up; Tesseract's
+/// accuracy drops sharply below roughly 20 px capitals.
+const SMALL_LINE_PX: f32 = 24.0;
+/// The line height small text is scaled to.
+const TARGET_LINE_PX: f32 = 40.0;
+const MAX_UPSCALE: f32 = 4.0;
+/// A page whose middle 98% of gray levels spans less than this is stretched to full contrast.
+const LOW_CONTRAST_RANGE: u8 = 96;
+
+/// The prepared page and the names of the steps that ran, in order.
+pub fn prepare(
+    image: DynamicImage,
+    orientation: Option<Orientation>,
+    options: Options,
+    max_pixels: u64,
+) -> (GrayImage, Vec<String>) {
+    let mut steps = Vec::new();
+    if let Some(orientation) = orientation {
+        steps.push(format!("exif_orientation:{orientation:?}").to_lowercase());
+    }
+    let mut gray = image.into_luma8();
+    steps.push("grayscale".to_owned());
+
+    let (low, high) = percentile_range(&gray);
+    if high.saturating_sub(low) < LOW_CONTRAST_RANGE && high > low {
+        gray = stretch_contrast(&gray, low, high, 0, 255);
+        steps.push(format!("contrast_stretch:{low}-{high}"));
+    }
+
+    if let Some(line_px) = median_line_height(&gray) {
+        let factor = upscale_factor(line_px, gray.width(), gray.height(), max_pixels);
+        if factor > 1.0 {
+            gray = scale(&gray, factor);
+            steps.push(format!("upscale:{factor:.2}x"));
+        }
+    }
+
+    if options.binarize {
+        let level = otsu_level(&gray);
+        gray = threshold(&gray, level, ThresholdType::Binary);
+        steps.push(format!("binarize:otsu_{level}"));
+    }
+    (gray, steps)
+}
+
+/// How much to enlarge a page whose text lines are `line_px` high, within the pixel budget.
+pub fn upscale_factor(line_px: f32, width: u32, height: u32, max_pixels: u64) -> f32 {
+    if line_px >= SMALL_LINE_PX || line_px <= 0.0 {
+        return 1.0;
+    }
+    #[allow(clippy::cast_precision_loss)] // pixel counts far below 2^52
+    let budget = (max_pixels as f64 / (f64::from(width) * f64::from(height))).sqrt();
+    #[allow(clippy::cast_possible_truncation)]
+    let budget = budget as f32;
+    (TARGET_LINE_PX / line_px)
+        .min(MAX_UPSCALE)
+        .min(budget)
+        .max(1.0)
+}
+
+#[allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_precision_loss
+)]
+fn scale(gray: &GrayImage, factor: f32) -> GrayImage {
+    let width = (gray.width() as f32 * factor).round() as u32;
+    let height = (gray.height() as f32 * factor).round() as u32;
+    image::imageops::resize(gray, width, height, FilterType::CatmullRom)
+}
+
+/// The gray levels at the 1st and 99th percentile.
+fn percentile_range(gray: &GrayImage) -> (u8, u8) {
+    let mut histogram = [0_u64; 256];
+    for pixel in gray.pixels() {
+        histogram[usize::from(pixel.0[0])] += 1;
+    }
+    let total: u64 = histogram.iter().sum();
+    let at = |fraction: u64| {
+        let wanted = total * fraction / 100;
+        let mut seen = 0;
+        for (level, count) in histogram.iter().enumerate() {
+            seen += count;
+            if seen > wanted {
+                return u8::try_from(level).unwrap_or(u8::MAX);
+            }
+        }
+        u8::MAX
+    };
+    (at(1), at(99))
+}
+
+/// The median height of the page's text lines: runs of rows holding ink, where ink is whichever side
+/// of Otsu's threshold is the minority (dark text on light paper, or the reverse). `None` without
+/// any line.
+pub fn median_line_height(gray: &GrayImage) -> Option<f32> {
+    let level = otsu_level(gray);
+    let dark = gray.pixels().filter(|pixel| pixel.0[0] <= level).count();
+    let dark_is_ink = dark * 2 <= gray.pixels().len();
+    let is_ink = |value: u8| (value <= level) == dark_is_ink;
+    // Ignore specks: a text row holds a few ink pixels at least.
+    let min_ink = (gray.width() / 200).max(2);
+    let mut runs = Vec::new();
+    let mut run = 0_u32;
+    for row in gray.rows() {
+        let ink = u32::try_from(row.filter(|pixel| is_ink(pixel.0[0])).count()).unwrap_or(u32::MAX);
+        if ink >= min_ink {
+            run += 1;
+        } else if run > 0 {
+            runs.push(run);
+            run = 0;
+        }
+    }
+    if run > 0 {
+        runs.push(run);
+    }
+    runs.retain(|run| *run >= 3);
+    if runs.is_empty() {
+        return None;
+    }
+    runs.sort_unstable();
+    #[allow(clippy::cast_precision_loss)]
+    Some(runs[runs.len() / 2] as f32)
+}
+
+#[cfg(test)]
+mod tests {
+    use image::{ImageEncoder, Luma, codecs::png::PngEncoder};
+
+    use super::*;
+
+    /// A white page with dark bars standing in for text lines `line` pixels high.
+    fn page(width: u32, height: u32, line: u32, ink: u8, paper: u8) -> GrayImage {
+        GrayImage::from_fn(width, height, |x, y| {
+            let in_line = (y % (line * 2)) < line && y >= line && x % 7 != 0;
+            Luma([if in_line { ink } else { paper }])
+        })
+    }
+
+    fn png(image: &GrayImage) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        PngEncoder::new(&mut bytes)
+            .write_image(
+                image.as_raw(),
+                image.width(),
+                image.height(),
+                image::ExtendedColorType::L8,
+            )
+            .expect("encode");
+        bytes
+    }
+
+    #[test]
+    fn line_height_is_measured_from_ink_rows() {
+        let height = median_line_height(&page(400, 300, 12, 0, 255)).expect("lines");
+        assert!((height - 12.0).abs() < 0.5, "{height}");
+        // White text on black reads the same.
+        let height = median_line_height(&page(400, 300, 12, 255, 0)).expect("lines");
+        assert!((height - 12.0).abs() < 0.5, "{height}");
+        assert_eq!(median_line_height(&GrayImage::new(50, 50)), None);
+    }
+
+    #[test]
+    fn small_text_is_scaled_up_within_the_budget() {
+        assert!((upscale_factor(10.0, 1000, 1000, 100_000_000) - 4.0).abs() < 1e-6);
+        assert!((upscale_factor(20.0, 1000, 1000, 100_000_000) - 2.0).abs() < 1e-6);
+        assert!((upscale_factor(30.0, 1000, 1000, 100_000_000) - 1.0).abs() < 1e-6);
+        // Only 4 MP allowed on a 1 MP page: at most 2x.
+        assert!((upscale_factor(10.0, 1000, 1000, 4_000_000) - 2.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn prepare_reports_the_steps_it_ran() {
+        let small = DynamicImage::ImageLuma8(page(300, 200, 8, 0, 255));
+        let (gray, steps) = prepare(small, None, Options { binarize: true }, 10_000_000);
+        assert_eq!(steps[0], "grayscale");
+        assert!(steps[1].starts_with("upscale:"), "{steps:?}");
+        assert!(steps[2].starts_with("binarize:otsu_"), "{steps:?}");
+        assert!(gray.width() > 300);
+        assert!(
+            gray.pixels()
+                .all(|pixel| pixel.0[0] == 0 || pixel.0[0] == 255)
+        );
+
+        let faint = DynamicImage::ImageLuma8(page(300, 200, 30, 150, 200));
+        let (gray, steps) = prepare(
+            faint,
+            Some(Orientation::Rotate90),
+            Options::default(),
+            10_000_000,
+        );
+        assert_eq!(steps[0], "exif_orientation:rotate90");
+        assert!(
+            steps
+                .iter()
+                .any(|step| step.starts_with("contrast_stretch:")),
+            "{steps:?}"
+        );
+        let levels: Vec<u8> = gray.pixels().map(|pixel| pixel.0[0]).collect();
+        assert_eq!(levels.iter().min(), Some(&0));
+        assert_eq!(levels.iter().max(), Some(&255));
+    }
+
+    #[test]
+    fn decoding_refuses_bombs_empty_and_garbage() {
+        let bytes = png(&page(100, 80, 10, 0, 255));
+        let (image, orientation) = decode(&bytes, ImageFormat::Png, 10_000).expect("fits");
+        assert_eq!(
+            (image.width(), image.height(), orientation),
+            (100, 80, None)
+        );
+        assert!(matches!(
+            decode(&bytes, ImageFormat::Png, 7_999),
+            Err(DecodeError::TooManyPixels { pixels: 8000, .. })
+        ));
+        assert!(matches!(
+            decode(&bytes[..bytes.len() / 2], ImageFormat::Png, 10_000),
+            Err(DecodeError::Corrupt(_))
+        ));
+        assert_eq!(
+            check_pixels(0, 10, 100),
+            Err(DecodeError::Empty {
+                width: 0,
+                height: 10
+            })
+        );
+    }
+}
