@@ -31,6 +31,18 @@ pub struct Args {
     #[arg(long, env = "PAGE_CACHE_PAGES", default_value_t = 1024)]
     pub page_cache_pages: usize,
 
+    /// The OCR service documents are sent to.
+    #[arg(long, env = "OCR_URL", default_value = "http://127.0.0.1:8000")]
+    pub ocr_url: String,
+
+    /// Longest wait for the OCR service to read one document, in seconds.
+    #[arg(long, env = "OCR_TIMEOUT_SECS", default_value_t = 120)]
+    pub ocr_timeout_secs: u64,
+
+    /// Largest document upload accepted, in bytes.
+    #[arg(long, env = "MAX_UPLOAD_BYTES", default_value_t = 25 * 1024 * 1024)]
+    pub max_upload_bytes: usize,
+
     /// Mark the session cookie `Secure` (set this when the backend is served over HTTPS).
     #[arg(long, env = "SECURE_COOKIES")]
     pub secure_cookies: bool,

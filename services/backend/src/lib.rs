@@ -7,6 +7,7 @@ pub mod clock;
 pub mod config;
 pub mod db;
 pub mod decks;
+pub mod documents;
 pub mod metrics;
 pub mod pagination;
 pub mod state;
@@ -36,6 +37,7 @@ pub fn app(service: ServiceBuilder, state: AppState) -> Router {
         .merge(decks::router())
         .merge(cards::router())
         .merge(study::router())
+        .merge(documents::router(state.documents.max_upload_bytes))
         .with_state(state);
     service.readiness(readiness).build(api)
 }

@@ -2,8 +2,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use flashcards_backend::{
-    AppState, Args, DEFAULT_PORT, app, auth, clock::Clock, db, metrics::BackendMetrics,
-    state::SessionSettings,
+    AppState, Args, DEFAULT_PORT, app, auth, clock::Clock, db, documents::DocumentSettings,
+    metrics::BackendMetrics, state::SessionSettings,
 };
 use flashcards_bootstrap::{ServiceBuilder, config, logging, server};
 
@@ -33,6 +33,11 @@ async fn main() -> anyhow::Result<()> {
         metrics,
         sessions,
         args.page_cache_pages,
+        DocumentSettings::new(
+            &args.ocr_url,
+            Duration::from_secs(args.ocr_timeout_secs),
+            args.max_upload_bytes,
+        ),
     );
 
     let sweeper = state.clone();

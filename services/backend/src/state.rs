@@ -7,6 +7,7 @@ use crate::{
     cards::page_cache::PageCache,
     clock::Clock,
     db::{Database, Engine},
+    documents::DocumentSettings,
     metrics::BackendMetrics,
     study::review_queue::ReviewQueue,
 };
@@ -22,6 +23,7 @@ pub struct AppState {
     /// Card-list pages; only with SQLite, where this process sees every write.
     pub pages: Option<Arc<PageCache>>,
     pub reviews: ReviewQueue,
+    pub documents: DocumentSettings,
 }
 
 impl AppState {
@@ -33,6 +35,7 @@ impl AppState {
         metrics: BackendMetrics,
         sessions: SessionSettings,
         page_cache_pages: usize,
+        documents: DocumentSettings,
     ) -> Self {
         let pages = (db.engine == Engine::Sqlite && page_cache_pages > 0)
             .then(|| Arc::new(PageCache::new(page_cache_pages)));
@@ -45,6 +48,7 @@ impl AppState {
             sessions,
             credentials: Arc::default(),
             pages,
+            documents,
         }
     }
 

@@ -7,7 +7,8 @@
 use std::path::PathBuf;
 
 use flashcards_backend::{
-    AppState, app, clock::Clock, db, metrics::BackendMetrics, state::SessionSettings,
+    AppState, app, clock::Clock, db, documents::DocumentSettings, metrics::BackendMetrics,
+    state::SessionSettings,
 };
 use flashcards_bootstrap::ServiceBuilder;
 use reqwest::{Client, Response, StatusCode};
@@ -58,8 +59,18 @@ async fn fresh_postgres_database() -> String {
     format!("{server}/{name}")
 }
 
+/// Where the backend under test sends documents unless a test starts an OCR service: the discard
+/// port, where nothing answers.
+const NO_OCR_SERVICE: &str = "http://127.0.0.1:9";
+/// Upload limit of the backend under test.
+pub const MAX_UPLOAD_BYTES: usize = 2 * 1024 * 1024;
+
 impl TestServer {
     pub async fn start(engine: Engine) -> Self {
+        Self::start_with_ocr(engine, NO_OCR_SERVICE).await
+    }
+
+    pub async fn start_with_ocr(engine: Engine, ocr_url: &str) -> Self {
         let (database_url, sqlite_file) = match engine {
             Engine::Sqlite => {
                 let file = std::env::temp_dir()
@@ -75,7 +86,19 @@ impl TestServer {
             ttl_ms: SESSION_TTL_MS,
             secure_cookies: false,
         };
-        let state = AppState::new(database, Clock::manual(T0), metrics, sessions, 1024);
+        let documents = DocumentSettings::new(
+            ocr_url,
+            std::time::Duration::from_secs(60),
+            MAX_UPLOAD_BYTES,
+        );
+        let state = AppState::new(
+            database,
+            Clock::manual(T0),
+            metrics,
+            sessions,
+            1024,
+            documents,
+        );
         let router = app(service, state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -191,6 +214,34 @@ impl User {
                 .unwrap(),
         )
         .await
+    }
+
+    /// Uploads a file as the `file` field of a multipart form.
+    pub async fn upload(
+        &self,
+        file_name: &str,
+        content_type: &str,
+        bytes: Vec<u8>,
+    ) -> (StatusCode, Value) {
+        let part = reqwest::multipart::Part::bytes(bytes)
+            .file_name(file_name.to_owned())
+            .mime_str(content_type)
+            .unwrap();
+        let form = reqwest::multipart::Form::new().part("file", part);
+        into_parts(
+            self.client
+                .post(self.url("/api/documents"))
+                .multipart(form)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    /// The raw answer to a GET, for non-JSON bodies.
+    pub async fn get_raw(&self, path: &str) -> Response {
+        self.client.get(self.url(path)).send().await.unwrap()
     }
 
     pub async fn patch(&self, path: &str, body: Value) -> (StatusCode, Value) {

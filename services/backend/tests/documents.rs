@@ -1,0 +1,224 @@
+//! Documents end to end: uploads go through the real OCR service (libtesseract, in this process) and
+//! land in SQLite or PostgreSQL; an OCR outage keeps the upload for a retry.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::net::SocketAddr;
+
+use flashcards_bootstrap::config;
+use flashcards_ocr_corpus as corpus;
+use reqwest::StatusCode;
+use serde_json::Value;
+use support::{Engine, MAX_UPLOAD_BYTES, TestServer};
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+
+/// The real OCR service on a loopback address, stoppable and restartable on the same port.
+struct OcrService {
+    address: SocketAddr,
+    stop: Option<(oneshot::Sender<()>, JoinHandle<std::io::Result<()>>)>,
+}
+
+impl OcrService {
+    async fn start_on(address: SocketAddr) -> Self {
+        let args: flashcards_ocr::Args = config::parse_from(["flashcards-ocr"], 8000).unwrap();
+        let mut settings = flashcards_ocr::Settings::from_args(&args);
+        settings.engines = 1;
+        let (router, _) =
+            tokio::task::spawn_blocking(move || flashcards_ocr::build(settings, 1024 * 1024))
+                .await
+                .unwrap()
+                .unwrap();
+        let listener = TcpListener::bind(address).await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let serving = tokio::spawn(flashcards_bootstrap::server::serve_until(
+            listener,
+            router,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        Self {
+            address,
+            stop: Some((stop, serving)),
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    async fn stop(&mut self) {
+        if let Some((stop, serving)) = self.stop.take() {
+            let _ = stop.send(());
+            serving.await.unwrap().unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn sqlite_uploads_are_read_deduplicated_and_private() {
+    uploads_are_read_deduplicated_and_private(Engine::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_uploads_are_read_deduplicated_and_private() {
+    uploads_are_read_deduplicated_and_private(Engine::Postgres).await;
+}
+
+#[tokio::test]
+async fn sqlite_an_ocr_outage_keeps_the_upload_for_a_retry() {
+    an_ocr_outage_keeps_the_upload_for_a_retry(Engine::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_an_ocr_outage_keeps_the_upload_for_a_retry() {
+    an_ocr_outage_keeps_the_upload_for_a_retry(Engine::Postgres).await;
+}
+
+async fn uploads_are_read_deduplicated_and_private(engine: Engine) {
+    let ocr = OcrService::start_on("127.0.0.1:0".parse().unwrap()).await;
+    let server = TestServer::start_with_ocr(engine, &ocr.url()).await;
+    let ada = server.user("ada@example.org").await;
+    let bob = server.user("bob@example.org").await;
+
+    let pdf = corpus::text_layer_pdf(2).unwrap();
+    let (status, document) = ada
+        .upload("notes.pdf", "application/pdf", pdf.bytes.clone())
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{document}");
+    assert_eq!(document["status"], "done", "{document}");
+    assert_eq!(document["page_count"], 2);
+    assert_eq!(document["file_name"], "notes.pdf");
+    let pages = document["pages"].as_array().unwrap();
+    assert_eq!(pages.len(), 2);
+    for (index, page) in pages.iter().enumerate() {
+        assert_eq!(page["page"], index + 1);
+        assert_eq!(page["source"], "text_layer");
+        let first_line = pdf.pages[index].lines().next().unwrap();
+        assert!(
+            page["text"].as_str().unwrap().starts_with(first_line),
+            "{page}"
+        );
+    }
+    let pdf_id = document["id"].as_str().unwrap().to_owned();
+
+    let photo = corpus::clean_png().unwrap();
+    let (status, document) = ada
+        .upload("photo.png", "image/png", photo.bytes.clone())
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let page = &document["pages"][0];
+    assert_eq!(page["source"], "ocr");
+    let first_word = &page["words"][0];
+    assert!(
+        first_word["confidence"].as_f64().unwrap() > 50.0,
+        "{first_word}"
+    );
+    assert!(first_word["bbox"]["width"].as_u64().unwrap() > 0);
+    let expected_start = photo.pages[0].split_whitespace().next().unwrap();
+    assert!(
+        page["text"].as_str().unwrap().starts_with(expected_start),
+        "{page}"
+    );
+
+    // The same file again is the same document.
+    let (status, again) = ada
+        .upload("copy.pdf", "application/pdf", pdf.bytes.clone())
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(again["id"], pdf_id.as_str());
+    let (_, list) = ada.get("/api/documents").await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 2);
+
+    let (status, detail) = ada.get(&format!("/api/documents/{pdf_id}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(detail["pages"].as_array().unwrap().len(), 2);
+    let file = ada.get_raw(&format!("/api/documents/{pdf_id}/file")).await;
+    assert_eq!(file.status(), StatusCode::OK);
+    assert_eq!(file.headers()["content-type"], "application/pdf");
+    assert_eq!(file.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(file.bytes().await.unwrap().to_vec(), pdf.bytes);
+
+    // Bob sees none of it, and his copy of the same file is his own document.
+    for path in [
+        format!("/api/documents/{pdf_id}"),
+        format!("/api/documents/{pdf_id}/file"),
+    ] {
+        assert_eq!(bob.get_raw(&path).await.status(), StatusCode::NOT_FOUND);
+    }
+    let (status, _) = bob
+        .post(&format!("/api/documents/{pdf_id}/ocr"), Value::Null)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, list) = bob.get("/api/documents").await;
+    assert!(list["items"].as_array().unwrap().is_empty());
+    let (status, his) = bob
+        .upload("notes.pdf", "application/pdf", pdf.bytes.clone())
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_ne!(his["id"], pdf_id.as_str());
+
+    // Bad uploads: clear answers, and only a readable-looking file is stored.
+    let (status, failed) = ada
+        .upload("broken.png", "image/png", photo.bytes[..300].to_vec())
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "kept, though OCR cannot read it"
+    );
+    assert_eq!(failed["status"], "failed");
+    assert!(
+        failed["error"].as_str().unwrap().contains("corrupt"),
+        "{failed}"
+    );
+    let (status, body) = ada
+        .upload("notes.txt", "text/plain", b"hello".to_vec())
+        .await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{body}");
+    let (status, _) = ada.upload("empty.png", "image/png", Vec::new()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = ada
+        .upload("huge.png", "image/png", vec![0; MAX_UPLOAD_BYTES + 1])
+        .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    let (_, list) = ada.get("/api/documents").await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 3);
+}
+
+async fn an_ocr_outage_keeps_the_upload_for_a_retry(engine: Engine) {
+    let mut ocr = OcrService::start_on("127.0.0.1:0".parse().unwrap()).await;
+    let address = ocr.address;
+    let server = TestServer::start_with_ocr(engine, &ocr.url()).await;
+    let ada = server.user("ada@example.org").await;
+    ocr.stop().await;
+
+    let photo = corpus::clean_png().unwrap();
+    let (status, document) = ada
+        .upload("photo.png", "image/png", photo.bytes.clone())
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{document}");
+    assert_eq!(document["status"], "failed_retryable");
+    let error = document["error"].as_str().unwrap();
+    assert!(
+        error.contains("unavailable") && error.contains("/ocr"),
+        "{error}"
+    );
+    assert!(document["pages"].as_array().unwrap().is_empty());
+    let id = document["id"].as_str().unwrap().to_owned();
+    let kept = ada.get_raw(&format!("/api/documents/{id}/file")).await;
+    assert_eq!(kept.bytes().await.unwrap().to_vec(), photo.bytes);
+
+    let _restarted = OcrService::start_on(address).await;
+    let (status, retried) = ada
+        .post(&format!("/api/documents/{id}/ocr"), Value::Null)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{retried}");
+    assert_eq!(retried["status"], "done");
+    assert!(retried["error"].is_null());
+    assert_eq!(retried["page_count"], 1);
+    assert!(!retried["pages"][0]["words"].as_array().unwrap().is_empty());
+}
