@@ -1,4 +1,5 @@
-//! `cargo xtask up`: the backend in release mode on SQLite, with embedded defaults, until Ctrl-C.
+//! `cargo xtask up`: the backend (on SQLite) and the OCR service in release mode, with embedded
+//! defaults, until Ctrl-C.
 
 use std::{
     fs,
@@ -17,6 +18,10 @@ pub struct Options {
     #[arg(long, default_value = "127.0.0.1:8002")]
     listen: SocketAddr,
 
+    /// Address and port for the OCR service.
+    #[arg(long, default_value = "127.0.0.1:8000")]
+    ocr_listen: SocketAddr,
+
     /// Folder for flashcards.db [default: ~/.local/share/flashcards]
     #[arg(long)]
     data_dir: Option<PathBuf>,
@@ -24,15 +29,14 @@ pub struct Options {
 
 pub fn run(options: &Options) -> Result<ExitCode> {
     interrupt::defer_ctrl_c()?;
-    // Another server on the port would answer /healthz in our backend's place.
-    TcpListener::bind(options.listen).with_context(|| {
-        format!(
-            "cannot listen on {} (is flashcards already running?)",
-            options.listen
-        )
-    })?;
+    // Another server on a port would answer /healthz in ours' place.
+    for listen in [options.listen, options.ocr_listen] {
+        TcpListener::bind(listen).with_context(|| {
+            format!("cannot listen on {listen} (is flashcards already running?)")
+        })?;
+    }
     apt::ensure_system_packages()?;
-    cargo::build_release(&["-p", "flashcards-backend"])?;
+    cargo::build_release(&["-p", "flashcards-backend", "-p", "flashcards-ocr"])?;
     let data_dir = match &options.data_dir {
         Some(dir) => dir.clone(),
         None => paths::data_dir()?,
@@ -41,18 +45,29 @@ pub fn run(options: &Options) -> Result<ExitCode> {
     let database = data_dir.join("flashcards.db");
     eprintln!("database: {}", database.display());
 
+    let ocr_address = reachable(options.ocr_listen);
+    let mut ocr = Server::start(
+        "flashcards-ocr",
+        Command::new(cargo::release_binary("flashcards-ocr"))
+            .arg("--listen")
+            .arg(options.ocr_listen.to_string()),
+    )?;
     let mut backend = Server::start(
         "flashcards-backend",
         Command::new(cargo::release_binary("flashcards-backend"))
             .arg("--listen")
             .arg(options.listen.to_string())
             .arg("--database-url")
-            .arg(format!("sqlite://{}", database.display())),
+            .arg(format!("sqlite://{}", database.display()))
+            .arg("--ocr-url")
+            .arg(format!("http://{ocr_address}")),
     )?;
     let address = reachable(options.listen);
     backend.wait_ready(address, "/healthz")?;
+    ocr.wait_ready(ocr_address, "/readyz")?;
     println!(
-        "flashcards is running: http://{address}  (API docs: http://{address}/docs) — Ctrl-C to stop"
+        "flashcards is running: http://{address}  (API docs: http://{address}/docs; \
+         OCR service: http://{ocr_address}/docs) — Ctrl-C to stop"
     );
     // Ctrl-C reaches the backend directly (same process group); it shuts down and we return.
     let status = backend.wait()?;

@@ -27,6 +27,9 @@ fn help_documents_every_flag_with_its_env_variable() {
         "SESSION_TTL_HOURS",
         "PAGE_CACHE_PAGES",
         "SECURE_COOKIES",
+        "OCR_URL",
+        "OCR_TIMEOUT_SECS",
+        "MAX_UPLOAD_BYTES",
     ] {
         assert!(
             help.contains(&format!("[env: {env}=")),

@@ -191,3 +191,30 @@ async fn metrics_count_known_requests() {
     );
     assert_eq!(sample(&metrics, "ocr_active_requests"), 0.0);
 }
+
+#[tokio::test]
+async fn every_image_format_reads_the_same_page() {
+    let server = start(default_settings()).await;
+    let clean = corpus::clean_png().unwrap();
+    let page = image::load_from_memory(&clean.bytes).unwrap();
+    for (format, content_type) in [
+        (image::ImageFormat::Tiff, "image/tiff"),
+        (image::ImageFormat::WebP, "image/webp"),
+        (image::ImageFormat::Bmp, "image/bmp"),
+        (image::ImageFormat::Jpeg, "image/jpeg"),
+    ] {
+        let mut bytes = std::io::Cursor::new(Vec::new());
+        image::DynamicImage::ImageRgb8(page.to_rgb8())
+            .write_to(&mut bytes, format)
+            .unwrap();
+        let response = server.ocr("", content_type, bytes.into_inner()).await;
+        assert_eq!(response.status(), 200, "{content_type}");
+        let answer: Value = response.json().await.unwrap();
+        assert_eq!(
+            answer["file_type"],
+            content_type.trim_start_matches("image/")
+        );
+        let accuracy = character_accuracy(&clean.pages[0], &page_texts(&answer)[0]);
+        assert!(accuracy >= 0.98, "{content_type}: {accuracy}");
+    }
+}
