@@ -1,5 +1,6 @@
 //! A tiny blocking HTTP/1.1 client over `TcpStream`: one request per connection, enough to wait for
-//! servers and seed the benchmark's data without an HTTP client crate.
+//! servers, seed the benchmark's data and post the OCR benchmark's images without an HTTP client
+//! crate.
 
 use std::{
     io::{Read, Write},
@@ -60,13 +61,28 @@ pub fn request(
     body: Option<&Value>,
 ) -> Result<Response> {
     let body = body.map(Value::to_string).unwrap_or_default();
+    let json = [("Content-Type", "application/json")];
+    let headers = if body.is_empty() {
+        headers.to_vec()
+    } else {
+        [&json[..], headers].concat()
+    };
+    send(address, method, path, &headers, body.as_bytes())
+}
+
+/// Sends one request with `Connection: close` and a raw `body`, whose Content-Type, if any, is
+/// among `headers`.
+pub fn send(
+    address: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<Response> {
     let mut head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
     );
-    if !body.is_empty() {
-        head.push_str("Content-Type: application/json\r\n");
-    }
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
@@ -81,7 +97,7 @@ pub fn request(
         .context("setting socket timeouts")?;
     stream
         .write_all(head.as_bytes())
-        .and_then(|()| stream.write_all(body.as_bytes()))
+        .and_then(|()| stream.write_all(body))
         .with_context(|| format!("sending {}", what()))?;
     let mut raw = Vec::new();
     stream

@@ -2,6 +2,7 @@
 
 mod apt;
 mod bench;
+mod bench_ocr;
 mod cargo;
 mod http;
 mod interrupt;
@@ -44,6 +45,10 @@ enum Task {
     /// Load-test the backend with wrk next to a bare axum hello-world, the ceiling (prints figures,
     /// asserts nothing). Installs wrk with apt if missing.
     Bench(wrk::Load),
+    /// Compare OCR throughput on 50 generated images: the OCR service's warm Tesseract engines
+    /// against the `tesseract` program started once per image, as pytesseract does, 2 clients each
+    /// (prints figures, asserts nothing). Installs Tesseract with apt if missing.
+    BenchOcr,
 }
 
 fn main() -> ExitCode {
@@ -52,6 +57,7 @@ fn main() -> ExitCode {
         Task::Test { cargo_args } => return test::run(&cargo_args),
         Task::Up(options) => up::run(&options),
         Task::Bench(load) => bench::run(&load).map(|()| ExitCode::SUCCESS),
+        Task::BenchOcr => bench_ocr::run().map(|()| ExitCode::SUCCESS),
     };
     outcome.unwrap_or_else(|err| {
         eprintln!("error: {err:#}");

@@ -1,4 +1,4 @@
-//! Server processes for `up` and `bench`: free ports, waiting until they answer, stopping them.
+//! Server processes for `up`, `bench` and `bench-ocr`: free ports, waiting until they answer, stopping them.
 
 use std::{
     net::{Ipv4Addr, SocketAddr, TcpListener},
