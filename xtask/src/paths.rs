@@ -18,6 +18,11 @@ pub fn cache_dir() -> Result<PathBuf> {
     Ok(xdg_dir("XDG_CACHE_HOME", ".cache")?.join("flashcards"))
 }
 
+/// `~/.cache/flashcards/models`: the GGUF models, shared by every task that needs one.
+pub fn models_dir() -> Result<PathBuf> {
+    Ok(cache_dir()?.join("models"))
+}
+
 /// `~/.local/share/flashcards` (or under `$XDG_DATA_HOME`).
 pub fn data_dir() -> Result<PathBuf> {
     Ok(xdg_dir("XDG_DATA_HOME", ".local/share")?.join("flashcards"))
@@ -51,12 +56,44 @@ impl ScratchDir {
     pub fn path(&self) -> &Path {
         &self.0
     }
+
+    /// Keeps the folder after all, renamed to `dest`, which must not exist.
+    pub fn persist(mut self, dest: &Path) -> Result<()> {
+        fs::rename(&self.0, dest)
+            .with_context(|| format!("renaming {} to {}", self.0.display(), dest.display()))?;
+        // An empty path tells drop that there is nothing left to remove.
+        self.0 = PathBuf::new();
+        Ok(())
+    }
 }
 
 impl Drop for ScratchDir {
     fn drop(&mut self) {
+        if self.0.as_os_str().is_empty() {
+            return;
+        }
         if let Err(err) = fs::remove_dir_all(&self.0) {
             eprintln!("warning: could not remove {}: {err}", self.0.display());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{env, fs, process};
+
+    use super::ScratchDir;
+
+    #[test]
+    fn a_persisted_scratch_dir_survives_under_its_new_name() -> anyhow::Result<()> {
+        let base = env::temp_dir().join(format!("xtask-paths-test-{}", process::id()));
+        let scratch = ScratchDir::create(base.join("partial"))?;
+        fs::write(scratch.path().join("file"), "kept")?;
+        let kept = base.join("kept");
+        scratch.persist(&kept)?;
+        assert_eq!(fs::read_to_string(kept.join("file"))?, "kept");
+        assert!(!base.join("partial").exists());
+        fs::remove_dir_all(&base)?;
+        Ok(())
     }
 }

@@ -1,7 +1,8 @@
-//! Server processes for `up`, `bench` and `bench-ocr`: free ports, waiting until they answer, stopping them.
+//! Server processes for `up`, `bench`, `bench-ocr` and the tests' LLM: free ports, waiting until
+//! they answer, stopping them.
 
 use std::{
-    net::{Ipv4Addr, SocketAddr, TcpListener},
+    net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener},
     process::{Child, Command, ExitStatus},
     thread,
     time::{Duration, Instant},
@@ -24,6 +25,15 @@ pub fn free_port() -> Result<u16> {
         .port())
 }
 
+/// Where to connect to a server listening on `listen`: a wildcard address means this machine.
+pub fn reachable(listen: SocketAddr) -> SocketAddr {
+    if listen.ip().is_unspecified() {
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), listen.port())
+    } else {
+        listen
+    }
+}
+
 /// A running server process, killed when dropped so that an error anywhere stops it too.
 #[derive(Debug)]
 pub struct Server {
@@ -44,6 +54,16 @@ impl Server {
 
     /// Polls `GET path` until it answers 200, failing if the server exits or takes too long.
     pub fn wait_ready(&mut self, address: SocketAddr, path: &str) -> Result<()> {
+        self.wait_ready_within(address, path, STARTUP_TIMEOUT)
+    }
+
+    /// [`Self::wait_ready`] for servers that need longer, such as those that load a model first.
+    pub fn wait_ready_within(
+        &mut self,
+        address: SocketAddr,
+        path: &str,
+        timeout: Duration,
+    ) -> Result<()> {
         let started = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().context("checking on the server")? {
@@ -55,9 +75,9 @@ impl Server {
             if http::request(address, "GET", path, &[], None).is_ok_and(|r| r.status == 200) {
                 return Ok(());
             }
-            if started.elapsed() > STARTUP_TIMEOUT {
+            if started.elapsed() > timeout {
                 bail!(
-                    "{} did not answer GET http://{address}{path} within {STARTUP_TIMEOUT:?}",
+                    "{} did not answer GET http://{address}{path} within {timeout:?}",
                     self.name
                 );
             }

@@ -1,5 +1,5 @@
-//! `cargo xtask test`: the whole workspace's tests against a throwaway PostgreSQL, ending with one
-//! summary line.
+//! `cargo xtask test`: the whole workspace's tests against a throwaway PostgreSQL and a llama.cpp
+//! server, ending with one summary line.
 
 use std::{
     env,
@@ -9,17 +9,29 @@ use std::{
 
 use anyhow::{Context, Result};
 
-use crate::{apt, cargo, interrupt, postgres::Cluster, summary::Totals};
+use crate::{
+    apt, cargo, interrupt,
+    llama::{LlamaServer, Model},
+    postgres::Cluster,
+    summary::Totals,
+};
 
 /// The variable through which the test suites find PostgreSQL.
 const POSTGRES_URL_VAR: &str = "FLASHCARDS_TEST_POSTGRES_URL";
+
+/// The variables through which the test suites find an OpenAI-compatible LLM server and the GGUF
+/// file it serves (for tests that run the model themselves). When FLASHCARDS_TEST_LLM_URL is set,
+/// xtask starts no server and passes the model variable on only if it is set too.
+const LLM_URL_VAR: &str = "FLASHCARDS_TEST_LLM_URL";
+const LLM_MODEL_VAR: &str = "FLASHCARDS_TEST_LLM_MODEL";
 
 pub fn run(cargo_args: &[String]) -> ExitCode {
     let (cargo_succeeded, totals) = run_suites(cargo_args).unwrap_or_else(|err| {
         eprintln!("error: {err:#}");
         (false, Totals::default())
     });
-    // By now PostgreSQL is stopped and its folder gone, so this really is the last line.
+    // By now PostgreSQL and the LLM server are stopped and their folders gone, so this really is
+    // the last line.
     println!("{}", totals.summary(cargo_succeeded));
     if totals.ok(cargo_succeeded) {
         ExitCode::SUCCESS
@@ -28,11 +40,26 @@ pub fn run(cargo_args: &[String]) -> ExitCode {
     }
 }
 
-/// Runs cargo test; returns whether it succeeded and the summed results. The cluster, if we
-/// started one, is stopped and removed when this returns, whatever happened.
+/// Runs cargo test; returns whether it succeeded and the summed results. The cluster and the LLM
+/// server, if we started them, are stopped when this returns, whatever happened.
 fn run_suites(cargo_args: &[String]) -> Result<(bool, Totals)> {
     interrupt::defer_ctrl_c()?;
     apt::ensure_system_packages()?;
+    let llm = match env::var_os(LLM_URL_VAR) {
+        Some(_) => {
+            eprintln!("using the LLM server from {LLM_URL_VAR}");
+            None
+        }
+        None => {
+            let llm = LlamaServer::start(Model::SmolLm2)?;
+            eprintln!(
+                "test LLM server (llama.cpp, {}) is up at {}",
+                llm.model_id(),
+                llm.url()
+            );
+            Some(llm)
+        }
+    };
     let cluster = match env::var_os(POSTGRES_URL_VAR) {
         Some(_) => {
             eprintln!("using PostgreSQL from {POSTGRES_URL_VAR}");
@@ -51,6 +78,11 @@ fn run_suites(cargo_args: &[String]) -> Result<(bool, Totals)> {
         .stdout(Stdio::piped());
     if let Some(cluster) = &cluster {
         command.env(POSTGRES_URL_VAR, cluster.url());
+    }
+    if let Some(llm) = &llm {
+        command
+            .env(LLM_URL_VAR, llm.url())
+            .env(LLM_MODEL_VAR, llm.model_path());
     }
     let mut child = command.spawn().context("starting cargo test")?;
     let stdout = child

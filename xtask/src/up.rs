@@ -1,16 +1,19 @@
 //! `cargo xtask up`: the backend (on SQLite) and the OCR service in release mode, with embedded
-//! defaults, until Ctrl-C.
+//! defaults, and llama.cpp's server as the LLM upstream, until Ctrl-C.
 
 use std::{
     fs,
-    net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener},
+    net::{SocketAddr, TcpListener},
     path::PathBuf,
     process::{Command, ExitCode},
 };
 
 use anyhow::{Context, Result};
 
-use crate::{apt, cargo, interrupt, paths, server::Server};
+use crate::{
+    apt, cargo, interrupt, llama, paths,
+    server::{Server, reachable},
+};
 
 #[derive(Debug, clap::Args)]
 pub struct Options {
@@ -22,6 +25,10 @@ pub struct Options {
     #[arg(long, default_value = "127.0.0.1:8000")]
     ocr_listen: SocketAddr,
 
+    /// Address and port for the LLM service.
+    #[arg(long, default_value = "127.0.0.1:8001")]
+    llm_listen: SocketAddr,
+
     /// Folder for flashcards.db [default: ~/.local/share/flashcards]
     #[arg(long)]
     data_dir: Option<PathBuf>,
@@ -30,13 +37,20 @@ pub struct Options {
 pub fn run(options: &Options) -> Result<ExitCode> {
     interrupt::defer_ctrl_c()?;
     // Another server on a port would answer /healthz in ours' place.
-    for listen in [options.listen, options.ocr_listen] {
+    for listen in [options.listen, options.ocr_listen, options.llm_listen] {
         TcpListener::bind(listen).with_context(|| {
             format!("cannot listen on {listen} (is flashcards already running?)")
         })?;
     }
     apt::ensure_system_packages()?;
-    cargo::build_release(&["-p", "flashcards-backend", "-p", "flashcards-ocr"])?;
+    cargo::build_release(&[
+        "-p",
+        "flashcards-backend",
+        "-p",
+        "flashcards-ocr",
+        "-p",
+        "flashcards-llm",
+    ])?;
     let data_dir = match &options.data_dir {
         Some(dir) => dir.clone(),
         None => paths::data_dir()?,
@@ -44,6 +58,16 @@ pub fn run(options: &Options) -> Result<ExitCode> {
     fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
     let database = data_dir.join("flashcards.db");
     eprintln!("database: {}", database.display());
+    let llm_upstream = llama::start_upstream()?;
+    let llm_address = reachable(options.llm_listen);
+    let mut llm = Server::start(
+        "flashcards-llm",
+        Command::new(cargo::release_binary("flashcards-llm"))
+            .arg("--listen")
+            .arg(options.llm_listen.to_string())
+            .arg("--upstream-url")
+            .arg(llm_upstream.url()),
+    )?;
 
     let ocr_address = reachable(options.ocr_listen);
     let mut ocr = Server::start(
@@ -60,14 +84,18 @@ pub fn run(options: &Options) -> Result<ExitCode> {
             .arg("--database-url")
             .arg(format!("sqlite://{}", database.display()))
             .arg("--ocr-url")
-            .arg(format!("http://{ocr_address}")),
+            .arg(format!("http://{ocr_address}"))
+            .arg("--llm-url")
+            .arg(format!("http://{llm_address}")),
     )?;
     let address = reachable(options.listen);
     backend.wait_ready(address, "/healthz")?;
     ocr.wait_ready(ocr_address, "/readyz")?;
+    llm.wait_ready(llm_address, "/readyz")?;
     println!(
         "flashcards is running: http://{address}  (API docs: http://{address}/docs; \
-         OCR service: http://{ocr_address}/docs) — Ctrl-C to stop"
+         OCR service: http://{ocr_address}/docs; LLM service: http://{llm_address}/docs) \
+         — Ctrl-C to stop"
     );
     // Ctrl-C reaches the backend directly (same process group); it shuts down and we return.
     let status = backend.wait()?;
@@ -76,14 +104,5 @@ pub fn run(options: &Options) -> Result<ExitCode> {
     } else {
         eprintln!("flashcards-backend stopped: {status}");
         Ok(ExitCode::FAILURE)
-    }
-}
-
-/// Where to connect to a server listening on `listen`: a wildcard address means this machine.
-fn reachable(listen: SocketAddr) -> SocketAddr {
-    if listen.ip().is_unspecified() {
-        SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), listen.port())
-    } else {
-        listen
     }
 }

@@ -39,6 +39,14 @@ pub struct Args {
     #[arg(long, env = "OCR_TIMEOUT_SECS", default_value_t = 120)]
     pub ocr_timeout_secs: u64,
 
+    /// The LLM service draft cards are generated with.
+    #[arg(long, env = "LLM_URL", default_value = "http://127.0.0.1:8001")]
+    pub llm_url: String,
+
+    /// Longest wait for the LLM service to answer for one page, in seconds.
+    #[arg(long, env = "LLM_TIMEOUT_SECS", default_value_t = 600)]
+    pub llm_timeout_secs: u64,
+
     /// Largest document upload accepted, in bytes.
     #[arg(long, env = "MAX_UPLOAD_BYTES", default_value_t = 25 * 1024 * 1024)]
     pub max_upload_bytes: usize,

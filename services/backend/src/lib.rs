@@ -8,6 +8,7 @@ pub mod config;
 pub mod db;
 pub mod decks;
 pub mod documents;
+pub mod generation;
 pub mod metrics;
 pub mod pagination;
 pub mod state;
@@ -38,6 +39,7 @@ pub fn app(service: ServiceBuilder, state: AppState) -> Router {
         .merge(cards::router())
         .merge(study::router())
         .merge(documents::router(state.documents.max_upload_bytes))
+        .merge(generation::router())
         .with_state(state);
     service.readiness(readiness).build(api)
 }

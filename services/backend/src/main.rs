@@ -2,11 +2,18 @@ use std::time::Duration;
 
 use anyhow::Context;
 use flashcards_backend::{
-    AppState, Args, DEFAULT_PORT, app, auth, clock::Clock, db, documents::DocumentSettings,
-    metrics::BackendMetrics, state::SessionSettings,
+    AppState, Args, DEFAULT_PORT, app, auth,
+    clock::Clock,
+    db,
+    documents::DocumentSettings,
+    generation::{self, jobs::Generation, llm_client::LlmClient},
+    metrics::BackendMetrics,
+    state::SessionSettings,
 };
 use flashcards_bootstrap::{ServiceBuilder, config, logging, server};
 
+/// How often queued jobs and jobs whose backend died are looked for.
+const JOB_SWEEP_INTERVAL: Duration = Duration::from_secs(10);
 /// How often expired sessions are deleted and `user_sessions_active` is recounted.
 const SESSION_SWEEP_INTERVAL: Duration = Duration::from_secs(30);
 
@@ -38,7 +45,12 @@ async fn main() -> anyhow::Result<()> {
             Duration::from_secs(args.ocr_timeout_secs),
             args.max_upload_bytes,
         ),
+        Generation::new(LlmClient::new(
+            &args.llm_url,
+            Duration::from_secs(args.llm_timeout_secs),
+        )),
     );
+    generation::jobs::start_sweeper(state.clone(), JOB_SWEEP_INTERVAL);
 
     let sweeper = state.clone();
     tokio::spawn(async move {

@@ -8,6 +8,7 @@ use crate::{
     clock::Clock,
     db::{Database, Engine},
     documents::DocumentSettings,
+    generation::jobs::Generation,
     metrics::BackendMetrics,
     study::review_queue::ReviewQueue,
 };
@@ -24,6 +25,7 @@ pub struct AppState {
     pub pages: Option<Arc<PageCache>>,
     pub reviews: ReviewQueue,
     pub documents: DocumentSettings,
+    pub generation: Generation,
 }
 
 impl AppState {
@@ -36,6 +38,7 @@ impl AppState {
         sessions: SessionSettings,
         page_cache_pages: usize,
         documents: DocumentSettings,
+        generation: Generation,
     ) -> Self {
         let pages = (db.engine == Engine::Sqlite && page_cache_pages > 0)
             .then(|| Arc::new(PageCache::new(page_cache_pages)));
@@ -49,6 +52,7 @@ impl AppState {
             credentials: Arc::default(),
             pages,
             documents,
+            generation,
         }
     }
 

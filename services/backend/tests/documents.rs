@@ -5,58 +5,10 @@
 
 mod support;
 
-use std::net::SocketAddr;
-
-use flashcards_bootstrap::config;
 use flashcards_ocr_corpus as corpus;
 use reqwest::StatusCode;
 use serde_json::Value;
-use support::{Engine, MAX_UPLOAD_BYTES, TestServer};
-use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
-
-/// The real OCR service on a loopback address, stoppable and restartable on the same port.
-struct OcrService {
-    address: SocketAddr,
-    stop: Option<(oneshot::Sender<()>, JoinHandle<std::io::Result<()>>)>,
-}
-
-impl OcrService {
-    async fn start_on(address: SocketAddr) -> Self {
-        let args: flashcards_ocr::Args = config::parse_from(["flashcards-ocr"], 8000).unwrap();
-        let mut settings = flashcards_ocr::Settings::from_args(&args);
-        settings.engines = 1;
-        let (router, _) =
-            tokio::task::spawn_blocking(move || flashcards_ocr::build(settings, 1024 * 1024))
-                .await
-                .unwrap()
-                .unwrap();
-        let listener = TcpListener::bind(address).await.unwrap();
-        let address = listener.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let serving = tokio::spawn(flashcards_bootstrap::server::serve_until(
-            listener,
-            router,
-            async move {
-                let _ = stopped.await;
-            },
-        ));
-        Self {
-            address,
-            stop: Some((stop, serving)),
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.address)
-    }
-
-    async fn stop(&mut self) {
-        if let Some((stop, serving)) = self.stop.take() {
-            let _ = stop.send(());
-            serving.await.unwrap().unwrap();
-        }
-    }
-}
+use support::{Engine, MAX_UPLOAD_BYTES, TestServer, services::OcrService};
 
 #[tokio::test]
 async fn sqlite_uploads_are_read_deduplicated_and_private() {

@@ -237,18 +237,44 @@ async fn create_card(
     Path(deck_id): Path<String>,
     Json(input): Json<NewCard>,
 ) -> Result<(StatusCode, Json<Card>), ApiError> {
-    let (content, ordinals) = CardContent {
+    let content = CardContent {
         kind: input.kind,
         front: input.front,
         back: input.back,
         tags: input.tags,
         source: input.source,
-    }
-    .validate()?;
-    let id = uuid::Uuid::now_v7().to_string();
-    let now = state.clock.now_ms();
-    let source = content.source.as_ref();
+    };
+    let card = insert_card(&state, &user.id, &deck_id, content).await?;
+    Ok((StatusCode::CREATED, Json(card)))
+}
+
+/// Validates and stores a new card in one of the user's decks, with its study items.
+pub async fn insert_card(
+    state: &AppState,
+    user_id: &str,
+    deck_id: &str,
+    content: CardContent,
+) -> Result<Card, ApiError> {
     let mut tx = state.db.write.begin().await.db("starting transaction")?;
+    let card = insert_card_in(&mut tx, state.clock.now_ms(), user_id, deck_id, content).await?;
+    tx.commit().await.db("committing card")?;
+    state.cards_changed(deck_id);
+    state.metrics.operation(Operation::Create);
+    Ok(card)
+}
+
+/// [`insert_card`] inside the caller's transaction; the caller commits, then calls
+/// `state.cards_changed(deck_id)` and counts the operation.
+pub async fn insert_card_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    now: i64,
+    user_id: &str,
+    deck_id: &str,
+    content: CardContent,
+) -> Result<Card, ApiError> {
+    let (content, ordinals) = content.validate()?;
+    let id = uuid::Uuid::now_v7().to_string();
+    let source = content.source.as_ref();
     // Inserting through the owner's deck row makes the ownership check and the write one statement.
     let inserted = sqlx::query(
         "INSERT INTO cards (id, deck_id, user_id, kind, front, back, tags, source_document_id, \
@@ -267,33 +293,27 @@ async fn create_card(
     .bind(source.and_then(|s| s.end))
     .bind(bbox_text(source))
     .bind(now)
-    .bind(&deck_id)
-    .bind(&user.id)
-    .execute(&mut *tx)
+    .bind(deck_id)
+    .bind(user_id)
+    .execute(&mut **tx)
     .await
     .db("creating card")?;
     if inserted.rows_affected() == 0 {
         return Err(deck_not_found());
     }
-    sync_study_items(&mut tx, &id, &deck_id, &user.id, &ordinals, now).await?;
-    tx.commit().await.db("committing card")?;
-    state.cards_changed(&deck_id);
-    state.metrics.operation(Operation::Create);
-    Ok((
-        StatusCode::CREATED,
-        Json(Card {
-            id,
-            deck_id,
-            kind: content.kind,
-            front: content.front,
-            back: content.back,
-            tags: content.tags,
-            source: content.source,
-            ordinals,
-            created_at: rfc3339(now),
-            updated_at: rfc3339(now),
-        }),
-    ))
+    sync_study_items(tx, &id, deck_id, user_id, &ordinals, now).await?;
+    Ok(Card {
+        id,
+        deck_id: deck_id.to_owned(),
+        kind: content.kind,
+        front: content.front,
+        back: content.back,
+        tags: content.tags,
+        source: content.source,
+        ordinals,
+        created_at: rfc3339(now),
+        updated_at: rfc3339(now),
+    })
 }
 
 #[utoipa::path(get, path = "/api/cards/{id}", tag = "cards", params(("id" = String, Path)),

@@ -4,10 +4,17 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod services;
+
 use std::path::PathBuf;
 
 use flashcards_backend::{
-    AppState, app, clock::Clock, db, documents::DocumentSettings, metrics::BackendMetrics,
+    AppState, app,
+    clock::Clock,
+    db,
+    documents::DocumentSettings,
+    generation::{self, jobs::Generation, llm_client::LlmClient},
+    metrics::BackendMetrics,
     state::SessionSettings,
 };
 use flashcards_bootstrap::ServiceBuilder;
@@ -62,6 +69,8 @@ async fn fresh_postgres_database() -> String {
 /// Where the backend under test sends documents unless a test starts an OCR service: the discard
 /// port, where nothing answers.
 const NO_OCR_SERVICE: &str = "http://127.0.0.1:9";
+/// Where it sends text for cards unless a test starts an LLM service.
+const NO_LLM_SERVICE: &str = "http://127.0.0.1:9";
 /// Upload limit of the backend under test.
 pub const MAX_UPLOAD_BYTES: usize = 2 * 1024 * 1024;
 
@@ -71,13 +80,25 @@ impl TestServer {
     }
 
     pub async fn start_with_ocr(engine: Engine, ocr_url: &str) -> Self {
-        let (database_url, sqlite_file) = match engine {
-            Engine::Sqlite => {
+        Self::start_with(engine, ocr_url, NO_LLM_SERVICE, None).await
+    }
+
+    /// A backend with the given OCR and LLM services, on a fresh database or, with `database_url`,
+    /// on an existing one (a restart). Its job sweeper looks for work every 100 ms.
+    pub async fn start_with(
+        engine: Engine,
+        ocr_url: &str,
+        llm_url: &str,
+        database_url: Option<String>,
+    ) -> Self {
+        let (database_url, sqlite_file) = match (engine, database_url) {
+            (_, Some(url)) => (url, None),
+            (Engine::Sqlite, None) => {
                 let file = std::env::temp_dir()
                     .join(format!("flashcards-test-{}.db", uuid::Uuid::now_v7()));
                 (format!("sqlite://{}", file.display()), Some(file))
             }
-            Engine::Postgres => (fresh_postgres_database().await, None),
+            (Engine::Postgres, None) => (fresh_postgres_database().await, None),
         };
         let database = db::connect(&database_url, 4).await.unwrap();
         let mut service = ServiceBuilder::new("flashcards-backend", "test");
@@ -98,7 +119,9 @@ impl TestServer {
             sessions,
             1024,
             documents,
+            Generation::new(LlmClient::new(llm_url, std::time::Duration::from_secs(300))),
         );
+        generation::jobs::start_sweeper(state.clone(), std::time::Duration::from_millis(100));
         let router = app(service, state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());

@@ -1,0 +1,460 @@
+//! Generation jobs: stored, claimed under a lease, run page by page. A page's drafts and the job's
+//! progress commit together; a runner renews its lease after every page, and a job whose lease ran
+//! out (its backend died) is taken over by whichever backend's sweeper sees it first.
+
+use std::{
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
+
+use flashcards_bootstrap::ApiError;
+use serde::{Deserialize, Serialize};
+use tokio::task::AbortHandle;
+use utoipa::ToSchema;
+
+use super::llm_client::{GeneratedCard, LlmClient, LlmError};
+use crate::{
+    AppState,
+    db::{QueryResultExt, fetch_json_rows},
+    timestamp::rfc3339,
+};
+
+/// How long a claim on a job lasts without renewal.
+pub const LEASE_MS: i64 = 60_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    Queued,
+    Running,
+    Done,
+    /// The LLM service was unreachable or busy; `POST /api/jobs/{id}/retry` continues where it
+    /// stopped.
+    FailedRetryable,
+    Failed,
+}
+
+impl JobStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Done => "done",
+            Self::FailedRetryable => "failed_retryable",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Job {
+    pub id: String,
+    pub document_id: String,
+    pub deck_id: String,
+    pub status: JobStatus,
+    pub max_cards: i64,
+    pub kinds: String,
+    pub pages_total: i64,
+    /// Pages sent to the LLM service and stored.
+    pub pages_done: i64,
+    pub drafts_created: i64,
+    pub error: Option<String>,
+    #[serde(skip_deserializing)]
+    pub created_at: String,
+    #[serde(skip_deserializing)]
+    pub updated_at: String,
+}
+
+const JOB_COLUMNS: [&str; 12] = [
+    "id",
+    "document_id",
+    "deck_id",
+    "status",
+    "max_cards",
+    "kinds",
+    "pages_total",
+    "pages_done",
+    "drafts_created",
+    "error",
+    "created_at",
+    "updated_at",
+];
+
+#[derive(Deserialize)]
+struct JobRow {
+    #[serde(flatten)]
+    job: Job,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl From<JobRow> for Job {
+    fn from(row: JobRow) -> Self {
+        Self {
+            created_at: rfc3339(row.created_at),
+            updated_at: rfc3339(row.updated_at),
+            ..row.job
+        }
+    }
+}
+
+/// The LLM service and the runners of this process.
+#[derive(Clone)]
+pub struct Generation {
+    pub llm: LlmClient,
+    runners: Arc<Mutex<Vec<AbortHandle>>>,
+}
+
+impl Generation {
+    pub fn new(llm: LlmClient) -> Self {
+        Self {
+            llm,
+            runners: Arc::default(),
+        }
+    }
+
+    /// Stops the sweeper and every runner at once, leaving their leases to expire: what a crash
+    /// does to this process's jobs (for tests).
+    pub fn abort_all(&self) {
+        for runner in self
+            .runners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .drain(..)
+        {
+            runner.abort();
+        }
+    }
+
+    fn track(&self, runner: AbortHandle) {
+        let mut runners = self.runners.lock().unwrap_or_else(PoisonError::into_inner);
+        runners.retain(|runner| !runner.is_finished());
+        runners.push(runner);
+    }
+}
+
+fn job_not_found() -> ApiError {
+    ApiError::NotFound("no such job".to_owned())
+}
+
+pub async fn create(
+    state: &AppState,
+    user_id: &str,
+    document_id: &str,
+    deck_id: &str,
+    max_cards: i64,
+    kinds: &str,
+    pages_total: i64,
+) -> Result<Job, ApiError> {
+    let id = uuid::Uuid::now_v7().to_string();
+    let now = state.clock.now_ms();
+    sqlx::query(
+        "INSERT INTO generation_jobs (id, user_id, document_id, deck_id, max_cards, kinds, status, \
+         pages_total, pages_done, drafts_created, lease_until, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, 0, 0, $9, $9)",
+    )
+    .bind(&id)
+    .bind(user_id)
+    .bind(document_id)
+    .bind(deck_id)
+    .bind(max_cards)
+    .bind(kinds)
+    .bind(JobStatus::Queued.as_str())
+    .bind(pages_total)
+    .bind(now)
+    .execute(&state.db.write)
+    .await
+    .db("creating the job")?;
+    load(state, user_id, &id).await
+}
+
+pub async fn load(state: &AppState, user_id: &str, id: &str) -> Result<Job, ApiError> {
+    let sql = state.db.engine.select_json(
+        "generation_jobs",
+        &JOB_COLUMNS,
+        "WHERE id = $1 AND user_id = $2",
+    );
+    let query = sqlx::query_scalar(&sql).bind(id).bind(user_id);
+    fetch_json_rows::<_, JobRow>(query, &state.db.read, "loading the job")
+        .await?
+        .into_iter()
+        .next()
+        .map(Job::from)
+        .ok_or_else(job_not_found)
+}
+
+/// Puts a failed job back in the queue, keeping its progress.
+pub async fn requeue(state: &AppState, user_id: &str, id: &str) -> Result<(), ApiError> {
+    let job = load(state, user_id, id).await?;
+    if !matches!(job.status, JobStatus::FailedRetryable | JobStatus::Failed) {
+        return Err(ApiError::Conflict(format!(
+            "the job is {:?}, not failed",
+            job.status
+        )));
+    }
+    sqlx::query(
+        "UPDATE generation_jobs SET status = $1, error = NULL, lease_until = 0, updated_at = $2 \
+         WHERE id = $3 AND user_id = $4",
+    )
+    .bind(JobStatus::Queued.as_str())
+    .bind(state.clock.now_ms())
+    .bind(id)
+    .bind(user_id)
+    .execute(&state.db.write)
+    .await
+    .db("requeueing the job")?;
+    Ok(())
+}
+
+/// Takes the job if it is queued or its runner's lease ran out, and runs it in the background.
+/// Returns whether this process took it.
+pub async fn claim_and_run(state: &AppState, id: &str) -> Result<bool, ApiError> {
+    let now = state.clock.now_ms();
+    let claimed = sqlx::query(
+        "UPDATE generation_jobs SET status = $1, lease_until = $2, updated_at = $3 \
+         WHERE id = $4 AND status IN ('queued', 'running') AND lease_until <= $3",
+    )
+    .bind(JobStatus::Running.as_str())
+    .bind(now + LEASE_MS)
+    .bind(now)
+    .bind(id)
+    .execute(&state.db.write)
+    .await
+    .db("claiming the job")?;
+    if claimed.rows_affected() == 0 {
+        return Ok(false);
+    }
+    let runner_state = state.clone();
+    let job_id = id.to_owned();
+    let runner = tokio::spawn(async move {
+        if let Err(err) = run(&runner_state, &job_id).await {
+            tracing::warn!(job = %job_id, %err, "generation job stopped");
+        }
+    });
+    state.generation.track(runner.abort_handle());
+    Ok(true)
+}
+
+/// Every `interval`, claims and runs jobs that are queued or whose runner died.
+pub fn start_sweeper(state: AppState, interval: Duration) {
+    let generation = state.generation.clone();
+    let sweeper = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        loop {
+            tick.tick().await;
+            let now = state.clock.now_ms();
+            let pending: Result<Vec<(String,)>, _> = sqlx::query_as(
+                "SELECT id FROM generation_jobs WHERE status IN ('queued', 'running') \
+                 AND lease_until <= $1",
+            )
+            .bind(now)
+            .fetch_all(&state.db.read)
+            .await;
+            match pending {
+                Ok(ids) => {
+                    for (id,) in ids {
+                        match claim_and_run(&state, &id).await {
+                            Ok(true) => tracing::info!(job = %id, "resuming generation job"),
+                            Ok(false) => {}
+                            Err(err) => tracing::warn!(job = %id, %err, "cannot claim job"),
+                        }
+                    }
+                }
+                Err(err) => tracing::warn!(%err, "looking for pending jobs"),
+            }
+        }
+    });
+    generation.track(sweeper.abort_handle());
+}
+
+/// What a runner needs of its job.
+#[derive(Deserialize)]
+struct Progress {
+    user_id: String,
+    document_id: String,
+    deck_id: String,
+    max_cards: i64,
+    kinds: String,
+    pages_total: i64,
+    pages_done: i64,
+    drafts_created: i64,
+}
+
+/// How many cards to ask for on the next page: what is left of the budget, spread over the pages
+/// left.
+pub fn page_quota(max_cards: i64, drafts_created: i64, pages_total: i64, pages_done: i64) -> i64 {
+    let left = (max_cards - drafts_created).max(0);
+    let pages_left = (pages_total - pages_done).max(1);
+    if left == 0 {
+        0
+    } else {
+        (left + pages_left - 1) / pages_left
+    }
+}
+
+async fn run(state: &AppState, id: &str) -> Result<(), ApiError> {
+    loop {
+        let sql = state.db.engine.select_json(
+            "generation_jobs",
+            &[
+                "id",
+                "user_id",
+                "document_id",
+                "deck_id",
+                "max_cards",
+                "kinds",
+                "pages_total",
+                "pages_done",
+                "drafts_created",
+            ],
+            "WHERE id = $1",
+        );
+        let query = sqlx::query_scalar(&sql).bind(id);
+        let Some(progress) =
+            fetch_json_rows::<_, Progress>(query, &state.db.read, "loading the job")
+                .await?
+                .into_iter()
+                .next()
+        else {
+            return Ok(());
+        };
+        let quota = page_quota(
+            progress.max_cards,
+            progress.drafts_created,
+            progress.pages_total,
+            progress.pages_done,
+        );
+        if progress.pages_done >= progress.pages_total || quota == 0 {
+            return finish(state, id, JobStatus::Done, None).await;
+        }
+        let page = progress.pages_done + 1;
+        let text: Option<(String,)> =
+            sqlx::query_as("SELECT text FROM document_pages WHERE document_id = $1 AND page = $2")
+                .bind(&progress.document_id)
+                .bind(page)
+                .fetch_optional(&state.db.read)
+                .await
+                .db("loading the page")?;
+        let text = text.map(|(text,)| text).unwrap_or_default();
+        let cards = if text.trim().is_empty() {
+            Vec::new()
+        } else {
+            let kinds: Vec<String> = progress.kinds.split(',').map(str::to_owned).collect();
+            let quota = usize::try_from(quota).unwrap_or(1);
+            match state.generation.llm.generate(&text, quota, &kinds).await {
+                Ok(cards) => cards,
+                Err(err @ LlmError::Unavailable(_)) => {
+                    let message = format!(
+                        "{err}; stopped before page {page}: retry with POST /api/jobs/{id}/retry"
+                    );
+                    return finish(state, id, JobStatus::FailedRetryable, Some(&message)).await;
+                }
+                Err(err @ LlmError::Rejected(_)) => {
+                    return finish(state, id, JobStatus::Failed, Some(&err.to_string())).await;
+                }
+            }
+        };
+        if !store_page(state, id, &progress, page, &cards).await? {
+            // Another runner moved the job on: it is theirs now.
+            return Ok(());
+        }
+    }
+}
+
+/// Stores one page's drafts and advances the job in one transaction. `false` when the job's
+/// progress is no longer what this runner read.
+async fn store_page(
+    state: &AppState,
+    id: &str,
+    progress: &Progress,
+    page: i64,
+    cards: &[GeneratedCard],
+) -> Result<bool, ApiError> {
+    let now = state.clock.now_ms();
+    let mut tx = state.db.write.begin().await.db("storing drafts")?;
+    let advanced = sqlx::query(
+        "UPDATE generation_jobs SET pages_done = $1, drafts_created = drafts_created + $2, \
+         lease_until = $3, updated_at = $4 WHERE id = $5 AND pages_done = $6 AND status = 'running'",
+    )
+    .bind(page)
+    .bind(i64::try_from(cards.len()).unwrap_or(i64::MAX))
+    .bind(now + LEASE_MS)
+    .bind(now)
+    .bind(id)
+    .bind(page - 1)
+    .execute(&mut *tx)
+    .await
+    .db("advancing the job")?;
+    if advanced.rows_affected() == 0 {
+        return Ok(false);
+    }
+    for card in cards {
+        let (front, back) = match card.kind.as_str() {
+            "cloze" => (card.text.clone().unwrap_or_default(), String::new()),
+            _ => (
+                card.front.clone().unwrap_or_default(),
+                card.back.clone().unwrap_or_default(),
+            ),
+        };
+        sqlx::query(
+            "INSERT INTO drafts (id, user_id, job_id, document_id, deck_id, kind, front, back, \
+             page, span_start, span_end, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .bind(uuid::Uuid::now_v7().to_string())
+        .bind(&progress.user_id)
+        .bind(id)
+        .bind(&progress.document_id)
+        .bind(&progress.deck_id)
+        .bind(if card.kind == "cloze" {
+            "cloze"
+        } else {
+            "basic"
+        })
+        .bind(front)
+        .bind(back)
+        .bind(page)
+        .bind(card.source.start)
+        .bind(card.source.end)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .db("storing a draft")?;
+    }
+    tx.commit().await.db("storing drafts")?;
+    Ok(true)
+}
+
+async fn finish(
+    state: &AppState,
+    id: &str,
+    status: JobStatus,
+    error: Option<&str>,
+) -> Result<(), ApiError> {
+    sqlx::query(
+        "UPDATE generation_jobs SET status = $1, error = $2, lease_until = 0, updated_at = $3 \
+         WHERE id = $4",
+    )
+    .bind(status.as_str())
+    .bind(error)
+    .bind(state.clock.now_ms())
+    .bind(id)
+    .execute(&state.db.write)
+    .await
+    .db("finishing the job")?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::page_quota;
+
+    #[test]
+    fn the_card_budget_is_spread_over_the_pages_left() {
+        assert_eq!(page_quota(10, 0, 3, 0), 4);
+        assert_eq!(page_quota(10, 4, 3, 1), 3);
+        assert_eq!(page_quota(10, 9, 3, 2), 1);
+        assert_eq!(page_quota(10, 10, 3, 2), 0);
+        assert_eq!(page_quota(5, 7, 3, 1), 0, "over budget asks for nothing");
+    }
+}

@@ -1,0 +1,48 @@
+//! The LLM service's command line; every flag also reads an environment variable.
+
+use clap::Parser;
+use flashcards_bootstrap::CommonArgs;
+
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "flashcards-llm",
+    version,
+    about = "The flashcards LLM service: grounded flashcards from text"
+)]
+pub struct Args {
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    /// OpenAI-compatible server to generate with (llama.cpp's server, Ollama, vLLM), e.g.
+    /// `http://127.0.0.1:8080`.
+    #[arg(long, env = "UPSTREAM_URL")]
+    pub upstream_url: String,
+
+    /// Model to ask the upstream for [default: the first one it lists].
+    #[arg(long, env = "UPSTREAM_MODEL")]
+    pub upstream_model: Option<String>,
+
+    /// Bearer key for the upstream.
+    #[arg(long, env = "UPSTREAM_API_KEY", hide_env_values = true)]
+    pub upstream_api_key: Option<String>,
+
+    /// Longest wait for one upstream answer, in seconds.
+    #[arg(long, env = "UPSTREAM_TIMEOUT_SECS", default_value_t = 120)]
+    pub upstream_timeout_secs: u64,
+
+    /// Further attempts after an upstream 429, 5xx or refused connection (jittered backoff).
+    #[arg(long, env = "UPSTREAM_RETRIES", default_value_t = 2)]
+    pub upstream_retries: u32,
+
+    /// Generations at once; more get 503 with `Retry-After` at once.
+    #[arg(long, env = "MAX_CONCURRENT_GENERATIONS", default_value_t = 2)]
+    pub max_concurrent_generations: usize,
+
+    /// Largest piece of text sent to the model in one prompt, in characters.
+    #[arg(long, env = "CHUNK_CHARS", default_value_t = 1500)]
+    pub chunk_chars: usize,
+
+    /// Longest text one request may carry, in characters.
+    #[arg(long, env = "MAX_TEXT_CHARS", default_value_t = 100_000)]
+    pub max_text_chars: usize,
+}

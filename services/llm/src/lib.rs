@@ -1,0 +1,86 @@
+//! The flashcards LLM service: flashcards from text through a model, each card grounded in a span of
+//! the text. `app` builds the HTTP service; `main.rs` only parses flags and serves.
+
+pub mod backend;
+pub mod config;
+pub mod metrics;
+pub mod pipeline;
+pub mod routes;
+
+use std::{sync::Arc, time::Duration};
+
+use axum::Router;
+use flashcards_bootstrap::{ServiceBuilder, health::Readiness};
+use tokio::sync::Semaphore;
+use utoipa_axum::router::OpenApiRouter;
+
+use backend::{ModelBackend, OpenAiUpstream, UpstreamSettings};
+pub use config::Args;
+use metrics::LlmMetrics;
+
+/// The LLM service's port in the design's service table.
+pub const DEFAULT_PORT: u16 = 8001;
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub max_concurrent_generations: usize,
+    pub chunk_chars: usize,
+    pub max_text_chars: usize,
+}
+
+/// What the handlers share; cheap to clone.
+#[derive(Clone)]
+pub struct LlmState {
+    pub backend: Arc<dyn ModelBackend>,
+    pub settings: Arc<Settings>,
+    pub slots: Arc<Semaphore>,
+    pub metrics: LlmMetrics,
+}
+
+impl LlmState {
+    pub fn new(backend: Arc<dyn ModelBackend>, settings: Settings, metrics: LlmMetrics) -> Self {
+        Self {
+            slots: Arc::new(Semaphore::new(settings.max_concurrent_generations.max(1))),
+            backend,
+            settings: Arc::new(settings),
+            metrics,
+        }
+    }
+}
+
+/// The upstream backend and settings from the command line.
+pub fn from_args(args: &Args) -> (Arc<dyn ModelBackend>, Settings) {
+    let upstream = OpenAiUpstream::new(UpstreamSettings {
+        url: args.upstream_url.clone(),
+        model: args.upstream_model.clone(),
+        api_key: args.upstream_api_key.clone(),
+        timeout: Duration::from_secs(args.upstream_timeout_secs.max(1)),
+        retries: args.upstream_retries,
+    });
+    let settings = Settings {
+        max_concurrent_generations: args.max_concurrent_generations.max(1),
+        chunk_chars: args.chunk_chars.max(200),
+        max_text_chars: args.max_text_chars,
+    };
+    (Arc::new(upstream), settings)
+}
+
+/// Everything the LLM service serves, with the shared bootstrap around it; ready when the model
+/// answers. The caller registers the metrics into `service`'s registry first.
+pub fn app(service: ServiceBuilder, state: LlmState) -> Router {
+    let backend = state.backend.clone();
+    let readiness = Readiness::new(move || {
+        let backend = backend.clone();
+        async move {
+            backend
+                .model()
+                .await
+                .map(drop)
+                .map_err(|err| err.to_string())
+        }
+    });
+    let api = OpenApiRouter::new()
+        .merge(routes::router())
+        .with_state(state);
+    service.readiness(readiness).build(api)
+}

@@ -1,0 +1,26 @@
+use anyhow::Context;
+use flashcards_bootstrap::{ServiceBuilder, config, logging, server};
+use flashcards_llm::{Args, DEFAULT_PORT, LlmState, app, from_args, metrics::LlmMetrics};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args: Args = config::parse(DEFAULT_PORT);
+    logging::init(args.common.log_format);
+
+    let mut service = ServiceBuilder::new("flashcards-llm", env!("CARGO_PKG_VERSION"))
+        .body_limit_bytes(args.common.body_limit_bytes);
+    let metrics = LlmMetrics::register(service.registry());
+    let (backend, settings) = from_args(&args);
+    let state = LlmState::new(backend, settings, metrics);
+
+    let listener = tokio::net::TcpListener::bind(args.common.listen)
+        .await
+        .with_context(|| format!("binding {}", args.common.listen))?;
+    let address = listener.local_addr().context("reading the bound address")?;
+    tracing::info!("flashcards-llm listening on http://{address} (API docs at /docs)");
+    server::serve(listener, app(service, state))
+        .await
+        .context("serving HTTP")?;
+    tracing::info!("stopped");
+    Ok(())
+}

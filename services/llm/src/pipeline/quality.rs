@@ -1,0 +1,225 @@
+//! Filters on cards that parsed and are grounded: empty ones, ones whose question gives the answer
+//! away, ones that ask for more than one fact; then exact and near duplicates.
+
+use super::{
+    cards::{Candidate, CardKind},
+    text::{content_words, jaccard, normalised},
+};
+
+/// A basic card's answer longer than this is a list or an explanation, not one fact.
+pub const MAX_ANSWER_WORDS: usize = 12;
+/// A cloze card hiding more than this asks for too much at once.
+pub const MAX_CLOZE_DELETIONS: usize = 3;
+/// Cards whose words overlap this much (Jaccard) with an earlier one are near duplicates.
+pub const NEAR_DUPLICATE: f64 = 0.8;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    Empty,
+    AnswerLeak,
+    NotAtomic,
+}
+
+impl Rejection {
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::Empty => "empty",
+            Self::AnswerLeak => "answer_leak",
+            Self::NotAtomic => "not_atomic",
+        }
+    }
+}
+
+/// Why the card is not worth studying, if it is not.
+pub fn check(card: &Candidate) -> Option<Rejection> {
+    match card.kind {
+        CardKind::Basic => {
+            if normalised(&card.front).is_empty() || normalised(&card.back).is_empty() {
+                return Some(Rejection::Empty);
+            }
+            let answer = content_words(&card.back);
+            let question = content_words(&card.front);
+            if !answer.is_empty() && answer.iter().all(|word| question.contains(word)) {
+                return Some(Rejection::AnswerLeak);
+            }
+            let words = card.back.split_whitespace().count();
+            if words > MAX_ANSWER_WORDS || card.back.trim().contains('\n') {
+                return Some(Rejection::NotAtomic);
+            }
+            None
+        }
+        CardKind::Cloze => {
+            let answers = super::cards::cloze_answers(&card.front);
+            if answers.is_empty() {
+                return Some(Rejection::Empty);
+            }
+            if answers.len() > MAX_CLOZE_DELETIONS
+                || answers
+                    .iter()
+                    .any(|answer| answer.split_whitespace().count() > MAX_ANSWER_WORDS)
+            {
+                return Some(Rejection::NotAtomic);
+            }
+            // The hidden text must not also stand in plain sight.
+            let visible = normalised(&strip_deletions(&card.front));
+            if answers.iter().any(|answer| {
+                let answer = normalised(answer);
+                !answer.is_empty() && format!(" {visible} ").contains(&format!(" {answer} "))
+            }) {
+                return Some(Rejection::AnswerLeak);
+            }
+            None
+        }
+    }
+}
+
+/// The cloze text with its deletions removed.
+fn strip_deletions(text: &str) -> String {
+    let mut visible = String::new();
+    let mut rest = text;
+    while let Some(open) = rest.find("{{c") {
+        visible.push_str(&rest[..open]);
+        match rest[open..].find("}}") {
+            Some(close) => rest = &rest[open + close + 2..],
+            None => {
+                rest = "";
+                break;
+            }
+        }
+    }
+    visible.push_str(rest);
+    visible
+}
+
+/// Which cards repeat an earlier one, exactly (same words) or nearly (word overlap ≥
+/// [`NEAR_DUPLICATE`]); the first of each group is kept.
+pub fn duplicates(cards: &[Candidate]) -> Vec<bool> {
+    let signatures: Vec<(String, Vec<String>)> = cards
+        .iter()
+        .map(|card| {
+            let whole = format!("{} {}", card.front, card.back);
+            (normalised(&whole), content_words(&whole))
+        })
+        .collect();
+    (0..cards.len())
+        .map(|index| {
+            signatures[..index].iter().any(|earlier| {
+                earlier.0 == signatures[index].0
+                    || jaccard(&earlier.1, &signatures[index].1) >= NEAR_DUPLICATE
+            })
+        })
+        .collect()
+}
+
+/// Math in Anki's MathJax delimiters: `$$x$$` becomes `\[x\]` and `$x$` becomes `\(x\)`;
+/// escaped dollars (`\$`) stay.
+pub fn mathjax(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let chars: Vec<char> = text.chars().collect();
+    let mut index = 0;
+    while index < chars.len() {
+        let c = chars[index];
+        if c == '\\' && chars.get(index + 1) == Some(&'$') {
+            out.push_str("\\$");
+            index += 2;
+            continue;
+        }
+        if c == '$' {
+            let display = chars.get(index + 1) == Some(&'$');
+            let open = if display { 2 } else { 1 };
+            let closing = find_closing(&chars, index + open, display);
+            if let Some(end) = closing {
+                let inner: String = chars[index + open..end].iter().collect();
+                if display {
+                    out.push_str(&format!("\\[{inner}\\]"));
+                } else {
+                    out.push_str(&format!("\\({inner}\\)"));
+                }
+                index = end + open;
+                continue;
+            }
+        }
+        out.push(c);
+        index += 1;
+    }
+    out
+}
+
+fn find_closing(chars: &[char], from: usize, display: bool) -> Option<usize> {
+    (from..chars.len()).find(|&at| {
+        chars[at] == '$'
+            && chars.get(at.wrapping_sub(1)) != Some(&'\\')
+            && (!display || chars.get(at + 1) == Some(&'$'))
+            && at > from
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn basic(front: &str, back: &str) -> Candidate {
+        Candidate {
+            kind: CardKind::Basic,
+            front: front.into(),
+            back: back.into(),
+            quote: String::new(),
+        }
+    }
+
+    fn cloze(text: &str) -> Candidate {
+        Candidate {
+            kind: CardKind::Cloze,
+            front: text.into(),
+            back: String::new(),
+            quote: String::new(),
+        }
+    }
+
+    #[test]
+    fn empty_leaky_and_sprawling_cards_are_rejected() {
+        assert_eq!(check(&basic("What makes ATP?", "Mitochondria")), None);
+        assert_eq!(check(&basic("  ", "x")), Some(Rejection::Empty));
+        assert_eq!(check(&basic("Q?", "?!")), Some(Rejection::Empty));
+        assert_eq!(
+            check(&basic("Do mitochondria make ATP?", "mitochondria")),
+            Some(Rejection::AnswerLeak)
+        );
+        assert_eq!(
+            check(&basic(
+                "Describe the cell.",
+                "It has a nucleus, ribosomes, mitochondria, a membrane, a wall and also chloroplasts"
+            )),
+            Some(Rejection::NotAtomic)
+        );
+        assert_eq!(check(&cloze("The {{c1::heart}} pumps blood.")), None);
+        assert_eq!(
+            check(&cloze("The {{c1::heart}} is a heart.")),
+            Some(Rejection::AnswerLeak)
+        );
+        assert_eq!(
+            check(&cloze("{{c1::a}} {{c2::b}} {{c3::c}} {{c4::d}}")),
+            Some(Rejection::NotAtomic)
+        );
+    }
+
+    #[test]
+    fn duplicates_exact_and_near_keep_the_first() {
+        let cards = [
+            basic("What produces ATP?", "Mitochondria"),
+            basic("what produces ATP", "mitochondria."),
+            basic("Which organelle builds proteins?", "Ribosomes"),
+            basic("Which organelle builds the proteins?", "Ribosomes"),
+            basic("Where is DNA kept?", "Nucleus"),
+        ];
+        assert_eq!(duplicates(&cards), [false, true, false, true, false]);
+    }
+
+    #[test]
+    fn dollar_math_becomes_mathjax() {
+        assert_eq!(mathjax("Area is $\\pi r^2$."), "Area is \\(\\pi r^2\\).");
+        assert_eq!(mathjax("$$E = mc^2$$"), "\\[E = mc^2\\]");
+        assert_eq!(mathjax("costs \\$5 and $3"), "costs \\$5 and $3");
+        assert_eq!(mathjax("already \\(x\\)"), "already \\(x\\)");
+    }
+}

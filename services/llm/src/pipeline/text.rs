@@ -1,0 +1,87 @@
+//! Word-level text comparison shared by grounding, filtering and de-duplication.
+
+/// Short words that carry no fact; an answer made only of them cannot be grounded or compared.
+const STOPWORDS: [&str; 40] = [
+    "a", "an", "the", "of", "in", "on", "at", "to", "for", "by", "with", "from", "and", "or", "is",
+    "are", "was", "were", "be", "been", "it", "its", "this", "that", "these", "those", "as",
+    "into", "than", "then", "which", "what", "who", "how", "why", "when", "where", "do", "does",
+    "did",
+];
+
+/// Lower-cased words (letters and digits), in order.
+pub fn words(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|word| !word.is_empty())
+        .map(str::to_lowercase)
+        .collect()
+}
+
+/// The words that carry content: not stopwords, and at least two characters unless a number.
+pub fn content_words(text: &str) -> Vec<String> {
+    words(text)
+        .into_iter()
+        .filter(|word| {
+            !STOPWORDS.contains(&word.as_str())
+                && (word.chars().count() > 1 || word.chars().all(|c| c.is_ascii_digit()))
+        })
+        .collect()
+}
+
+/// Text folded for exact comparison: its words joined by single spaces.
+pub fn normalised(text: &str) -> String {
+    words(text).join(" ")
+}
+
+/// Share of `needles` found among `haystack` (1.0 when there are no needles).
+#[allow(clippy::cast_precision_loss)]
+pub fn coverage(needles: &[String], haystack: &[String]) -> f64 {
+    if needles.is_empty() {
+        return 1.0;
+    }
+    let found = needles
+        .iter()
+        .filter(|needle| haystack.contains(needle))
+        .count();
+    found as f64 / needles.len() as f64
+}
+
+/// Jaccard similarity of two word sets.
+#[allow(clippy::cast_precision_loss)]
+pub fn jaccard(left: &[String], right: &[String]) -> f64 {
+    use std::collections::HashSet;
+    let left: HashSet<&String> = left.iter().collect();
+    let right: HashSet<&String> = right.iter().collect();
+    let union = left.union(&right).count();
+    if union == 0 {
+        return 1.0;
+    }
+    left.intersection(&right).count() as f64 / union as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_fold_case_and_punctuation() {
+        assert_eq!(
+            words("The Cell's   wall, (mostly)!"),
+            ["the", "cell", "s", "wall", "mostly"]
+        );
+        assert_eq!(
+            content_words("What is the role of ATP in 2 cells?"),
+            ["role", "atp", "2", "cells"]
+        );
+        assert_eq!(normalised("  Hello,\nWorld "), "hello world");
+    }
+
+    #[test]
+    fn coverage_and_jaccard() {
+        let a = content_words("mitochondria produce ATP");
+        let b = content_words("In cells, mitochondria produce most ATP.");
+        assert!((coverage(&a, &b) - 1.0).abs() < f64::EPSILON);
+        assert!((coverage(&content_words("ribosomes"), &b)).abs() < f64::EPSILON);
+        assert!((jaccard(&a, &a) - 1.0).abs() < f64::EPSILON);
+        assert!(jaccard(&a, &b) < 1.0);
+    }
+}

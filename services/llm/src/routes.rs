@@ -1,0 +1,195 @@
+//! `POST /v1/generate` and `GET /v1/models`.
+
+use std::time::Instant;
+
+use axum::extract::State;
+use flashcards_bootstrap::{ApiError, error::ErrorBody, extract::Json};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::{
+    LlmState,
+    backend::BackendError,
+    pipeline::{self, Card, Dropped, Usage, cards::CardKind, prompt::PROMPT_VERSION},
+};
+
+pub fn router() -> OpenApiRouter<LlmState> {
+    OpenApiRouter::new()
+        .routes(routes!(generate))
+        .routes(routes!(models))
+}
+
+pub const DEFAULT_MAX_CARDS: usize = 10;
+pub const MAX_CARDS: usize = 100;
+const MAX_LANGUAGE_CHARS: usize = 40;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GenerateInput {
+    /// The text to make cards from (OCR output, notes).
+    pub text: String,
+    /// At most this many cards (1–100, default 10).
+    pub max_cards: Option<usize>,
+    /// Which kinds to make (default both).
+    pub kinds: Option<Vec<CardKind>>,
+    /// Language of the cards, e.g. `German` (default: the text's).
+    pub language: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GenerateOutput {
+    pub cards: Vec<Card>,
+    pub model: String,
+    pub prompt_version: &'static str,
+    pub usage: Usage,
+    /// Cards and outputs left out, with the reason.
+    pub dropped: Vec<Dropped>,
+    pub duration_ms: f64,
+}
+
+#[utoipa::path(post, path = "/v1/generate", tag = "llm", request_body = GenerateInput,
+    responses((status = 200, body = GenerateOutput),
+        (status = 422, body = ErrorBody),
+        (status = 503, body = ErrorBody, description = "busy, or the model upstream is down; see Retry-After")))]
+async fn generate(
+    State(state): State<LlmState>,
+    Json(input): Json<GenerateInput>,
+) -> Result<Json<GenerateOutput>, ApiError> {
+    state.metrics.request();
+    let request = match validate(&state, input) {
+        Ok(request) => request,
+        Err(err) => {
+            state.metrics.error("invalid_request");
+            return Err(err);
+        }
+    };
+    let Ok(_permit) = state.slots.clone().try_acquire_owned() else {
+        state.metrics.error("overload");
+        return Err(ApiError::Unavailable {
+            detail: format!(
+                "{} generations are already running",
+                state.settings.max_concurrent_generations
+            ),
+            retry_after_secs: Some(1),
+        });
+    };
+    // Dropped with this future when the client disconnects, which also drops the upstream call.
+    let _active = state.metrics.active();
+    let started = Instant::now();
+    let result = pipeline::generate(state.backend.as_ref(), &request).await;
+    let generation = match result {
+        Ok(generation) => generation,
+        Err(err) => {
+            state.metrics.error(err.kind());
+            tracing::warn!(%err, "generation failed");
+            return Err(unavailable(&err));
+        }
+    };
+    for _ in 0..generation.invalid_outputs {
+        state.metrics.error("invalid_output");
+    }
+    let model = state.backend.model().await.unwrap_or_default();
+    state
+        .metrics
+        .finished(started.elapsed().as_secs_f64(), generation.cards.len());
+    Ok(Json(GenerateOutput {
+        cards: generation.cards,
+        model,
+        prompt_version: PROMPT_VERSION,
+        usage: generation.usage,
+        dropped: generation.dropped,
+        duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+    }))
+}
+
+fn unavailable(err: &BackendError) -> ApiError {
+    ApiError::Unavailable {
+        detail: err.to_string(),
+        retry_after_secs: Some(5),
+    }
+}
+
+fn validate(state: &LlmState, input: GenerateInput) -> Result<pipeline::Request, ApiError> {
+    let settings = &state.settings;
+    let length = input.text.chars().count();
+    if input.text.trim().is_empty() {
+        return Err(ApiError::invalid("text", "must not be empty"));
+    }
+    if length > settings.max_text_chars {
+        return Err(ApiError::invalid(
+            "text",
+            format!(
+                "is {length} characters; the limit is {}",
+                settings.max_text_chars
+            ),
+        ));
+    }
+    let max_cards = input.max_cards.unwrap_or(DEFAULT_MAX_CARDS);
+    if !(1..=MAX_CARDS).contains(&max_cards) {
+        return Err(ApiError::invalid(
+            "max_cards",
+            format!("must be between 1 and {MAX_CARDS}"),
+        ));
+    }
+    let mut kinds = input
+        .kinds
+        .unwrap_or_else(|| vec![CardKind::Basic, CardKind::Cloze]);
+    kinds.sort_by_key(|kind| *kind == CardKind::Cloze);
+    kinds.dedup();
+    if kinds.is_empty() {
+        return Err(ApiError::invalid("kinds", "must name basic, cloze or both"));
+    }
+    let language = input
+        .language
+        .map(|language| language.trim().to_owned())
+        .filter(|language| !language.is_empty());
+    if let Some(language) = &language
+        && (language.chars().count() > MAX_LANGUAGE_CHARS
+            || !language
+                .chars()
+                .all(|c| c.is_alphabetic() || c == ' ' || c == '-'))
+    {
+        return Err(ApiError::invalid(
+            "language",
+            "must be a language name such as German",
+        ));
+    }
+    Ok(pipeline::Request {
+        text: input.text,
+        max_cards,
+        kinds,
+        language,
+        chunk_chars: settings.chunk_chars,
+    })
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Models {
+    pub models: Vec<ModelInfo>,
+    pub prompt_version: &'static str,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModelInfo {
+    pub id: String,
+    /// Where completions come from: `openai-compatible` upstream.
+    pub backend: &'static str,
+}
+
+#[utoipa::path(get, path = "/v1/models", tag = "llm",
+    responses((status = 200, body = Models), (status = 503, body = ErrorBody)))]
+async fn models(State(state): State<LlmState>) -> Result<Json<Models>, ApiError> {
+    let id = state
+        .backend
+        .model()
+        .await
+        .map_err(|err| unavailable(&err))?;
+    Ok(Json(Models {
+        models: vec![ModelInfo {
+            id,
+            backend: "openai-compatible",
+        }],
+        prompt_version: PROMPT_VERSION,
+    }))
+}
