@@ -170,9 +170,13 @@ pub fn run(options: &Options) -> Result<ExitCode> {
 }
 
 /// The LLM upstream for `cargo xtask up`: SmolLM2 on a free port, announced on stdout.
-pub fn start_upstream() -> Result<LlamaServer> {
-    let llama = LlamaServer::start(Model::SmolLm2)?;
-    println!("LLM upstream (llama.cpp, SmolLM2): {}", llama.url());
+pub fn start_upstream(model: Model) -> Result<LlamaServer> {
+    let llama = LlamaServer::start(model)?;
+    println!(
+        "LLM upstream (llama.cpp, {}): {}",
+        llama.model_id(),
+        llama.url()
+    );
     Ok(llama)
 }
 

@@ -29,6 +29,10 @@ pub struct Options {
     #[arg(long, default_value = "127.0.0.1:8001")]
     llm_listen: SocketAddr,
 
+    /// The model llama.cpp serves: smollm2 (small and fast) or qwen05b (better cards, slower).
+    #[arg(long, value_enum, default_value = "smollm2")]
+    llm_model: llama::Model,
+
     /// Folder for flashcards.db [default: ~/.local/share/flashcards]
     #[arg(long)]
     data_dir: Option<PathBuf>,
@@ -58,7 +62,7 @@ pub fn run(options: &Options) -> Result<ExitCode> {
     fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
     let database = data_dir.join("flashcards.db");
     eprintln!("database: {}", database.display());
-    let llm_upstream = llama::start_upstream()?;
+    let llm_upstream = llama::start_upstream(options.llm_model)?;
     let llm_address = reachable(options.llm_listen);
     let mut llm = Server::start(
         "flashcards-llm",

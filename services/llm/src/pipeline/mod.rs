@@ -271,6 +271,29 @@ mod tests {
     }
 
     #[test]
+    fn spans_stay_inside_the_chunk_whatever_the_model_claims() {
+        let text = "Intro.\n\nÜber alles: Die Zelle teilt sich. Der Kern enthält die DNA.";
+        let chunks = chunk::split(text, 30);
+        let chunk = chunks.last().expect("a chunk");
+        let output = r#"{"cards": [
+            {"kind": "basic", "front": "Was enthält der Kern?", "back": "die DNA", "quote": "Der Kern enthält die DNA. And more the model made up."},
+            {"kind": "basic", "front": "Was teilt sich?", "back": "Die Zelle", "quote": "ignored"},
+            {"kind": "basic", "front": "x", "back": "y", "quote": "z", "start": -5, "end": 9999}
+        ]}"#;
+        let outcome = review_output(output, chunk, &[CardKind::Basic]);
+        let chars: Vec<char> = text.chars().collect();
+        for (card, span) in &outcome.kept {
+            assert!(
+                chunk.start <= span.start && span.end <= chunk.end,
+                "{span:?}"
+            );
+            let supported: String = chars[span.start..span.end].iter().collect();
+            assert!(supported.contains(card.back.as_str()), "{supported:?}");
+        }
+        assert!(!outcome.kept.is_empty());
+    }
+
+    #[test]
     fn kinds_not_asked_for_and_unreadable_output_are_reported() {
         let output = r#"{"cards": [{"kind": "cloze", "text": "{{c1::Ribosomes}} build proteins.", "quote": ""}]}"#;
         let outcome = review_output(output, &whole(), &[CardKind::Basic]);
