@@ -60,6 +60,19 @@ pub fn request(
     headers: &[(&str, &str)],
     body: Option<&Value>,
 ) -> Result<Response> {
+    request_within(address, method, path, headers, body, TIMEOUT)
+}
+
+/// [`request`] with its own read timeout, for answers that take long to compute (a model
+/// generating text).
+pub fn request_within(
+    address: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&Value>,
+    read_timeout: Duration,
+) -> Result<Response> {
     let body = body.map(Value::to_string).unwrap_or_default();
     let json = [("Content-Type", "application/json")];
     let headers = if body.is_empty() {
@@ -67,7 +80,14 @@ pub fn request(
     } else {
         [&json[..], headers].concat()
     };
-    send(address, method, path, &headers, body.as_bytes())
+    exchange(
+        address,
+        method,
+        path,
+        &headers,
+        body.as_bytes(),
+        read_timeout,
+    )
 }
 
 /// Sends one request with `Connection: close` and a raw `body`, whose Content-Type, if any, is
@@ -78,6 +98,17 @@ pub fn send(
     path: &str,
     headers: &[(&str, &str)],
     body: &[u8],
+) -> Result<Response> {
+    exchange(address, method, path, headers, body, TIMEOUT)
+}
+
+fn exchange(
+    address: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    read_timeout: Duration,
 ) -> Result<Response> {
     let mut head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: {}\r\n",
@@ -92,7 +123,7 @@ pub fn send(
     let mut stream = TcpStream::connect_timeout(&address, TIMEOUT)
         .with_context(|| format!("connecting for {}", what()))?;
     stream
-        .set_read_timeout(Some(TIMEOUT))
+        .set_read_timeout(Some(read_timeout))
         .and_then(|()| stream.set_write_timeout(Some(TIMEOUT)))
         .context("setting socket timeouts")?;
     stream

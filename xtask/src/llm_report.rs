@@ -3,7 +3,12 @@
 //! prompt asking the same model for N question/answer pairs as JSON), scored the same way: parse
 //! rate, grounded rate, key facts covered by an atomic card, duplicates, answer leaks, time.
 
-use std::{fs, net::SocketAddr, process::Command, time::Instant};
+use std::{
+    fs,
+    net::SocketAddr,
+    process::Command,
+    time::{Duration, Instant},
+};
 
 use anyhow::{Context, Result, bail};
 use flashcards_llm::pipeline::{
@@ -24,6 +29,8 @@ use crate::{
 /// Cards asked for per passage, from both the pipeline and the baseline.
 const CARDS_PER_PASSAGE: usize = 6;
 const PASSAGES: &str = "services/llm/quality/passages.json";
+/// Longest wait for one answer from a model on two cores.
+const MODEL_TIMEOUT: Duration = Duration::from_secs(600);
 
 #[derive(Debug, clap::Args)]
 pub struct Options {
@@ -154,12 +161,13 @@ fn covered_facts(cards: &[String], passage: &Passage) -> usize {
 
 fn score_pipeline(service: SocketAddr, passage: &Passage) -> Result<Score> {
     let started = Instant::now();
-    let response = http::request(
+    let response = http::request_within(
         service,
         "POST",
         "/v1/generate",
         &[],
         Some(&json!({"text": passage.text, "max_cards": CARDS_PER_PASSAGE})),
+        MODEL_TIMEOUT,
     )?
     .expect_status(200, "generating cards")?;
     let seconds = started.elapsed().as_secs_f64();
@@ -222,7 +230,7 @@ fn score_baseline(upstream: SocketAddr, passage: &Passage) -> Result<Score> {
         passage.text
     );
     let started = Instant::now();
-    let response = http::request(
+    let response = http::request_within(
         upstream,
         "POST",
         "/v1/chat/completions",
@@ -233,6 +241,7 @@ fn score_baseline(upstream: SocketAddr, passage: &Passage) -> Result<Score> {
             "temperature": 0.0,
             "response_format": {"type": "json_object", "schema": schema},
         })),
+        MODEL_TIMEOUT,
     )?
     .expect_status(200, "asking the baseline")?;
     let seconds = started.elapsed().as_secs_f64();

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::cards::CardKind;
 
-pub const PROMPT_VERSION: &str = "cards-v2";
+pub const PROMPT_VERSION: &str = "cards-v3";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
@@ -17,7 +17,8 @@ pub struct Message {
     pub content: String,
 }
 
-const EXAMPLE_TEXT: &str = "The heart pumps blood through the body. It has four chambers.";
+const EXAMPLE_TEXT: &str = "The heart pumps blood through the body. It has four chambers. \
+                            Arteries carry blood away from the heart.";
 
 /// The chat messages asking for up to `max_cards` cards of the given kinds from `chunk`.
 pub fn messages(
@@ -67,14 +68,25 @@ pub fn messages(
         "kind": "cloze",
         "text": "The heart has {{c1::four}} chambers."
     });
+    let arteries_basic = json!({
+        "quote": "Arteries carry blood away from the heart.",
+        "kind": "basic",
+        "front": "Which vessels carry blood away from the heart?",
+        "back": "Arteries"
+    });
+    let arteries_cloze = json!({
+        "quote": "Arteries carry blood away from the heart.",
+        "kind": "cloze",
+        "text": "{{c1::Arteries}} carry blood away from the heart."
+    });
     let example = match (basic, cloze) {
-        (true, true) => json!({"cards": [heart, chambers_cloze]}),
+        (true, true) => json!({"cards": [heart, chambers_cloze, arteries_basic]}),
         (false, true) => json!({"cards": [{
             "quote": "The heart pumps blood through the body.",
             "kind": "cloze",
             "text": "The {{c1::heart}} pumps blood through the body."
-        }, chambers_cloze]}),
-        _ => json!({"cards": [heart, chambers_basic]}),
+        }, chambers_cloze, arteries_cloze]}),
+        _ => json!({"cards": [heart, chambers_basic, arteries_basic]}),
     };
     vec![
         Message {
@@ -83,7 +95,9 @@ pub fn messages(
         },
         Message {
             role: "user",
-            content: format!("Make at most 2 flashcards from this text:\n\n{EXAMPLE_TEXT}"),
+            content: format!(
+                "Make 3 flashcards from this text, one for each fact it states:\n\n{EXAMPLE_TEXT}"
+            ),
         },
         Message {
             role: "assistant",
@@ -91,7 +105,9 @@ pub fn messages(
         },
         Message {
             role: "user",
-            content: format!("Make at most {max_cards} flashcards from this text:\n\n{chunk}"),
+            content: format!(
+                "Make {max_cards} flashcards from this text, one for each fact it states:\n\n{chunk}"
+            ),
         },
     ]
 }
@@ -115,7 +131,7 @@ mod tests {
             "the example shows only cloze"
         );
         assert!(cloze[3].content.ends_with("Cells divide."));
-        assert!(cloze[3].content.contains("at most 3"));
+        assert!(cloze[3].content.contains("Make 3 flashcards"));
         let both = messages("x", 1, &[CardKind::Basic, CardKind::Cloze], None);
         assert!(both[0].content.contains("language of the text"));
         assert!(both[2].content.contains("\"basic\"") && both[2].content.contains("\"cloze\""));
@@ -125,7 +141,7 @@ mod tests {
     fn the_example_is_valid_output() {
         let both = messages("x", 1, &[CardKind::Basic, CardKind::Cloze], None);
         let cards = super::super::cards::parse_output(&both[2].content).expect("parses");
-        assert_eq!(cards.len(), 2);
+        assert_eq!(cards.len(), 3);
         assert!(
             cards
                 .into_iter()
