@@ -305,3 +305,65 @@ async fn a_client_that_leaves_cancels_its_generation() {
     );
     assert_eq!(server.metric("llm_active_generations").await, 0.0);
 }
+
+/// A stand-in upstream (llama.cpp cannot be made to answer 503 on demand): it refuses the first
+/// `failures` chat requests with 503, then answers with one fixed card.
+async fn flaky_upstream(failures: usize) -> (String, Arc<AtomicUsize>) {
+    use axum::{
+        Json, Router,
+        http::StatusCode as Status,
+        routing::{get, post},
+    };
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = calls.clone();
+    let router = Router::new()
+        .route("/v1/models", get(|| async { Json(json!({"data": [{"id": "flaky"}]})) }))
+        .route(
+            "/v1/chat/completions",
+            post(move || {
+                let counter = counter.clone();
+                async move {
+                    if counter.fetch_add(1, Ordering::SeqCst) < failures {
+                        return Err((Status::SERVICE_UNAVAILABLE, [("retry-after", "0")], "busy"));
+                    }
+                    let content = json!({"cards": [{"quote": "The energy is stored in a molecule called ATP.",
+                        "kind": "basic", "front": "Which molecule stores energy?", "back": "ATP"}]});
+                    Ok(Json(json!({
+                        "choices": [{"message": {"role": "assistant", "content": content.to_string()}}],
+                        "usage": {"prompt_tokens": 10, "completion_tokens": 20}
+                    })))
+                }
+            }),
+        );
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (url, calls)
+}
+
+#[tokio::test]
+async fn a_busy_upstream_is_retried_then_given_up_on() {
+    let text = "Cells need energy. The energy is stored in a molecule called ATP.";
+    let (url, calls) = flaky_upstream(2).await;
+    let server = start(&url, &["--upstream-retries", "2"]).await;
+    let (status, answer) = server
+        .generate(json!({"text": text, "kinds": ["basic"]}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        3,
+        "two refusals, then the answer"
+    );
+    assert_eq!(answer["cards"][0]["back"], "ATP");
+
+    let (url, calls) = flaky_upstream(usize::MAX).await;
+    let server = start(&url, &["--upstream-retries", "1"]).await;
+    let (status, answer) = server.generate(json!({"text": text})).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{answer}");
+    assert_eq!(calls.load(Ordering::SeqCst), 2, "one try and one retry");
+    assert!(
+        answer["detail"].as_str().unwrap().contains("503"),
+        "{answer}"
+    );
+}
