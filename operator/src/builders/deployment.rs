@@ -1,0 +1,398 @@
+//! A component's Deployment: restricted pod security, probes on `/healthz` and `/readyz`, and the
+//! command line of DESIGN.md (`--listen`, the backend's `--database-url`/`--ocr-url`/`--llm-url`,
+//! the LLM service's `--upstream-url` or `--model`, `--mlflow-url`).
+
+use k8s_openapi::{
+    api::{
+        apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy},
+        core::v1::{
+            Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource,
+            HTTPGetAction, PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec,
+            PodTemplateSpec, Probe, SeccompProfile, SecretKeySelector, SecurityContext, Volume,
+            VolumeMount,
+        },
+    },
+    apimachinery::pkg::{apis::meta::v1::LabelSelector, util::intstr::IntOrString},
+};
+
+use super::{Component, metadata, object_name, pvc, selector_labels, stack_name};
+use crate::crd::FlashcardStack;
+
+/// The unprivileged user of every image (distroless "nonroot").
+pub const RUN_AS_USER: i64 = 65532;
+const PORT_NAME: &str = "http";
+const DATA_DIR: &str = "/data";
+const MODELS_DIR: &str = "/models";
+
+pub fn deployment(stack: &FlashcardStack, component: Component) -> Deployment {
+    let name = object_name(stack, component);
+    let mut volumes = vec![Volume {
+        // Read-only root filesystem: temporary files (PDF pages, uploads) go here.
+        name: "tmp".to_owned(),
+        empty_dir: Some(EmptyDirVolumeSource::default()),
+        ..Volume::default()
+    }];
+    let mut mounts = vec![VolumeMount {
+        name: "tmp".to_owned(),
+        mount_path: "/tmp".to_owned(),
+        ..VolumeMount::default()
+    }];
+    if let Some((claim, path)) = data_volume(stack, component) {
+        volumes.push(Volume {
+            name: "data".to_owned(),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: claim,
+                read_only: None,
+            }),
+            ..Volume::default()
+        });
+        mounts.push(VolumeMount {
+            name: "data".to_owned(),
+            mount_path: path.to_owned(),
+            ..VolumeMount::default()
+        });
+    }
+    let container = Container {
+        name: component.name().to_owned(),
+        image: Some(component.image(stack)),
+        args: Some(args(stack, component)),
+        env: Some(env(stack, component)),
+        ports: Some(vec![ContainerPort {
+            name: Some(PORT_NAME.to_owned()),
+            container_port: component.port(),
+            protocol: Some("TCP".to_owned()),
+            ..ContainerPort::default()
+        }]),
+        liveness_probe: Some(probe("/healthz", 10)),
+        readiness_probe: Some(probe("/readyz", 5)),
+        resources: component.spec(stack).resources.clone(),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(true),
+            run_as_non_root: Some(true),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".to_owned()]),
+                add: None,
+            }),
+            ..SecurityContext::default()
+        }),
+        volume_mounts: Some(mounts),
+        ..Container::default()
+    };
+    Deployment {
+        metadata: metadata(stack, component, name.clone()),
+        spec: DeploymentSpec {
+            replicas: Some(component.replicas(stack)),
+            selector: LabelSelector {
+                match_labels: Some(selector_labels(stack, component)),
+                match_expressions: None,
+            },
+            // A SQLite file takes one writer: the old pod must stop before the new one starts.
+            strategy: data_volume(stack, component)
+                .filter(|_| component == Component::Backend)
+                .map(|_| DeploymentStrategy {
+                    type_: Some("Recreate".to_owned()),
+                    rolling_update: None,
+                }),
+            template: PodTemplateSpec {
+                metadata: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                    labels: Some(super::labels(stack, component)),
+                    ..Default::default()
+                }),
+                spec: Some(PodSpec {
+                    service_account_name: Some(name),
+                    automount_service_account_token: Some(false),
+                    security_context: Some(PodSecurityContext {
+                        run_as_non_root: Some(true),
+                        run_as_user: Some(RUN_AS_USER),
+                        run_as_group: Some(RUN_AS_USER),
+                        fs_group: Some(RUN_AS_USER),
+                        seccomp_profile: Some(SeccompProfile {
+                            type_: "RuntimeDefault".to_owned(),
+                            localhost_profile: None,
+                        }),
+                        ..PodSecurityContext::default()
+                    }),
+                    containers: vec![container],
+                    volumes: Some(volumes),
+                    ..PodSpec::default()
+                }),
+            },
+            ..DeploymentSpec::default()
+        },
+        status: None,
+    }
+}
+
+/// The claim and mount path of a component's persistent data: the backend's SQLite file, the
+/// LLM service's local model.
+fn data_volume(stack: &FlashcardStack, component: Component) -> Option<(String, &'static str)> {
+    match component {
+        Component::Backend if stack.spec.backend.database.postgres.is_none() => {
+            Some((pvc::claim_name(stack, component), DATA_DIR))
+        }
+        Component::Llm if stack.spec.llm.local.is_some() => {
+            Some((pvc::claim_name(stack, component), MODELS_DIR))
+        }
+        _ => None,
+    }
+}
+
+fn probe(path: &str, period_seconds: i32) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.to_owned()),
+            port: IntOrString::String(PORT_NAME.to_owned()),
+            ..HTTPGetAction::default()
+        }),
+        period_seconds: Some(period_seconds),
+        failure_threshold: Some(3),
+        ..Probe::default()
+    }
+}
+
+/// The in-cluster URL of a component's Service.
+pub fn service_url(stack: &FlashcardStack, component: Component) -> String {
+    format!(
+        "http://{}:{}",
+        object_name(stack, component),
+        component.port()
+    )
+}
+
+fn args(stack: &FlashcardStack, component: Component) -> Vec<String> {
+    let mut args = vec![
+        "--listen".to_owned(),
+        format!("0.0.0.0:{}", component.port()),
+        "--log-format".to_owned(),
+        "json".to_owned(),
+    ];
+    match component {
+        Component::Backend => {
+            if stack.spec.backend.database.postgres.is_none() {
+                args.push("--database-url".to_owned());
+                args.push(format!("sqlite://{DATA_DIR}/flashcards.db"));
+            }
+            args.push("--ocr-url".to_owned());
+            args.push(service_url(stack, Component::Ocr));
+            args.push("--llm-url".to_owned());
+            args.push(service_url(stack, Component::Llm));
+        }
+        Component::Llm => match (&stack.spec.llm.upstream, &stack.spec.llm.local) {
+            (Some(upstream), _) => {
+                args.push("--upstream-url".to_owned());
+                args.push(upstream.url.clone());
+                if let Some(model) = &upstream.model {
+                    args.push("--upstream-model".to_owned());
+                    args.push(model.clone());
+                }
+            }
+            (None, Some(local)) => {
+                args.push("--model".to_owned());
+                args.push(format!("{MODELS_DIR}/{}.gguf", local.model));
+            }
+            (None, None) => {}
+        },
+        Component::Ocr | Component::Web => {}
+    }
+    if stack.spec.mlflow.enabled && matches!(component, Component::Ocr | Component::Llm) {
+        args.push("--mlflow-url".to_owned());
+        args.push(format!("http://{}-mlflow:5000", stack_name(stack)));
+    }
+    args
+}
+
+fn env(stack: &FlashcardStack, component: Component) -> Vec<EnvVar> {
+    let from_secret = |name: &str, secret: &crate::crd::SecretKeyRef| EnvVar {
+        name: name.to_owned(),
+        value: None,
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: secret.name.clone(),
+                key: secret.key.clone(),
+                optional: Some(false),
+            }),
+            ..EnvVarSource::default()
+        }),
+    };
+    let value = |name: &str, value: String| EnvVar {
+        name: name.to_owned(),
+        value: Some(value),
+        value_from: None,
+    };
+    let mut env = Vec::new();
+    match component {
+        Component::Backend => {
+            if let Some(postgres) = &stack.spec.backend.database.postgres {
+                env.push(from_secret("DATABASE_URL", &postgres.secret_ref));
+            }
+        }
+        Component::Ocr => {
+            let ocr = &stack.spec.ocr;
+            if let Some(language) = ocr.languages.first() {
+                env.push(value("OCR_DEFAULT_LANGUAGE", language.clone()));
+            }
+            if let Some(min) = ocr.min_confidence {
+                env.push(value("OCR_MIN_CONFIDENCE", min.to_string()));
+            }
+        }
+        Component::Llm => {
+            if let Some(secret) = stack
+                .spec
+                .llm
+                .upstream
+                .as_ref()
+                .and_then(|upstream| upstream.api_key_secret_ref.as_ref())
+            {
+                env.push(from_secret("UPSTREAM_API_KEY", secret));
+            }
+        }
+        Component::Web => {
+            env.push(value("BACKEND_URL", service_url(stack, Component::Backend)));
+        }
+    }
+    env
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        builders::tests::stack,
+        crd::{FlashcardStackSpec, PostgresSpec, SecretKeyRef, UpstreamSpec},
+    };
+
+    fn container(deployment: &Deployment) -> &Container {
+        &deployment
+            .spec
+            .template
+            .spec
+            .as_ref()
+            .expect("pod")
+            .containers[0]
+    }
+
+    #[test]
+    fn pods_run_restricted() {
+        let deployment = deployment(&stack(FlashcardStackSpec::default()), Component::Ocr);
+        let pod = deployment.spec.template.spec.as_ref().expect("pod");
+        let pod_security = pod.security_context.as_ref().expect("pod security");
+        assert_eq!(pod_security.run_as_non_root, Some(true));
+        assert_eq!(pod_security.run_as_user, Some(RUN_AS_USER));
+        assert_eq!(
+            pod_security
+                .seccomp_profile
+                .as_ref()
+                .map(|p| p.type_.as_str()),
+            Some("RuntimeDefault")
+        );
+        assert_eq!(pod.automount_service_account_token, Some(false));
+        let security = container(&deployment)
+            .security_context
+            .as_ref()
+            .expect("security");
+        assert_eq!(security.read_only_root_filesystem, Some(true));
+        assert_eq!(security.allow_privilege_escalation, Some(false));
+        assert_eq!(
+            security.capabilities.as_ref().and_then(|c| c.drop.clone()),
+            Some(vec!["ALL".to_owned()])
+        );
+        let probes = (
+            container(&deployment)
+                .liveness_probe
+                .as_ref()
+                .and_then(|p| p.http_get.as_ref()),
+            container(&deployment)
+                .readiness_probe
+                .as_ref()
+                .and_then(|p| p.http_get.as_ref()),
+        );
+        assert_eq!(probes.0.and_then(|g| g.path.as_deref()), Some("/healthz"));
+        assert_eq!(probes.1.and_then(|g| g.path.as_deref()), Some("/readyz"));
+    }
+
+    #[test]
+    fn the_backend_gets_sqlite_on_a_volume_or_postgres_from_a_secret() {
+        let sqlite = deployment(&stack(FlashcardStackSpec::default()), Component::Backend);
+        let args = container(&sqlite).args.clone().expect("args");
+        assert!(
+            args.windows(2)
+                .any(|w| w == ["--database-url", "sqlite:///data/flashcards.db"])
+        );
+        assert!(
+            args.windows(2)
+                .any(|w| w == ["--ocr-url", "http://study-ocr:8000"])
+        );
+        assert!(
+            args.windows(2)
+                .any(|w| w == ["--llm-url", "http://study-llm:8001"])
+        );
+        assert_eq!(
+            sqlite
+                .spec
+                .strategy
+                .as_ref()
+                .and_then(|s| s.type_.as_deref()),
+            Some("Recreate")
+        );
+
+        let mut spec = FlashcardStackSpec::default();
+        spec.backend.database.postgres = Some(PostgresSpec {
+            secret_ref: SecretKeyRef {
+                name: "study-db".into(),
+                key: "uri".into(),
+            },
+        });
+        spec.backend.component.replicas = Some(2);
+        let postgres = deployment(&stack(spec), Component::Backend);
+        let container = container(&postgres);
+        assert!(
+            !container
+                .args
+                .clone()
+                .expect("args")
+                .contains(&"--database-url".to_owned())
+        );
+        let env = container.env.clone().expect("env");
+        let secret = env[0]
+            .value_from
+            .as_ref()
+            .and_then(|v| v.secret_key_ref.as_ref())
+            .expect("from a secret");
+        assert_eq!(
+            (env[0].name.as_str(), secret.name.as_str()),
+            ("DATABASE_URL", "study-db")
+        );
+        assert_eq!(postgres.spec.replicas, Some(2));
+        assert!(postgres.spec.strategy.is_none());
+    }
+
+    #[test]
+    fn the_llm_service_points_at_its_upstream_with_the_key_from_a_secret() {
+        let mut spec = FlashcardStackSpec::default();
+        spec.llm.upstream = Some(UpstreamSpec {
+            url: "http://ollama:11434".into(),
+            model: Some("qwen".into()),
+            api_key_secret_ref: Some(SecretKeyRef {
+                name: "llm".into(),
+                key: "key".into(),
+            }),
+        });
+        spec.mlflow.enabled = true;
+        let llm = deployment(&stack(spec), Component::Llm);
+        let container = container(&llm);
+        let args = container.args.clone().expect("args");
+        assert!(
+            args.windows(2)
+                .any(|w| w == ["--upstream-url", "http://ollama:11434"])
+        );
+        assert!(args.windows(2).any(|w| w == ["--upstream-model", "qwen"]));
+        assert!(
+            args.windows(2)
+                .any(|w| w == ["--mlflow-url", "http://study-mlflow:5000"])
+        );
+        let env = container.env.clone().expect("env");
+        assert_eq!(env[0].name, "UPSTREAM_API_KEY");
+        assert!(env[0].value.is_none(), "the key never appears in the spec");
+    }
+}

@@ -1,0 +1,94 @@
+//! PersistentVolumeClaims: the backend's SQLite file (when not on PostgreSQL) and the LLM
+//! service's model cache (local models).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::{
+    api::core::v1::{PersistentVolumeClaim, PersistentVolumeClaimSpec, VolumeResourceRequirements},
+    apimachinery::pkg::api::resource::Quantity,
+};
+
+use super::{Component, metadata, object_name};
+use crate::crd::FlashcardStack;
+
+pub fn claim_name(stack: &FlashcardStack, component: Component) -> String {
+    format!("{}-data", object_name(stack, component))
+}
+
+/// Every claim the stack needs.
+pub fn claims(stack: &FlashcardStack) -> Vec<PersistentVolumeClaim> {
+    let mut claims = Vec::new();
+    if let Some(sqlite) = stack.spec.backend.database.sqlite.clone().or_else(|| {
+        stack
+            .spec
+            .backend
+            .database
+            .postgres
+            .is_none()
+            .then(|| crate::crd::SqliteSpec {
+                storage: Quantity("1Gi".to_owned()),
+            })
+    }) {
+        claims.push(claim(stack, Component::Backend, sqlite.storage));
+    }
+    if let Some(local) = &stack.spec.llm.local {
+        claims.push(claim(stack, Component::Llm, local.storage.clone()));
+    }
+    claims
+}
+
+fn claim(stack: &FlashcardStack, component: Component, size: Quantity) -> PersistentVolumeClaim {
+    PersistentVolumeClaim {
+        metadata: metadata(stack, component, claim_name(stack, component)),
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".to_owned()]),
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(BTreeMap::from([("storage".to_owned(), size)])),
+                limits: None,
+            }),
+            ..PersistentVolumeClaimSpec::default()
+        }),
+        status: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        builders::tests::stack,
+        crd::{FlashcardStackSpec, LocalModelSpec, PostgresSpec, SecretKeyRef},
+    };
+
+    #[test]
+    fn sqlite_and_local_models_get_volumes_postgres_does_not() {
+        let names = |spec: FlashcardStackSpec| -> Vec<String> {
+            claims(&stack(spec))
+                .into_iter()
+                .filter_map(|claim| claim.metadata.name)
+                .collect()
+        };
+        assert_eq!(names(FlashcardStackSpec::default()), ["study-backend-data"]);
+        let mut spec = FlashcardStackSpec::default();
+        spec.backend.database.postgres = Some(PostgresSpec {
+            secret_ref: SecretKeyRef {
+                name: "db".into(),
+                key: "uri".into(),
+            },
+        });
+        spec.llm.local = Some(LocalModelSpec {
+            model: "qwen2.5-0.5b-instruct".into(),
+            storage: Quantity("2Gi".into()),
+        });
+        let claims = claims(&stack(spec));
+        assert_eq!(claims.len(), 1);
+        assert_eq!(claims[0].metadata.name.as_deref(), Some("study-llm-data"));
+        let size = &claims[0]
+            .spec
+            .as_ref()
+            .and_then(|s| s.resources.as_ref())
+            .and_then(|r| r.requests.as_ref())
+            .expect("requests")["storage"];
+        assert_eq!(size.0, "2Gi");
+    }
+}

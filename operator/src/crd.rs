@@ -1,0 +1,367 @@
+//! `FlashcardStack` (`flashcards.dev/v1alpha1`): one resource describing a whole stack. The CRD
+//! YAML in `crds/` and in the chart is generated from these types (`cargo xtask gen`); a test fails
+//! when the checked-in copies drift.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::{
+    api::core::v1::ResourceRequirements, apimachinery::pkg::api::resource::Quantity,
+};
+use kube::{CustomResource, CustomResourceExt, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+pub const GROUP: &str = "flashcards.dev";
+pub const VERSION: &str = "v1alpha1";
+
+/// The desired state of a flashcards stack.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[kube(
+    group = "flashcards.dev",
+    version = "v1alpha1",
+    kind = "FlashcardStack",
+    namespaced,
+    status = "FlashcardStackStatus",
+    shortname = "fcs",
+    category = "flashcards",
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Components","type":"string","jsonPath":".status.summary"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[x_kube(validation = Rule::new(
+    "!has(self.backend) || !has(self.backend.replicas) || self.backend.replicas <= 1 || (has(self.backend.database) && has(self.backend.database.postgres))"
+).message("SQLite supports one backend replica: set spec.backend.database.postgres to run more"))]
+#[serde(rename_all = "camelCase")]
+pub struct FlashcardStackSpec {
+    /// Image tag of every component unless a component names its own image; defaults to the
+    /// operator's own version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Registry and repository prefix of the images (`<registry>/flashcards-<component>:<version>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_registry: Option<String>,
+    /// Leave every child object as it is: no changes are applied while true.
+    #[serde(default)]
+    pub paused: bool,
+    /// Scale every component to zero replicas, keeping data and configuration.
+    #[serde(default)]
+    pub stopped: bool,
+    #[serde(default)]
+    pub backend: BackendSpec,
+    #[serde(default)]
+    pub ocr: OcrSpec,
+    #[serde(default)]
+    pub llm: LlmSpec,
+    #[serde(default)]
+    pub web: WebSpec,
+    #[serde(default)]
+    pub redis: RedisSpec,
+    #[serde(default)]
+    pub mlflow: MlflowSpec,
+    #[serde(default)]
+    pub monitoring: MonitoringSpec,
+}
+
+/// What every component takes.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ComponentSpec {
+    /// Full image reference, overriding registry and version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Pods to run (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub replicas: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BackendSpec {
+    #[serde(flatten)]
+    pub component: ComponentSpec,
+    #[serde(default)]
+    pub database: DatabaseSpec,
+}
+
+/// SQLite on a volume (one replica), or PostgreSQL through a Secret holding its URL.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[x_kube(validation = Rule::new("!(has(self.sqlite) && has(self.postgres))").message("choose sqlite or postgres, not both"))]
+#[serde(rename_all = "camelCase")]
+pub struct DatabaseSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sqlite: Option<SqliteSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgres: Option<PostgresSpec>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SqliteSpec {
+    /// Size of the volume holding the database file (default 1Gi).
+    #[serde(default = "default_sqlite_storage")]
+    pub storage: Quantity,
+}
+
+fn default_sqlite_storage() -> Quantity {
+    Quantity("1Gi".to_owned())
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PostgresSpec {
+    /// The Secret key holding `postgres://user:password@host:port/database`.
+    pub secret_ref: SecretKeyRef,
+}
+
+/// A key of a Secret in the stack's namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeyRef {
+    pub name: String,
+    pub key: String,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OcrSpec {
+    #[serde(flatten)]
+    pub component: ComponentSpec,
+    /// Tesseract languages the image must have (default `[eng]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub languages: Vec<String>,
+    /// Word confidence (0-100) under which words leave the text (default 60).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 100))]
+    pub min_confidence: Option<f64>,
+}
+
+/// A local model, or an OpenAI-compatible upstream.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[x_kube(validation = Rule::new("!(has(self.local) && has(self.upstream))").message("choose local or upstream, not both"))]
+#[serde(rename_all = "camelCase")]
+pub struct LlmSpec {
+    #[serde(flatten)]
+    pub component: ComponentSpec,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local: Option<LocalModelSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<UpstreamSpec>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LocalModelSpec {
+    /// The model to serve, e.g. `smollm2-135m-instruct` or `qwen2.5-0.5b-instruct`.
+    pub model: String,
+    /// Size of the volume caching the model file (default 2Gi).
+    #[serde(default = "default_model_storage")]
+    pub storage: Quantity,
+}
+
+fn default_model_storage() -> Quantity {
+    Quantity("2Gi".to_owned())
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct UpstreamSpec {
+    /// The OpenAI-compatible server, e.g. `http://ollama:11434`.
+    #[x_kube(validation = Rule::new("self.startsWith('http://') || self.startsWith('https://')").message("upstream.url must be an http(s) URL"))]
+    pub url: String,
+    /// The model to ask for (default: the first the server lists).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// The Secret key holding the API key, if the server needs one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_secret_ref: Option<SecretKeyRef>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WebSpec {
+    #[serde(flatten)]
+    pub component: ComponentSpec,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RedisSpec {
+    #[serde(default)]
+    pub enabled: bool,
+    /// Run redis_exporter next to Redis for Prometheus (default true when Redis is enabled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exporter: Option<bool>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MlflowSpec {
+    #[serde(default)]
+    pub enabled: bool,
+    /// Size of the volume for MLflow's runs (default 1Gi).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<Quantity>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MonitoringSpec {
+    /// Labels added to ServiceMonitors, the PrometheusRule and dashboards, e.g.
+    /// `release: kube-prometheus-stack` so that Prometheus selects them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub service_monitors: ServiceMonitorsSpec,
+    #[serde(default)]
+    pub prometheus_rule: PrometheusRuleSpec,
+    #[serde(default)]
+    pub dashboards: Toggle,
+}
+
+/// Something on by default.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Toggle {
+    #[serde(default = "enabled")]
+    pub enabled: bool,
+}
+
+impl Default for Toggle {
+    fn default() -> Self {
+        Self { enabled: true }
+    }
+}
+
+fn enabled() -> bool {
+    true
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceMonitorsSpec {
+    #[serde(default = "enabled")]
+    pub enabled: bool,
+    /// How often Prometheus scrapes each service (default 30s).
+    #[serde(default = "default_interval")]
+    #[schemars(regex(pattern = r"^[0-9]+(ms|s|m|h)$"))]
+    pub interval: String,
+}
+
+impl Default for ServiceMonitorsSpec {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            interval: default_interval(),
+        }
+    }
+}
+
+fn default_interval() -> String {
+    "30s".to_owned()
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PrometheusRuleSpec {
+    #[serde(default = "enabled")]
+    pub enabled: bool,
+    #[serde(default)]
+    pub thresholds: AlertThresholds,
+}
+
+/// The alert thresholds of the monitoring guide, adjustable per stack.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertThresholds {
+    /// Share of requests answered 5xx over 5 minutes above which the critical error-rate alert
+    /// fires (default 0.05).
+    #[serde(default = "default_error_rate_critical")]
+    pub error_rate_critical: f64,
+    /// The same over 10 minutes for the warning (default 0.02).
+    #[serde(default = "default_error_rate_warning")]
+    pub error_rate_warning: f64,
+    /// p95 response time in seconds over 5 minutes for the critical alert (default 5).
+    #[serde(default = "default_latency_critical")]
+    pub latency_critical_seconds: f64,
+    /// The same over 10 minutes for the warning (default 2).
+    #[serde(default = "default_latency_warning")]
+    pub latency_warning_seconds: f64,
+}
+
+impl Default for AlertThresholds {
+    fn default() -> Self {
+        Self {
+            error_rate_critical: default_error_rate_critical(),
+            error_rate_warning: default_error_rate_warning(),
+            latency_critical_seconds: default_latency_critical(),
+            latency_warning_seconds: default_latency_warning(),
+        }
+    }
+}
+
+fn default_error_rate_critical() -> f64 {
+    0.05
+}
+fn default_error_rate_warning() -> f64 {
+    0.02
+}
+fn default_latency_critical() -> f64 {
+    5.0
+}
+fn default_latency_warning() -> f64 {
+    2.0
+}
+
+/// What the operator last saw.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FlashcardStackStatus {
+    /// The spec generation this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Ready`, `Progressing`, `Degraded` and `MonitoringAvailable`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// Ready and desired replicas per component.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub components: BTreeMap<String, ComponentStatus>,
+    /// In-cluster URLs of the services.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub urls: BTreeMap<String, String>,
+    /// Components ready out of components, e.g. `4/4` (the printer column).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub summary: String,
+}
+
+/// A standard Kubernetes condition.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    pub r#type: String,
+    /// `True`, `False` or `Unknown`.
+    pub status: String,
+    pub reason: String,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// RFC 3339.
+    pub last_transition_time: String,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ComponentStatus {
+    pub ready: i32,
+    pub desired: i32,
+}
+
+/// The CRD as YAML, as it is checked in (`crds/`, the chart's `crds/`).
+pub fn crd_yaml() -> Result<String, serde_yaml::Error> {
+    let yaml = serde_yaml::to_string(&FlashcardStack::crd())?;
+    Ok(format!(
+        "# Generated from operator/src/crd.rs by `cargo xtask gen`; do not edit.\n{yaml}"
+    ))
+}
