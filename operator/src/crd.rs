@@ -289,6 +289,18 @@ pub struct AlertThresholds {
     /// The same over 10 minutes for the warning (default 2).
     #[serde(default = "default_latency_warning")]
     pub latency_warning_seconds: f64,
+    /// Container memory working set as a share of its limit for the critical alert (default 0.9).
+    #[serde(default = "default_memory_critical")]
+    pub memory_critical: f64,
+    /// The same for the warning (default 0.75).
+    #[serde(default = "default_memory_warning")]
+    pub memory_warning: f64,
+    /// Used share of a stack volume for the critical alert (default 0.85).
+    #[serde(default = "default_disk_critical")]
+    pub disk_critical: f64,
+    /// The same for the warning (default 0.7).
+    #[serde(default = "default_disk_warning")]
+    pub disk_warning: f64,
 }
 
 impl Default for AlertThresholds {
@@ -298,6 +310,10 @@ impl Default for AlertThresholds {
             error_rate_warning: default_error_rate_warning(),
             latency_critical_seconds: default_latency_critical(),
             latency_warning_seconds: default_latency_warning(),
+            memory_critical: default_memory_critical(),
+            memory_warning: default_memory_warning(),
+            disk_critical: default_disk_critical(),
+            disk_warning: default_disk_warning(),
         }
     }
 }
@@ -313,6 +329,18 @@ fn default_latency_critical() -> f64 {
 }
 fn default_latency_warning() -> f64 {
     2.0
+}
+fn default_memory_critical() -> f64 {
+    0.9
+}
+fn default_memory_warning() -> f64 {
+    0.75
+}
+fn default_disk_critical() -> f64 {
+    0.85
+}
+fn default_disk_warning() -> f64 {
+    0.7
 }
 
 /// What the operator last saw.

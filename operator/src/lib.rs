@@ -1,6 +1,7 @@
 //! The flashcards operator: the `FlashcardStack` custom resource, pure builders of every object a
 //! stack needs, and (in later work) the controller that applies them and reports status.
 
+pub mod alerts;
 pub mod builders;
 pub mod crd;
 

@@ -2,6 +2,7 @@
 //! and returns what should exist; the reconciler applies them.
 
 pub mod deployment;
+pub mod monitoring;
 pub mod network_policy;
 pub mod pdb;
 pub mod pvc;
