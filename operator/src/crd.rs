@@ -263,13 +263,22 @@ fn default_interval() -> String {
     "30s".to_owned()
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PrometheusRuleSpec {
     #[serde(default = "enabled")]
     pub enabled: bool,
     #[serde(default)]
     pub thresholds: AlertThresholds,
+}
+
+impl Default for PrometheusRuleSpec {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            thresholds: AlertThresholds::default(),
+        }
+    }
 }
 
 /// The alert thresholds of the monitoring guide, adjustable per stack.
@@ -392,4 +401,37 @@ pub fn crd_yaml() -> Result<String, serde_yaml::Error> {
     Ok(format!(
         "# Generated from operator/src/crd.rs by `cargo xtask gen`; do not edit.\n{yaml}"
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_spec_means_the_defaults() {
+        let empty: FlashcardStackSpec = serde_json::from_str("{}").expect("parses");
+        assert_eq!(empty, FlashcardStackSpec::default());
+        assert!(empty.monitoring.prometheus_rule.enabled);
+        assert!(empty.monitoring.service_monitors.enabled);
+        assert!(empty.monitoring.dashboards.enabled);
+        assert!(
+            (empty
+                .monitoring
+                .prometheus_rule
+                .thresholds
+                .error_rate_critical
+                - 0.05)
+                .abs()
+                < 1e-12
+        );
+    }
+
+    #[test]
+    fn the_crd_carries_the_cel_rules() {
+        let yaml = crd_yaml().expect("renders");
+        assert!(yaml.contains("SQLite supports one backend replica"));
+        assert!(yaml.contains("choose local or upstream, not both"));
+        assert!(yaml.contains("upstream.url must be an http(s) URL"));
+        assert!(yaml.contains("shortNames:\n    - fcs"));
+    }
 }

@@ -4,5 +4,7 @@
 pub mod alerts;
 pub mod builders;
 pub mod crd;
+pub mod desired;
+pub mod status;
 
 pub use crd::{FlashcardStack, FlashcardStackSpec, FlashcardStackStatus};

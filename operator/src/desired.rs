@@ -1,0 +1,100 @@
+//! Everything a stack should own, from the pure builders: what the reconciler applies, and what
+//! it prunes (owned objects no longer in this set).
+
+use k8s_openapi::api::{
+    apps::v1::Deployment,
+    core::v1::{ConfigMap, PersistentVolumeClaim, Service, ServiceAccount},
+    networking::v1::NetworkPolicy,
+    policy::v1::PodDisruptionBudget,
+};
+use kube::api::DynamicObject;
+
+use crate::{
+    builders::{
+        Component, deployment::deployment, monitoring, network_policy::network_policy, pdb::budget,
+        pvc::claims, service::service, service_account::service_account,
+    },
+    crd::FlashcardStack,
+};
+
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Desired {
+    pub service_accounts: Vec<ServiceAccount>,
+    pub claims: Vec<PersistentVolumeClaim>,
+    pub deployments: Vec<Deployment>,
+    pub services: Vec<Service>,
+    pub budgets: Vec<PodDisruptionBudget>,
+    pub network_policies: Vec<NetworkPolicy>,
+    pub dashboards: Vec<ConfigMap>,
+    /// ServiceMonitors and the PrometheusRule: only when the monitoring CRDs are installed.
+    pub monitoring: Vec<DynamicObject>,
+}
+
+/// The objects `stack` should own. `monitoring_crds` says whether the Prometheus Operator's CRDs
+/// exist in the cluster; without them the rest is still desired.
+pub fn desired(stack: &FlashcardStack, monitoring_crds: bool) -> Desired {
+    let spec = &stack.spec.monitoring;
+    let mut desired = Desired {
+        claims: claims(stack),
+        ..Desired::default()
+    };
+    for component in Component::ALL {
+        desired
+            .service_accounts
+            .push(service_account(stack, component));
+        desired.deployments.push(deployment(stack, component));
+        desired.services.push(service(stack, component));
+        desired.budgets.extend(budget(stack, component));
+        desired
+            .network_policies
+            .push(network_policy(stack, component));
+        if monitoring_crds && spec.service_monitors.enabled {
+            desired
+                .monitoring
+                .push(monitoring::service_monitor(stack, component));
+        }
+    }
+    if monitoring_crds && spec.prometheus_rule.enabled {
+        desired.monitoring.push(monitoring::prometheus_rule(stack));
+    }
+    if spec.dashboards.enabled {
+        desired.dashboards = monitoring::dashboards(stack);
+    }
+    desired
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{builders::tests::stack, crd::FlashcardStackSpec};
+
+    #[test]
+    fn a_default_stack_owns_every_component_and_its_monitoring() {
+        let all = desired(&stack(FlashcardStackSpec::default()), true);
+        assert_eq!(all.deployments.len(), 4);
+        assert_eq!(all.services.len(), 4);
+        assert_eq!(all.service_accounts.len(), 4);
+        assert_eq!(all.network_policies.len(), 4);
+        assert_eq!(all.claims.len(), 1, "the SQLite volume");
+        assert!(all.budgets.is_empty(), "one replica each");
+        assert_eq!(all.monitoring.len(), 5, "four ServiceMonitors and the rule");
+        assert_eq!(all.dashboards.len(), 5);
+    }
+
+    #[test]
+    fn monitoring_follows_the_crds_and_the_toggles() {
+        let without_crds = desired(&stack(FlashcardStackSpec::default()), false);
+        assert!(without_crds.monitoring.is_empty());
+        assert_eq!(
+            without_crds.deployments.len(),
+            4,
+            "the rest is still desired"
+        );
+        let mut spec = FlashcardStackSpec::default();
+        spec.monitoring.service_monitors.enabled = false;
+        spec.monitoring.dashboards.enabled = false;
+        let partial = desired(&stack(spec), true);
+        assert_eq!(partial.monitoring.len(), 1, "the rule alone");
+        assert!(partial.dashboards.is_empty());
+    }
+}
