@@ -2,9 +2,13 @@
 //! stack needs, and (in later work) the controller that applies them and reports status.
 
 pub mod alerts;
+pub mod apply;
 pub mod builders;
+pub mod controller;
 pub mod crd;
 pub mod desired;
+pub mod leader;
+pub mod metrics;
 pub mod status;
 
 pub use crd::{FlashcardStack, FlashcardStackSpec, FlashcardStackStatus};

@@ -1,0 +1,403 @@
+//! The controller: for each FlashcardStack, apply what is desired and missing or changed (server-side
+//! apply, one field manager), delete owned objects no longer desired, and write the status when it
+//! changed. Everything it decides comes from the pure modules; this is the I/O around them.
+
+use std::{
+    collections::{BTreeSet, HashMap},
+    fmt::Debug,
+    sync::{Arc, Mutex, PoisonError},
+    time::{Duration, Instant},
+};
+
+use k8s_openapi::{
+    NamespaceResourceScope,
+    api::{
+        apps::v1::Deployment,
+        core::v1::{ConfigMap, PersistentVolumeClaim},
+        policy::v1::PodDisruptionBudget,
+    },
+    jiff::Timestamp,
+};
+use kube::{
+    Api, Client, Resource, ResourceExt,
+    api::{ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams},
+    runtime::{
+        controller::Action,
+        events::{Event, EventType, Recorder, Reporter},
+        reflector::ObjectRef,
+    },
+};
+use serde::{Serialize, de::DeserializeOwned};
+use serde_json::json;
+
+use crate::{
+    apply::needs_apply,
+    builders::{Component, MANAGER, object_name, stack_name},
+    crd::FlashcardStack,
+    desired::{Desired, desired},
+    metrics::OperatorMetrics,
+    status::{self, Observed},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("serialising {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("the FlashcardStack has no namespace")]
+    NoNamespace,
+}
+
+/// What every reconcile shares.
+pub struct Context {
+    pub client: Client,
+    pub metrics: OperatorMetrics,
+    pub reporter: Reporter,
+    /// Consecutive failures per stack, for the error backoff.
+    failures: Mutex<HashMap<ObjectRef<FlashcardStack>, u32>>,
+}
+
+impl Context {
+    pub fn new(client: Client, metrics: OperatorMetrics, reporter: Reporter) -> Arc<Self> {
+        Arc::new(Self {
+            client,
+            metrics,
+            reporter,
+            failures: Mutex::default(),
+        })
+    }
+}
+
+/// How often a settled stack is looked at again: it notices monitoring CRDs installed later.
+/// Looking writes nothing.
+pub const RESYNC: Duration = Duration::from_secs(30);
+
+pub async fn reconcile(stack: Arc<FlashcardStack>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = Instant::now();
+    let result = reconcile_inner(&stack, &ctx).await;
+    ctx.metrics
+        .reconciled(result.is_ok(), started.elapsed().as_secs_f64());
+    if result.is_ok() {
+        ctx.failures
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&ObjectRef::from(stack.as_ref()));
+    }
+    result
+}
+
+/// Retry after 1 s, doubling per consecutive failure up to 5 minutes.
+pub fn error_policy(stack: Arc<FlashcardStack>, error: &Error, ctx: Arc<Context>) -> Action {
+    let mut failures = ctx.failures.lock().unwrap_or_else(PoisonError::into_inner);
+    let count = failures.entry(ObjectRef::from(stack.as_ref())).or_insert(0);
+    *count = count.saturating_add(1);
+    let delay = backoff(*count);
+    tracing::warn!(stack = %stack.name_any(), %error, ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+/// 1 s × 2^(failures − 1), at most 5 minutes.
+pub fn backoff(failures: u32) -> Duration {
+    Duration::from_secs(1u64 << failures.saturating_sub(1).min(9)).min(Duration::from_secs(300))
+}
+
+async fn reconcile_inner(stack: &FlashcardStack, ctx: &Context) -> Result<Action, Error> {
+    let namespace = stack.namespace().ok_or(Error::NoNamespace)?;
+    let monitoring_crds = monitoring_crds_present(&ctx.client).await;
+    if !stack.spec.paused {
+        let wanted = desired(stack, monitoring_crds);
+        let changed = apply_all(&ctx.client, &namespace, &wanted).await?;
+        let pruned = prune(&ctx.client, &namespace, stack, &wanted, monitoring_crds).await?;
+        if !changed.is_empty() || !pruned.is_empty() {
+            publish(ctx, stack, &changed, &pruned).await;
+        }
+    }
+    let observed = observe(&ctx.client, &namespace, stack).await?;
+    let now = Timestamp::now().to_string();
+    let new_status = status::compute(stack, &observed, monitoring_crds, &now);
+    if status::changed(stack.status.as_ref(), &new_status) {
+        let api: Api<FlashcardStack> = Api::namespaced(ctx.client.clone(), &namespace);
+        api.patch_status(
+            &stack.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": new_status})),
+        )
+        .await?;
+    }
+    Ok(Action::requeue(RESYNC))
+}
+
+/// Whether the Prometheus Operator's API group is served (a discovery read).
+async fn monitoring_crds_present(client: &Client) -> bool {
+    client
+        .list_api_group_resources("monitoring.coreos.com/v1")
+        .await
+        .is_ok_and(|list| list.resources.iter().any(|r| r.kind == "ServiceMonitor"))
+}
+
+/// Applies each desired object that is missing or differs; returns `Kind/name` of those applied.
+async fn apply_all(
+    client: &Client,
+    namespace: &str,
+    wanted: &Desired,
+) -> Result<Vec<String>, Error> {
+    let mut changed = Vec::new();
+    for object in &wanted.service_accounts {
+        ensure(client, namespace, object, &mut changed).await?;
+    }
+    for object in &wanted.claims {
+        ensure(client, namespace, object, &mut changed).await?;
+    }
+    for object in &wanted.deployments {
+        ensure(client, namespace, object, &mut changed).await?;
+    }
+    for object in &wanted.services {
+        ensure(client, namespace, object, &mut changed).await?;
+    }
+    for object in &wanted.budgets {
+        ensure(client, namespace, object, &mut changed).await?;
+    }
+    for object in &wanted.network_policies {
+        ensure(client, namespace, object, &mut changed).await?;
+    }
+    for object in &wanted.dashboards {
+        ensure(client, namespace, object, &mut changed).await?;
+    }
+    for object in &wanted.monitoring {
+        ensure_dynamic(client, namespace, object, &mut changed).await?;
+    }
+    Ok(changed)
+}
+
+async fn ensure<K>(
+    client: &Client,
+    namespace: &str,
+    desired: &K,
+    changed: &mut Vec<String>,
+) -> Result<(), Error>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + Debug
+        + Serialize
+        + DeserializeOwned,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), namespace);
+    let name = desired.name_any();
+    let live = api.get_opt(&name).await?;
+    let live = live.map(|live| serde_json::to_value(&live)).transpose()?;
+    if needs_apply(&serde_json::to_value(desired)?, live.as_ref()) {
+        api.patch(
+            &name,
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(desired),
+        )
+        .await?;
+        changed.push(format!("{}/{name}", K::kind(&())));
+    }
+    Ok(())
+}
+
+async fn ensure_dynamic(
+    client: &Client,
+    namespace: &str,
+    desired: &DynamicObject,
+    changed: &mut Vec<String>,
+) -> Result<(), Error> {
+    let kind = desired
+        .types
+        .as_ref()
+        .map_or("", |types| types.kind.as_str());
+    let resource = ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
+        crate::builders::monitoring::MONITORING_GROUP,
+        "v1",
+        kind,
+    ));
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
+    let name = desired.name_any();
+    let live = api.get_opt(&name).await?;
+    let live = live.map(|live| serde_json::to_value(&live)).transpose()?;
+    if needs_apply(&serde_json::to_value(desired)?, live.as_ref()) {
+        api.patch(
+            &name,
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(desired),
+        )
+        .await?;
+        changed.push(format!("{kind}/{name}"));
+    }
+    Ok(())
+}
+
+/// The label selector of everything this operator made for `stack`.
+fn owned_selector(stack: &FlashcardStack) -> String {
+    format!(
+        "app.kubernetes.io/instance={},app.kubernetes.io/managed-by={MANAGER}",
+        stack_name(stack)
+    )
+}
+
+fn owned_by(object: &impl Resource, stack: &FlashcardStack) -> bool {
+    let uid = stack.metadata.uid.as_deref();
+    object
+        .meta()
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|owner| Some(owner.uid.as_str()) == uid)
+}
+
+/// Deletes owned objects that are no longer desired; returns `Kind/name` of those deleted.
+async fn prune(
+    client: &Client,
+    namespace: &str,
+    stack: &FlashcardStack,
+    wanted: &Desired,
+    monitoring_crds: bool,
+) -> Result<Vec<String>, Error> {
+    let mut deleted = Vec::new();
+    prune_kind::<PodDisruptionBudget>(
+        client,
+        namespace,
+        stack,
+        &names(&wanted.budgets),
+        &mut deleted,
+    )
+    .await?;
+    prune_kind::<PersistentVolumeClaim>(
+        client,
+        namespace,
+        stack,
+        &names(&wanted.claims),
+        &mut deleted,
+    )
+    .await?;
+    prune_kind::<ConfigMap>(
+        client,
+        namespace,
+        stack,
+        &names(&wanted.dashboards),
+        &mut deleted,
+    )
+    .await?;
+    if monitoring_crds {
+        let wanted_monitoring: BTreeSet<String> = wanted
+            .monitoring
+            .iter()
+            .map(ResourceExt::name_any)
+            .collect();
+        for resource in [
+            crate::builders::monitoring::service_monitor_resource(),
+            crate::builders::monitoring::prometheus_rule_resource(),
+        ] {
+            let api: Api<DynamicObject> =
+                Api::namespaced_with(client.clone(), namespace, &resource);
+            let list = api
+                .list(&ListParams::default().labels(&owned_selector(stack)))
+                .await?;
+            for object in list.items {
+                let name = object.name_any();
+                if owned_by(&object, stack) && !wanted_monitoring.contains(&name) {
+                    api.delete(&name, &DeleteParams::default()).await?;
+                    deleted.push(format!("{}/{name}", resource.kind));
+                }
+            }
+        }
+    }
+    Ok(deleted)
+}
+
+fn names<K: Resource>(objects: &[K]) -> BTreeSet<String> {
+    objects
+        .iter()
+        .filter_map(|object| object.meta().name.clone())
+        .collect()
+}
+
+async fn prune_kind<K>(
+    client: &Client,
+    namespace: &str,
+    stack: &FlashcardStack,
+    wanted: &BTreeSet<String>,
+    deleted: &mut Vec<String>,
+) -> Result<(), Error>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + Debug
+        + DeserializeOwned,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), namespace);
+    let list = api
+        .list(&ListParams::default().labels(&owned_selector(stack)))
+        .await?;
+    for object in list.items {
+        let name = object.name_any();
+        if owned_by(&object, stack) && !wanted.contains(&name) {
+            api.delete(&name, &DeleteParams::default()).await?;
+            deleted.push(format!("{}/{name}", K::kind(&())));
+        }
+    }
+    Ok(())
+}
+
+/// Ready and desired replicas of each component's Deployment.
+async fn observe(
+    client: &Client,
+    namespace: &str,
+    stack: &FlashcardStack,
+) -> Result<Vec<Observed>, Error> {
+    let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    let mut observed = Vec::new();
+    for component in Component::ALL {
+        let live = api.get_opt(&object_name(stack, component)).await?;
+        observed.push(Observed {
+            component,
+            ready: live
+                .as_ref()
+                .and_then(|d| d.status.as_ref())
+                .and_then(|s| s.ready_replicas)
+                .unwrap_or(0),
+            desired: component.replicas(stack),
+        });
+    }
+    Ok(observed)
+}
+
+async fn publish(ctx: &Context, stack: &FlashcardStack, changed: &[String], pruned: &[String]) {
+    let recorder = Recorder::new(ctx.client.clone(), ctx.reporter.clone());
+    let mut note = String::new();
+    if !changed.is_empty() {
+        note.push_str(&format!("applied {}", changed.join(", ")));
+    }
+    if !pruned.is_empty() {
+        if !note.is_empty() {
+            note.push_str("; ");
+        }
+        note.push_str(&format!("deleted {}", pruned.join(", ")));
+    }
+    let event = Event {
+        type_: EventType::Normal,
+        reason: "Reconciled".to_owned(),
+        note: Some(note.chars().take(1000).collect()),
+        action: "Apply".to_owned(),
+        secondary: None,
+    };
+    if let Err(err) = recorder.publish(&event, &stack.object_ref(&())).await {
+        tracing::warn!(%err, "publishing an event");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_a_second_to_five_minutes() {
+        assert_eq!(backoff(1), Duration::from_secs(1));
+        assert_eq!(backoff(2), Duration::from_secs(2));
+        assert_eq!(backoff(5), Duration::from_secs(16));
+        assert_eq!(backoff(40), Duration::from_secs(300));
+    }
+}

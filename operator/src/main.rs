@@ -1,0 +1,130 @@
+use std::{sync::Arc, time::Duration};
+
+use anyhow::Context as _;
+use clap::Parser;
+use flashcards_bootstrap::{CommonArgs, ServiceBuilder, config, logging, server};
+use flashcards_operator::{
+    FlashcardStack,
+    controller::{self, Context},
+    leader::Elector,
+    metrics::OperatorMetrics,
+};
+use futures::StreamExt;
+use k8s_openapi::api::{
+    apps::v1::Deployment,
+    core::v1::{ConfigMap, PersistentVolumeClaim, Service, ServiceAccount},
+    networking::v1::NetworkPolicy,
+    policy::v1::PodDisruptionBudget,
+};
+use kube::{
+    Api, Client,
+    runtime::{Controller, events::Reporter, watcher},
+};
+use utoipa_axum::router::OpenApiRouter;
+
+/// The port of the operator's own /metrics, /healthz and /readyz.
+const DEFAULT_PORT: u16 = 8081;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "flashcards-operator",
+    version,
+    about = "The flashcards Kubernetes operator"
+)]
+struct Args {
+    #[command(flatten)]
+    common: CommonArgs,
+
+    /// Watch FlashcardStacks in this namespace only [default: all namespaces].
+    #[arg(long, env = "WATCH_NAMESPACE")]
+    watch_namespace: Option<String>,
+
+    /// Elect a leader on a Lease so that only one replica reconciles.
+    #[arg(long, env = "LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    leader_election: bool,
+
+    /// Namespace of the leader-election Lease (the operator's own).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    lease_namespace: String,
+
+    /// This replica's name in the Lease.
+    #[arg(long, env = "POD_NAME", default_value = "flashcards-operator")]
+    identity: String,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args: Args = config::parse(DEFAULT_PORT);
+    logging::init(args.common.log_format);
+    let client = Client::try_default()
+        .await
+        .context("connecting to the Kubernetes API (in-cluster or KUBECONFIG)")?;
+
+    let mut service = ServiceBuilder::new("flashcards-operator", env!("CARGO_PKG_VERSION"));
+    let metrics = OperatorMetrics::register(service.registry());
+    let listener = tokio::net::TcpListener::bind(args.common.listen)
+        .await
+        .with_context(|| format!("binding {}", args.common.listen))?;
+    tokio::spawn(server::serve(listener, service.build(OpenApiRouter::new())));
+
+    if args.leader_election {
+        let elector = Arc::new(Elector::new(
+            client.clone(),
+            &args.lease_namespace,
+            "flashcards-operator",
+            &args.identity,
+        ));
+        elector
+            .acquire()
+            .await
+            .context("acquiring the leader lease")?;
+        let keeper = elector.clone();
+        tokio::spawn(async move {
+            let err = keeper.keep().await;
+            tracing::error!(%err, "lost the leader lease; exiting");
+            std::process::exit(1);
+        });
+    }
+
+    let stacks: Api<FlashcardStack> = match &args.watch_namespace {
+        Some(namespace) => Api::namespaced(client.clone(), namespace),
+        None => Api::all(client.clone()),
+    };
+    // Owned objects are watched through the label every one of them carries.
+    let config =
+        watcher::Config::default().labels("app.kubernetes.io/managed-by=flashcards-operator");
+    let namespace = args.watch_namespace.clone();
+    macro_rules! api {
+        ($kind:ty) => {
+            match &namespace {
+                Some(namespace) => Api::<$kind>::namespaced(client.clone(), namespace),
+                None => Api::<$kind>::all(client.clone()),
+            }
+        };
+    }
+    let reporter = Reporter {
+        controller: "flashcards-operator".to_owned(),
+        instance: Some(args.identity.clone()),
+    };
+    let context = Context::new(client.clone(), metrics, reporter);
+    tracing::info!(namespace = ?args.watch_namespace, "reconciling FlashcardStacks");
+    Controller::new(stacks, watcher::Config::default())
+        .owns(api!(Deployment), config.clone())
+        .owns(api!(Service), config.clone())
+        .owns(api!(ServiceAccount), config.clone())
+        .owns(api!(PersistentVolumeClaim), config.clone())
+        .owns(api!(ConfigMap), config.clone())
+        .owns(api!(NetworkPolicy), config.clone())
+        .owns(api!(PodDisruptionBudget), config)
+        .graceful_shutdown_on(server::shutdown_signal())
+        .run(controller::reconcile, controller::error_policy, context)
+        .for_each(|result| async move {
+            if let Err(err) = result {
+                tracing::debug!(%err, "reconcile stream");
+            }
+        })
+        .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    tracing::info!("stopped");
+    Ok(())
+}
