@@ -4,6 +4,7 @@ mod apt;
 mod bench;
 mod bench_ocr;
 mod cargo;
+mod control_plane;
 mod generate;
 mod http;
 mod interrupt;
@@ -64,6 +65,10 @@ enum Task {
     /// against the `tesseract` program started once per image, as pytesseract does, 2 clients each
     /// (prints figures, asserts nothing). Installs Tesseract with apt if missing.
     BenchOcr,
+    /// The Kubernetes control plane for the e2e tests (etcd, kube-apiserver, controller-manager,
+    /// scheduler, kubectl, kwok, helm), built from their Go modules into ~/.cache/flashcards.
+    #[command(subcommand)]
+    ControlPlane(control_plane::Action),
 }
 
 fn main() -> ExitCode {
@@ -76,6 +81,7 @@ fn main() -> ExitCode {
         Task::Gen => generate::run().map(|()| ExitCode::SUCCESS),
         Task::BenchOcr => bench_ocr::run().map(|()| ExitCode::SUCCESS),
         Task::LlmReport(options) => llm_report::run(&options).map(|()| ExitCode::SUCCESS),
+        Task::ControlPlane(action) => control_plane::run(&action).map(|()| ExitCode::SUCCESS),
     };
     outcome.unwrap_or_else(|err| {
         eprintln!("error: {err:#}");

@@ -1,5 +1,5 @@
-//! `cargo xtask test`: the whole workspace's tests against a throwaway PostgreSQL and a llama.cpp
-//! server, ending with one summary line.
+//! `cargo xtask test`: the whole workspace's tests against a throwaway PostgreSQL, a llama.cpp
+//! server and the e2e tests' Kubernetes binaries (built once), ending with one summary line.
 
 use std::{
     env,
@@ -10,7 +10,7 @@ use std::{
 use anyhow::{Context, Result};
 
 use crate::{
-    apt, cargo, interrupt,
+    apt, cargo, control_plane, interrupt,
     llama::{LlamaServer, Model},
     postgres::Cluster,
     summary::Totals,
@@ -45,6 +45,17 @@ pub fn run(cargo_args: &[String]) -> ExitCode {
 fn run_suites(cargo_args: &[String]) -> Result<(bool, Totals)> {
     interrupt::defer_ctrl_c()?;
     apt::ensure_system_packages()?;
+    // First, as it may take long the first time: the servers below would only wait for it.
+    let control_plane = match env::var_os(control_plane::BIN_VAR) {
+        Some(_) => {
+            eprintln!(
+                "using the control plane binaries from {}",
+                control_plane::BIN_VAR
+            );
+            None
+        }
+        None => Some(control_plane::ensure_built(control_plane::DEFAULT_JOBS)?),
+    };
     let llm = match env::var_os(LLM_URL_VAR) {
         Some(_) => {
             eprintln!("using the LLM server from {LLM_URL_VAR}");
@@ -78,6 +89,12 @@ fn run_suites(cargo_args: &[String]) -> Result<(bool, Totals)> {
         .stdout(Stdio::piped());
     if let Some(cluster) = &cluster {
         command.env(POSTGRES_URL_VAR, cluster.url());
+    }
+    if let Some(artifacts) = &control_plane {
+        command.env(control_plane::BIN_VAR, &artifacts.bin).env(
+            control_plane::PROMETHEUS_CRDS_VAR,
+            &artifacts.prometheus_crds,
+        );
     }
     if let Some(llm) = &llm {
         command

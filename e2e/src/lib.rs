@@ -1,0 +1,29 @@
+//! A real Kubernetes control plane for end-to-end tests, run as local processes: etcd,
+//! kube-apiserver, kube-controller-manager, kube-scheduler and kwok, which fakes the kubelets of
+//! nodes that exist only as API objects, so that scheduled pods become Running and Ready without
+//! containers.
+//!
+//! The binaries come from `cargo xtask control-plane build`, which builds them from their Go
+//! modules; `cargo xtask test` builds them and names their folder in `FLASHCARDS_E2E_BIN` (and the
+//! Prometheus Operator's CRDs in `FLASHCARDS_E2E_PROMETHEUS_CRDS`).
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), flashcards_e2e::Error> {
+//! let control_plane = flashcards_e2e::ControlPlane::start().await?;
+//! let client = control_plane.client();
+//! # Ok(())
+//! # }
+//! ```
+
+mod certs;
+mod control_plane;
+mod error;
+mod kubeconfig;
+mod process;
+mod wait;
+
+pub use control_plane::{
+    BIN_VAR, ControlPlane, FAKE_NODE_ANNOTATION, PROMETHEUS_CRDS_VAR, prometheus_crds,
+};
+pub use error::Error;
+pub use wait::wait_for;
