@@ -389,6 +389,49 @@ async fn publish(ctx: &Context, stack: &FlashcardStack, changed: &[String], prun
     }
 }
 
+/// Runs the controller until `shutdown` completes: FlashcardStacks in `namespace` (or all), and the
+/// objects they own (found by the label every owned object carries).
+pub async fn run(
+    client: Client,
+    namespace: Option<&str>,
+    context: Arc<Context>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    use futures::StreamExt;
+    use k8s_openapi::api::{
+        core::v1::{Service, ServiceAccount},
+        networking::v1::NetworkPolicy,
+    };
+    use kube::runtime::{Controller, watcher};
+
+    fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>,
+    {
+        match namespace {
+            Some(namespace) => Api::namespaced(client.clone(), namespace),
+            None => Api::all(client.clone()),
+        }
+    }
+    let owned = watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={MANAGER}"));
+    Controller::new(api::<FlashcardStack>(&client, namespace), watcher::Config::default())
+        .owns(api::<Deployment>(&client, namespace), owned.clone())
+        .owns(api::<Service>(&client, namespace), owned.clone())
+        .owns(api::<ServiceAccount>(&client, namespace), owned.clone())
+        .owns(api::<PersistentVolumeClaim>(&client, namespace), owned.clone())
+        .owns(api::<ConfigMap>(&client, namespace), owned.clone())
+        .owns(api::<NetworkPolicy>(&client, namespace), owned.clone())
+        .owns(api::<PodDisruptionBudget>(&client, namespace), owned)
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, context)
+        .for_each(|result| async move {
+            if let Err(err) = result {
+                tracing::debug!(%err, "reconcile stream");
+            }
+        })
+        .await;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,22 +4,11 @@ use anyhow::Context as _;
 use clap::Parser;
 use flashcards_bootstrap::{CommonArgs, ServiceBuilder, config, logging, server};
 use flashcards_operator::{
-    FlashcardStack,
     controller::{self, Context},
     leader::Elector,
     metrics::OperatorMetrics,
 };
-use futures::StreamExt;
-use k8s_openapi::api::{
-    apps::v1::Deployment,
-    core::v1::{ConfigMap, PersistentVolumeClaim, Service, ServiceAccount},
-    networking::v1::NetworkPolicy,
-    policy::v1::PodDisruptionBudget,
-};
-use kube::{
-    Api, Client,
-    runtime::{Controller, events::Reporter, watcher},
-};
+use kube::{Client, runtime::events::Reporter};
 use utoipa_axum::router::OpenApiRouter;
 
 /// The port of the operator's own /metrics, /healthz and /readyz.
@@ -86,44 +75,22 @@ async fn main() -> anyhow::Result<()> {
         });
     }
 
-    let stacks: Api<FlashcardStack> = match &args.watch_namespace {
-        Some(namespace) => Api::namespaced(client.clone(), namespace),
-        None => Api::all(client.clone()),
-    };
-    // Owned objects are watched through the label every one of them carries.
-    let config =
-        watcher::Config::default().labels("app.kubernetes.io/managed-by=flashcards-operator");
-    let namespace = args.watch_namespace.clone();
-    macro_rules! api {
-        ($kind:ty) => {
-            match &namespace {
-                Some(namespace) => Api::<$kind>::namespaced(client.clone(), namespace),
-                None => Api::<$kind>::all(client.clone()),
-            }
-        };
-    }
-    let reporter = Reporter {
-        controller: "flashcards-operator".to_owned(),
-        instance: Some(args.identity.clone()),
-    };
-    let context = Context::new(client.clone(), metrics, reporter);
+    let context = Context::new(
+        client.clone(),
+        metrics,
+        Reporter {
+            controller: "flashcards-operator".to_owned(),
+            instance: Some(args.identity.clone()),
+        },
+    );
     tracing::info!(namespace = ?args.watch_namespace, "reconciling FlashcardStacks");
-    Controller::new(stacks, watcher::Config::default())
-        .owns(api!(Deployment), config.clone())
-        .owns(api!(Service), config.clone())
-        .owns(api!(ServiceAccount), config.clone())
-        .owns(api!(PersistentVolumeClaim), config.clone())
-        .owns(api!(ConfigMap), config.clone())
-        .owns(api!(NetworkPolicy), config.clone())
-        .owns(api!(PodDisruptionBudget), config)
-        .graceful_shutdown_on(server::shutdown_signal())
-        .run(controller::reconcile, controller::error_policy, context)
-        .for_each(|result| async move {
-            if let Err(err) = result {
-                tracing::debug!(%err, "reconcile stream");
-            }
-        })
-        .await;
+    controller::run(
+        client,
+        args.watch_namespace.as_deref(),
+        context,
+        server::shutdown_signal(),
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     tracing::info!("stopped");
     Ok(())

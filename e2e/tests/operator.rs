@@ -1,0 +1,194 @@
+//! The operator against the real control plane: the CRD installs, invalid stacks are refused by
+//! the apiserver's own validation, and the full example becomes a Ready stack whose children are
+//! owned, come back when deleted or changed by hand, and whose pods kwok runs. (The minimal
+//! example needs volumes, which no provisioner binds here.)
+
+use std::{path::Path, process::Output, time::Duration};
+
+use anyhow::{Context as _, Result, ensure};
+use flashcards_e2e::{ControlPlane, wait_for};
+use flashcards_operator::{
+    FlashcardStack,
+    controller::{self, Context},
+    metrics::OperatorMetrics,
+};
+use k8s_openapi::api::{
+    apps::v1::Deployment,
+    core::v1::{Namespace, Service},
+};
+use kube::{
+    Api,
+    api::{DeleteParams, Patch, PatchParams, PostParams},
+    runtime::events::Reporter,
+};
+use serde_json::json;
+
+const NAMESPACE: &str = "flashcards";
+/// The bound the stack must reach Ready within, from the moment the operator starts.
+const READY_WITHIN: Duration = Duration::from_secs(120);
+
+fn repo(path: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(path)
+        .display()
+        .to_string()
+}
+
+fn run(command: &mut std::process::Command) -> Result<Output> {
+    let output = command.output().context("running kubectl")?;
+    Ok(output)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_a_stack_becomes_ready_and_keeps_its_children() -> Result<()> {
+    let control_plane = ControlPlane::start().await?;
+    let client = control_plane.client();
+
+    let crd = run(control_plane.kubectl().args([
+        "apply",
+        "--server-side",
+        "-f",
+        &repo("crds/flashcardstack.yaml"),
+    ]))?;
+    ensure!(
+        crd.status.success(),
+        "{}",
+        String::from_utf8_lossy(&crd.stderr)
+    );
+    let established = run(control_plane.kubectl().args([
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "crd/flashcardstacks.flashcards.dev",
+    ]))?;
+    ensure!(
+        established.status.success(),
+        "{}",
+        String::from_utf8_lossy(&established.stderr)
+    );
+
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": NAMESPACE}}))?,
+        )
+        .await?;
+
+    // The apiserver itself refuses invalid stacks, with the CRD's messages.
+    let stacks: Api<FlashcardStack> = Api::namespaced(client.clone(), NAMESPACE);
+    for (spec, message) in [
+        (
+            json!({"backend": {"replicas": 3}}),
+            "SQLite supports one backend replica",
+        ),
+        (
+            json!({"ocr": {"replicas": -1}}),
+            "should be greater than or equal to 0",
+        ),
+        (
+            json!({"llm": {"upstream": {"url": "ftp://x"}}}),
+            "upstream.url must be an http(s) URL",
+        ),
+    ] {
+        let invalid: FlashcardStack = serde_json::from_value(json!({
+            "apiVersion": "flashcards.dev/v1alpha1", "kind": "FlashcardStack",
+            "metadata": {"name": "invalid"}, "spec": spec,
+        }))?;
+        let refused = stacks
+            .create(&PostParams::default(), &invalid)
+            .await
+            .err()
+            .context("an invalid stack was accepted")?;
+        ensure!(refused.to_string().contains(message), "{refused}");
+    }
+
+    let example =
+        run(control_plane
+            .kubectl()
+            .args(["apply", "-f", &repo("manifests/examples/full.yaml")]))?;
+    ensure!(
+        example.status.success(),
+        "{}",
+        String::from_utf8_lossy(&example.stderr)
+    );
+
+    let mut registry = prometheus_client::registry::Registry::default();
+    let context = Context::new(
+        client.clone(),
+        OperatorMetrics::register(&mut registry),
+        Reporter {
+            controller: "flashcards-operator".into(),
+            instance: Some("e2e".into()),
+        },
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let operator = tokio::spawn(controller::run(client.clone(), None, context, async move {
+        let _ = stopped.await;
+    }));
+
+    let waited = wait_for("the stack Ready", READY_WITHIN, async || {
+        let stack = stacks.get("study").await?;
+        let status = stack.status.unwrap_or_default();
+        let ready = status
+            .conditions
+            .iter()
+            .any(|c| c.r#type == "Ready" && c.status == "True");
+        Ok::<_, kube::Error>((ready && status.summary == "4/4").then_some(status))
+    })
+    .await;
+    let ready = match waited {
+        Ok(status) => status,
+        Err(err) => {
+            let seen = stacks.get("study").await.map(|stack| stack.status);
+            let pods =
+                run(control_plane
+                    .kubectl()
+                    .args(["get", "pods,deploy,pvc", "-n", NAMESPACE]))?;
+            anyhow::bail!(
+                "{err}\nstatus: {seen:?}\n{}",
+                String::from_utf8_lossy(&pods.stdout)
+            );
+        }
+    };
+    ensure!(ready.observed_generation == Some(1), "{ready:?}");
+
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), NAMESPACE);
+    let services: Api<Service> = Api::namespaced(client.clone(), NAMESPACE);
+    for component in ["backend", "ocr", "llm", "web"] {
+        let deployment = deployments.get(&format!("study-{component}")).await?;
+        let owner = deployment
+            .metadata
+            .owner_references
+            .unwrap_or_default()
+            .into_iter()
+            .next()
+            .context("no owner")?;
+        ensure!(owner.kind == "FlashcardStack" && owner.name == "study");
+        ensure!(deployment.spec.replicas == Some(if component == "llm" { 1 } else { 2 }));
+        services.get(&format!("study-{component}")).await?;
+    }
+
+    // Drift: a deleted Service and a Deployment scaled by hand come back.
+    services
+        .delete("study-ocr", &DeleteParams::default())
+        .await?;
+    deployments
+        .patch(
+            "study-web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 3}})),
+        )
+        .await?;
+    wait_for("drift repaired", Duration::from_secs(60), async || {
+        let service = services.get_opt("study-ocr").await?;
+        let web = deployments.get("study-web").await?;
+        Ok::<_, kube::Error>((service.is_some() && web.spec.replicas == Some(2)).then_some(()))
+    })
+    .await?;
+
+    let _ = stop.send(());
+    operator.await.context("the operator task")?;
+    Ok(())
+}
