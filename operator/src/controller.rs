@@ -413,23 +413,30 @@ pub async fn run(
             None => Api::all(client.clone()),
         }
     }
-    let owned = watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={MANAGER}"));
-    Controller::new(api::<FlashcardStack>(&client, namespace), watcher::Config::default())
-        .owns(api::<Deployment>(&client, namespace), owned.clone())
-        .owns(api::<Service>(&client, namespace), owned.clone())
-        .owns(api::<ServiceAccount>(&client, namespace), owned.clone())
-        .owns(api::<PersistentVolumeClaim>(&client, namespace), owned.clone())
-        .owns(api::<ConfigMap>(&client, namespace), owned.clone())
-        .owns(api::<NetworkPolicy>(&client, namespace), owned.clone())
-        .owns(api::<PodDisruptionBudget>(&client, namespace), owned)
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, context)
-        .for_each(|result| async move {
-            if let Err(err) = result {
-                tracing::debug!(%err, "reconcile stream");
-            }
-        })
-        .await;
+    let owned =
+        watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={MANAGER}"));
+    Controller::new(
+        api::<FlashcardStack>(&client, namespace),
+        watcher::Config::default(),
+    )
+    .owns(api::<Deployment>(&client, namespace), owned.clone())
+    .owns(api::<Service>(&client, namespace), owned.clone())
+    .owns(api::<ServiceAccount>(&client, namespace), owned.clone())
+    .owns(
+        api::<PersistentVolumeClaim>(&client, namespace),
+        owned.clone(),
+    )
+    .owns(api::<ConfigMap>(&client, namespace), owned.clone())
+    .owns(api::<NetworkPolicy>(&client, namespace), owned.clone())
+    .owns(api::<PodDisruptionBudget>(&client, namespace), owned)
+    .graceful_shutdown_on(shutdown)
+    .run(reconcile, error_policy, context)
+    .for_each(|result| async move {
+        if let Err(err) = result {
+            tracing::debug!(%err, "reconcile stream");
+        }
+    })
+    .await;
 }
 
 #[cfg(test)]
