@@ -1,7 +1,8 @@
 //! The operator against the real control plane: the CRD installs, invalid stacks are refused by
 //! the apiserver's own validation, and the full example becomes a Ready stack whose children are
-//! owned, come back when deleted or changed by hand, and whose pods kwok runs. (The minimal
-//! example needs volumes, which no provisioner binds here.)
+//! owned, come back when deleted or changed by hand, and whose pods kwok runs; spec changes
+//! propagate, `paused` leaves children alone, `stopped` scales to zero, and deleting the stack
+//! removes its children. (The minimal example needs volumes, which no provisioner binds here.)
 
 use std::{path::Path, process::Output, time::Duration};
 
@@ -185,6 +186,65 @@ async fn operator_a_stack_becomes_ready_and_keeps_its_children() -> Result<()> {
         let service = services.get_opt("study-ocr").await?;
         let web = deployments.get("study-web").await?;
         Ok::<_, kube::Error>((service.is_some() && web.spec.replicas == Some(2)).then_some(()))
+    })
+    .await?;
+
+    // A spec change propagates and observedGeneration follows it.
+    stacks
+        .patch(
+            "study",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"ocr": {"replicas": 3}}})),
+        )
+        .await?;
+    wait_for("the new replicas", Duration::from_secs(60), async || {
+        let ocr = deployments.get("study-ocr").await?;
+        let stack = stacks.get("study").await?;
+        let generation = stack.metadata.generation;
+        let observed = stack.status.and_then(|status| status.observed_generation);
+        Ok::<_, kube::Error>((ocr.spec.replicas == Some(3) && observed == generation).then_some(()))
+    })
+    .await?;
+
+    // Paused: hand changes stay. Stopped: everything scales to zero.
+    stacks
+        .patch(
+            "study",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"paused": true}})),
+        )
+        .await?;
+    services
+        .delete("study-llm", &DeleteParams::default())
+        .await?;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    ensure!(
+        services.get_opt("study-llm").await?.is_none(),
+        "a paused stack's children are left alone"
+    );
+    stacks
+        .patch(
+            "study",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"paused": false, "stopped": true}})),
+        )
+        .await?;
+    wait_for("everything at zero", Duration::from_secs(60), async || {
+        let mut all_zero = services.get_opt("study-llm").await?.is_some();
+        for component in ["backend", "ocr", "llm", "web"] {
+            let deployment = deployments.get(&format!("study-{component}")).await?;
+            all_zero &= deployment.spec.replicas == Some(0);
+        }
+        Ok::<_, kube::Error>(all_zero.then_some(()))
+    })
+    .await?;
+
+    // Deleting the stack removes everything it owned (the controller-manager's garbage collector).
+    stacks.delete("study", &DeleteParams::default()).await?;
+    wait_for("the children gone", Duration::from_secs(90), async || {
+        let left = deployments.list(&Default::default()).await?.items.len()
+            + services.list(&Default::default()).await?.items.len();
+        Ok::<_, kube::Error>((left == 0).then_some(()))
     })
     .await?;
 
