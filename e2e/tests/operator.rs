@@ -1,13 +1,14 @@
 //! The operator against the real control plane: the CRD installs, invalid stacks are refused by
 //! the apiserver's own validation, and the full example becomes a Ready stack whose children are
-//! owned, come back when deleted or changed by hand, and whose pods kwok runs; spec changes
+//! owned, come back when deleted or changed by hand, and whose pods kwok runs; monitoring CRDs
+//! installed afterwards bring its ServiceMonitors and rule; spec changes
 //! propagate, `paused` leaves children alone, `stopped` scales to zero, and deleting the stack
 //! removes its children. (The minimal example needs volumes, which no provisioner binds here.)
 
 use std::{path::Path, process::Output, time::Duration};
 
 use anyhow::{Context as _, Result, ensure};
-use flashcards_e2e::{ControlPlane, wait_for};
+use flashcards_e2e::{ControlPlane, prometheus_crds, wait_for};
 use flashcards_operator::{
     FlashcardStack,
     controller::{self, Context},
@@ -18,8 +19,10 @@ use k8s_openapi::api::{
     core::v1::{Namespace, Service},
 };
 use kube::{
-    Api,
-    api::{DeleteParams, Patch, PatchParams, PostParams},
+    Api, ResourceExt,
+    api::{
+        ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
+    },
     runtime::events::Reporter,
 };
 use serde_json::json;
@@ -188,6 +191,56 @@ async fn operator_a_stack_becomes_ready_and_keeps_its_children() -> Result<()> {
         Ok::<_, kube::Error>((service.is_some() && web.spec.replicas == Some(2)).then_some(()))
     })
     .await?;
+
+    // `kubectl get` shows the printer columns.
+    let listed = run(control_plane.kubectl().args([
+        "get",
+        "flashcardstacks",
+        "-n",
+        NAMESPACE,
+        "--no-headers",
+    ]))?;
+    let line = String::from_utf8_lossy(&listed.stdout).to_string();
+    ensure!(
+        line.contains("study") && line.contains("True") && line.contains("4/4"),
+        "{line}"
+    );
+
+    // Monitoring CRDs installed after the stack: its ServiceMonitors and rule appear, labelled as
+    // the stack asks, without restarting the operator.
+    let crds = prometheus_crds()?;
+    let installed = run(control_plane
+        .kubectl()
+        .args(["apply", "--server-side", "-f"])
+        .arg(&crds))?;
+    ensure!(
+        installed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&installed.stderr)
+    );
+    let monitors = ApiResource::from_gvk(&GroupVersionKind::gvk(
+        "monitoring.coreos.com",
+        "v1",
+        "ServiceMonitor",
+    ));
+    let rules = ApiResource::from_gvk(&GroupVersionKind::gvk(
+        "monitoring.coreos.com",
+        "v1",
+        "PrometheusRule",
+    ));
+    let monitors: Api<DynamicObject> = Api::namespaced_with(client.clone(), NAMESPACE, &monitors);
+    let rules: Api<DynamicObject> = Api::namespaced_with(client.clone(), NAMESPACE, &rules);
+    let monitor = wait_for("the ServiceMonitors", Duration::from_secs(90), async || {
+        let found = monitors.get_opt("study-backend").await.ok().flatten();
+        let rule = rules.get_opt("study-alerts").await.ok().flatten();
+        Ok::<_, kube::Error>(found.zip(rule).map(|(monitor, _)| monitor))
+    })
+    .await?;
+    ensure!(
+        monitor.labels().get("release").map(String::as_str) == Some("kube-prometheus-stack"),
+        "{:?}",
+        monitor.labels()
+    );
 
     // A spec change propagates and observedGeneration follows it.
     stacks
