@@ -60,17 +60,16 @@ async fn operator_a_stack_becomes_ready_and_keeps_its_children() -> Result<()> {
         "{}",
         String::from_utf8_lossy(&crd.stderr)
     );
-    let established = run(control_plane.kubectl().args([
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        "crd/flashcardstacks.flashcards.dev",
-    ]))?;
-    ensure!(
-        established.status.success(),
-        "{}",
-        String::from_utf8_lossy(&established.stderr)
-    );
+    // Right after creation a CRD has no conditions yet, which `kubectl wait` treats as an error.
+    wait_for("the CRD established", Duration::from_secs(60), async || {
+        let output = run(control_plane
+            .kubectl()
+            .args(["get", "crd", "flashcardstacks.flashcards.dev", "-o"])
+            .arg(r#"jsonpath={.status.conditions[?(@.type=="Established")].status}"#))
+        .map_err(|err| std::io::Error::other(err.to_string()))?;
+        Ok::<_, std::io::Error>((String::from_utf8_lossy(&output.stdout) == "True").then_some(()))
+    })
+    .await?;
 
     let namespaces: Api<Namespace> = Api::all(client.clone());
     namespaces
@@ -267,6 +266,15 @@ async fn operator_a_stack_becomes_ready_and_keeps_its_children() -> Result<()> {
             &Patch::Merge(json!({"spec": {"paused": true}})),
         )
         .await?;
+    // The operator must have seen the pause (its status carries the new generation) before the
+    // hand change, or a reconcile already under way could undo it.
+    wait_for("the pause observed", Duration::from_secs(60), async || {
+        let stack = stacks.get("study").await?;
+        let observed = stack.status.and_then(|status| status.observed_generation);
+        Ok::<_, kube::Error>((observed == stack.metadata.generation).then_some(()))
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
     services
         .delete("study-llm", &DeleteParams::default())
         .await?;
