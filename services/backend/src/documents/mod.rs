@@ -239,6 +239,11 @@ async fn document_detail(
     let document = find_document(state, user_id, "id", id)
         .await?
         .ok_or_else(document_not_found)?;
+    with_pages(state, document).await
+}
+
+/// The document with its stored pages.
+async fn with_pages(state: &AppState, document: Document) -> Result<DocumentDetail, ApiError> {
     let sql = state.db.engine.json_rows(
         &format!(
             "SELECT {} FROM document_pages WHERE document_id = $1",
@@ -247,7 +252,7 @@ async fn document_detail(
         &PAGE_COLUMNS,
         "page",
     );
-    let query = sqlx::query_scalar(&sql).bind(id);
+    let query = sqlx::query_scalar(&sql).bind(&document.id);
     let rows: Vec<PageRow> = fetch_json_rows(query, &state.db.read, "loading pages").await?;
     let pages = rows
         .into_iter()
@@ -356,8 +361,7 @@ async fn upload_document(
     let upload = read_upload(request).await?;
     let sha256 = sha256_hex(&upload.bytes);
     if let Some(existing) = find_document(&state, &user.id, "sha256", &sha256).await? {
-        let detail = document_detail(&state, &user.id, &existing.id).await?;
-        return Ok((StatusCode::OK, Json(detail)));
+        return Ok((StatusCode::OK, Json(with_pages(&state, existing).await?)));
     }
     let id = uuid::Uuid::now_v7().to_string();
     let now = state.clock.now_ms();
@@ -384,8 +388,7 @@ async fn upload_document(
             let existing = find_document(&state, &user.id, "sha256", &sha256)
                 .await?
                 .ok_or_else(document_not_found)?;
-            let detail = document_detail(&state, &user.id, &existing.id).await?;
-            return Ok((StatusCode::OK, Json(detail)));
+            return Ok((StatusCode::OK, Json(with_pages(&state, existing).await?)));
         }
         Err(err) => return Err(crate::db::query_error("storing the upload", &err)),
     }
@@ -403,19 +406,20 @@ async fn retry_ocr(
     user: CurrentUser,
     Path(id): Path<String>,
 ) -> Result<Json<DocumentDetail>, ApiError> {
-    let (content, content_type) = load_file(&state, &user.id, &id).await?;
+    let (content, content_type, _) = load_file(&state, &user.id, &id).await?;
     set_status(&state, &id, DocumentStatus::Processing, None).await?;
     run_ocr(&state, &id, content, &content_type).await?;
     Ok(Json(document_detail(&state, &user.id, &id).await?))
 }
 
+/// The original upload: bytes, content type and file name.
 async fn load_file(
     state: &AppState,
     user_id: &str,
     id: &str,
-) -> Result<(Vec<u8>, String), ApiError> {
-    sqlx::query_as::<_, (Vec<u8>, String)>(
-        "SELECT content, content_type FROM documents WHERE id = $1 AND user_id = $2",
+) -> Result<(Vec<u8>, String, String), ApiError> {
+    sqlx::query_as::<_, (Vec<u8>, String, String)>(
+        "SELECT content, content_type, file_name FROM documents WHERE id = $1 AND user_id = $2",
     )
     .bind(id)
     .bind(user_id)
@@ -533,10 +537,7 @@ async fn document_file(
     user: CurrentUser,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let (content, content_type) = load_file(&state, &user.id, &id).await?;
-    let file_name = find_document(&state, &user.id, "id", &id)
-        .await?
-        .map_or_else(|| "upload".to_owned(), |document| document.file_name);
+    let (content, content_type, file_name) = load_file(&state, &user.id, &id).await?;
     // Served as a download that browsers never sniff into something executable.
     let ascii_name: String = file_name
         .chars()

@@ -6,6 +6,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::http_client;
+
 #[derive(Debug, thiserror::Error)]
 pub enum OcrError {
     /// Down, overloaded, timed out or failing: the same upload may work later.
@@ -54,11 +56,7 @@ pub struct OcrClient {
 impl OcrClient {
     /// `base_url` is the service's root (`http://ocr:8000`); `timeout` bounds a whole request.
     pub fn new(base_url: &str, timeout: Duration) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(Duration::from_secs(5))
-            .build()
-            .unwrap_or_default();
+        let http = http_client::client(timeout);
         Self {
             http,
             url: format!("{}/v1/ocr", base_url.trim_end_matches('/')),
@@ -77,11 +75,14 @@ impl OcrClient {
             .body(bytes)
             .send()
             .await
-            .map_err(|err| OcrError::Unavailable(describe(&err)))?;
+            .map_err(|err| OcrError::Unavailable(http_client::describe(&err)))?;
         let status = response.status();
         if status.is_success() {
             let answer: OcrAnswer = response.json().await.map_err(|err| {
-                OcrError::Unavailable(format!("unreadable answer: {}", describe(&err)))
+                OcrError::Unavailable(format!(
+                    "unreadable answer: {}",
+                    http_client::describe(&err)
+                ))
             })?;
             return Ok(answer.pages);
         }
@@ -94,27 +95,5 @@ impl OcrClient {
         } else {
             Err(OcrError::Unavailable(format!("{status}: {detail}")))
         }
-    }
-}
-
-/// reqwest's error without the URL it carries, plus its cause (connection refused, timed out).
-fn describe(err: &reqwest::Error) -> String {
-    let kind = if err.is_timeout() {
-        "timed out"
-    } else if err.is_connect() {
-        "cannot connect"
-    } else {
-        "request failed"
-    };
-    let mut cause = String::new();
-    let mut source = std::error::Error::source(err);
-    while let Some(inner) = source {
-        cause = inner.to_string();
-        source = inner.source();
-    }
-    if cause.is_empty() {
-        kind.to_owned()
-    } else {
-        format!("{kind} ({cause})")
     }
 }

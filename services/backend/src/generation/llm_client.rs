@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::http_client;
+
 #[derive(Debug, thiserror::Error)]
 pub enum LlmError {
     #[error("the LLM service is unavailable: {0}")]
@@ -56,11 +58,7 @@ pub struct LlmClient {
 
 impl LlmClient {
     pub fn new(base_url: &str, timeout: Duration) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(Duration::from_secs(5))
-            .build()
-            .unwrap_or_default();
+        let http = http_client::client(timeout);
         Self {
             http,
             url: format!("{}/v1/generate", base_url.trim_end_matches('/')),
@@ -83,15 +81,7 @@ impl LlmClient {
             })
             .send()
             .await
-            .map_err(|err| {
-                LlmError::Unavailable(if err.is_timeout() {
-                    "timed out".to_owned()
-                } else if err.is_connect() {
-                    "cannot connect".to_owned()
-                } else {
-                    "request failed".to_owned()
-                })
-            })?;
+            .map_err(|err| LlmError::Unavailable(http_client::describe(&err)))?;
         let status = response.status();
         if status.is_success() {
             let answer: GenerateAnswer = response
