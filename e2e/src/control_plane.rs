@@ -10,7 +10,10 @@ use std::{
 };
 
 use k8s_openapi::{
-    api::core::v1::{Node, NodeStatus, ServiceAccount},
+    api::{
+        authentication::v1::{TokenRequest, TokenRequestSpec},
+        core::v1::{Node, NodeStatus, ServiceAccount},
+    },
     apimachinery::pkg::{api::resource::Quantity, apis::meta::v1::ObjectMeta},
 };
 use kube::{Api, Client, Config, api::PostParams};
@@ -82,6 +85,8 @@ pub struct ControlPlane {
     etcd: Process,
     client: Client,
     server: String,
+    /// The cluster CA (PEM), for the kubeconfigs handed out.
+    ca: String,
     kubeconfig: PathBuf,
     audit_log: PathBuf,
     bin: PathBuf,
@@ -218,6 +223,7 @@ impl ControlPlane {
             etcd,
             client,
             server,
+            ca,
             kubeconfig,
             audit_log,
             bin,
@@ -258,6 +264,45 @@ impl ControlPlane {
     /// response; the apiserver flushes them all when it stops.
     pub fn audit_log_path(&self) -> &Path {
         &self.audit_log
+    }
+
+    /// Writes a kubeconfig for ServiceAccount `namespace/name`, with a token from the TokenRequest
+    /// API valid for an hour, and returns its path: a client acting with exactly the account's
+    /// RBAC, as a pod running under it would.
+    pub async fn service_account_kubeconfig(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<PathBuf, Error> {
+        let accounts: Api<ServiceAccount> = Api::namespaced(self.client(), namespace);
+        let request = TokenRequest {
+            spec: Some(TokenRequestSpec {
+                // No audiences: the apiserver's own.
+                expiration_seconds: Some(3600),
+                ..TokenRequestSpec::default()
+            }),
+            ..TokenRequest::default()
+        };
+        let issued = accounts
+            .create_token_request(name, &PostParams::default(), &request)
+            .await?;
+        let token = issued
+            .status
+            .and_then(|status| status.token)
+            .unwrap_or_default();
+        let path = self
+            .dir
+            .path()
+            .join(format!("{namespace}-{name}.kubeconfig"));
+        kubeconfig::write_token(&path, &self.server, &self.ca, &token)?;
+        Ok(path)
+    }
+
+    /// Starts `command` as a process whose output goes to `<name>.log` beside the components'
+    /// logs (kept with them when a test fails); it is stopped when the returned value drops.
+    pub fn start_process(&self, name: &'static str, command: Command) -> Result<Process, Error> {
+        let log = self.dir.path().join("logs").join(format!("{name}.log"));
+        Process::start(name, command, log)
     }
 
     /// The fake node that [`Self::start`] created; [`Self::add_fake_node`] makes more.
@@ -356,6 +401,15 @@ pub fn prometheus_crds() -> Result<PathBuf, Error> {
         return Err(Error::Missing { path: dir });
     }
     Ok(dir)
+}
+
+/// The `helm` in [`BIN_VAR`]'s folder.
+pub fn helm_binary() -> Result<PathBuf, Error> {
+    let helm = configured(BIN_VAR)?.join("helm");
+    if !helm.is_file() {
+        return Err(Error::Missing { path: helm });
+    }
+    Ok(helm)
 }
 
 /// [`BIN_VAR`]'s folder, checked for every file the control plane needs.

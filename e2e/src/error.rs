@@ -39,6 +39,9 @@ pub enum Error {
     #[error("calling the Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
 
+    #[error("{command} failed: {stderr}")]
+    Command { command: String, stderr: String },
+
     #[error("{component} exited ({status}); the end of its log:\n{log}")]
     Exited {
         component: &'static str,

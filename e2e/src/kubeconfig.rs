@@ -11,9 +11,22 @@ use serde_json::json;
 
 use crate::{Error, certs::CertKey};
 
-/// Writes a kubeconfig that reaches `server` as the holder of `client`, trusting `ca` (PEM). It is
-/// JSON, which is YAML too; the certificates are inline so the file stands alone.
+/// Writes a kubeconfig that reaches `server` as the holder of `client`, trusting `ca` (PEM).
 pub fn write(path: &Path, server: &str, ca: &str, client: &CertKey) -> Result<(), Error> {
+    let user = json!({
+        "client-certificate-data": STANDARD.encode(&client.cert),
+        "client-key-data": STANDARD.encode(&client.key),
+    });
+    write_user(path, server, ca, user)
+}
+
+/// Writes a kubeconfig that reaches `server` with a bearer `token`, trusting `ca` (PEM).
+pub fn write_token(path: &Path, server: &str, ca: &str, token: &str) -> Result<(), Error> {
+    write_user(path, server, ca, json!({ "token": token }))
+}
+
+/// The kubeconfig is JSON, which is YAML too; the credentials are inline so the file stands alone.
+fn write_user(path: &Path, server: &str, ca: &str, user: serde_json::Value) -> Result<(), Error> {
     let kubeconfig = json!({
         "apiVersion": "v1",
         "kind": "Config",
@@ -26,10 +39,7 @@ pub fn write(path: &Path, server: &str, ca: &str, client: &CertKey) -> Result<()
         }],
         "users": [{
             "name": "e2e",
-            "user": {
-                "client-certificate-data": STANDARD.encode(&client.cert),
-                "client-key-data": STANDARD.encode(&client.key),
-            },
+            "user": user,
         }],
         "contexts": [{
             "name": "e2e",

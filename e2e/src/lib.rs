@@ -18,12 +18,14 @@
 mod certs;
 mod control_plane;
 mod error;
+pub mod install_manifest;
 mod kubeconfig;
 mod process;
 mod wait;
 
 pub use control_plane::{
-    BIN_VAR, ControlPlane, FAKE_NODE_ANNOTATION, PROMETHEUS_CRDS_VAR, prometheus_crds,
+    BIN_VAR, ControlPlane, FAKE_NODE_ANNOTATION, PROMETHEUS_CRDS_VAR, helm_binary, prometheus_crds,
 };
 pub use error::Error;
+pub use process::Process;
 pub use wait::wait_for;

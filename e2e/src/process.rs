@@ -1,4 +1,5 @@
-//! One control plane component as a child process: its log file, its health, stopping it.
+//! A child process (a control plane component, or the program under test): its log file, its
+//! health, stopping it.
 //!
 //! The components stay in the test's process group, so a Ctrl-C in the terminal stops them with
 //! the test instead of leaving them running; on drop each gets SIGTERM, then SIGKILL if it lingers.

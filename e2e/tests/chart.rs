@@ -1,11 +1,12 @@
 //! The Helm chart on the real control plane: it installs (CRD included), and the RBAC it grants
 //! the operator's ServiceAccount covers what the operator does and nothing it does not need —
-//! Secrets above all (checked by impersonation with `kubectl auth can-i`).
+//! Secrets above all (checked by impersonation with `kubectl auth can-i`). And
+//! manifests/install.yaml is that chart rendered, as `cargo xtask gen` writes it.
 
 use std::{path::Path, time::Duration};
 
 use anyhow::{Context as _, Result, ensure};
-use flashcards_e2e::{ControlPlane, prometheus_crds, wait_for};
+use flashcards_e2e::{ControlPlane, helm_binary, install_manifest, prometheus_crds, wait_for};
 
 const RELEASE_NAMESPACE: &str = "flashcards-system";
 const OPERATOR: &str = "system:serviceaccount:flashcards-system:flashcards-operator";
@@ -34,6 +35,19 @@ fn can(control_plane: &ControlPlane, verb: &str, resource: &str, namespace: &str
         String::from_utf8_lossy(&output.stderr)
     );
     Ok(answer == "yes")
+}
+
+#[test]
+fn install_manifest_is_the_chart_rendered() -> Result<()> {
+    let rendered = install_manifest::render(&helm_binary()?, Path::new(&chart()))?;
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/install.yaml");
+    let checked_in = std::fs::read_to_string(&path)
+        .with_context(|| format!("{}: run `cargo xtask gen`", path.display()))?;
+    ensure!(
+        checked_in == rendered,
+        "manifests/install.yaml differs from the chart rendered: run `cargo xtask gen`"
+    );
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,35 +1,55 @@
-//! The operator against the real control plane: the CRD installs, invalid stacks are refused by
-//! the apiserver's own validation, and the full example becomes a Ready stack whose children are
-//! owned, come back when deleted or changed by hand, and whose pods kwok runs; monitoring CRDs
-//! installed afterwards bring its ServiceMonitors and rule; spec changes
-//! propagate, `paused` leaves children alone, `stopped` scales to zero, and deleting the stack
-//! removes its children. (The minimal example needs volumes, which no provisioner binds here.)
+//! The operator binary against the real control plane, installed as a user would: the Helm chart
+//! installs the CRD and RBAC, and the operator runs as a local process with a token of the chart's
+//! ServiceAccount, so everything below also proves that the chart's RBAC is enough.
+//!
+//! Invalid stacks are refused by the apiserver; the minimal example becomes Ready (its volumes
+//! bound to PersistentVolumes made here, as a provisioner would) with owned children, and then the
+//! operator sits idle without writing; applying the full example over it and changing the version
+//! propagate; drift is repaired; monitoring CRDs installed afterwards bring ServiceMonitors and the
+//! rule; the stack converges after the apiserver and the operator restart; `paused` leaves
+//! children alone, `stopped` scales to zero, and deleting the stack removes its children.
 
-use std::{path::Path, process::Output, time::Duration};
-
-use anyhow::{Context as _, Result, ensure};
-use flashcards_e2e::{ControlPlane, prometheus_crds, wait_for};
-use flashcards_operator::{
-    FlashcardStack,
-    controller::{self, Context},
-    metrics::OperatorMetrics,
+use std::{
+    env, fs,
+    net::{Ipv4Addr, TcpListener},
+    path::{Path, PathBuf},
+    process::{Command, Output},
+    time::Duration,
 };
+
+use anyhow::{Context as _, Result, bail, ensure};
+use flashcards_e2e::{ControlPlane, Process, prometheus_crds, wait_for};
+use flashcards_operator::FlashcardStack;
 use k8s_openapi::api::{
     apps::v1::Deployment,
-    core::v1::{Namespace, Service},
+    core::v1::{
+        ConfigMap, Namespace, PersistentVolume, PersistentVolumeClaim, Service, ServiceAccount,
+    },
+    networking::v1::NetworkPolicy,
+    policy::v1::PodDisruptionBudget,
 };
 use kube::{
-    Api, ResourceExt,
+    Api, Resource, ResourceExt,
     api::{
-        ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
+        ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
+        PostParams,
     },
-    runtime::events::Reporter,
 };
+use serde::de::DeserializeOwned;
 use serde_json::json;
 
 const NAMESPACE: &str = "flashcards";
-/// The bound the stack must reach Ready within, from the moment the operator starts.
+const RELEASE_NAMESPACE: &str = "flashcards-system";
+/// The chart's ServiceAccount, and the user its tokens authenticate as.
+const SERVICE_ACCOUNT: &str = "flashcards-operator";
+const OPERATOR_USER: &str = "system:serviceaccount:flashcards-system:flashcards-operator";
+/// Overrides where the operator binary is found (by default beside this test's executable, where
+/// `cargo test --workspace` builds it).
+const OPERATOR_VAR: &str = "FLASHCARDS_E2E_OPERATOR";
+/// The bound a stack must reach Ready within, from the moment it is applied.
 const READY_WITHIN: Duration = Duration::from_secs(120);
+/// How long the operator is watched for writes once the stack is Ready.
+const IDLE_WINDOW: Duration = Duration::from_secs(60);
 
 fn repo(path: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -39,34 +59,185 @@ fn repo(path: &str) -> String {
         .to_string()
 }
 
-fn run(command: &mut std::process::Command) -> Result<Output> {
-    let output = command.output().context("running kubectl")?;
+/// Runs a command and fails with its stderr unless it succeeds.
+fn succeed(command: &mut Command) -> Result<Output> {
+    let output = command
+        .output()
+        .with_context(|| format!("running {:?}", command.get_program()))?;
+    ensure!(
+        output.status.success(),
+        "{:?} {:?}: {}",
+        command.get_program(),
+        command.get_args().collect::<Vec<_>>(),
+        String::from_utf8_lossy(&output.stderr)
+    );
     Ok(output)
 }
 
+fn operator_binary() -> Result<PathBuf> {
+    if let Some(path) = env::var_os(OPERATOR_VAR) {
+        return Ok(path.into());
+    }
+    // target/<profile>/deps/<this test> → target/<profile>/flashcards-operator
+    let exe = env::current_exe().context("locating the test executable")?;
+    let path = exe
+        .parent()
+        .and_then(Path::parent)
+        .context("the test executable has no target folder")?
+        .join("flashcards-operator");
+    ensure!(
+        path.is_file(),
+        "{} is missing: build it with `cargo build -p flashcards-operator` (or set {OPERATOR_VAR})",
+        path.display()
+    );
+    Ok(path)
+}
+
+fn free_port() -> Result<u16> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("finding a free port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// Starts the operator binary with `kubeconfig`, electing a leader on its Lease in the release
+/// namespace as the chart's Deployment does.
+fn start_operator(control_plane: &ControlPlane, kubeconfig: &Path, port: u16) -> Result<Process> {
+    let mut command = Command::new(operator_binary()?);
+    command
+        .env("KUBECONFIG", kubeconfig)
+        .env("RUST_LOG", "info")
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--lease-namespace", RELEASE_NAMESPACE])
+        .args(["--identity", "e2e-operator"]);
+    Ok(control_plane.start_process("flashcards-operator", command)?)
+}
+
+/// Waits until the stack is Ready with every component ready (`summary` such as `4/4`) and its
+/// status describes the current generation.
+async fn wait_ready(
+    control_plane: &ControlPlane,
+    operator: &mut Process,
+    stacks: &Api<FlashcardStack>,
+    summary: &str,
+) -> Result<()> {
+    let waited = wait_for(
+        format!("the stack Ready {summary}"),
+        READY_WITHIN,
+        async || {
+            operator
+                .check_running()
+                .map_err(|err| std::io::Error::other(err.to_string()))?;
+            let stack = stacks.get("study").await.map_err(std::io::Error::other)?;
+            let status = stack.status.unwrap_or_default();
+            let ready = status
+                .conditions
+                .iter()
+                .any(|c| c.r#type == "Ready" && c.status == "True");
+            let current = status.observed_generation == stack.metadata.generation;
+            Ok::<_, std::io::Error>((ready && current && status.summary == summary).then_some(()))
+        },
+    )
+    .await;
+    if let Err(err) = waited {
+        let seen = stacks.get("study").await.map(|stack| stack.status);
+        let objects =
+            succeed(
+                control_plane
+                    .kubectl()
+                    .args(["get", "pods,deploy,pvc,pv", "-n", NAMESPACE]),
+            )?;
+        bail!(
+            "{err}\nstatus: {seen:?}\n{}\noperator log:\n{}",
+            String::from_utf8_lossy(&objects.stdout),
+            operator.log_tail()
+        );
+    }
+    Ok(())
+}
+
+/// Every object of kind `K` in the stack's namespace labelled as the stack's, after checking that
+/// the stack is its controlling owner.
+async fn owned<K>(client: &kube::Client, stack: &FlashcardStack) -> Result<Vec<K>>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), NAMESPACE);
+    let listed = api
+        .list(&ListParams::default().labels("app.kubernetes.io/instance=study"))
+        .await?;
+    for object in &listed.items {
+        let owner = object
+            .owner_references()
+            .iter()
+            .find(|owner| owner.controller == Some(true))
+            .with_context(|| format!("{} {} has no owner", K::kind(&()), object.name_any()))?;
+        ensure!(
+            owner.kind == "FlashcardStack" && Some(&owner.uid) == stack.metadata.uid.as_ref(),
+            "{} {} is owned by {owner:?}",
+            K::kind(&()),
+            object.name_any()
+        );
+    }
+    Ok(listed.items)
+}
+
+/// A PersistentVolume of `size` on the (fake) node's disk, with no storage class, so that claims
+/// without one bind to it: what a provisioner would do in a real cluster.
+fn volume(name: &str, size: &str) -> Result<PersistentVolume> {
+    Ok(serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "spec": {
+            "capacity": {"storage": size},
+            "accessModes": ["ReadWriteOnce"],
+            "storageClassName": "",
+            // No deleter exists for hostPath volumes; a released one simply stays.
+            "persistentVolumeReclaimPolicy": "Retain",
+            "hostPath": {"path": format!("/var/lib/e2e/{name}")},
+        },
+    }))?)
+}
+
+/// The operator's writes in the audit log after byte `from`: `(resource, verb, name)` each.
+fn operator_writes(audit_log: &Path, from: usize) -> Result<Vec<(String, String, String)>> {
+    let audit = fs::read(audit_log).context("reading the audit log")?;
+    let mut writes = Vec::new();
+    for line in String::from_utf8_lossy(&audit[from.min(audit.len())..]).lines() {
+        let event: serde_json::Value = serde_json::from_str(line)?;
+        if event["user"]["username"] == OPERATOR_USER {
+            let text = |value: &serde_json::Value| value.as_str().unwrap_or_default().to_owned();
+            writes.push((
+                text(&event["objectRef"]["resource"]),
+                text(&event["verb"]),
+                text(&event["objectRef"]["name"]),
+            ));
+        }
+    }
+    Ok(writes)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn operator_a_stack_becomes_ready_and_keeps_its_children() -> Result<()> {
-    let control_plane = ControlPlane::start().await?;
+async fn operator_installed_by_the_chart_runs_a_stack_through_its_life() -> Result<()> {
+    let mut control_plane = ControlPlane::start().await?;
     let client = control_plane.client();
 
-    let crd = run(control_plane.kubectl().args([
-        "apply",
-        "--server-side",
-        "-f",
-        &repo("crds/flashcardstack.yaml"),
-    ]))?;
-    ensure!(
-        crd.status.success(),
-        "{}",
-        String::from_utf8_lossy(&crd.stderr)
-    );
+    // The chart brings the CRD and the RBAC; its Deployment runs no replica, as the operator
+    // runs here as a local process.
+    succeed(
+        control_plane
+            .helm()
+            .args(["install", "flashcards", &repo("charts/flashcards-operator")])
+            .args(["--namespace", RELEASE_NAMESPACE, "--create-namespace"])
+            .args(["--set", "replicas=0", "--wait=false"]),
+    )?;
     // Right after creation a CRD has no conditions yet, which `kubectl wait` treats as an error.
     wait_for("the CRD established", Duration::from_secs(60), async || {
-        let output = run(control_plane
+        let output = control_plane
             .kubectl()
             .args(["get", "crd", "flashcardstacks.flashcards.dev", "-o"])
-            .arg(r#"jsonpath={.status.conditions[?(@.type=="Established")].status}"#))
-        .map_err(|err| std::io::Error::other(err.to_string()))?;
+            .arg(r#"jsonpath={.status.conditions[?(@.type=="Established")].status}"#)
+            .output()?;
         Ok::<_, std::io::Error>((String::from_utf8_lossy(&output.stdout) == "True").then_some(()))
     })
     .await?;
@@ -107,71 +278,130 @@ async fn operator_a_stack_becomes_ready_and_keeps_its_children() -> Result<()> {
         ensure!(refused.to_string().contains(message), "{refused}");
     }
 
-    let example =
-        run(control_plane
-            .kubectl()
-            .args(["apply", "-f", &repo("manifests/examples/full.yaml")]))?;
+    let volumes: Api<PersistentVolume> = Api::all(client.clone());
+    // SQLite and the model cache for the minimal example, MLflow's runs for the full one.
+    for name in ["e2e-volume-1", "e2e-volume-2", "e2e-volume-3"] {
+        volumes
+            .create(&PostParams::default(), &volume(name, "5Gi")?)
+            .await?;
+    }
+
+    let kubeconfig = control_plane
+        .service_account_kubeconfig(RELEASE_NAMESPACE, SERVICE_ACCOUNT)
+        .await?;
+    let port = free_port()?;
+    let mut operator = start_operator(&control_plane, &kubeconfig, port)?;
+
+    // The minimal example: SQLite and a local model, each on a volume.
+    succeed(control_plane.kubectl().args([
+        "apply",
+        "-f",
+        &repo("manifests/examples/minimal.yaml"),
+    ]))?;
+    wait_ready(&control_plane, &mut operator, &stacks, "4/4").await?;
+    let stack = stacks.get("study").await?;
+    let deployments = owned::<Deployment>(&client, &stack).await?;
+    ensure!(deployments.len() == 4, "{deployments:?}");
+    ensure!(owned::<Service>(&client, &stack).await?.len() == 4);
+    ensure!(owned::<ServiceAccount>(&client, &stack).await?.len() == 4);
+    ensure!(owned::<NetworkPolicy>(&client, &stack).await?.len() == 4);
+    ensure!(owned::<ConfigMap>(&client, &stack).await?.len() == 5);
     ensure!(
-        example.status.success(),
-        "{}",
-        String::from_utf8_lossy(&example.stderr)
+        owned::<PodDisruptionBudget>(&client, &stack)
+            .await?
+            .is_empty(),
+        "one replica each: no budgets"
+    );
+    let claims = owned::<PersistentVolumeClaim>(&client, &stack).await?;
+    ensure!(
+        claims.len() == 2
+            && claims.iter().all(|claim| {
+                claim.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound")
+            }),
+        "{claims:?}"
     );
 
-    let mut registry = prometheus_client::registry::Registry::default();
-    let context = Context::new(
-        client.clone(),
-        OperatorMetrics::register(&mut registry),
-        Reporter {
-            controller: "flashcards-operator".into(),
-            instance: Some("e2e".into()),
-        },
+    // Idle: once Ready, the operator writes nothing but its leader Lease's renewals. It still
+    // reconciles meanwhile (pods' status changes, its own resync), reading only.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let audit_start = fs::metadata(control_plane.audit_log_path())?.len();
+    let reconciles_before = reconciles(port).await?;
+    tokio::time::sleep(IDLE_WINDOW).await;
+    let writes = operator_writes(
+        control_plane.audit_log_path(),
+        usize::try_from(audit_start)?,
+    )?;
+    let (renewals, others): (Vec<_>, Vec<_>) =
+        writes.into_iter().partition(|(resource, verb, name)| {
+            resource == "leases" && verb == "update" && name == "flashcards-operator"
+        });
+    ensure!(
+        others.is_empty(),
+        "an idle operator wrote: {others:?} (and renewed its lease {} times)",
+        renewals.len()
     );
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let operator = tokio::spawn(controller::run(client.clone(), None, context, async move {
-        let _ = stopped.await;
-    }));
+    let reconciles_during = reconciles(port).await? - reconciles_before;
+    ensure!(
+        reconciles_during >= 1.0,
+        "the operator did not reconcile while idle (it resyncs every 30 s)"
+    );
+    eprintln!(
+        "idle for {IDLE_WINDOW:?}: {reconciles_during} reconciles, 0 writes besides {} lease renewals",
+        renewals.len()
+    );
 
-    let waited = wait_for("the stack Ready", READY_WITHIN, async || {
-        let stack = stacks.get("study").await?;
-        let status = stack.status.unwrap_or_default();
-        let ready = status
-            .conditions
-            .iter()
-            .any(|c| c.r#type == "Ready" && c.status == "True");
-        Ok::<_, kube::Error>((ready && status.summary == "4/4").then_some(status))
-    })
-    .await;
-    let ready = match waited {
-        Ok(status) => status,
-        Err(err) => {
-            let seen = stacks.get("study").await.map(|stack| stack.status);
-            let pods =
-                run(control_plane
-                    .kubectl()
-                    .args(["get", "pods,deploy,pvc", "-n", NAMESPACE]))?;
-            anyhow::bail!(
-                "{err}\nstatus: {seen:?}\n{}",
-                String::from_utf8_lossy(&pods.stdout)
-            );
-        }
-    };
-    ensure!(ready.observed_generation == Some(1), "{ready:?}");
-
+    // The full example over it: more replicas, PostgreSQL, an upstream model, Redis, MLflow.
+    succeed(
+        control_plane
+            .kubectl()
+            .args(["apply", "-f", &repo("manifests/examples/full.yaml")]),
+    )?;
+    wait_ready(&control_plane, &mut operator, &stacks, "6/6").await?;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), NAMESPACE);
     let services: Api<Service> = Api::namespaced(client.clone(), NAMESPACE);
-    for component in ["backend", "ocr", "llm", "web"] {
+    for component in ["backend", "ocr", "web"] {
         let deployment = deployments.get(&format!("study-{component}")).await?;
-        let owner = deployment
-            .metadata
-            .owner_references
-            .unwrap_or_default()
-            .into_iter()
-            .next()
-            .context("no owner")?;
-        ensure!(owner.kind == "FlashcardStack" && owner.name == "study");
-        ensure!(deployment.spec.replicas == Some(if component == "llm" { 1 } else { 2 }));
-        services.get(&format!("study-{component}")).await?;
+        ensure!(deployment.spec.replicas == Some(2));
     }
+    let stack = stacks.get("study").await?;
+    // The model cache is pruned; the SQLite file stays (user data), MLflow's volume is new.
+    wait_for(
+        "the model cache deleted",
+        Duration::from_secs(60),
+        async || {
+            let left = owned::<PersistentVolumeClaim>(&client, &stack)
+                .await
+                .map_err(|err| std::io::Error::other(err.to_string()))?;
+            let mut names: Vec<String> = left.iter().map(ResourceExt::name_any).collect();
+            names.sort();
+            Ok::<_, std::io::Error>(
+                (names == ["study-backend-data", "study-mlflow-data"]).then_some(()),
+            )
+        },
+    )
+    .await?;
+
+    // A version change reaches every image; observedGeneration follows.
+    stacks
+        .patch(
+            "study",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"version": "0.2.0", "ocr": {"replicas": 3}}})),
+        )
+        .await?;
+    wait_ready(&control_plane, &mut operator, &stacks, "6/6").await?;
+    let ocr = deployments.get("study-ocr").await?;
+    let spec = ocr.spec;
+    ensure!(spec.replicas == Some(3));
+    let image = spec
+        .template
+        .spec
+        .and_then(|pod| pod.containers.into_iter().next())
+        .and_then(|container| container.image);
+    ensure!(
+        image.as_deref() == Some("ghcr.io/flashcards/flashcards-ocr:0.2.0"),
+        "{image:?}"
+    );
 
     // Drift: a deleted Service and a Deployment scaled by hand come back.
     services
@@ -187,36 +417,33 @@ async fn operator_a_stack_becomes_ready_and_keeps_its_children() -> Result<()> {
     wait_for("drift repaired", Duration::from_secs(60), async || {
         let service = services.get_opt("study-ocr").await?;
         let web = deployments.get("study-web").await?;
-        Ok::<_, kube::Error>((service.is_some() && web.spec.replicas == Some(2)).then_some(()))
+        let replicas = web.spec.replicas;
+        Ok::<_, kube::Error>((service.is_some() && replicas == Some(2)).then_some(()))
     })
     .await?;
 
-    // `kubectl get` shows the printer columns.
-    let listed = run(control_plane.kubectl().args([
-        "get",
-        "flashcardstacks",
-        "-n",
-        NAMESPACE,
-        "--no-headers",
-    ]))?;
-    let line = String::from_utf8_lossy(&listed.stdout).to_string();
-    ensure!(
-        line.contains("study") && line.contains("True") && line.contains("4/4"),
-        "{line}"
-    );
+    // `kubectl get` shows the printer columns, once the pods scaled back are gone.
+    let mut line = String::new();
+    let shown = wait_for("kubectl get showing Ready 6/6", READY_WITHIN, async || {
+        let listed = control_plane
+            .kubectl()
+            .args(["get", "flashcardstacks", "-n", NAMESPACE, "--no-headers"])
+            .output()?;
+        line = String::from_utf8_lossy(&listed.stdout).into_owned();
+        let columns: Vec<&str> = line.split_whitespace().collect();
+        Ok::<_, std::io::Error>(columns.starts_with(&["study", "True", "6/6"]).then_some(()))
+    })
+    .await;
+    ensure!(shown.is_ok(), "kubectl get flashcardstacks: {line}");
 
     // Monitoring CRDs installed after the stack: its ServiceMonitors and rule appear, labelled as
     // the stack asks, without restarting the operator.
-    let crds = prometheus_crds()?;
-    let installed = run(control_plane
-        .kubectl()
-        .args(["apply", "--server-side", "-f"])
-        .arg(&crds))?;
-    ensure!(
-        installed.status.success(),
-        "{}",
-        String::from_utf8_lossy(&installed.stderr)
-    );
+    succeed(
+        control_plane
+            .kubectl()
+            .args(["apply", "--server-side", "-f"])
+            .arg(prometheus_crds()?),
+    )?;
     let monitors = ApiResource::from_gvk(&GroupVersionKind::gvk(
         "monitoring.coreos.com",
         "v1",
@@ -241,22 +468,29 @@ async fn operator_a_stack_becomes_ready_and_keeps_its_children() -> Result<()> {
         monitor.labels()
     );
 
-    // A spec change propagates and observedGeneration follows it.
-    stacks
+    // The apiserver restarts while the operator is down; hand changes made meanwhile are undone
+    // once the operator is back, with the same token, and the stack is Ready again.
+    operator.stop();
+    control_plane.restart_apiserver().await?;
+    services
+        .delete("study-backend", &DeleteParams::default())
+        .await?;
+    deployments
         .patch(
-            "study",
+            "study-llm",
             &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"ocr": {"replicas": 3}}})),
+            &Patch::Merge(json!({"spec": {"replicas": 4}})),
         )
         .await?;
-    wait_for("the new replicas", Duration::from_secs(60), async || {
-        let ocr = deployments.get("study-ocr").await?;
-        let stack = stacks.get("study").await?;
-        let generation = stack.metadata.generation;
-        let observed = stack.status.and_then(|status| status.observed_generation);
-        Ok::<_, kube::Error>((ocr.spec.replicas == Some(3) && observed == generation).then_some(()))
+    let mut operator = start_operator(&control_plane, &kubeconfig, port)?;
+    wait_for("convergence after restarts", READY_WITHIN, async || {
+        let service = services.get_opt("study-backend").await?;
+        let llm = deployments.get("study-llm").await?;
+        let replicas = llm.spec.replicas;
+        Ok::<_, kube::Error>((service.is_some() && replicas == Some(1)).then_some(()))
     })
     .await?;
+    wait_ready(&control_plane, &mut operator, &stacks, "6/6").await?;
 
     // Paused: hand changes stay. Stopped: everything scales to zero.
     stacks
@@ -292,8 +526,7 @@ async fn operator_a_stack_becomes_ready_and_keeps_its_children() -> Result<()> {
         .await?;
     wait_for("everything at zero", Duration::from_secs(60), async || {
         let mut all_zero = services.get_opt("study-llm").await?.is_some();
-        for component in ["backend", "ocr", "llm", "web"] {
-            let deployment = deployments.get(&format!("study-{component}")).await?;
+        for deployment in deployments.list(&ListParams::default()).await? {
             all_zero &= deployment.spec.replicas == Some(0);
         }
         Ok::<_, kube::Error>(all_zero.then_some(()))
@@ -303,13 +536,32 @@ async fn operator_a_stack_becomes_ready_and_keeps_its_children() -> Result<()> {
     // Deleting the stack removes everything it owned (the controller-manager's garbage collector).
     stacks.delete("study", &DeleteParams::default()).await?;
     wait_for("the children gone", Duration::from_secs(90), async || {
-        let left = deployments.list(&Default::default()).await?.items.len()
-            + services.list(&Default::default()).await?.items.len();
+        let left = deployments.list(&ListParams::default()).await?.items.len()
+            + services.list(&ListParams::default()).await?.items.len();
         Ok::<_, kube::Error>((left == 0).then_some(()))
     })
     .await?;
 
-    let _ = stop.send(());
-    operator.await.context("the operator task")?;
+    operator.check_running()?;
+    control_plane.check_running()?;
     Ok(())
+}
+
+/// The operator's count of reconciles, from its own `/metrics`.
+async fn reconciles(port: u16) -> Result<f64> {
+    let config = kube::Config::new(format!("http://127.0.0.1:{port}").parse()?);
+    let metrics = kube::Client::try_from(config)?;
+    let body = metrics
+        .request_text(http::Request::get("/metrics").body(Vec::new())?)
+        .await?;
+    body.lines()
+        .filter(|line| line.starts_with("flashcards_operator_reconciles_total"))
+        .map(|line| {
+            line.rsplit(' ')
+                .next()
+                .unwrap_or_default()
+                .parse::<f64>()
+                .context("a counter value")
+        })
+        .sum()
 }

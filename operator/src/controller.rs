@@ -13,7 +13,8 @@ use k8s_openapi::{
     NamespaceResourceScope,
     api::{
         apps::v1::Deployment,
-        core::v1::{ConfigMap, PersistentVolumeClaim},
+        core::v1::{ConfigMap, PersistentVolumeClaim, Service, ServiceAccount},
+        networking::v1::NetworkPolicy,
         policy::v1::PodDisruptionBudget,
     },
     jiff::Timestamp,
@@ -257,6 +258,39 @@ async fn prune(
     monitoring_crds: bool,
 ) -> Result<Vec<String>, Error> {
     let mut deleted = Vec::new();
+    // Deployments first, so that pods stop before what they use goes.
+    prune_kind::<Deployment>(
+        client,
+        namespace,
+        stack,
+        &names(&wanted.deployments),
+        &mut deleted,
+    )
+    .await?;
+    prune_kind::<Service>(
+        client,
+        namespace,
+        stack,
+        &names(&wanted.services),
+        &mut deleted,
+    )
+    .await?;
+    prune_kind::<NetworkPolicy>(
+        client,
+        namespace,
+        stack,
+        &names(&wanted.network_policies),
+        &mut deleted,
+    )
+    .await?;
+    prune_kind::<ServiceAccount>(
+        client,
+        namespace,
+        stack,
+        &names(&wanted.service_accounts),
+        &mut deleted,
+    )
+    .await?;
     prune_kind::<PodDisruptionBudget>(
         client,
         namespace,
@@ -265,14 +299,9 @@ async fn prune(
         &mut deleted,
     )
     .await?;
-    prune_kind::<PersistentVolumeClaim>(
-        client,
-        namespace,
-        stack,
-        &names(&wanted.claims),
-        &mut deleted,
-    )
-    .await?;
+    let mut claims = names(&wanted.claims);
+    claims.extend(wanted.kept_claims.iter().cloned());
+    prune_kind::<PersistentVolumeClaim>(client, namespace, stack, &claims, &mut deleted).await?;
     prune_kind::<ConfigMap>(
         client,
         namespace,
@@ -342,7 +371,7 @@ where
     Ok(())
 }
 
-/// Ready and desired replicas of each component's Deployment.
+/// Ready and desired replicas of the Deployment of each component the stack runs.
 async fn observe(
     client: &Client,
     namespace: &str,
@@ -350,17 +379,13 @@ async fn observe(
 ) -> Result<Vec<Observed>, Error> {
     let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
     let mut observed = Vec::new();
-    for component in Component::ALL {
+    for component in Component::enabled_in(stack) {
         let live = api.get_opt(&object_name(stack, component)).await?;
-        observed.push(Observed {
+        observed.push(Observed::of(
             component,
-            ready: live
-                .as_ref()
-                .and_then(|d| d.status.as_ref())
-                .and_then(|s| s.ready_replicas)
-                .unwrap_or(0),
-            desired: component.replicas(stack),
-        });
+            component.replicas(stack),
+            live.as_ref(),
+        ));
     }
     Ok(observed)
 }
@@ -398,10 +423,6 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     use futures::StreamExt;
-    use k8s_openapi::api::{
-        core::v1::{Service, ServiceAccount},
-        networking::v1::NetworkPolicy,
-    };
     use kube::runtime::{Controller, watcher};
 
     fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>

@@ -100,7 +100,8 @@ pub struct DatabaseSpec {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SqliteSpec {
-    /// Size of the volume holding the database file (default 1Gi).
+    /// Size of the volume holding the database file (default 1Gi). Moving to PostgreSQL keeps
+    /// the volume (the stack still owns it and deletes it with itself).
     #[serde(default = "default_sqlite_storage")]
     pub storage: Quantity,
 }
@@ -186,24 +187,55 @@ pub struct WebSpec {
     pub component: ComponentSpec,
 }
 
+/// Redis for the backend, with redis_exporter for Prometheus. It runs as a cache: nothing is
+/// persisted, and a restart empties it.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RedisSpec {
+    /// Run Redis (default false).
     #[serde(default)]
     pub enabled: bool,
     /// Run redis_exporter next to Redis for Prometheus (default true when Redis is enabled).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exporter: Option<bool>,
+    /// Full image reference of Redis (default `redis:7.2-alpine`); it runs as uid 999, the
+    /// official image's `redis` user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Full image reference of redis_exporter (default `oliver006/redis_exporter:v1.67.0`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exporter_image: Option<String>,
+    /// Resources of the Redis container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
 }
 
+impl RedisSpec {
+    /// Whether redis_exporter runs: with Redis, unless turned off.
+    pub fn exporter_enabled(&self) -> bool {
+        self.enabled && self.exporter.unwrap_or(true)
+    }
+}
+
+/// An MLflow tracking server for the OCR and LLM services' experiment data: runs in SQLite and
+/// artifacts on one volume.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MlflowSpec {
+    /// Run MLflow, and point the OCR and LLM services at it (default false).
     #[serde(default)]
     pub enabled: bool,
-    /// Size of the volume for MLflow's runs (default 1Gi).
+    /// Size of the volume for MLflow's runs and artifacts (default 1Gi). Disabling MLflow keeps
+    /// the volume (`<stack>-mlflow-data`), and enabling it again finds the runs there; it is
+    /// deleted with the stack, or by hand.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage: Option<Quantity>,
+    /// Full image reference of MLflow (default `ghcr.io/mlflow/mlflow:v2.22.0`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Resources of the MLflow container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]

@@ -1,5 +1,6 @@
 //! Everything a stack should own, from the pure builders: what the reconciler applies, and what
-//! it prunes (owned objects no longer in this set).
+//! it prunes (owned objects no longer in this set, but for the claims it keeps). Redis's and
+//! MLflow's objects are in the set only while the stack enables them.
 
 use k8s_openapi::api::{
     apps::v1::Deployment,
@@ -12,7 +13,7 @@ use kube::api::DynamicObject;
 use crate::{
     builders::{
         Component, deployment::deployment, monitoring, network_policy::network_policy, pdb::budget,
-        pvc::claims, service::service, service_account::service_account,
+        pvc, service::service, service_account::service_account,
     },
     crd::FlashcardStack,
 };
@@ -21,6 +22,8 @@ use crate::{
 pub struct Desired {
     pub service_accounts: Vec<ServiceAccount>,
     pub claims: Vec<PersistentVolumeClaim>,
+    /// Names of claims never pruned, desired or not (see [`pvc::kept`]).
+    pub kept_claims: Vec<String>,
     pub deployments: Vec<Deployment>,
     pub services: Vec<Service>,
     pub budgets: Vec<PodDisruptionBudget>,
@@ -35,10 +38,11 @@ pub struct Desired {
 pub fn desired(stack: &FlashcardStack, monitoring_crds: bool) -> Desired {
     let spec = &stack.spec.monitoring;
     let mut desired = Desired {
-        claims: claims(stack),
+        claims: pvc::claims(stack),
+        kept_claims: pvc::kept(stack),
         ..Desired::default()
     };
-    for component in Component::ALL {
+    for component in Component::enabled_in(stack) {
         desired
             .service_accounts
             .push(service_account(stack, component));
@@ -51,7 +55,7 @@ pub fn desired(stack: &FlashcardStack, monitoring_crds: bool) -> Desired {
         if monitoring_crds && spec.service_monitors.enabled {
             desired
                 .monitoring
-                .push(monitoring::service_monitor(stack, component));
+                .extend(monitoring::service_monitor(stack, component));
         }
     }
     if monitoring_crds && spec.prometheus_rule.enabled {
@@ -96,5 +100,90 @@ mod tests {
         let partial = desired(&stack(spec), true);
         assert_eq!(partial.monitoring.len(), 1, "the rule alone");
         assert!(partial.dashboards.is_empty());
+    }
+
+    fn names<K: kube::Resource>(objects: &[K]) -> Vec<String> {
+        objects
+            .iter()
+            .filter_map(|object| object.meta().name.clone())
+            .collect()
+    }
+
+    #[test]
+    fn redis_and_mlflow_are_owned_only_while_enabled() {
+        let mut spec = FlashcardStackSpec::default();
+        spec.redis.enabled = true;
+        spec.mlflow.enabled = true;
+        let on = desired(&stack(spec.clone()), true);
+        for kind in [
+            names(&on.deployments),
+            names(&on.services),
+            names(&on.service_accounts),
+            names(&on.network_policies),
+        ] {
+            assert_eq!(
+                kind,
+                [
+                    "study-backend",
+                    "study-ocr",
+                    "study-llm",
+                    "study-web",
+                    "study-redis",
+                    "study-mlflow"
+                ]
+            );
+        }
+        assert_eq!(
+            names(&on.claims),
+            ["study-backend-data", "study-mlflow-data"]
+        );
+        assert_eq!(
+            names(&on.monitoring),
+            [
+                "study-backend",
+                "study-ocr",
+                "study-llm",
+                "study-web",
+                "study-redis",
+                "study-alerts"
+            ],
+            "redis_exporter is scraped, MLflow has no metrics"
+        );
+        assert!(on.budgets.is_empty(), "Redis and MLflow run one pod each");
+
+        let off = desired(&stack(FlashcardStackSpec::default()), true);
+        assert_eq!(off.deployments.len(), 4);
+        assert_eq!(off.services.len(), 4);
+        assert_eq!(off.service_accounts.len(), 4);
+        assert_eq!(off.network_policies.len(), 4);
+        assert_eq!(names(&off.claims), ["study-backend-data"]);
+        assert_eq!(
+            off.kept_claims,
+            ["study-backend-data", "study-mlflow-data"],
+            "disabling MLflow keeps its runs"
+        );
+
+        spec.redis.exporter = Some(false);
+        let quiet = desired(&stack(spec), true);
+        assert_eq!(quiet.deployments.len(), 6);
+        assert_eq!(
+            quiet.monitoring.len(),
+            5,
+            "the services' monitors and the rule"
+        );
+    }
+
+    #[test]
+    fn the_full_example_runs_six_components() {
+        let full: FlashcardStack =
+            serde_yaml::from_str(include_str!("../../manifests/examples/full.yaml"))
+                .expect("the example parses");
+        let all = desired(&full, true);
+        assert_eq!(all.deployments.len(), 6, "the printer column reads 6/6");
+        assert_eq!(
+            names(&all.claims),
+            ["study-mlflow-data"],
+            "PostgreSQL and an upstream model need no other volume"
+        );
     }
 }

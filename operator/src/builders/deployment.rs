@@ -1,6 +1,10 @@
-//! A component's Deployment: restricted pod security, probes on `/healthz` and `/readyz`, and the
-//! command line of DESIGN.md (`--listen`, the backend's `--database-url`/`--ocr-url`/`--llm-url`,
-//! the LLM service's `--upstream-url` or `--model`, `--mlflow-url`).
+//! A component's Deployment, every pod under the restricted Pod Security Standard (non-root,
+//! read-only root filesystem, no capabilities, RuntimeDefault seccomp, no API token). The flashcards
+//! services get probes on `/healthz` and `/readyz` and the command line of DESIGN.md (`--listen`,
+//! the backend's `--database-url`/`--ocr-url`/`--llm-url`, the LLM service's `--upstream-url` or
+//! `--model`, `--mlflow-url`); Redis and MLflow come from `third_party`.
+
+mod third_party;
 
 use k8s_openapi::{
     api::{
@@ -12,72 +16,36 @@ use k8s_openapi::{
             VolumeMount,
         },
     },
-    apimachinery::pkg::{apis::meta::v1::LabelSelector, util::intstr::IntOrString},
+    apimachinery::pkg::{
+        apis::meta::v1::{LabelSelector, ObjectMeta},
+        util::intstr::IntOrString,
+    },
 };
 
-use super::{Component, metadata, object_name, pvc, selector_labels, stack_name};
+use super::{Component, metadata, object_name, pvc, selector_labels};
 use crate::crd::FlashcardStack;
 
-/// The unprivileged user of every image (distroless "nonroot").
+/// The unprivileged user of every flashcards image (distroless "nonroot"), and MLflow's.
 pub const RUN_AS_USER: i64 = 65532;
-const PORT_NAME: &str = "http";
 const DATA_DIR: &str = "/data";
 const MODELS_DIR: &str = "/models";
 
+/// What differs between the pods of components: their containers and volumes, and the uid (and
+/// gid) they run as.
+struct Pod {
+    containers: Vec<Container>,
+    volumes: Vec<Volume>,
+    run_as: i64,
+}
+
 pub fn deployment(stack: &FlashcardStack, component: Component) -> Deployment {
     let name = object_name(stack, component);
-    let mut volumes = vec![Volume {
-        // Read-only root filesystem: temporary files (PDF pages, uploads) go here.
-        name: "tmp".to_owned(),
-        empty_dir: Some(EmptyDirVolumeSource::default()),
-        ..Volume::default()
-    }];
-    let mut mounts = vec![VolumeMount {
-        name: "tmp".to_owned(),
-        mount_path: "/tmp".to_owned(),
-        ..VolumeMount::default()
-    }];
-    if let Some((claim, path)) = data_volume(stack, component) {
-        volumes.push(Volume {
-            name: "data".to_owned(),
-            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
-                claim_name: claim,
-                read_only: None,
-            }),
-            ..Volume::default()
-        });
-        mounts.push(VolumeMount {
-            name: "data".to_owned(),
-            mount_path: path.to_owned(),
-            ..VolumeMount::default()
-        });
-    }
-    let container = Container {
-        name: component.name().to_owned(),
-        image: Some(component.image(stack)),
-        args: Some(args(stack, component)),
-        env: Some(env(stack, component)),
-        ports: Some(vec![ContainerPort {
-            name: Some(PORT_NAME.to_owned()),
-            container_port: component.port(),
-            protocol: Some("TCP".to_owned()),
-            ..ContainerPort::default()
-        }]),
-        liveness_probe: Some(probe("/healthz", 10)),
-        readiness_probe: Some(probe("/readyz", 5)),
-        resources: component.spec(stack).resources.clone(),
-        security_context: Some(SecurityContext {
-            allow_privilege_escalation: Some(false),
-            read_only_root_filesystem: Some(true),
-            run_as_non_root: Some(true),
-            capabilities: Some(Capabilities {
-                drop: Some(vec!["ALL".to_owned()]),
-                add: None,
-            }),
-            ..SecurityContext::default()
-        }),
-        volume_mounts: Some(mounts),
-        ..Container::default()
+    let pod = match component {
+        Component::Redis => third_party::redis(stack),
+        Component::Mlflow => third_party::mlflow(stack),
+        Component::Backend | Component::Ocr | Component::Llm | Component::Web => {
+            service_pod(stack, component)
+        }
     };
     Deployment {
         metadata: metadata(stack, component, name.clone()),
@@ -88,39 +56,133 @@ pub fn deployment(stack: &FlashcardStack, component: Component) -> Deployment {
                 match_expressions: None,
             },
             // A SQLite file takes one writer: the old pod must stop before the new one starts.
-            strategy: data_volume(stack, component)
-                .filter(|_| component == Component::Backend)
-                .map(|_| DeploymentStrategy {
-                    type_: Some("Recreate".to_owned()),
-                    rolling_update: None,
-                }),
+            strategy: single_writer(stack, component).then(|| DeploymentStrategy {
+                type_: Some("Recreate".to_owned()),
+                rolling_update: None,
+            }),
             template: PodTemplateSpec {
-                metadata: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                metadata: Some(ObjectMeta {
                     labels: Some(super::labels(stack, component)),
-                    ..Default::default()
+                    ..ObjectMeta::default()
                 }),
                 spec: Some(PodSpec {
                     service_account_name: Some(name),
                     automount_service_account_token: Some(false),
                     security_context: Some(PodSecurityContext {
                         run_as_non_root: Some(true),
-                        run_as_user: Some(RUN_AS_USER),
-                        run_as_group: Some(RUN_AS_USER),
-                        fs_group: Some(RUN_AS_USER),
+                        run_as_user: Some(pod.run_as),
+                        run_as_group: Some(pod.run_as),
+                        fs_group: Some(pod.run_as),
                         seccomp_profile: Some(SeccompProfile {
                             type_: "RuntimeDefault".to_owned(),
                             localhost_profile: None,
                         }),
                         ..PodSecurityContext::default()
                     }),
-                    containers: vec![container],
-                    volumes: Some(volumes),
+                    containers: pod.containers,
+                    volumes: Some(pod.volumes),
                     ..PodSpec::default()
                 }),
             },
             ..DeploymentSpec::default()
         },
         status: None,
+    }
+}
+
+/// Whether the component keeps a SQLite file: the backend without PostgreSQL, and MLflow.
+fn single_writer(stack: &FlashcardStack, component: Component) -> bool {
+    match component {
+        Component::Backend => stack.spec.backend.database.postgres.is_none(),
+        Component::Mlflow => true,
+        Component::Ocr | Component::Llm | Component::Web | Component::Redis => false,
+    }
+}
+
+fn service_pod(stack: &FlashcardStack, component: Component) -> Pod {
+    // Read-only root filesystem: temporary files (PDF pages, uploads) go here.
+    let mut volumes = vec![empty_dir("tmp")];
+    let mut mounts = vec![mount("tmp", "/tmp")];
+    if let Some((claim, path)) = data_volume(stack, component) {
+        volumes.push(claim_volume("data", claim));
+        mounts.push(mount("data", path));
+    }
+    let port = component.port_name();
+    let container = Container {
+        name: component.name().to_owned(),
+        image: Some(component.image(stack)),
+        args: Some(args(stack, component)),
+        env: Some(env(stack, component)),
+        ports: Some(vec![container_port(port, component.port())]),
+        liveness_probe: Some(http_probe("/healthz", port, 10)),
+        readiness_probe: Some(http_probe("/readyz", port, 5)),
+        resources: component.resources(stack).cloned(),
+        security_context: Some(restricted()),
+        volume_mounts: Some(mounts),
+        ..Container::default()
+    };
+    Pod {
+        containers: vec![container],
+        volumes,
+        run_as: RUN_AS_USER,
+    }
+}
+
+/// A container's share of the restricted profile; the pod sets the user and seccomp.
+fn restricted() -> SecurityContext {
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        read_only_root_filesystem: Some(true),
+        run_as_non_root: Some(true),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".to_owned()]),
+            add: None,
+        }),
+        ..SecurityContext::default()
+    }
+}
+
+fn empty_dir(name: &str) -> Volume {
+    Volume {
+        name: name.to_owned(),
+        empty_dir: Some(EmptyDirVolumeSource::default()),
+        ..Volume::default()
+    }
+}
+
+fn claim_volume(name: &str, claim: String) -> Volume {
+    Volume {
+        name: name.to_owned(),
+        persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+            claim_name: claim,
+            read_only: None,
+        }),
+        ..Volume::default()
+    }
+}
+
+fn mount(name: &str, path: &str) -> VolumeMount {
+    VolumeMount {
+        name: name.to_owned(),
+        mount_path: path.to_owned(),
+        ..VolumeMount::default()
+    }
+}
+
+fn container_port(name: &str, port: i32) -> ContainerPort {
+    ContainerPort {
+        name: Some(name.to_owned()),
+        container_port: port,
+        protocol: Some("TCP".to_owned()),
+        ..ContainerPort::default()
+    }
+}
+
+fn value(name: &str, value: String) -> EnvVar {
+    EnvVar {
+        name: name.to_owned(),
+        value: Some(value),
+        value_from: None,
     }
 }
 
@@ -138,11 +200,11 @@ fn data_volume(stack: &FlashcardStack, component: Component) -> Option<(String, 
     }
 }
 
-fn probe(path: &str, period_seconds: i32) -> Probe {
+fn http_probe(path: &str, port: &str, period_seconds: i32) -> Probe {
     Probe {
         http_get: Some(HTTPGetAction {
             path: Some(path.to_owned()),
-            port: IntOrString::String(PORT_NAME.to_owned()),
+            port: IntOrString::String(port.to_owned()),
             ..HTTPGetAction::default()
         }),
         period_seconds: Some(period_seconds),
@@ -153,8 +215,12 @@ fn probe(path: &str, period_seconds: i32) -> Probe {
 
 /// The in-cluster URL of a component's Service.
 pub fn service_url(stack: &FlashcardStack, component: Component) -> String {
+    let scheme = match component {
+        Component::Redis => "redis",
+        _ => "http",
+    };
     format!(
-        "http://{}:{}",
+        "{scheme}://{}:{}",
         object_name(stack, component),
         component.port()
     )
@@ -193,11 +259,11 @@ fn args(stack: &FlashcardStack, component: Component) -> Vec<String> {
             }
             (None, None) => {}
         },
-        Component::Ocr | Component::Web => {}
+        Component::Ocr | Component::Web | Component::Redis | Component::Mlflow => {}
     }
     if stack.spec.mlflow.enabled && matches!(component, Component::Ocr | Component::Llm) {
         args.push("--mlflow-url".to_owned());
-        args.push(format!("http://{}-mlflow:5000", stack_name(stack)));
+        args.push(service_url(stack, Component::Mlflow));
     }
     args
 }
@@ -214,11 +280,6 @@ fn env(stack: &FlashcardStack, component: Component) -> Vec<EnvVar> {
             }),
             ..EnvVarSource::default()
         }),
-    };
-    let value = |name: &str, value: String| EnvVar {
-        name: name.to_owned(),
-        value: Some(value),
-        value_from: None,
     };
     let mut env = Vec::new();
     match component {
@@ -250,6 +311,7 @@ fn env(stack: &FlashcardStack, component: Component) -> Vec<EnvVar> {
         Component::Web => {
             env.push(value("BACKEND_URL", service_url(stack, Component::Backend)));
         }
+        Component::Redis | Component::Mlflow => {}
     }
     env
 }
@@ -309,6 +371,44 @@ mod tests {
         );
         assert_eq!(probes.0.and_then(|g| g.path.as_deref()), Some("/healthz"));
         assert_eq!(probes.1.and_then(|g| g.path.as_deref()), Some("/readyz"));
+    }
+
+    #[test]
+    fn every_container_of_every_component_runs_restricted() {
+        let mut spec = FlashcardStackSpec::default();
+        spec.redis.enabled = true;
+        spec.mlflow.enabled = true;
+        let stack = stack(spec);
+        for component in Component::ALL {
+            let deployment = deployment(&stack, component);
+            let pod = deployment.spec.template.spec.as_ref().expect("pod");
+            assert_eq!(pod.automount_service_account_token, Some(false));
+            assert_eq!(
+                pod.service_account_name.as_deref(),
+                deployment.metadata.name.as_deref()
+            );
+            let pod_security = pod.security_context.as_ref().expect("pod security");
+            assert_eq!(pod_security.run_as_non_root, Some(true));
+            assert!(pod_security.run_as_user.is_some_and(|uid| uid > 0));
+            assert_eq!(
+                pod_security
+                    .seccomp_profile
+                    .as_ref()
+                    .map(|p| p.type_.as_str()),
+                Some("RuntimeDefault"),
+                "{component:?}"
+            );
+            for container in &pod.containers {
+                assert_eq!(
+                    container.security_context,
+                    Some(restricted()),
+                    "{component:?}/{}",
+                    container.name
+                );
+                assert!(container.liveness_probe.is_some());
+                assert!(container.readiness_probe.is_some());
+            }
+        }
     }
 
     #[test]

@@ -11,7 +11,10 @@ pub mod service_account;
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use k8s_openapi::{
+    api::core::v1::ResourceRequirements,
+    apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference},
+};
 use kube::Resource;
 
 use crate::crd::{ComponentSpec, FlashcardStack};
@@ -21,18 +24,53 @@ pub const DEFAULT_REGISTRY: &str = "ghcr.io/flashcards";
 /// The image tag when the stack names no version: the operator's own.
 pub const OPERATOR_VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const MANAGER: &str = "flashcards-operator";
+/// Third-party images when the stack names none, pinned so that an operator version runs known
+/// releases (Redis to a minor release, whose tag takes its patches; 7.2 is the last under the BSD
+/// licence).
+pub const REDIS_IMAGE: &str = "redis:7.2-alpine";
+pub const REDIS_EXPORTER_IMAGE: &str = "oliver006/redis_exporter:v1.67.0";
+pub const MLFLOW_IMAGE: &str = "ghcr.io/mlflow/mlflow:v2.22.0";
+/// redis_exporter's port (its default), named `metrics`.
+pub const REDIS_EXPORTER_PORT: i32 = 9121;
 
-/// The services of a stack, each a Deployment behind a Service.
+/// What a stack runs, each a Deployment behind a Service: the four flashcards services, and Redis
+/// and MLflow when the stack enables them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Component {
     Backend,
     Ocr,
     Llm,
     Web,
+    Redis,
+    Mlflow,
 }
 
 impl Component {
-    pub const ALL: [Self; 4] = [Self::Backend, Self::Ocr, Self::Llm, Self::Web];
+    pub const ALL: [Self; 6] = [
+        Self::Backend,
+        Self::Ocr,
+        Self::Llm,
+        Self::Web,
+        Self::Redis,
+        Self::Mlflow,
+    ];
+
+    /// The components `stack` runs, in [`Component::ALL`]'s order.
+    pub fn enabled_in(stack: &FlashcardStack) -> impl Iterator<Item = Self> + '_ {
+        Self::ALL
+            .into_iter()
+            .filter(|component| component.enabled(stack))
+    }
+
+    /// Whether `stack` runs this component: the flashcards services always, Redis and MLflow when
+    /// their spec says so.
+    pub fn enabled(self, stack: &FlashcardStack) -> bool {
+        match self {
+            Self::Backend | Self::Ocr | Self::Llm | Self::Web => true,
+            Self::Redis => stack.spec.redis.enabled,
+            Self::Mlflow => stack.spec.mlflow.enabled,
+        }
+    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -40,48 +78,100 @@ impl Component {
             Self::Ocr => "ocr",
             Self::Llm => "llm",
             Self::Web => "web",
+            Self::Redis => "redis",
+            Self::Mlflow => "mlflow",
         }
     }
 
-    /// The port of DESIGN.md's service table.
+    /// The port of DESIGN.md's service table; Redis's and MLflow's usual ones.
     pub fn port(self) -> i32 {
         match self {
             Self::Ocr => 8000,
             Self::Llm => 8001,
             Self::Backend => 8002,
             Self::Web => 8080,
+            Self::Redis => 6379,
+            Self::Mlflow => 5000,
         }
     }
 
-    pub fn spec(self, stack: &FlashcardStack) -> &ComponentSpec {
+    /// The name of [`Component::port`] on containers and Services.
+    pub fn port_name(self) -> &'static str {
         match self {
-            Self::Backend => &stack.spec.backend.component,
-            Self::Ocr => &stack.spec.ocr.component,
-            Self::Llm => &stack.spec.llm.component,
-            Self::Web => &stack.spec.web.component,
+            Self::Redis => "redis",
+            _ => "http",
         }
     }
 
-    /// Replicas to run: none while the stack is stopped, else the spec's (default 1).
+    /// The named port Prometheus scrapes on `/metrics`, if any: the services' own, redis_exporter's
+    /// when it runs; MLflow has none.
+    pub fn metrics_port(self, stack: &FlashcardStack) -> Option<&'static str> {
+        match self {
+            Self::Backend | Self::Ocr | Self::Llm | Self::Web => Some("http"),
+            Self::Redis => stack.spec.redis.exporter_enabled().then_some("metrics"),
+            Self::Mlflow => None,
+        }
+    }
+
+    /// The spec of a flashcards service; Redis and MLflow have their own.
+    fn service_spec(self, stack: &FlashcardStack) -> Option<&ComponentSpec> {
+        match self {
+            Self::Backend => Some(&stack.spec.backend.component),
+            Self::Ocr => Some(&stack.spec.ocr.component),
+            Self::Llm => Some(&stack.spec.llm.component),
+            Self::Web => Some(&stack.spec.web.component),
+            Self::Redis | Self::Mlflow => None,
+        }
+    }
+
+    /// Replicas to run: none while the stack is stopped, else the spec's (default 1). Redis and
+    /// MLflow run one: neither shares its state between replicas.
     pub fn replicas(self, stack: &FlashcardStack) -> i32 {
         if stack.spec.stopped {
             0
         } else {
-            self.spec(stack).replicas.unwrap_or(1).max(0)
+            self.service_spec(stack)
+                .and_then(|spec| spec.replicas)
+                .unwrap_or(1)
+                .max(0)
         }
     }
 
+    pub fn resources(self, stack: &FlashcardStack) -> Option<&ResourceRequirements> {
+        match self {
+            Self::Redis => stack.spec.redis.resources.as_ref(),
+            Self::Mlflow => stack.spec.mlflow.resources.as_ref(),
+            _ => self.service_spec(stack)?.resources.as_ref(),
+        }
+    }
+
+    /// The main container's image: a flashcards service's from the stack's registry and version,
+    /// Redis's and MLflow's pinned upstream ones, unless the spec names its own.
     pub fn image(self, stack: &FlashcardStack) -> String {
-        self.spec(stack).image.clone().unwrap_or_else(|| {
-            let registry = stack
-                .spec
-                .image_registry
-                .as_deref()
-                .unwrap_or(DEFAULT_REGISTRY)
-                .trim_end_matches('/');
-            let version = stack.spec.version.as_deref().unwrap_or(OPERATOR_VERSION);
-            format!("{registry}/flashcards-{}:{version}", self.name())
-        })
+        let named = match self {
+            Self::Redis => stack.spec.redis.image.as_ref(),
+            Self::Mlflow => stack.spec.mlflow.image.as_ref(),
+            _ => self
+                .service_spec(stack)
+                .and_then(|spec| spec.image.as_ref()),
+        };
+        if let Some(image) = named {
+            return image.clone();
+        }
+        match self {
+            Self::Redis => REDIS_IMAGE.to_owned(),
+            Self::Mlflow => MLFLOW_IMAGE.to_owned(),
+            _ => {
+                let registry = stack
+                    .spec
+                    .image_registry
+                    .as_deref()
+                    .unwrap_or(DEFAULT_REGISTRY)
+                    .trim_end_matches('/');
+                let version = stack.spec.version.as_deref().unwrap_or(OPERATOR_VERSION);
+                format!("{registry}/flashcards-{}:{version}", self.name())
+            }
+        }
     }
 }
 
@@ -190,6 +280,58 @@ pub(crate) mod tests {
         assert_eq!(Component::Llm.replicas(&stack(spec.clone())), 1);
         spec.stopped = true;
         assert_eq!(Component::Ocr.replicas(&stack(spec)), 0);
+    }
+
+    #[test]
+    fn redis_and_mlflow_run_when_enabled_with_pinned_images_and_one_replica() {
+        let mut spec = FlashcardStackSpec::default();
+        let names = |stack: &FlashcardStack| -> Vec<&str> {
+            Component::enabled_in(stack).map(Component::name).collect()
+        };
+        assert_eq!(
+            names(&stack(spec.clone())),
+            ["backend", "ocr", "llm", "web"]
+        );
+        spec.redis.enabled = true;
+        assert_eq!(
+            names(&stack(spec.clone())),
+            ["backend", "ocr", "llm", "web", "redis"]
+        );
+        spec.mlflow.enabled = true;
+        let both = stack(spec.clone());
+        assert_eq!(
+            names(&both),
+            ["backend", "ocr", "llm", "web", "redis", "mlflow"]
+        );
+        assert_eq!(Component::Redis.image(&both), REDIS_IMAGE);
+        assert_eq!(Component::Mlflow.image(&both), MLFLOW_IMAGE);
+        assert_eq!(Component::Redis.replicas(&both), 1);
+        assert_eq!(Component::Mlflow.replicas(&both), 1);
+        assert_eq!(Component::Redis.metrics_port(&both), Some("metrics"));
+        assert_eq!(Component::Mlflow.metrics_port(&both), None);
+        assert_eq!(Component::Web.metrics_port(&both), Some("http"));
+
+        spec.redis.image = Some("mirror.local/redis:7.4".into());
+        spec.redis.exporter = Some(false);
+        spec.mlflow.resources = Some(ResourceRequirements::default());
+        spec.stopped = true;
+        let custom = stack(spec);
+        assert_eq!(Component::Redis.image(&custom), "mirror.local/redis:7.4");
+        assert_eq!(Component::Redis.metrics_port(&custom), None);
+        assert!(Component::Mlflow.resources(&custom).is_some());
+        assert_eq!(Component::Redis.replicas(&custom), 0);
+        assert_eq!(Component::Mlflow.replicas(&custom), 0);
+    }
+
+    #[test]
+    fn the_crd_documents_the_pinned_images() {
+        let yaml = crate::crd::crd_yaml().expect("renders");
+        for image in [REDIS_IMAGE, REDIS_EXPORTER_IMAGE, MLFLOW_IMAGE] {
+            assert!(
+                yaml.contains(image),
+                "{image} is not the documented default"
+            );
+        }
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! What kube-prometheus-stack picks up: a ServiceMonitor per component and one PrometheusRule
+//! What kube-prometheus-stack picks up: a ServiceMonitor per component with metrics (every one but
+//! MLflow; Redis's while redis_exporter runs) and one PrometheusRule
 //! (`monitoring.coreos.com/v1`, built as dynamic objects since the operator does not own those
 //! CRDs), and dashboard ConfigMaps labelled `grafana_dashboard: "1"` for Grafana's sidecar. All carry
 //! the stack's extra monitoring labels (e.g. `release: kube-prometheus-stack`).
@@ -44,7 +45,10 @@ fn monitoring_metadata(stack: &FlashcardStack, component: Component, name: Strin
     meta
 }
 
-pub fn service_monitor(stack: &FlashcardStack, component: Component) -> DynamicObject {
+/// The ServiceMonitor scraping `/metrics` on the component's metrics port; `None` for a
+/// component without one.
+pub fn service_monitor(stack: &FlashcardStack, component: Component) -> Option<DynamicObject> {
+    let port = component.metrics_port(stack)?;
     let resource = service_monitor_resource();
     let mut object = DynamicObject::new(&object_name(stack, component), &resource);
     object.metadata = monitoring_metadata(stack, component, object_name(stack, component));
@@ -52,13 +56,13 @@ pub fn service_monitor(stack: &FlashcardStack, component: Component) -> DynamicO
         "spec": {
             "selector": {"matchLabels": selector_labels(stack, component)},
             "endpoints": [{
-                "port": "http",
+                "port": port,
                 "path": "/metrics",
                 "interval": stack.spec.monitoring.service_monitors.interval,
             }],
         }
     });
-    object
+    Some(object)
 }
 
 pub fn prometheus_rule(stack: &FlashcardStack) -> DynamicObject {
@@ -156,7 +160,7 @@ mod tests {
 
     #[test]
     fn service_monitors_scrape_the_named_port_with_the_stacks_labels() {
-        let monitor = service_monitor(&monitored(), Component::Ocr);
+        let monitor = service_monitor(&monitored(), Component::Ocr).expect("a monitor");
         assert_eq!(
             monitor.types.as_ref().map(|t| t.kind.as_str()),
             Some("ServiceMonitor")
@@ -170,6 +174,24 @@ mod tests {
             "ocr"
         );
         assert!(monitor.metadata.owner_references.is_some());
+    }
+
+    #[test]
+    fn redis_is_scraped_through_its_exporter_and_mlflow_not_at_all() {
+        let mut stack = monitored();
+        stack.spec.redis.enabled = true;
+        stack.spec.mlflow.enabled = true;
+        let redis = service_monitor(&stack, Component::Redis).expect("the exporter's");
+        assert_eq!(redis.metadata.name.as_deref(), Some("study-redis"));
+        assert_eq!(redis.data["spec"]["endpoints"][0]["port"], "metrics");
+        assert_eq!(redis.data["spec"]["endpoints"][0]["path"], "/metrics");
+        assert_eq!(
+            redis.data["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"],
+            "redis"
+        );
+        assert!(service_monitor(&stack, Component::Mlflow).is_none());
+        stack.spec.redis.exporter = Some(false);
+        assert!(service_monitor(&stack, Component::Redis).is_none());
     }
 
     #[test]

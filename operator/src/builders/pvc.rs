@@ -1,5 +1,5 @@
-//! PersistentVolumeClaims: the backend's SQLite file (when not on PostgreSQL) and the LLM
-//! service's model cache (local models).
+//! PersistentVolumeClaims: the backend's SQLite file (when not on PostgreSQL), the LLM service's
+//! model cache (local models) and MLflow's runs and artifacts (when enabled).
 
 use std::collections::BTreeMap;
 
@@ -34,7 +34,27 @@ pub fn claims(stack: &FlashcardStack) -> Vec<PersistentVolumeClaim> {
     if let Some(local) = &stack.spec.llm.local {
         claims.push(claim(stack, Component::Llm, local.storage.clone()));
     }
+    if stack.spec.mlflow.enabled {
+        let size = stack
+            .spec
+            .mlflow
+            .storage
+            .clone()
+            .unwrap_or_else(|| Quantity("1Gi".to_owned()));
+        claims.push(claim(stack, Component::Mlflow, size));
+    }
     claims
+}
+
+/// Claims never pruned, desired or not: user data is not worth losing to a spec change. Moving
+/// the backend to PostgreSQL keeps the SQLite file (to migrate from, or to move back to), and
+/// disabling MLflow keeps its runs for when it is enabled again. Such claims stay owned by the
+/// stack and go with it; the model cache, which is downloaded again, is pruned.
+pub fn kept(stack: &FlashcardStack) -> Vec<String> {
+    vec![
+        claim_name(stack, Component::Backend),
+        claim_name(stack, Component::Mlflow),
+    ]
 }
 
 fn claim(stack: &FlashcardStack, component: Component, size: Quantity) -> PersistentVolumeClaim {
@@ -90,5 +110,33 @@ mod tests {
             .and_then(|r| r.requests.as_ref())
             .expect("requests")["storage"];
         assert_eq!(size.0, "2Gi");
+    }
+
+    #[test]
+    fn mlflow_gets_a_volume_when_enabled_which_is_kept_when_disabled() {
+        let mut spec = FlashcardStackSpec::default();
+        assert_eq!(claims(&stack(spec.clone())).len(), 1, "SQLite alone");
+        assert_eq!(
+            kept(&stack(spec.clone())),
+            ["study-backend-data", "study-mlflow-data"],
+            "user data outlives a spec change"
+        );
+        spec.mlflow.enabled = true;
+        let with_mlflow = claims(&stack(spec.clone()));
+        assert_eq!(
+            with_mlflow[1].metadata.name.as_deref(),
+            Some("study-mlflow-data")
+        );
+        let size = |claim: &PersistentVolumeClaim| {
+            claim
+                .spec
+                .as_ref()
+                .and_then(|s| s.resources.as_ref())
+                .and_then(|r| r.requests.as_ref())
+                .map(|requests| requests["storage"].0.clone())
+        };
+        assert_eq!(size(&with_mlflow[1]).as_deref(), Some("1Gi"));
+        spec.mlflow.storage = Some(Quantity("5Gi".into()));
+        assert_eq!(size(&claims(&stack(spec))[1]).as_deref(), Some("5Gi"));
     }
 }

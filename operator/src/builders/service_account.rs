@@ -24,5 +24,10 @@ mod tests {
         let account = service_account(&stack(FlashcardStackSpec::default()), Component::Web);
         assert_eq!(account.metadata.name.as_deref(), Some("study-web"));
         assert_eq!(account.automount_service_account_token, Some(false));
+        let mut spec = FlashcardStackSpec::default();
+        spec.mlflow.enabled = true;
+        let mlflow = service_account(&stack(spec), Component::Mlflow);
+        assert_eq!(mlflow.metadata.name.as_deref(), Some("study-mlflow"));
+        assert_eq!(mlflow.automount_service_account_token, Some(false));
     }
 }
