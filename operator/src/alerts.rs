@@ -4,7 +4,12 @@
 //! against `container_spec_memory_limit_bytes`; disk is the kubelet's volume statistics of the
 //! stack's claims.
 
+use serde_json::json;
+
 use crate::crd::AlertThresholds;
+
+/// The rule group's name, in the PrometheusRule and in monitoring/alert_rules.yml.
+pub const GROUP_NAME: &str = "flashcards.application";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Severity {
@@ -56,6 +61,38 @@ impl Scope {
             volumes: format!(r#"namespace="{namespace}", persistentvolumeclaim=~"{name}-.*""#),
         }
     }
+
+    /// Every flashcards service, for Prometheus set up by hand (monitoring/prometheus.yml names
+    /// the jobs `flashcards-<service>`); containers and volumes as the operator names them, in
+    /// any namespace.
+    pub fn standalone() -> Self {
+        Self {
+            jobs: r#"job=~"flashcards-(backend|ocr|llm|web)""#.to_owned(),
+            containers: r#"container=~"backend|ocr|llm|web""#.to_owned(),
+            volumes: r#"persistentvolumeclaim=~".+-(backend|mlflow)-data""#.to_owned(),
+        }
+    }
+}
+
+/// The rules as a Prometheus rule group (the shape both a rule file and a PrometheusRule hold).
+pub fn group(scope: &Scope, thresholds: &AlertThresholds) -> serde_json::Value {
+    let rules: Vec<_> = rules(scope, thresholds)
+        .into_iter()
+        .map(|rule| {
+            json!({
+                "alert": rule.name,
+                "expr": rule.expr,
+                "for": rule.for_,
+                "labels": {"severity": rule.severity.label()},
+                "annotations": {
+                    "summary": rule.summary,
+                    "description": rule.description,
+                    "runbook_url": rule.runbook,
+                },
+            })
+        })
+        .collect();
+    json!({"name": GROUP_NAME, "rules": rules})
 }
 
 fn rule(

@@ -9,6 +9,7 @@ pub mod crd;
 pub mod desired;
 pub mod leader;
 pub mod metrics;
+pub mod monitoring_files;
 pub mod status;
 
 pub use crd::{FlashcardStack, FlashcardStackSpec, FlashcardStackStatus};

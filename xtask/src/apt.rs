@@ -9,8 +9,10 @@ use crate::system;
 /// What building and running the services needs from Debian, as `(file or program, package)`:
 /// libtesseract and its English data for the OCR service, poppler-utils for its PDFs, pkg-config to
 /// find libtesseract at build time, the DejaVu font and qpdf for the generated OCR test corpus, and
-/// the `tesseract` program the OCR benchmark compares against.
-const SYSTEM_PACKAGES: [(&str, &str); 7] = [
+/// the `tesseract` program the OCR benchmark compares against; Prometheus (its `promtool` checks
+/// and unit-tests the alert rules) and Alertmanager (`amtool` checks its configuration) for the
+/// monitoring tests.
+const SYSTEM_PACKAGES: [(&str, &str); 9] = [
     ("pkg-config", "pkg-config"),
     ("/usr/include/tesseract/capi.h", "libtesseract-dev"),
     (
@@ -24,6 +26,8 @@ const SYSTEM_PACKAGES: [(&str, &str); 7] = [
         "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
         "fonts-dejavu-core",
     ),
+    ("promtool", "prometheus"),
+    ("amtool", "prometheus-alertmanager"),
 ];
 
 /// Installs whatever of [`SYSTEM_PACKAGES`] is missing.

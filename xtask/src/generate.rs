@@ -1,5 +1,5 @@
 //! `cargo xtask gen`: writes the files generated from code — the FlashcardStack CRD from the Rust
-//! types, then manifests/install.yaml from the Helm chart (which holds that CRD) with the helm
+//! types, the monitoring/ files from the operator's alert rules, then manifests/install.yaml from the Helm chart (which holds that CRD) with the helm
 //! that `cargo xtask control-plane build` makes; tests fail when a checked-in copy differs.
 
 use std::{fs, path::Path};
@@ -21,6 +21,11 @@ pub fn run() -> Result<()> {
     let crd = flashcards_operator::crd::crd_yaml().context("rendering the CRD")?;
     for copy in CRD_COPIES {
         write(Path::new(copy), &crd)?;
+    }
+    for file in
+        flashcards_operator::monitoring_files::files().context("rendering the monitoring files")?
+    {
+        write(Path::new(file.path), &file.content)?;
     }
     let helm = control_plane::ensure_built(control_plane::DEFAULT_JOBS)?
         .bin

@@ -69,29 +69,14 @@ pub fn prometheus_rule(stack: &FlashcardStack) -> DynamicObject {
     let resource = prometheus_rule_resource();
     let name = format!("{}-alerts", stack_name(stack));
     let namespace = stack.metadata.namespace.clone().unwrap_or_default();
-    let rules: Vec<_> = alerts::rules(
+    let group = alerts::group(
         &Scope::stack(&namespace, &stack_name(stack)),
         &stack.spec.monitoring.prometheus_rule.thresholds,
-    )
-    .into_iter()
-    .map(|rule| {
-        json!({
-            "alert": rule.name,
-            "expr": rule.expr,
-            "for": rule.for_,
-            "labels": {"severity": rule.severity.label()},
-            "annotations": {
-                "summary": rule.summary,
-                "description": rule.description,
-                "runbook_url": rule.runbook,
-            },
-        })
-    })
-    .collect();
+    );
     let mut object = DynamicObject::new(&name, &resource);
     object.metadata = monitoring_metadata(stack, Component::Backend, name);
     object.data = json!({
-        "spec": {"groups": [{"name": "flashcards.application", "rules": rules}]}
+        "spec": {"groups": [group]}
     });
     object
 }

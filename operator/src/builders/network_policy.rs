@@ -3,6 +3,8 @@
 //! the backend; MLflow takes OCR and LLM, which log to it. Prometheus (pods labelled
 //! `app.kubernetes.io/name: prometheus` in any namespace) reaches every port it scrapes: the
 //! services' `http` and redis_exporter's `metrics`. MLflow exports no metrics, so it gets none.
+//! Alertmanager (`app.kubernetes.io/name: alertmanager`, any namespace) reaches the backend, whose
+//! `POST /alerts` takes its webhook.
 
 use k8s_openapi::{
     api::networking::v1::{
@@ -25,15 +27,22 @@ pub fn network_policy(stack: &FlashcardStack, component: Component) -> NetworkPo
     };
     let ingress = match component {
         Component::Web => vec![rule(None, "http")],
-        Component::Backend => vec![rule(Some(vec![pods(Component::Web), prometheus()]), "http")],
+        Component::Backend => vec![rule(
+            Some(vec![
+                pods(Component::Web),
+                monitoring("prometheus"),
+                monitoring("alertmanager"),
+            ]),
+            "http",
+        )],
         Component::Ocr | Component::Llm => vec![rule(
-            Some(vec![pods(Component::Backend), prometheus()]),
+            Some(vec![pods(Component::Backend), monitoring("prometheus")]),
             "http",
         )],
         Component::Redis => {
             let mut rules = vec![rule(Some(vec![pods(Component::Backend)]), "redis")];
             if let Some(metrics) = component.metrics_port(stack) {
-                rules.push(rule(Some(vec![prometheus()]), metrics));
+                rules.push(rule(Some(vec![monitoring("prometheus")]), metrics));
             }
             rules
         }
@@ -56,13 +65,13 @@ pub fn network_policy(stack: &FlashcardStack, component: Component) -> NetworkPo
     }
 }
 
-fn prometheus() -> NetworkPolicyPeer {
+/// Pods named `name` (`app.kubernetes.io/name`, as kube-prometheus-stack labels them) in any
+/// namespace.
+fn monitoring(name: &str) -> NetworkPolicyPeer {
     NetworkPolicyPeer {
         namespace_selector: Some(LabelSelector::default()),
         pod_selector: Some(LabelSelector {
-            match_labels: Some(
-                [("app.kubernetes.io/name".to_owned(), "prometheus".to_owned())].into(),
-            ),
+            match_labels: Some([("app.kubernetes.io/name".to_owned(), name.to_owned())].into()),
             match_expressions: None,
         }),
         ip_block: None,
@@ -134,6 +143,11 @@ mod tests {
         assert_eq!(
             selected(&backend[..1], "app.kubernetes.io/component"),
             ["web"]
+        );
+        assert_eq!(
+            selected(&backend[1..], "app.kubernetes.io/name"),
+            ["prometheus", "alertmanager"],
+            "Alertmanager posts to the backend's webhook"
         );
     }
 

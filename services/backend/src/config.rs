@@ -1,6 +1,6 @@
 //! The backend's command line; every flag also reads an environment variable.
 
-use clap::Parser;
+use clap::{Parser, builder::NonEmptyStringValueParser};
 use flashcards_bootstrap::CommonArgs;
 
 #[derive(Debug, Clone, Parser)]
@@ -54,4 +54,16 @@ pub struct Args {
     /// Mark the session cookie `Secure` (set this when the backend is served over HTTPS).
     #[arg(long, env = "SECURE_COOKIES")]
     pub secure_cookies: bool,
+
+    /// Secret that Alertmanager must send to `POST /alerts` as `Authorization: Bearer <token>`
+    /// (its webhook_config `http_config.authorization.credentials`). Without it the webhook takes
+    /// any caller that can reach the backend: in Kubernetes, whoever the NetworkPolicy lets in.
+    #[arg(long, env = "ALERTS_WEBHOOK_TOKEN", hide_env_values = true,
+          value_parser = NonEmptyStringValueParser::new())]
+    pub alerts_token: Option<String>,
+
+    /// Emails of the accounts that may read the stack's alerts (`GET /api/alerts`),
+    /// comma-separated, case-insensitive. Without any, nobody may.
+    #[arg(long, env = "ADMIN_EMAILS", value_delimiter = ',')]
+    pub admin_emails: Vec<String>,
 }

@@ -1,6 +1,8 @@
 //! The flashcards backend: users and sessions, decks, cards (basic and cloze) and FSRS study, over
-//! SQLite or PostgreSQL. `app` builds the whole HTTP service; `main.rs` only parses flags and serves.
+//! SQLite or PostgreSQL, and the stack's alerts from Alertmanager. `app` builds the whole HTTP
+//! service; `main.rs` only parses flags and serves.
 
+pub mod alerts;
 pub mod auth;
 pub mod cards;
 pub mod clock;
@@ -41,6 +43,7 @@ pub fn app(service: ServiceBuilder, state: AppState) -> Router {
         .merge(study::router())
         .merge(documents::router(state.documents.max_upload_bytes))
         .merge(generation::router())
+        .merge(alerts::router())
         .with_state(state);
     service.readiness(readiness).build(api)
 }

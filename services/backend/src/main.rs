@@ -2,7 +2,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use flashcards_backend::{
-    AppState, Args, DEFAULT_PORT, app, auth,
+    AppState, Args, DEFAULT_PORT,
+    alerts::webhook::WebhookToken,
+    app,
+    auth::{self, Admins},
     clock::Clock,
     db,
     documents::DocumentSettings,
@@ -49,6 +52,17 @@ async fn main() -> anyhow::Result<()> {
             &args.llm_url,
             Duration::from_secs(args.llm_timeout_secs),
         )),
+    )
+    .with_admins(Admins::new(&args.admin_emails))
+    .with_alerts_token(
+        args.alerts_token
+            .as_deref()
+            .map_or_else(WebhookToken::open, WebhookToken::required),
+    );
+    tracing::info!(
+        admins = state.admins.len(),
+        token_required = state.alerts_token.is_required(),
+        "alerts: POST /alerts for Alertmanager, GET /api/alerts for administrators"
     );
     generation::jobs::start_sweeper(state.clone(), JOB_SWEEP_INTERVAL);
 

@@ -6,6 +6,8 @@ use prometheus_client::{
     registry::Registry,
 };
 
+use crate::alerts::AlertStatus;
+
 /// What `flashcard_operations_total{operation}` counts: card create/read/update/delete (a list read
 /// is one read) and reviews of study items.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,10 +36,16 @@ struct OperationLabels {
     operation: &'static str,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct AlertLabels {
+    status: &'static str,
+}
+
 #[derive(Clone, Default)]
 pub struct BackendMetrics {
     operations: Family<OperationLabels, Counter>,
     sessions_active: Gauge,
+    alerts_received: Family<AlertLabels, Counter>,
 }
 
 impl BackendMetrics {
@@ -53,6 +61,17 @@ impl BackendMetrics {
             "Login sessions that have not expired or been logged out",
             metrics.sessions_active.clone(),
         );
+        registry.register(
+            "flashcards_alerts_received",
+            "Alerts received in Alertmanager's webhook notifications, by their status",
+            metrics.alerts_received.clone(),
+        );
+        // Both series exist from the start, so a rate over them is 0 rather than absent.
+        for status in [AlertStatus::Firing, AlertStatus::Resolved] {
+            drop(metrics.alerts_received.get_or_create(&AlertLabels {
+                status: status.as_str(),
+            }));
+        }
         metrics
     }
 
@@ -66,5 +85,14 @@ impl BackendMetrics {
 
     pub fn set_sessions_active(&self, count: i64) {
         self.sessions_active.set(count);
+    }
+
+    /// One alert of a stored webhook notification.
+    pub fn alert_received(&self, status: AlertStatus) {
+        self.alerts_received
+            .get_or_create(&AlertLabels {
+                status: status.as_str(),
+            })
+            .inc();
     }
 }

@@ -3,7 +3,8 @@ use std::sync::Arc;
 use fsrs::FSRS;
 
 use crate::{
-    auth::CredentialCache,
+    alerts::webhook::WebhookToken,
+    auth::{Admins, CredentialCache},
     cards::page_cache::PageCache,
     clock::Clock,
     db::{Database, Engine},
@@ -26,6 +27,10 @@ pub struct AppState {
     pub reviews: ReviewQueue,
     pub documents: DocumentSettings,
     pub generation: Generation,
+    /// Who may read what only the stack's operators see (alerts); nobody by default.
+    pub admins: Admins,
+    /// What `POST /alerts` requires of its caller; nothing by default.
+    pub alerts_token: WebhookToken,
 }
 
 impl AppState {
@@ -53,6 +58,19 @@ impl AppState {
             pages,
             documents,
             generation,
+            admins: Admins::default(),
+            alerts_token: WebhookToken::open(),
+        }
+    }
+
+    pub fn with_admins(self, admins: Admins) -> Self {
+        Self { admins, ..self }
+    }
+
+    pub fn with_alerts_token(self, alerts_token: WebhookToken) -> Self {
+        Self {
+            alerts_token,
+            ..self
         }
     }
 

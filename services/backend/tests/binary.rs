@@ -30,6 +30,7 @@ fn help_documents_every_flag_with_its_env_variable() {
         "OCR_URL",
         "OCR_TIMEOUT_SECS",
         "MAX_UPLOAD_BYTES",
+        "ADMIN_EMAILS",
     ] {
         assert!(
             help.contains(&format!("[env: {env}=")),
@@ -37,6 +38,19 @@ fn help_documents_every_flag_with_its_env_variable() {
         );
     }
     assert!(help.contains("[default: 0.0.0.0:8002]"), "{help}");
+}
+
+#[test]
+fn help_never_shows_the_alerts_token() {
+    let output = Command::new(BINARY)
+        .arg("--help")
+        .env("ALERTS_WEBHOOK_TOKEN", "am-s3cret")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let help = String::from_utf8(output.stdout).unwrap();
+    assert!(help.contains("[env: ALERTS_WEBHOOK_TOKEN]"), "{help}");
+    assert!(!help.contains("am-s3cret"), "{help}");
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! Registration, login/logout with a session cookie, and API tokens for programmatic use.
 
+mod admin;
 mod cache;
 mod current_user;
 pub mod password;
@@ -23,6 +24,7 @@ use tokio::sync::Semaphore;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+pub use admin::{Admin, AdminRejection, Admins};
 pub use cache::{CACHE_TTL_MS, CredentialCache};
 pub use current_user::{CurrentUser, SESSION_COOKIE, presented_token};
 

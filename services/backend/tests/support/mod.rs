@@ -91,6 +91,24 @@ impl TestServer {
         llm_url: &str,
         database_url: Option<String>,
     ) -> Self {
+        Self::start_configured(engine, ocr_url, llm_url, database_url, |state| state).await
+    }
+
+    /// A backend whose state `configure` completes (administrators, the alerts webhook token).
+    pub async fn start_with_state(
+        engine: Engine,
+        configure: impl FnOnce(AppState) -> AppState,
+    ) -> Self {
+        Self::start_configured(engine, NO_OCR_SERVICE, NO_LLM_SERVICE, None, configure).await
+    }
+
+    async fn start_configured(
+        engine: Engine,
+        ocr_url: &str,
+        llm_url: &str,
+        database_url: Option<String>,
+        configure: impl FnOnce(AppState) -> AppState,
+    ) -> Self {
         let (database_url, sqlite_file) = match (engine, database_url) {
             (_, Some(url)) => (url, None),
             (Engine::Sqlite, None) => {
@@ -121,6 +139,7 @@ impl TestServer {
             documents,
             Generation::new(LlmClient::new(llm_url, std::time::Duration::from_secs(300))),
         );
+        let state = configure(state);
         generation::jobs::start_sweeper(state.clone(), std::time::Duration::from_millis(100));
         let router = app(service, state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
