@@ -3,7 +3,6 @@
 use std::{
     collections::BTreeMap,
     env, fmt, fs,
-    net::{Ipv4Addr, TcpListener},
     path::{Path, PathBuf},
     process::Command,
     time::Duration,
@@ -26,6 +25,7 @@ use crate::{
     kubeconfig,
     process::Process,
     wait::wait_for,
+    workspace::free_port,
 };
 
 /// The folder with the binaries (and kwok's stages), which `cargo xtask test` sets.
@@ -429,17 +429,6 @@ fn configured(var: &'static str) -> Result<PathBuf, Error> {
         .filter(|value| !value.is_empty())
         .map(PathBuf::from)
         .ok_or(Error::NotConfigured { var })
-}
-
-/// A free TCP port on 127.0.0.1: the kernel picks one for a listener that we close at once.
-/// Another process could take it before the component binds it, which is unlikely enough.
-fn free_port() -> Result<u16, Error> {
-    let listener =
-        TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(Error::io("finding a free port"))?;
-    Ok(listener
-        .local_addr()
-        .map_err(Error::io("reading the free port"))?
-        .port())
 }
 
 /// The CA, the serving certificates and the service account keys, as the components read them.

@@ -16,6 +16,13 @@ pub enum Error {
     )]
     Missing { path: PathBuf },
 
+    #[error(
+        "{name} is not built at {}: run the tests with `cargo test --workspace` (as `cargo xtask \
+         test` does) or `cargo build -p <its package>` first",
+        path.display()
+    )]
+    NotBuilt { name: String, path: PathBuf },
+
     #[error("{context}: {source}")]
     Io {
         context: String,

@@ -22,6 +22,7 @@ pub mod install_manifest;
 mod kubeconfig;
 mod process;
 mod wait;
+pub mod workspace;
 
 pub use control_plane::{
     BIN_VAR, ControlPlane, FAKE_NODE_ANNOTATION, PROMETHEUS_CRDS_VAR, helm_binary, prometheus_crds,

@@ -1,7 +1,8 @@
 //! The Helm chart on the real control plane: it installs (CRD included), and the RBAC it grants
 //! the operator's ServiceAccount covers what the operator does and nothing it does not need —
 //! Secrets above all (checked by impersonation with `kubectl auth can-i`). And
-//! manifests/install.yaml is that chart rendered, as `cargo xtask gen` writes it.
+//! manifests/install.yaml is that chart rendered, as `cargo xtask gen` writes it; `helm lint
+//! --strict` passes it.
 
 use std::{path::Path, time::Duration};
 
@@ -35,6 +36,24 @@ fn can(control_plane: &ControlPlane, verb: &str, resource: &str, namespace: &str
         String::from_utf8_lossy(&output.stderr)
     );
     Ok(answer == "yes")
+}
+
+#[test]
+fn helm_lint_passes_the_chart() -> Result<()> {
+    let home = tempfile::tempdir()?;
+    let output = std::process::Command::new(helm_binary()?)
+        .args(["lint", "--strict", &chart()])
+        .env("HELM_CACHE_HOME", home.path().join("cache"))
+        .env("HELM_CONFIG_HOME", home.path().join("config"))
+        .env("HELM_DATA_HOME", home.path().join("data"))
+        .output()?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    ensure!(
+        output.status.success() && text.contains("0 chart(s) failed"),
+        "helm lint: {text}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(())
 }
 
 #[test]

@@ -10,15 +10,17 @@
 //! children alone, `stopped` scales to zero, and deleting the stack removes its children.
 
 use std::{
-    env, fs,
-    net::{Ipv4Addr, TcpListener},
-    path::{Path, PathBuf},
+    fs,
+    path::Path,
     process::{Command, Output},
     time::Duration,
 };
 
 use anyhow::{Context as _, Result, bail, ensure};
-use flashcards_e2e::{ControlPlane, Process, prometheus_crds, wait_for};
+use flashcards_e2e::{
+    ControlPlane, Process, prometheus_crds, wait_for,
+    workspace::{self, free_port},
+};
 use flashcards_operator::FlashcardStack;
 use k8s_openapi::api::{
     apps::v1::Deployment,
@@ -43,9 +45,6 @@ const RELEASE_NAMESPACE: &str = "flashcards-system";
 /// The chart's ServiceAccount, and the user its tokens authenticate as.
 const SERVICE_ACCOUNT: &str = "flashcards-operator";
 const OPERATOR_USER: &str = "system:serviceaccount:flashcards-system:flashcards-operator";
-/// Overrides where the operator binary is found (by default beside this test's executable, where
-/// `cargo test --workspace` builds it).
-const OPERATOR_VAR: &str = "FLASHCARDS_E2E_OPERATOR";
 /// The bound a stack must reach Ready within, from the moment it is applied.
 const READY_WITHIN: Duration = Duration::from_secs(120);
 /// How long the operator is watched for writes once the stack is Ready.
@@ -74,34 +73,10 @@ fn succeed(command: &mut Command) -> Result<Output> {
     Ok(output)
 }
 
-fn operator_binary() -> Result<PathBuf> {
-    if let Some(path) = env::var_os(OPERATOR_VAR) {
-        return Ok(path.into());
-    }
-    // target/<profile>/deps/<this test> → target/<profile>/flashcards-operator
-    let exe = env::current_exe().context("locating the test executable")?;
-    let path = exe
-        .parent()
-        .and_then(Path::parent)
-        .context("the test executable has no target folder")?
-        .join("flashcards-operator");
-    ensure!(
-        path.is_file(),
-        "{} is missing: build it with `cargo build -p flashcards-operator` (or set {OPERATOR_VAR})",
-        path.display()
-    );
-    Ok(path)
-}
-
-fn free_port() -> Result<u16> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("finding a free port")?;
-    Ok(listener.local_addr()?.port())
-}
-
 /// Starts the operator binary with `kubeconfig`, electing a leader on its Lease in the release
 /// namespace as the chart's Deployment does.
 fn start_operator(control_plane: &ControlPlane, kubeconfig: &Path, port: u16) -> Result<Process> {
-    let mut command = Command::new(operator_binary()?);
+    let mut command = Command::new(workspace::binary("flashcards-operator")?);
     command
         .env("KUBECONFIG", kubeconfig)
         .env("RUST_LOG", "info")

@@ -21,7 +21,9 @@ use k8s_openapi::{
 };
 use kube::{
     Api, Client, Resource, ResourceExt,
-    api::{ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams},
+    api::{
+        ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
+    },
     runtime::{
         controller::Action,
         events::{Event, EventType, Recorder, Reporter},
@@ -33,7 +35,7 @@ use serde_json::json;
 
 use crate::{
     apply::needs_apply,
-    builders::{Component, MANAGER, object_name, stack_name},
+    builders::{Component, MANAGER, monitoring, object_name, stack_name},
     crd::FlashcardStack,
     desired::{Desired, desired},
     metrics::OperatorMetrics,
@@ -48,6 +50,10 @@ pub enum Error {
     Json(#[from] serde_json::Error),
     #[error("the FlashcardStack has no namespace")]
     NoNamespace,
+    #[error("a dynamic object without apiVersion and kind")]
+    NoType,
+    #[error("{0}")]
+    ApiVersion(#[from] kube::core::gvk::ParseGroupVersionError),
 }
 
 /// What every reconcile shares.
@@ -107,9 +113,18 @@ async fn reconcile_inner(stack: &FlashcardStack, ctx: &Context) -> Result<Action
     let namespace = stack.namespace().ok_or(Error::NoNamespace)?;
     let monitoring_crds = monitoring_crds_present(&ctx.client).await;
     if !stack.spec.paused {
-        let wanted = desired(stack, monitoring_crds);
+        let grafana_api = grafana_api_present(&ctx.client).await;
+        let wanted = desired(stack, monitoring_crds, grafana_api);
         let changed = apply_all(&ctx.client, &namespace, &wanted).await?;
-        let pruned = prune(&ctx.client, &namespace, stack, &wanted, monitoring_crds).await?;
+        let pruned = prune(
+            &ctx.client,
+            &namespace,
+            stack,
+            &wanted,
+            monitoring_crds,
+            grafana_api,
+        )
+        .await?;
         if !changed.is_empty() || !pruned.is_empty() {
             publish(ctx, stack, &changed, &pruned).await;
         }
@@ -135,6 +150,15 @@ async fn monitoring_crds_present(client: &Client) -> bool {
         .list_api_group_resources("monitoring.coreos.com/v1")
         .await
         .is_ok_and(|list| list.resources.iter().any(|r| r.kind == "ServiceMonitor"))
+}
+
+/// Whether the grafana-operator's API is served (a discovery read).
+async fn grafana_api_present(client: &Client) -> bool {
+    let resource = monitoring::grafana_dashboard_resource();
+    client
+        .list_api_group_resources(&resource.api_version)
+        .await
+        .is_ok_and(|list| list.resources.iter().any(|r| r.kind == resource.kind))
 }
 
 /// Applies each desired object that is missing or differs; returns `Kind/name` of those applied.
@@ -165,7 +189,7 @@ async fn apply_all(
     for object in &wanted.dashboards {
         ensure(client, namespace, object, &mut changed).await?;
     }
-    for object in &wanted.monitoring {
+    for object in wanted.monitoring.iter().chain(&wanted.grafana_dashboards) {
         ensure_dynamic(client, namespace, object, &mut changed).await?;
     }
     Ok(changed)
@@ -206,27 +230,37 @@ async fn ensure_dynamic(
     desired: &DynamicObject,
     changed: &mut Vec<String>,
 ) -> Result<(), Error> {
-    let kind = desired
-        .types
-        .as_ref()
-        .map_or("", |types| types.kind.as_str());
-    let resource = ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
-        crate::builders::monitoring::MONITORING_GROUP,
-        "v1",
-        kind,
-    ));
+    let types = desired.types.as_ref().ok_or(Error::NoType)?;
+    let resource = ApiResource::from_gvk(&GroupVersionKind::try_from(types)?);
+    let kind = &resource.kind;
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
     let name = desired.name_any();
     let live = api.get_opt(&name).await?;
     let live = live.map(|live| serde_json::to_value(&live)).transpose()?;
     if needs_apply(&serde_json::to_value(desired)?, live.as_ref()) {
-        api.patch(
-            &name,
-            &PatchParams::apply(MANAGER).force(),
-            &Patch::Apply(desired),
-        )
-        .await?;
-        changed.push(format!("{kind}/{name}"));
+        let applied = api
+            .patch(
+                &name,
+                &PatchParams::apply(MANAGER).force(),
+                &Patch::Apply(desired),
+            )
+            .await;
+        match applied {
+            // The grafana-operator refuses a changed instanceSelector: delete the dashboard, and a
+            // later reconcile creates it anew once the grafana-operator has let it go.
+            Err(kube::Error::Api(status))
+                if status.is_invalid()
+                    && live.is_some()
+                    && resource.group == monitoring::GRAFANA_GROUP =>
+            {
+                api.delete(&name, &DeleteParams::default()).await?;
+                changed.push(format!("{kind}/{name} (deleted to be replaced)"));
+            }
+            applied => {
+                applied?;
+                changed.push(format!("{kind}/{name}"));
+            }
+        }
     }
     Ok(())
 }
@@ -249,13 +283,15 @@ fn owned_by(object: &impl Resource, stack: &FlashcardStack) -> bool {
         .any(|owner| Some(owner.uid.as_str()) == uid)
 }
 
-/// Deletes owned objects that are no longer desired; returns `Kind/name` of those deleted.
+/// Deletes owned objects that are no longer desired; returns `Kind/name` of those deleted. Kinds
+/// whose API is not served (`monitoring_crds`, `grafana_api`) are left alone.
 async fn prune(
     client: &Client,
     namespace: &str,
     stack: &FlashcardStack,
     wanted: &Desired,
     monitoring_crds: bool,
+    grafana_api: bool,
 ) -> Result<Vec<String>, Error> {
     let mut deleted = Vec::new();
     // Deployments first, so that pods stop before what they use goes.
@@ -310,27 +346,36 @@ async fn prune(
         &mut deleted,
     )
     .await?;
-    if monitoring_crds {
-        let wanted_monitoring: BTreeSet<String> = wanted
+    let dynamic = [
+        (monitoring_crds, monitoring::service_monitor_resource()),
+        (monitoring_crds, monitoring::prometheus_rule_resource()),
+        (grafana_api, monitoring::grafana_dashboard_resource()),
+    ];
+    for (served, resource) in dynamic {
+        if !served {
+            continue;
+        }
+        let wanted: BTreeSet<String> = wanted
             .monitoring
             .iter()
+            .chain(&wanted.grafana_dashboards)
+            .filter(|object| {
+                object
+                    .types
+                    .as_ref()
+                    .is_some_and(|types| types.kind == resource.kind)
+            })
             .map(ResourceExt::name_any)
             .collect();
-        for resource in [
-            crate::builders::monitoring::service_monitor_resource(),
-            crate::builders::monitoring::prometheus_rule_resource(),
-        ] {
-            let api: Api<DynamicObject> =
-                Api::namespaced_with(client.clone(), namespace, &resource);
-            let list = api
-                .list(&ListParams::default().labels(&owned_selector(stack)))
-                .await?;
-            for object in list.items {
-                let name = object.name_any();
-                if owned_by(&object, stack) && !wanted_monitoring.contains(&name) {
-                    api.delete(&name, &DeleteParams::default()).await?;
-                    deleted.push(format!("{}/{name}", resource.kind));
-                }
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
+        let list = api
+            .list(&ListParams::default().labels(&owned_selector(stack)))
+            .await?;
+        for object in list.items {
+            let name = object.name_any();
+            if owned_by(&object, stack) && !wanted.contains(&name) {
+                api.delete(&name, &DeleteParams::default()).await?;
+                deleted.push(format!("{}/{name}", resource.kind));
             }
         }
     }

@@ -250,21 +250,36 @@ pub struct MonitoringSpec {
     #[serde(default)]
     pub prometheus_rule: PrometheusRuleSpec,
     #[serde(default)]
-    pub dashboards: Toggle,
+    pub dashboards: DashboardsSpec,
 }
 
-/// Something on by default.
+/// The monitoring guide's five Grafana dashboards, in the `flashcards` folder: as ConfigMaps
+/// labelled `grafana_dashboard: "1"` for Grafana's sidecar, and as GrafanaDashboards when the
+/// grafana-operator's API is served.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct Toggle {
+pub struct DashboardsSpec {
     #[serde(default = "enabled")]
     pub enabled: bool,
+    /// Labels of the grafana-operator `Grafana` instances, in any namespace, that load the
+    /// GrafanaDashboards (their `instanceSelector`; `{}` selects every instance). Default
+    /// `dashboards: grafana`, the grafana-operator's convention. A change replaces the
+    /// GrafanaDashboards, since the grafana-operator does not let a selector change.
+    #[serde(default = "default_grafana_instance_labels")]
+    pub grafana_instance_labels: BTreeMap<String, String>,
 }
 
-impl Default for Toggle {
+impl Default for DashboardsSpec {
     fn default() -> Self {
-        Self { enabled: true }
+        Self {
+            enabled: true,
+            grafana_instance_labels: default_grafana_instance_labels(),
+        }
     }
+}
+
+fn default_grafana_instance_labels() -> BTreeMap<String, String> {
+    BTreeMap::from([("dashboards".to_owned(), "grafana".to_owned())])
 }
 
 fn enabled() -> bool {

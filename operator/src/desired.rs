@@ -31,11 +31,14 @@ pub struct Desired {
     pub dashboards: Vec<ConfigMap>,
     /// ServiceMonitors and the PrometheusRule: only when the monitoring CRDs are installed.
     pub monitoring: Vec<DynamicObject>,
+    /// GrafanaDashboards: only when the grafana-operator's API is served.
+    pub grafana_dashboards: Vec<DynamicObject>,
 }
 
 /// The objects `stack` should own. `monitoring_crds` says whether the Prometheus Operator's CRDs
-/// exist in the cluster; without them the rest is still desired.
-pub fn desired(stack: &FlashcardStack, monitoring_crds: bool) -> Desired {
+/// exist in the cluster, `grafana_api` whether the grafana-operator's API is served; without them
+/// the rest is still desired.
+pub fn desired(stack: &FlashcardStack, monitoring_crds: bool, grafana_api: bool) -> Desired {
     let spec = &stack.spec.monitoring;
     let mut desired = Desired {
         claims: pvc::claims(stack),
@@ -63,6 +66,9 @@ pub fn desired(stack: &FlashcardStack, monitoring_crds: bool) -> Desired {
     }
     if spec.dashboards.enabled {
         desired.dashboards = monitoring::dashboards(stack);
+        if grafana_api {
+            desired.grafana_dashboards = monitoring::grafana_dashboards(stack);
+        }
     }
     desired
 }
@@ -74,7 +80,7 @@ mod tests {
 
     #[test]
     fn a_default_stack_owns_every_component_and_its_monitoring() {
-        let all = desired(&stack(FlashcardStackSpec::default()), true);
+        let all = desired(&stack(FlashcardStackSpec::default()), true, false);
         assert_eq!(all.deployments.len(), 4);
         assert_eq!(all.services.len(), 4);
         assert_eq!(all.service_accounts.len(), 4);
@@ -87,7 +93,7 @@ mod tests {
 
     #[test]
     fn monitoring_follows_the_crds_and_the_toggles() {
-        let without_crds = desired(&stack(FlashcardStackSpec::default()), false);
+        let without_crds = desired(&stack(FlashcardStackSpec::default()), false, false);
         assert!(without_crds.monitoring.is_empty());
         assert_eq!(
             without_crds.deployments.len(),
@@ -97,9 +103,37 @@ mod tests {
         let mut spec = FlashcardStackSpec::default();
         spec.monitoring.service_monitors.enabled = false;
         spec.monitoring.dashboards.enabled = false;
-        let partial = desired(&stack(spec), true);
+        let partial = desired(&stack(spec), true, false);
         assert_eq!(partial.monitoring.len(), 1, "the rule alone");
         assert!(partial.dashboards.is_empty());
+    }
+
+    #[test]
+    fn grafana_dashboards_follow_the_grafana_api_and_the_toggle() {
+        let with_api = desired(&stack(FlashcardStackSpec::default()), false, true);
+        assert_eq!(
+            names(&with_api.grafana_dashboards),
+            [
+                "study-dashboard-application-overview",
+                "study-dashboard-ocr-service",
+                "study-dashboard-llm-service",
+                "study-dashboard-system-resources",
+                "study-dashboard-mlflow-integration"
+            ],
+            "independent of the Prometheus Operator's CRDs"
+        );
+        assert!(with_api.monitoring.is_empty());
+        let without_api = desired(&stack(FlashcardStackSpec::default()), true, false);
+        assert!(without_api.grafana_dashboards.is_empty());
+        assert_eq!(
+            without_api.dashboards.len(),
+            5,
+            "the sidecar's ConfigMaps still"
+        );
+        let mut spec = FlashcardStackSpec::default();
+        spec.monitoring.dashboards.enabled = false;
+        let off = desired(&stack(spec), true, true);
+        assert!(off.grafana_dashboards.is_empty() && off.dashboards.is_empty());
     }
 
     fn names<K: kube::Resource>(objects: &[K]) -> Vec<String> {
@@ -114,7 +148,7 @@ mod tests {
         let mut spec = FlashcardStackSpec::default();
         spec.redis.enabled = true;
         spec.mlflow.enabled = true;
-        let on = desired(&stack(spec.clone()), true);
+        let on = desired(&stack(spec.clone()), true, false);
         for kind in [
             names(&on.deployments),
             names(&on.services),
@@ -151,7 +185,7 @@ mod tests {
         );
         assert!(on.budgets.is_empty(), "Redis and MLflow run one pod each");
 
-        let off = desired(&stack(FlashcardStackSpec::default()), true);
+        let off = desired(&stack(FlashcardStackSpec::default()), true, false);
         assert_eq!(off.deployments.len(), 4);
         assert_eq!(off.services.len(), 4);
         assert_eq!(off.service_accounts.len(), 4);
@@ -164,7 +198,7 @@ mod tests {
         );
 
         spec.redis.exporter = Some(false);
-        let quiet = desired(&stack(spec), true);
+        let quiet = desired(&stack(spec), true, false);
         assert_eq!(quiet.deployments.len(), 6);
         assert_eq!(
             quiet.monitoring.len(),
@@ -178,7 +212,7 @@ mod tests {
         let full: FlashcardStack =
             serde_yaml::from_str(include_str!("../../manifests/examples/full.yaml"))
                 .expect("the example parses");
-        let all = desired(&full, true);
+        let all = desired(&full, true, false);
         assert_eq!(all.deployments.len(), 6, "the printer column reads 6/6");
         assert_eq!(
             names(&all.claims),

@@ -6,6 +6,7 @@ pub mod apply;
 pub mod builders;
 pub mod controller;
 pub mod crd;
+pub mod dashboards;
 pub mod desired;
 pub mod leader;
 pub mod metrics;

@@ -1,20 +1,22 @@
 //! The files under monitoring/ for Prometheus and Alertmanager set up without the operator: the
 //! same alert rules the operator puts in its PrometheusRule (scoped to every flashcards service
 //! instead of one stack), a Prometheus configuration scraping the services of `cargo xtask up`,
-//! and the monitoring guide's Alertmanager route to the backend's webhook. `cargo xtask gen`
-//! writes them; a test fails when a checked-in copy differs.
+//! the monitoring guide's Alertmanager route to the backend's webhook, and the five Grafana
+//! dashboards as JSON to import. `cargo xtask gen` writes them; a test fails when a checked-in copy
+//! differs.
 
 use serde_json::json;
 
 use crate::{
     alerts::{self, Scope},
     crd::AlertThresholds,
+    dashboards,
 };
 
 /// One generated file: its path from the repository root and its content.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GeneratedFile {
-    pub path: &'static str,
+    pub path: String,
     pub content: String,
 }
 
@@ -28,10 +30,10 @@ pub const LOCAL_TARGETS: [(&str, u16); 3] = [
 /// Where the guide's Alertmanager sends alerts: the backend's webhook on the local stack.
 pub const LOCAL_WEBHOOK: &str = "http://localhost:8002/alerts";
 
-pub fn files() -> Result<Vec<GeneratedFile>, serde_yaml::Error> {
-    Ok(vec![
+pub fn files() -> Result<Vec<GeneratedFile>, Error> {
+    let mut files = vec![
         GeneratedFile {
-            path: "monitoring/alert_rules.yml",
+            path: "monitoring/alert_rules.yml".to_owned(),
             content: with_header(
                 "The monitoring guide's alerts for every flashcards service, from\n\
                  # operator/src/alerts.rs with the guide's thresholds (the operator's PrometheusRule\n\
@@ -40,7 +42,7 @@ pub fn files() -> Result<Vec<GeneratedFile>, serde_yaml::Error> {
             ),
         },
         GeneratedFile {
-            path: "monitoring/prometheus.yml",
+            path: "monitoring/prometheus.yml".to_owned(),
             content: with_header(
                 "Prometheus for the local stack of `cargo xtask up`: its services, these rules,\n\
                  # and Alertmanager on its default port.",
@@ -52,7 +54,7 @@ pub fn files() -> Result<Vec<GeneratedFile>, serde_yaml::Error> {
             ),
         },
         GeneratedFile {
-            path: "monitoring/alertmanager.yml",
+            path: "monitoring/alertmanager.yml".to_owned(),
             content: with_header(
                 "The monitoring guide's route: every alert to the backend's webhook, which\n\
                  # stores it for GET /api/alerts. In Kubernetes the URL is\n\
@@ -61,7 +63,22 @@ pub fn files() -> Result<Vec<GeneratedFile>, serde_yaml::Error> {
                 &alertmanager_config(LOCAL_WEBHOOK, "10s", "10s")?,
             ),
         },
-    ])
+    ];
+    for dashboard in dashboards::all() {
+        files.push(GeneratedFile {
+            path: format!("monitoring/dashboards/{}.json", dashboard.file),
+            content: format!("{}\n", serde_json::to_string_pretty(&dashboard.json)?),
+        });
+    }
+    Ok(files)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("rendering YAML: {0}")]
+    Yaml(#[from] serde_yaml::Error),
+    #[error("rendering a dashboard: {0}")]
+    Json(#[from] serde_json::Error),
 }
 
 fn with_header(about: &str, yaml: &str) -> String {

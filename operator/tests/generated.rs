@@ -28,7 +28,7 @@ fn checked_in_crds_match_the_types() {
 fn checked_in_monitoring_files_match_the_code() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     for file in monitoring_files::files().unwrap() {
-        let checked_in = std::fs::read_to_string(root.join(file.path))
+        let checked_in = std::fs::read_to_string(root.join(&file.path))
             .unwrap_or_else(|err| panic!("{}: {err}; run `cargo xtask gen`", file.path));
         assert!(
             checked_in == file.content,

@@ -25,7 +25,7 @@ pub fn run() -> Result<()> {
     for file in
         flashcards_operator::monitoring_files::files().context("rendering the monitoring files")?
     {
-        write(Path::new(file.path), &file.content)?;
+        write(Path::new(&file.path), &file.content)?;
     }
     let helm = control_plane::ensure_built(control_plane::DEFAULT_JOBS)?
         .bin

@@ -1,8 +1,10 @@
 //! What kube-prometheus-stack picks up: a ServiceMonitor per component with metrics (every one but
 //! MLflow; Redis's while redis_exporter runs) and one PrometheusRule
 //! (`monitoring.coreos.com/v1`, built as dynamic objects since the operator does not own those
-//! CRDs), and dashboard ConfigMaps labelled `grafana_dashboard: "1"` for Grafana's sidecar. All carry
-//! the stack's extra monitoring labels (e.g. `release: kube-prometheus-stack`).
+//! CRDs), and the dashboards of [`crate::dashboards`]: ConfigMaps labelled `grafana_dashboard: "1"`
+//! for Grafana's sidecar, and GrafanaDashboards (`grafana.integreatly.org/v1beta1`, dynamic too)
+//! for the grafana-operator. All carry the stack's extra monitoring labels (e.g.
+//! `release: kube-prometheus-stack`).
 
 use std::collections::BTreeMap;
 
@@ -17,6 +19,7 @@ use super::{Component, metadata, object_name, selector_labels, stack_name};
 use crate::{
     alerts::{self, Scope},
     crd::FlashcardStack,
+    dashboards::{self, Dashboard},
 };
 
 pub const MONITORING_GROUP: &str = "monitoring.coreos.com";
@@ -81,50 +84,71 @@ pub fn prometheus_rule(stack: &FlashcardStack) -> DynamicObject {
     object
 }
 
-/// The monitoring guide's five dashboards, by file name and title.
-pub const DASHBOARDS: [(&str, &str); 5] = [
-    ("application-overview", "Flashcards: Application Overview"),
-    ("ocr-service", "Flashcards: OCR Service"),
-    ("llm-service", "Flashcards: LLM Service"),
-    ("system-resources", "Flashcards: System Resources"),
-    ("mlflow-integration", "Flashcards: MLflow Integration"),
-];
+/// The ConfigMap or GrafanaDashboard of a dashboard.
+fn dashboard_name(stack: &FlashcardStack, dashboard: &Dashboard) -> String {
+    format!("{}-dashboard-{}", stack_name(stack), dashboard.file)
+}
 
-/// One ConfigMap per dashboard for Grafana's sidecar, in the `flashcards` folder. The dashboards
-/// carry their datasource and namespace variables; their panels come with the monitoring work.
+/// One ConfigMap per dashboard for Grafana's sidecar, in the `flashcards` folder. Every stack
+/// delivers the same files (the dashboards choose namespaces through a variable), so several
+/// stacks share one dashboard each.
 pub fn dashboards(stack: &FlashcardStack) -> Vec<ConfigMap> {
-    DASHBOARDS
-        .iter()
-        .map(|(file, title)| {
-            let name = format!("{}-dashboard-{file}", stack_name(stack));
+    dashboards::all()
+        .into_iter()
+        .map(|dashboard| {
+            let name = dashboard_name(stack, &dashboard);
             let mut meta = monitoring_metadata(stack, Component::Web, name);
             meta.labels
                 .get_or_insert_with(BTreeMap::new)
                 .insert("grafana_dashboard".to_owned(), "1".to_owned());
             meta.annotations = Some(BTreeMap::from([(
                 "k8s-sidecar-target-directory".to_owned(),
-                "flashcards".to_owned(),
+                dashboards::FOLDER.to_owned(),
             )]));
-            let dashboard = json!({
-                "title": title,
-                "uid": format!("flashcards-{file}"),
-                "schemaVersion": 39,
-                "tags": ["flashcards"],
-                "templating": {"list": [
-                    {"name": "datasource", "type": "datasource", "query": "prometheus"},
-                    {"name": "namespace", "type": "query", "datasource": "${datasource}",
-                     "query": "label_values(up, namespace)"},
-                ]},
-                "panels": [],
-            });
             ConfigMap {
                 metadata: meta,
                 data: Some(BTreeMap::from([(
-                    format!("{file}.json"),
-                    dashboard.to_string(),
+                    format!("{}.json", dashboard.file),
+                    dashboard.json.to_string(),
                 )])),
                 ..ConfigMap::default()
             }
+        })
+        .collect()
+}
+
+pub const GRAFANA_GROUP: &str = "grafana.integreatly.org";
+
+pub fn grafana_dashboard_resource() -> ApiResource {
+    ApiResource::from_gvk(&GroupVersionKind::gvk(
+        GRAFANA_GROUP,
+        "v1beta1",
+        "GrafanaDashboard",
+    ))
+}
+
+/// The same dashboards as GrafanaDashboards for the grafana-operator, in the same folder, for the
+/// `Grafana` instances labelled as the stack says. Those usually live in another namespace, hence
+/// the cross-namespace import.
+pub fn grafana_dashboards(stack: &FlashcardStack) -> Vec<DynamicObject> {
+    let resource = grafana_dashboard_resource();
+    dashboards::all()
+        .into_iter()
+        .map(|dashboard| {
+            let name = dashboard_name(stack, &dashboard);
+            let mut object = DynamicObject::new(&name, &resource);
+            object.metadata = monitoring_metadata(stack, Component::Web, name);
+            object.data = json!({
+                "spec": {
+                    "instanceSelector": {
+                        "matchLabels": stack.spec.monitoring.dashboards.grafana_instance_labels,
+                    },
+                    "allowCrossNamespaceImport": true,
+                    "folder": dashboards::FOLDER,
+                    "json": dashboard.json.to_string(),
+                }
+            });
+            object
         })
         .collect()
 }
@@ -213,6 +237,10 @@ mod tests {
             let labels = map.metadata.labels.clone().expect("labels");
             assert_eq!(labels["grafana_dashboard"], "1");
             assert_eq!(labels["release"], "kube-prometheus-stack");
+            assert_eq!(
+                map.metadata.annotations.clone().expect("annotations")["k8s-sidecar-target-directory"],
+                "flashcards"
+            );
             let (file, json) = map
                 .data
                 .clone()
@@ -222,12 +250,60 @@ mod tests {
                 .expect("one");
             assert!(file.ends_with(".json"));
             let dashboard: serde_json::Value = serde_json::from_str(&json).expect("JSON");
-            assert!(
-                dashboard["title"]
-                    .as_str()
-                    .expect("title")
-                    .starts_with("Flashcards: ")
-            );
+            let title = dashboard["title"].as_str().expect("title");
+            assert!(title.starts_with("Flashcards: "));
+            let panels = dashboard["panels"].as_array().expect("panels");
+            assert!(!panels.is_empty(), "{title}");
+            for panel in panels {
+                assert_eq!(panel["datasource"]["uid"], "${datasource}", "{title}");
+                assert!(
+                    panel["fieldConfig"]["defaults"]["unit"].is_string(),
+                    "{title}"
+                );
+            }
         }
+        assert_eq!(
+            maps[0].metadata.name.as_deref(),
+            Some("study-dashboard-application-overview")
+        );
+    }
+
+    #[test]
+    fn grafana_dashboards_select_the_labelled_instances_in_the_folder() {
+        let mut stack = monitored();
+        let objects = grafana_dashboards(&stack);
+        assert_eq!(objects.len(), 5);
+        let first = &objects[0];
+        let types = first.types.clone().expect("types");
+        assert_eq!(
+            (types.api_version.as_str(), types.kind.as_str()),
+            ("grafana.integreatly.org/v1beta1", "GrafanaDashboard")
+        );
+        assert_eq!(
+            first.metadata.name.as_deref(),
+            Some("study-dashboard-application-overview")
+        );
+        assert_eq!(
+            first.metadata.labels.clone().expect("labels")["release"],
+            "kube-prometheus-stack"
+        );
+        assert!(first.metadata.owner_references.is_some());
+        let spec = &first.data["spec"];
+        assert_eq!(
+            spec["instanceSelector"]["matchLabels"],
+            json!({"dashboards": "grafana"})
+        );
+        assert_eq!(spec["allowCrossNamespaceImport"], true);
+        assert_eq!(spec["folder"], "flashcards");
+        let model: serde_json::Value =
+            serde_json::from_str(spec["json"].as_str().expect("a string")).expect("JSON");
+        assert_eq!(model["uid"], "flashcards-application-overview");
+
+        stack.spec.monitoring.dashboards.grafana_instance_labels =
+            BTreeMap::from([("team".to_owned(), "learning".to_owned())]);
+        assert_eq!(
+            grafana_dashboards(&stack)[4].data["spec"]["instanceSelector"]["matchLabels"],
+            json!({"team": "learning"})
+        );
     }
 }
