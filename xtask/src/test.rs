@@ -1,5 +1,6 @@
 //! `cargo xtask test`: the whole workspace's tests against a throwaway PostgreSQL, a llama.cpp
-//! server and the e2e tests' Kubernetes binaries (built once), ending with one summary line.
+//! server, a throwaway MLflow server and the e2e tests' Kubernetes binaries (built once), ending
+//! with one summary line.
 
 use std::{
     env,
@@ -12,6 +13,7 @@ use anyhow::{Context, Result};
 use crate::{
     apt, cargo, control_plane, interrupt,
     llama::{LlamaServer, Model},
+    mlflow::MlflowServer,
     postgres::Cluster,
     summary::Totals,
 };
@@ -25,13 +27,16 @@ const POSTGRES_URL_VAR: &str = "FLASHCARDS_TEST_POSTGRES_URL";
 const LLM_URL_VAR: &str = "FLASHCARDS_TEST_LLM_URL";
 const LLM_MODEL_VAR: &str = "FLASHCARDS_TEST_LLM_MODEL";
 
+/// The variable through which the OCR, LLM and bootstrap tests find an MLflow tracking server.
+const MLFLOW_URL_VAR: &str = "FLASHCARDS_TEST_MLFLOW_URL";
+
 pub fn run(cargo_args: &[String]) -> ExitCode {
     let (cargo_succeeded, totals) = run_suites(cargo_args).unwrap_or_else(|err| {
         eprintln!("error: {err:#}");
         (false, Totals::default())
     });
-    // By now PostgreSQL and the LLM server are stopped and their folders gone, so this really is
-    // the last line.
+    // By now PostgreSQL, the LLM and MLflow servers are stopped and their folders gone, so this
+    // really is the last line.
     println!("{}", totals.summary(cargo_succeeded));
     if totals.ok(cargo_succeeded) {
         ExitCode::SUCCESS
@@ -40,8 +45,8 @@ pub fn run(cargo_args: &[String]) -> ExitCode {
     }
 }
 
-/// Runs cargo test; returns whether it succeeded and the summed results. The cluster and the LLM
-/// server, if we started them, are stopped when this returns, whatever happened.
+/// Runs cargo test; returns whether it succeeded and the summed results. The cluster, the LLM and
+/// the MLflow server, if we started them, are stopped when this returns, whatever happened.
 fn run_suites(cargo_args: &[String]) -> Result<(bool, Totals)> {
     interrupt::defer_ctrl_c()?;
     apt::ensure_system_packages()?;
@@ -69,6 +74,17 @@ fn run_suites(cargo_args: &[String]) -> Result<(bool, Totals)> {
                 llm.url()
             );
             Some(llm)
+        }
+    };
+    let mlflow = match env::var_os(MLFLOW_URL_VAR) {
+        Some(_) => {
+            eprintln!("using the MLflow server from {MLFLOW_URL_VAR}");
+            None
+        }
+        None => {
+            let mlflow = MlflowServer::start()?;
+            eprintln!("test MLflow server is up at {}", mlflow.url());
+            Some(mlflow)
         }
     };
     let cluster = match env::var_os(POSTGRES_URL_VAR) {
@@ -100,6 +116,9 @@ fn run_suites(cargo_args: &[String]) -> Result<(bool, Totals)> {
         command
             .env(LLM_URL_VAR, llm.url())
             .env(LLM_MODEL_VAR, llm.model_path());
+    }
+    if let Some(mlflow) = &mlflow {
+        command.env(MLFLOW_URL_VAR, mlflow.url());
     }
     let mut child = command.spawn().context("starting cargo test")?;
     let stdout = child

@@ -1,5 +1,9 @@
 //! `cargo xtask up`: the backend (on SQLite) and the OCR service in release mode, with embedded
 //! defaults, and llama.cpp's server as the LLM upstream, until Ctrl-C.
+//!
+//! MLflow is opt-in (`--mlflow`): it costs a minute's install the first time and a Python server's
+//! memory, and the stack works without it. Without the flag the services still log to the server
+//! named by MLFLOW_URL in the environment, which they inherit.
 
 use std::{
     fs,
@@ -11,7 +15,9 @@ use std::{
 use anyhow::{Context, Result};
 
 use crate::{
-    apt, cargo, interrupt, llama, paths,
+    apt, cargo, interrupt, llama,
+    mlflow::{self, MlflowServer},
+    paths,
     server::{Server, reachable},
 };
 
@@ -33,15 +39,29 @@ pub struct Options {
     #[arg(long, value_enum, default_value = "smollm2")]
     llm_model: llama::Model,
 
-    /// Folder for flashcards.db [default: ~/.local/share/flashcards]
+    /// Folder for flashcards.db and, with --mlflow, MLflow's runs in mlflow/
+    /// [default: ~/.local/share/flashcards]
     #[arg(long)]
     data_dir: Option<PathBuf>,
+
+    /// Also run an MLflow tracking server (installed from PyPI the first time) and have the OCR
+    /// and LLM services log their runs to it; its UI shows them.
+    #[arg(long)]
+    mlflow: bool,
+
+    /// Address and port for MLflow, with --mlflow.
+    #[arg(long, default_value = "127.0.0.1:5000")]
+    mlflow_listen: SocketAddr,
 }
 
 pub fn run(options: &Options) -> Result<ExitCode> {
     interrupt::defer_ctrl_c()?;
     // Another server on a port would answer /healthz in ours' place.
-    for listen in [options.listen, options.ocr_listen, options.llm_listen] {
+    let mlflow_listen = options.mlflow.then_some(options.mlflow_listen);
+    for listen in [options.listen, options.ocr_listen, options.llm_listen]
+        .into_iter()
+        .chain(mlflow_listen)
+    {
         TcpListener::bind(listen).with_context(|| {
             format!("cannot listen on {listen} (is flashcards already running?)")
         })?;
@@ -62,6 +82,22 @@ pub fn run(options: &Options) -> Result<ExitCode> {
     fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
     let database = data_dir.join("flashcards.db");
     eprintln!("database: {}", database.display());
+    let mlflow = match mlflow_listen {
+        Some(listen) => {
+            let dir = match &options.data_dir {
+                Some(dir) => dir.join("mlflow"),
+                None => mlflow::data_dir()?,
+            };
+            let mlflow = MlflowServer::start_in(&dir, listen)?;
+            println!("MLflow: {} (runs in {})", mlflow.url(), dir.display());
+            Some(mlflow)
+        }
+        None => None,
+    };
+    let mlflow_args: Vec<&str> = mlflow
+        .as_ref()
+        .map(|mlflow| vec!["--mlflow-url", mlflow.url()])
+        .unwrap_or_default();
     let llm_upstream = llama::start_upstream(options.llm_model)?;
     let llm_address = reachable(options.llm_listen);
     let mut llm = Server::start(
@@ -70,7 +106,8 @@ pub fn run(options: &Options) -> Result<ExitCode> {
             .arg("--listen")
             .arg(options.llm_listen.to_string())
             .arg("--upstream-url")
-            .arg(llm_upstream.url()),
+            .arg(llm_upstream.url())
+            .args(&mlflow_args),
     )?;
 
     let ocr_address = reachable(options.ocr_listen);
@@ -78,7 +115,8 @@ pub fn run(options: &Options) -> Result<ExitCode> {
         "flashcards-ocr",
         Command::new(cargo::release_binary("flashcards-ocr"))
             .arg("--listen")
-            .arg(options.ocr_listen.to_string()),
+            .arg(options.ocr_listen.to_string())
+            .args(&mlflow_args),
     )?;
     let mut backend = Server::start(
         "flashcards-backend",

@@ -33,7 +33,7 @@ fn help_documents_every_flag_with_its_env_variable() {
         "ADMIN_EMAILS",
     ] {
         assert!(
-            help.contains(&format!("[env: {env}=")),
+            help.contains(&format!("[env: {env}")),
             "{env} missing from:\n{help}"
         );
     }

@@ -22,10 +22,24 @@ pub struct CommonArgs {
     #[arg(long, env = "BODY_LIMIT_BYTES", default_value_t = 1024 * 1024)]
     pub body_limit_bytes: usize,
 
-    /// MLflow tracking server for the services that log experiment data (OCR, LLM); optional, and
-    /// logging never blocks requests.
-    #[arg(long, env = "MLFLOW_URL")]
+    /// MLflow tracking server for the services that log experiment data (OCR, LLM), e.g.
+    /// `http://mlflow:5000` (`user:password@` is sent as basic auth); without it nothing is logged.
+    /// Logging is queued and never blocks or fails a request. Its value is not shown in `--help`,
+    /// as it may hold a password.
+    #[arg(long, env = "MLFLOW_URL", hide_env_values = true)]
     pub mlflow_url: Option<String>,
+
+    /// MLflow experiment the runs go to, created if missing [default: flashcards-<service>].
+    #[arg(long, env = "MLFLOW_EXPERIMENT_NAME")]
+    pub mlflow_experiment: Option<String>,
+
+    /// Runs that may wait to be sent to MLflow; beyond that they are dropped (and counted).
+    #[arg(long, env = "MLFLOW_QUEUE", default_value_t = 256)]
+    pub mlflow_queue: usize,
+
+    /// Longest wait for one MLflow API call, in seconds; a run whose call fails is not retried.
+    #[arg(long, env = "MLFLOW_TIMEOUT_SECS", default_value_t = 5)]
+    pub mlflow_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -72,6 +86,9 @@ mod tests {
         assert_eq!(demo.common.listen, "0.0.0.0:8002".parse().expect("addr"));
         assert_eq!(demo.common.log_format, LogFormat::Text);
         assert_eq!(demo.common.body_limit_bytes, 1024 * 1024);
+        assert_eq!(demo.common.mlflow_url, None);
+        assert_eq!(demo.common.mlflow_queue, 256);
+        assert_eq!(demo.common.mlflow_timeout_secs, 5);
     }
 
     #[test]
@@ -91,7 +108,7 @@ mod tests {
         let help = err.to_string();
         assert!(help.contains("[env: LISTEN=]"), "{help}");
         assert!(help.contains("[default: 0.0.0.0:8000]"), "{help}");
-        assert!(help.contains("[env: MLFLOW_URL=]"), "{help}");
+        assert!(help.contains("[env: MLFLOW_URL]"), "{help}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! What every flashcards service shares, written once: configuration, logging, the Prometheus registry
 //! with the HTTP metrics middleware, `/metrics`, `/healthz`, `/readyz`, the JSON error type and the
-//! extractors that produce it, OpenAPI with Swagger UI at `/docs`, body limits and graceful shutdown.
+//! extractors that produce it, OpenAPI with Swagger UI at `/docs`, body limits and graceful shutdown,
+//! and the MLflow run logging of the services that log experiment data.
 
 pub mod config;
 pub mod error;
@@ -8,6 +9,7 @@ pub mod extract;
 pub mod health;
 pub mod http_metrics;
 pub mod logging;
+pub mod mlflow;
 pub mod server;
 
 pub use config::CommonArgs;

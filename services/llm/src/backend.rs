@@ -55,7 +55,12 @@ impl BackendError {
 
 pub type BackendFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, BackendError>> + Send + 'a>>;
 
+/// Sampling temperature of every request: greedy decoding, so the same text gives the same cards.
+pub const TEMPERATURE: f64 = 0.0;
+
 pub trait ModelBackend: Send + Sync {
+    /// Where completions come from, as `/v1/models` and MLflow report it.
+    fn kind(&self) -> &'static str;
     /// The model's name as reported to clients.
     fn model<'a>(&'a self) -> BackendFuture<'a, String>;
     fn complete<'a>(&'a self, request: &'a ChatRequest) -> BackendFuture<'a, Completion>;
@@ -206,6 +211,10 @@ enum Attempt {
 }
 
 impl ModelBackend for OpenAiUpstream {
+    fn kind(&self) -> &'static str {
+        "openai-compatible"
+    }
+
     fn model<'a>(&'a self) -> BackendFuture<'a, String> {
         Box::pin(self.discover_model())
     }
@@ -257,7 +266,7 @@ pub fn chat_body(model: &str, request: &ChatRequest, schema: Option<&Value>) -> 
         "model": model,
         "messages": messages,
         "max_tokens": request.max_tokens,
-        "temperature": 0.0,
+        "temperature": TEMPERATURE,
     });
     if let Some(schema) = schema {
         body["response_format"] = json!({

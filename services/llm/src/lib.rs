@@ -6,11 +6,12 @@ pub mod config;
 pub mod metrics;
 pub mod pipeline;
 pub mod routes;
+pub mod tracking;
 
 use std::{sync::Arc, time::Duration};
 
 use axum::Router;
-use flashcards_bootstrap::{ServiceBuilder, health::Readiness};
+use flashcards_bootstrap::{ServiceBuilder, health::Readiness, mlflow::MlflowLogger};
 use tokio::sync::Semaphore;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -35,6 +36,8 @@ pub struct LlmState {
     pub settings: Arc<Settings>,
     pub slots: Arc<Semaphore>,
     pub metrics: LlmMetrics,
+    /// One run per generation, see [`tracking`]; off unless [`LlmState::with_mlflow`].
+    pub mlflow: MlflowLogger,
 }
 
 impl LlmState {
@@ -44,7 +47,14 @@ impl LlmState {
             backend,
             settings: Arc::new(settings),
             metrics,
+            mlflow: MlflowLogger::disabled(),
         }
+    }
+
+    #[must_use]
+    pub fn with_mlflow(mut self, mlflow: MlflowLogger) -> Self {
+        self.mlflow = mlflow;
+        self
     }
 }
 

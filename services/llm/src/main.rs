@@ -1,6 +1,15 @@
+use std::time::Duration;
+
 use anyhow::Context;
-use flashcards_bootstrap::{ServiceBuilder, config, logging, server};
+use flashcards_bootstrap::{
+    ServiceBuilder, config, logging,
+    mlflow::{MlflowConfig, MlflowLogger},
+    server,
+};
 use flashcards_llm::{Args, DEFAULT_PORT, LlmState, app, from_args, metrics::LlmMetrics};
+
+/// How long queued MLflow runs may take to send at shutdown, within Kubernetes' 30 s grace period.
+const MLFLOW_DRAIN: Duration = Duration::from_secs(5);
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -10,8 +19,13 @@ async fn main() -> anyhow::Result<()> {
     let mut service = ServiceBuilder::new("flashcards-llm", env!("CARGO_PKG_VERSION"))
         .body_limit_bytes(args.common.body_limit_bytes);
     let metrics = LlmMetrics::register(service.registry());
+    let mlflow = MlflowLogger::start(
+        MlflowConfig::from_args(&args.common, "flashcards-llm"),
+        service.registry(),
+    )
+    .context("starting MLflow logging")?;
     let (backend, settings) = from_args(&args);
-    let state = LlmState::new(backend, settings, metrics);
+    let state = LlmState::new(backend, settings, metrics).with_mlflow(mlflow.clone());
 
     let listener = tokio::net::TcpListener::bind(args.common.listen)
         .await
@@ -21,6 +35,7 @@ async fn main() -> anyhow::Result<()> {
     server::serve(listener, app(service, state))
         .await
         .context("serving HTTP")?;
+    mlflow.shutdown(MLFLOW_DRAIN).await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -12,6 +12,7 @@ use crate::{
     LlmState,
     backend::BackendError,
     pipeline::{self, Card, Dropped, Usage, cards::CardKind, prompt::PROMPT_VERSION},
+    tracking::{self, Generated},
 };
 
 pub fn router() -> OpenApiRouter<LlmState> {
@@ -56,23 +57,27 @@ async fn generate(
     State(state): State<LlmState>,
     Json(input): Json<GenerateInput>,
 ) -> Result<Json<GenerateOutput>, ApiError> {
+    let received = Instant::now();
     state.metrics.request();
     let request = match validate(&state, input) {
         Ok(request) => request,
         Err(err) => {
             state.metrics.error("invalid_request");
+            log_run(&state, None, "invalid_request", received, Err(&err));
             return Err(err);
         }
     };
     let Ok(_permit) = state.slots.clone().try_acquire_owned() else {
         state.metrics.error("overload");
-        return Err(ApiError::Unavailable {
+        let err = ApiError::Unavailable {
             detail: format!(
                 "{} generations are already running",
                 state.settings.max_concurrent_generations
             ),
             retry_after_secs: Some(1),
-        });
+        };
+        log_run(&state, Some(&request), "overload", received, Err(&err));
+        return Err(err);
     };
     // Dropped with this future when the client disconnects, which also drops the upstream call.
     let _active = state.metrics.active();
@@ -83,7 +88,9 @@ async fn generate(
         Err(err) => {
             state.metrics.error(err.kind());
             tracing::warn!(%err, "generation failed");
-            return Err(unavailable(&err));
+            let answer = unavailable(&err);
+            log_run(&state, Some(&request), err.kind(), received, Err(&answer));
+            return Err(answer);
         }
     };
     for _ in 0..generation.invalid_outputs {
@@ -93,6 +100,16 @@ async fn generate(
     state
         .metrics
         .finished(started.elapsed().as_secs_f64(), generation.cards.len());
+    log_run(
+        &state,
+        Some(&request),
+        "success",
+        received,
+        Ok(Generated {
+            model: &model,
+            generation: &generation,
+        }),
+    );
     Ok(Json(GenerateOutput {
         cards: generation.cards,
         model,
@@ -101,6 +118,25 @@ async fn generate(
         dropped: generation.dropped,
         duration_ms: started.elapsed().as_secs_f64() * 1000.0,
     }))
+}
+
+/// Queues the request's MLflow run; builds nothing when logging is off.
+fn log_run(
+    state: &LlmState,
+    request: Option<&pipeline::Request>,
+    outcome: &'static str,
+    received: Instant,
+    result: Result<Generated<'_>, &ApiError>,
+) {
+    state.mlflow.log(|| {
+        tracking::record(
+            request,
+            state.backend.kind(),
+            outcome,
+            received.elapsed(),
+            result,
+        )
+    });
 }
 
 fn unavailable(err: &BackendError) -> ApiError {
@@ -188,7 +224,7 @@ async fn models(State(state): State<LlmState>) -> Result<Json<Models>, ApiError>
     Ok(Json(Models {
         models: vec![ModelInfo {
             id,
-            backend: "openai-compatible",
+            backend: state.backend.kind(),
         }],
         prompt_version: PROMPT_VERSION,
     }))

@@ -10,12 +10,16 @@ pub mod pdf;
 pub mod pool;
 pub mod preprocess;
 pub mod routes;
+pub mod tracking;
 pub mod words;
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use axum::Router;
-use flashcards_bootstrap::ServiceBuilder;
+use flashcards_bootstrap::{
+    ServiceBuilder,
+    mlflow::{MlflowConfig, MlflowError, MlflowLogger},
+};
 use utoipa_axum::router::OpenApiRouter;
 
 pub use config::Args;
@@ -38,6 +42,8 @@ pub struct Settings {
     pub max_upload_bytes: usize,
     pub max_image_pixels: u64,
     pub max_pdf_pages: u32,
+    /// Where runs are logged; `None`: not at all.
+    pub mlflow: Option<MlflowConfig>,
 }
 
 impl Settings {
@@ -55,6 +61,7 @@ impl Settings {
             max_upload_bytes: args.max_upload_bytes,
             max_image_pixels: args.max_image_pixels,
             max_pdf_pages: args.max_pdf_pages,
+            mlflow: MlflowConfig::from_args(&args.common, "flashcards-ocr"),
         }
     }
 }
@@ -67,12 +74,18 @@ pub struct OcrState {
     /// Languages installed in the tessdata folder.
     pub languages: Arc<Vec<String>>,
     pub metrics: OcrMetrics,
+    /// One run per request, see [`tracking`].
+    pub mlflow: MlflowLogger,
 }
 
 impl OcrState {
     /// Loads `settings.engines` engines (in parallel: each takes a fraction of a second) and reads
     /// the installed languages.
-    pub fn start(settings: Settings, metrics: OcrMetrics) -> Result<Self, EngineError> {
+    pub fn start(
+        settings: Settings,
+        metrics: OcrMetrics,
+        mlflow: MlflowLogger,
+    ) -> Result<Self, EngineError> {
         let engines = std::thread::scope(|scope| {
             let loading: Vec<_> = (0..settings.engines)
                 .map(|_| {
@@ -98,20 +111,30 @@ impl OcrState {
             settings: Arc::new(settings),
             languages: Arc::new(languages),
             metrics,
+            mlflow,
         })
     }
 }
 
-/// The whole service from its settings: engines loaded (blocking: call it off the async threads),
-/// metrics registered, routes built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("starting the Tesseract engines: {0}")]
+    Engine(#[from] EngineError),
+    #[error("starting MLflow logging: {0}")]
+    Mlflow(#[from] MlflowError),
+}
+
+/// The whole service from its settings: engines loaded (blocking: call it off the async threads,
+/// inside the Tokio runtime, which MLflow logging runs on), metrics registered, routes built.
 pub fn build(
     settings: Settings,
     body_limit_bytes: usize,
-) -> Result<(Router, OcrState), EngineError> {
+) -> Result<(Router, OcrState), BuildError> {
     let mut service = ServiceBuilder::new("flashcards-ocr", env!("CARGO_PKG_VERSION"))
         .body_limit_bytes(body_limit_bytes);
     let metrics = OcrMetrics::register(service.registry());
-    let state = OcrState::start(settings, metrics)?;
+    let mlflow = MlflowLogger::start(settings.mlflow.clone(), service.registry())?;
+    let state = OcrState::start(settings, metrics, mlflow)?;
     Ok((app(service, state.clone()), state))
 }
 

@@ -1,4 +1,4 @@
-use std::{os::unix::process::CommandExt, process::Command};
+use std::{os::unix::process::CommandExt, process::Command, time::Duration};
 
 use anyhow::Context;
 use flashcards_bootstrap::{config, logging, server};
@@ -8,6 +8,9 @@ use flashcards_ocr::{Args, DEFAULT_PORT, Settings, build};
 /// core, so those threads would only fight each other. OpenMP reads its limit once, when it loads,
 /// so the process restarts itself with the limit set when the environment lacks one.
 const OPENMP_LIMIT: &str = "OMP_THREAD_LIMIT";
+
+/// How long queued MLflow runs may take to send at shutdown, within Kubernetes' 30 s grace period.
+const MLFLOW_DRAIN: Duration = Duration::from_secs(5);
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -27,7 +30,7 @@ async fn main() -> anyhow::Result<()> {
     let (router, state) = tokio::task::spawn_blocking(move || build(settings, body_limit_bytes))
         .await
         .context("starting the engines")?
-        .context("starting the Tesseract engines")?;
+        .context("starting the service")?;
     tracing::info!(
         engines = state.settings.engines,
         queue = state.settings.queue,
@@ -43,6 +46,7 @@ async fn main() -> anyhow::Result<()> {
     server::serve(listener, router)
         .await
         .context("serving HTTP")?;
+    state.mlflow.shutdown(MLFLOW_DRAIN).await;
     tracing::info!("stopped");
     Ok(())
 }

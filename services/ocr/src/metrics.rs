@@ -21,7 +21,7 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    fn label(self) -> &'static str {
+    pub fn label(self) -> &'static str {
         match self {
             Self::Success => "success",
             Self::Invalid => "invalid",

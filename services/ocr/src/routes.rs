@@ -26,6 +26,7 @@ use crate::{
     pdf::{self, PdfError, RENDER_DPI},
     pool::{Admission, PoolError},
     preprocess::{self, DecodeError, Options},
+    tracking,
     words::{Word, mean_confidence, split_by_confidence, text_of},
 };
 
@@ -138,10 +139,12 @@ async fn recognize(
     Query(params): Query<OcrParams>,
     request: Request,
 ) -> Result<Json<OcrResponse>, ApiError> {
-    let job = match Job::validate(&state, params) {
+    let received = StdInstant::now();
+    let job = match Job::validate(&state, &params) {
         Ok(job) => job,
         Err(err) => {
             state.metrics.operation(Outcome::Invalid, "unknown");
+            log_run(&state, &params, None, Outcome::Invalid, received, Err(&err));
             return Err(err);
         }
     };
@@ -149,7 +152,16 @@ async fn recognize(
         Ok(admission) => admission,
         Err(err) => {
             state.metrics.operation(Outcome::Overloaded, "unknown");
-            return Err(unavailable(&err, 1));
+            let err = unavailable(&err, 1);
+            log_run(
+                &state,
+                &params,
+                None,
+                Outcome::Overloaded,
+                received,
+                Err(&err),
+            );
+            return Err(err);
         }
     };
     let _active = state.metrics.active();
@@ -164,13 +176,49 @@ async fn recognize(
             state.metrics.operation(Outcome::Success, label);
             record_words(&state, &response.pages);
             response.total_ms = millis(started);
+            log_run(
+                &state,
+                &params,
+                file_type,
+                Outcome::Success,
+                received,
+                Ok(&response),
+            );
             Ok(Json(response))
         }
         Err(Failure { outcome, error }) => {
             state.metrics.operation(outcome, label);
+            log_run(&state, &params, file_type, outcome, received, Err(&error));
             Err(error)
         }
     }
+}
+
+/// Queues the request's MLflow run; builds nothing when logging is off.
+fn log_run(
+    state: &OcrState,
+    params: &OcrParams,
+    file_type: Option<FileType>,
+    outcome: Outcome,
+    received: StdInstant,
+    result: Result<&OcrResponse, &ApiError>,
+) {
+    state.mlflow.log(|| {
+        let settings = &state.settings;
+        let requested = tracking::Requested {
+            language: params.lang.as_deref().unwrap_or(&settings.default_language),
+            min_confidence: params.min_confidence.unwrap_or(settings.min_confidence),
+            psm: params.psm.unwrap_or(DEFAULT_PAGE_SEG_MODE),
+            binarize: params.binarize.unwrap_or(false),
+        };
+        tracking::record(
+            &requested,
+            file_type.map_or("unknown", FileType::label),
+            outcome,
+            received.elapsed(),
+            result,
+        )
+    });
 }
 
 /// A request's validated parameters.
@@ -182,9 +230,10 @@ struct Job {
 }
 
 impl Job {
-    fn validate(state: &OcrState, params: OcrParams) -> Result<Self, ApiError> {
+    fn validate(state: &OcrState, params: &OcrParams) -> Result<Self, ApiError> {
         let language = params
             .lang
+            .clone()
             .unwrap_or_else(|| state.settings.default_language.clone());
         if let Some(unknown) = language
             .split('+')

@@ -22,6 +22,9 @@ fn help_documents_every_flag_with_its_env_variable() {
         "LOG_FORMAT",
         "BODY_LIMIT_BYTES",
         "MLFLOW_URL",
+        "MLFLOW_EXPERIMENT_NAME",
+        "MLFLOW_QUEUE",
+        "MLFLOW_TIMEOUT_SECS",
         "TESSDATA_DIR",
         "OCR_DEFAULT_LANGUAGE",
         "OCR_ENGINES",
@@ -33,7 +36,7 @@ fn help_documents_every_flag_with_its_env_variable() {
         "OCR_MAX_PDF_PAGES",
     ] {
         assert!(
-            help.contains(&format!("[env: {env}=")),
+            help.contains(&format!("[env: {env}")),
             "{env} missing from:\n{help}"
         );
     }

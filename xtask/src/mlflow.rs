@@ -1,0 +1,250 @@
+//! An MLflow tracking server (PyPI `mlflow`, installed into a virtualenv of its own) on SQLite: the
+//! tests' MLflow (`cargo xtask test` names it in FLASHCARDS_TEST_MLFLOW_URL), `cargo xtask up
+//! --mlflow` and `cargo xtask mlflow`.
+
+use std::{
+    fs,
+    net::{Ipv4Addr, SocketAddr, TcpListener},
+    path::{Path, PathBuf},
+    process::{self, Command, ExitCode, Stdio},
+    thread,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result, ensure};
+
+use crate::{
+    apt, interrupt,
+    paths::{self, ScratchDir},
+    server::{self, Server},
+};
+
+/// The server the services are tested against; the operator deploys the same version's image.
+const MLFLOW: &str = "mlflow==2.22.0";
+
+/// The virtualenv's folder under the cache, named after the version so an upgrade installs anew.
+const MLFLOW_FOLDER: &str = "mlflow-2.22.0";
+
+/// Caps on what `mlflow` itself leaves open: SQLAlchemy 2.1 removed a pool class that MLflow 2.22
+/// imports, so `mlflow server` fails at start with it.
+const CONSTRAINTS: [&str; 1] = ["sqlalchemy<2.1"];
+
+/// Debian's python3 can only create virtualenvs with python3-venv, which provides ensurepip.
+const PYTHON: [(&str, &str); 2] = [
+    ("python3", "python3"),
+    ("/usr/lib/*/ensurepip/__init__.py", "python3-venv"),
+];
+
+/// Migrating a new SQLite store and starting gunicorn takes about 10 s on an idle 2-core machine;
+/// a busy one (tests building) is slower.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// `cargo xtask mlflow`'s options.
+#[derive(Debug, clap::Args)]
+pub struct Options {
+    /// Address and port to listen on.
+    #[arg(long, default_value = "127.0.0.1:5000")]
+    listen: SocketAddr,
+
+    /// Folder for the runs (mlflow.db) and artifacts [default: ~/.local/share/flashcards/mlflow]
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+/// `cargo xtask mlflow`: the server in the foreground until Ctrl-C, for running the tests by hand
+/// (`FLASHCARDS_TEST_MLFLOW_URL=http://127.0.0.1:5000 cargo test -p flashcards-ocr`) or pointing
+/// services at it (`--mlflow-url`).
+pub fn run(options: &Options) -> Result<ExitCode> {
+    interrupt::defer_ctrl_c()?;
+    TcpListener::bind(options.listen)
+        .with_context(|| format!("cannot listen on {}", options.listen))?;
+    let data_dir = match &options.data_dir {
+        Some(dir) => dir.clone(),
+        None => data_dir()?,
+    };
+    let mut mlflow = MlflowServer::start_in(&data_dir, options.listen)?;
+    println!(
+        "MLflow is running: {}  (runs in {}) — Ctrl-C to stop",
+        mlflow.url(),
+        data_dir.display()
+    );
+    // The server has its own process group, so Ctrl-C only reaches us; dropping it stops it.
+    while !interrupt::requested() {
+        if mlflow.server.exited()? {
+            eprintln!("the MLflow server stopped by itself");
+            return Ok(ExitCode::FAILURE);
+        }
+        thread::sleep(Duration::from_millis(200));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Where `cargo xtask up --mlflow` and `cargo xtask mlflow` keep runs between starts.
+pub fn data_dir() -> Result<PathBuf> {
+    Ok(paths::data_dir()?.join("mlflow"))
+}
+
+/// A running MLflow server, stopped (gunicorn included) when dropped, and its folder removed if
+/// it was a throwaway one.
+#[derive(Debug)]
+pub struct MlflowServer {
+    // Declared first so it stops before the folder goes.
+    server: Server,
+    url: String,
+    _scratch: Option<ScratchDir>,
+}
+
+impl MlflowServer {
+    /// A throwaway server for the tests: a free loopback port, a store in a scratch folder.
+    pub fn start() -> Result<Self> {
+        let scratch = ScratchDir::create(
+            std::env::temp_dir().join(format!("flashcards-mlflow-{}", process::id())),
+        )?;
+        let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, server::free_port()?));
+        let mut mlflow = Self::launch(scratch.path(), listen, true)?;
+        mlflow._scratch = Some(scratch);
+        Ok(mlflow)
+    }
+
+    /// A server whose runs stay in `dir` between starts, with its log on the terminal.
+    pub fn start_in(dir: &Path, listen: SocketAddr) -> Result<Self> {
+        Self::launch(dir, listen, false)
+    }
+
+    fn launch(dir: &Path, listen: SocketAddr, quiet: bool) -> Result<Self> {
+        let venv = ensure_installed()?;
+        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let dir = dir
+            .canonicalize()
+            .with_context(|| format!("resolving {}", dir.display()))?;
+        let mut command = Command::new(venv.join("bin").join("python"));
+        command
+            .args(server_args(&dir, listen))
+            .current_dir(&dir)
+            // MLflow reads these too; ours must win.
+            .env_remove("MLFLOW_TRACKING_URI")
+            .env_remove("MLFLOW_BACKEND_STORE_URI")
+            .env_remove("MLFLOW_ARTIFACTS_DESTINATION");
+        if quiet {
+            // gunicorn's and alembic's start-up lines; errors still show.
+            command.stdout(Stdio::null());
+        }
+        let mut server = Server::start_group("the MLflow server", &mut command)?;
+        let address = server::reachable(listen);
+        server.wait_ready_within(address, "/health", STARTUP_TIMEOUT)?;
+        Ok(Self {
+            server,
+            url: format!("http://{address}"),
+            _scratch: None,
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`, what `--mlflow-url` takes.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+/// `python -m mlflow server ...` on SQLite in `dir`, artifacts served from `dir/artifacts`, one
+/// worker (the services send one request at a time each; more workers only cost memory).
+fn server_args(dir: &Path, listen: SocketAddr) -> Vec<String> {
+    vec![
+        "-m".to_owned(),
+        "mlflow".to_owned(),
+        "server".to_owned(),
+        "--host".to_owned(),
+        listen.ip().to_string(),
+        "--port".to_owned(),
+        listen.port().to_string(),
+        "--backend-store-uri".to_owned(),
+        format!("sqlite:///{}", dir.join("mlflow.db").display()),
+        "--artifacts-destination".to_owned(),
+        dir.join("artifacts").display().to_string(),
+        "--workers".to_owned(),
+        "1".to_owned(),
+    ]
+}
+
+/// The virtualenv with MLflow, installed from PyPI the first time (about a minute).
+pub fn ensure_installed() -> Result<PathBuf> {
+    let dir = paths::cache_dir()?.join(MLFLOW_FOLDER);
+    let venv = dir.join("venv");
+    if server_importable(&venv) {
+        return Ok(venv);
+    }
+    apt::ensure_apt_packages(&PYTHON)?;
+    eprintln!(
+        "installing {MLFLOW} from PyPI into {}: about a minute, the first time",
+        venv.display()
+    );
+    let started = Instant::now();
+    // Installed under another name and renamed when complete, so an interrupted install never
+    // leaves a virtualenv that looks ready; everything runs as `python -m` because its scripts
+    // keep the old name in their #! lines.
+    let partial = ScratchDir::create(dir.join(format!("venv.partial-{}", process::id())))?;
+    run_step(
+        Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(partial.path()),
+    )?;
+    run_step(
+        Command::new(partial.path().join("bin").join("python"))
+            .args(["-m", "pip", "install", "--disable-pip-version-check"])
+            .arg(MLFLOW)
+            .args(CONSTRAINTS),
+    )?;
+    if venv.exists() {
+        // Another xtask may have finished the same install meanwhile; keep its virtualenv then.
+        if server_importable(&venv) {
+            return Ok(venv);
+        }
+        fs::remove_dir_all(&venv).with_context(|| format!("removing {}", venv.display()))?;
+    }
+    partial.persist(&venv)?;
+    ensure!(
+        server_importable(&venv),
+        "installed {MLFLOW} into {}, but `import mlflow.server` fails there",
+        venv.display()
+    );
+    eprintln!("installed {MLFLOW} in {:.0?}", started.elapsed());
+    Ok(venv)
+}
+
+/// Whether the server's module imports: the check that the install is complete and usable
+/// (it fails, for one, with the SQLAlchemy that [`CONSTRAINTS`] rules out).
+fn server_importable(venv: &Path) -> bool {
+    Command::new(venv.join("bin").join("python"))
+        .args(["-c", "import mlflow.server, mlflow.store.db.utils"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
+/// Runs `command` with its output on the terminal.
+fn run_step(command: &mut Command) -> Result<()> {
+    let status = command
+        .status()
+        .with_context(|| format!("running {:?}", command.get_program()))?;
+    ensure!(status.success(), "{command:?} failed ({status})");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::server_args;
+
+    #[test]
+    fn the_server_stores_runs_in_its_folder_on_sqlite() {
+        let args = server_args(Path::new("/tmp/x"), "127.0.0.1:5123".parse().expect("addr"));
+        let line = args.join(" ");
+        assert_eq!(
+            line,
+            "-m mlflow server --host 127.0.0.1 --port 5123 \
+             --backend-store-uri sqlite:////tmp/x/mlflow.db \
+             --artifacts-destination /tmp/x/artifacts --workers 1"
+        );
+    }
+}
