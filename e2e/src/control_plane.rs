@@ -35,6 +35,9 @@ pub const BIN_VAR: &str = "FLASHCARDS_E2E_BIN";
 /// sets.
 pub const PROMETHEUS_CRDS_VAR: &str = "FLASHCARDS_E2E_PROMETHEUS_CRDS";
 
+/// The grafana-operator's GrafanaDashboard CRD (one YAML file), which `cargo xtask test` sets.
+pub const GRAFANA_CRD_VAR: &str = "FLASHCARDS_E2E_GRAFANA_DASHBOARD_CRD";
+
 /// The annotation that puts a node in kwok's care: kwok manages only nodes that carry it.
 pub const FAKE_NODE_ANNOTATION: (&str, &str) = ("kwok.x-k8s.io/node", "fake");
 
@@ -410,6 +413,15 @@ pub fn helm_binary() -> Result<PathBuf, Error> {
         return Err(Error::Missing { path: helm });
     }
     Ok(helm)
+}
+
+/// The GrafanaDashboard CRD file from [`GRAFANA_CRD_VAR`].
+pub fn grafana_dashboard_crd() -> Result<PathBuf, Error> {
+    let file = configured(GRAFANA_CRD_VAR)?;
+    if !file.is_file() {
+        return Err(Error::Missing { path: file });
+    }
+    Ok(file)
 }
 
 /// [`BIN_VAR`]'s folder, checked for every file the control plane needs.

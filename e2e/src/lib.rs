@@ -4,8 +4,9 @@
 //! containers.
 //!
 //! The binaries come from `cargo xtask control-plane build`, which builds them from their Go
-//! modules; `cargo xtask test` builds them and names their folder in `FLASHCARDS_E2E_BIN` (and the
-//! Prometheus Operator's CRDs in `FLASHCARDS_E2E_PROMETHEUS_CRDS`).
+//! modules; `cargo xtask test` builds them and names their folder in `FLASHCARDS_E2E_BIN` (the
+//! Prometheus Operator's CRDs in `FLASHCARDS_E2E_PROMETHEUS_CRDS`, the grafana-operator's
+//! GrafanaDashboard CRD in `FLASHCARDS_E2E_GRAFANA_DASHBOARD_CRD`).
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), flashcards_e2e::Error> {
@@ -25,7 +26,8 @@ mod wait;
 pub mod workspace;
 
 pub use control_plane::{
-    BIN_VAR, ControlPlane, FAKE_NODE_ANNOTATION, PROMETHEUS_CRDS_VAR, helm_binary, prometheus_crds,
+    BIN_VAR, ControlPlane, FAKE_NODE_ANNOTATION, GRAFANA_CRD_VAR, PROMETHEUS_CRDS_VAR,
+    grafana_dashboard_crd, helm_binary, prometheus_crds,
 };
 pub use error::Error;
 pub use process::Process;

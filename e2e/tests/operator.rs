@@ -6,7 +6,7 @@
 //! bound to PersistentVolumes made here, as a provisioner would) with owned children, and then the
 //! operator sits idle without writing; applying the full example over it and changing the version
 //! propagate; drift is repaired; monitoring CRDs installed afterwards bring ServiceMonitors and the
-//! rule; the stack converges after the apiserver and the operator restart; `paused` leaves
+//! rule, and the grafana-operator's CRD brings GrafanaDashboards; the stack converges after the apiserver and the operator restart; `paused` leaves
 //! children alone, `stopped` scales to zero, and deleting the stack removes its children.
 
 use std::{
@@ -18,7 +18,7 @@ use std::{
 
 use anyhow::{Context as _, Result, bail, ensure};
 use flashcards_e2e::{
-    ControlPlane, Process, prometheus_crds, wait_for,
+    ControlPlane, Process, grafana_dashboard_crd, prometheus_crds, wait_for,
     workspace::{self, free_port},
 };
 use flashcards_operator::FlashcardStack;
@@ -442,6 +442,49 @@ async fn operator_installed_by_the_chart_runs_a_stack_through_its_life() -> Resu
         "{:?}",
         monitor.labels()
     );
+
+    // The grafana-operator's CRD installed later: the dashboards come as GrafanaDashboards too,
+    // accepted by the real schema, selecting the Grafana instances the stack names.
+    succeed(
+        control_plane
+            .kubectl()
+            .args(["apply", "--server-side", "-f"])
+            .arg(grafana_dashboard_crd()?),
+    )?;
+    let grafana = ApiResource::from_gvk(&GroupVersionKind::gvk(
+        "grafana.integreatly.org",
+        "v1beta1",
+        "GrafanaDashboard",
+    ));
+    let grafana: Api<DynamicObject> = Api::namespaced_with(client.clone(), NAMESPACE, &grafana);
+    let dashboards = wait_for(
+        "the GrafanaDashboards",
+        Duration::from_secs(90),
+        async || {
+            let listed = grafana.list(&ListParams::default()).await.ok();
+            Ok::<_, kube::Error>(listed.filter(|list| list.items.len() == 5))
+        },
+    )
+    .await?;
+    for dashboard in &dashboards.items {
+        let spec = &dashboard.data["spec"];
+        ensure!(
+            spec["instanceSelector"]["matchLabels"]["dashboards"] == "grafana"
+                && spec["json"]
+                    .as_str()
+                    .is_some_and(|json| json.contains("\"panels\"")),
+            "{}: {spec}",
+            dashboard.name_any()
+        );
+        ensure!(
+            dashboard
+                .owner_references()
+                .iter()
+                .any(|owner| owner.kind == "FlashcardStack"),
+            "{} is not owned",
+            dashboard.name_any()
+        );
+    }
 
     // The apiserver restarts while the operator is down; hand changes made meanwhile are undone
     // once the operator is back, with the same token, and the stack is Ready again.

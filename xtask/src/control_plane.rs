@@ -49,6 +49,15 @@ const PROMETHEUS_OPERATOR: Pin = Pin {
 /// Where the Prometheus Operator module keeps its CRDs, one YAML file each.
 const PROMETHEUS_CRDS_SUBDIR: &str = "example/prometheus-operator-crd";
 
+/// Only its GrafanaDashboard CRD is used: the operator's dashboards as CRs, validated by the
+/// apiserver against the real schema.
+const GRAFANA_OPERATOR: Pin = Pin {
+    module: "github.com/grafana/grafana-operator/v5",
+    version: "v5.18.0",
+};
+const GRAFANA_DASHBOARD_CRD: &str =
+    "config/crd/bases/grafana.integreatly.org_grafanadashboards.yaml";
+
 /// kwok ships no behaviour of its own: its stages, read from its module, make fake nodes Ready
 /// (and keep their leases fresh) and pods Running, Ready, completed and deleted, as kwokctl's
 /// defaults do. Joined into [`KWOK_STAGES`] beside the binaries.
@@ -128,16 +137,19 @@ pub enum Action {
     },
 }
 
-/// What the e2e tests need: the binaries' folder and the Prometheus Operator's CRDs.
+/// What the e2e tests need: the binaries' folder, the Prometheus Operator's CRDs and the
+/// grafana-operator's GrafanaDashboard CRD.
 #[derive(Debug)]
 pub struct Artifacts {
     pub bin: PathBuf,
     pub prometheus_crds: PathBuf,
+    pub grafana_dashboard_crd: PathBuf,
 }
 
 /// The variables through which the e2e tests find the [`Artifacts`].
 pub const BIN_VAR: &str = "FLASHCARDS_E2E_BIN";
 pub const PROMETHEUS_CRDS_VAR: &str = "FLASHCARDS_E2E_PROMETHEUS_CRDS";
+pub const GRAFANA_CRD_VAR: &str = "FLASHCARDS_E2E_GRAFANA_DASHBOARD_CRD";
 
 pub fn run(command: &Action) -> Result<()> {
     match command {
@@ -147,6 +159,10 @@ pub fn run(command: &Action) -> Result<()> {
             println!(
                 "{PROMETHEUS_CRDS_VAR}={}",
                 artifacts.prometheus_crds.display()
+            );
+            println!(
+                "{GRAFANA_CRD_VAR}={}",
+                artifacts.grafana_dashboard_crd.display()
             );
             Ok(())
         }
@@ -164,6 +180,7 @@ pub fn ensure_built(jobs: usize) -> Result<Artifacts> {
         build_all(&dir, jobs)?;
     }
     let prometheus_crds = prometheus_crds()?;
+    let grafana_dashboard_crd = grafana_dashboard_crd()?;
     eprintln!(
         "control plane binaries ready in {:.1?}: {}",
         started.elapsed(),
@@ -172,6 +189,7 @@ pub fn ensure_built(jobs: usize) -> Result<Artifacts> {
     Ok(Artifacts {
         bin,
         prometheus_crds,
+        grafana_dashboard_crd,
     })
 }
 
@@ -468,6 +486,20 @@ fn prometheus_crds() -> Result<PathBuf> {
         PROMETHEUS_OPERATOR.version
     );
     Ok(dir)
+}
+
+fn grafana_dashboard_crd() -> Result<PathBuf> {
+    let file = download(GRAFANA_OPERATOR)?
+        .dir
+        .context("go mod download names no folder for the grafana-operator")?
+        .join(GRAFANA_DASHBOARD_CRD);
+    ensure!(
+        file.is_file(),
+        "{} {} has no {GRAFANA_DASHBOARD_CRD}",
+        GRAFANA_OPERATOR.module,
+        GRAFANA_OPERATOR.version
+    );
+    Ok(file)
 }
 
 #[cfg(test)]

@@ -107,10 +107,16 @@ fn run_suites(cargo_args: &[String]) -> Result<(bool, Totals)> {
         command.env(POSTGRES_URL_VAR, cluster.url());
     }
     if let Some(artifacts) = &control_plane {
-        command.env(control_plane::BIN_VAR, &artifacts.bin).env(
-            control_plane::PROMETHEUS_CRDS_VAR,
-            &artifacts.prometheus_crds,
-        );
+        command
+            .env(control_plane::BIN_VAR, &artifacts.bin)
+            .env(
+                control_plane::PROMETHEUS_CRDS_VAR,
+                &artifacts.prometheus_crds,
+            )
+            .env(
+                control_plane::GRAFANA_CRD_VAR,
+                &artifacts.grafana_dashboard_crd,
+            );
     }
     if let Some(llm) = &llm {
         command
