@@ -84,6 +84,15 @@ pub struct BackendSpec {
     pub component: ComponentSpec,
     #[serde(default)]
     pub database: DatabaseSpec,
+    /// Accounts (emails) that administer the stack: they read the alerts Alertmanager posted
+    /// (`GET /api/alerts`). Nobody does when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub admin_emails: Vec<String>,
+    /// A Secret key holding the bearer token Alertmanager must send to the backend's webhook
+    /// (`POST /alerts`); without it the webhook is open to whoever the NetworkPolicy admits
+    /// (Alertmanager and Prometheus pods, the web front end).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alerts_webhook_token_secret_ref: Option<SecretKeyRef>,
 }
 
 /// SQLite on a volume (one replica), or PostgreSQL through a Secret holding its URL.

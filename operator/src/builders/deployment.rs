@@ -284,8 +284,15 @@ fn env(stack: &FlashcardStack, component: Component) -> Vec<EnvVar> {
     let mut env = Vec::new();
     match component {
         Component::Backend => {
-            if let Some(postgres) = &stack.spec.backend.database.postgres {
+            let backend = &stack.spec.backend;
+            if let Some(postgres) = &backend.database.postgres {
                 env.push(from_secret("DATABASE_URL", &postgres.secret_ref));
+            }
+            if !backend.admin_emails.is_empty() {
+                env.push(value("ADMIN_EMAILS", backend.admin_emails.join(",")));
+            }
+            if let Some(token) = &backend.alerts_webhook_token_secret_ref {
+                env.push(from_secret("ALERTS_WEBHOOK_TOKEN", token));
             }
         }
         Component::Ocr => {
@@ -465,6 +472,47 @@ mod tests {
         );
         assert_eq!(postgres.spec.replicas, Some(2));
         assert!(postgres.spec.strategy.is_none());
+    }
+
+    #[test]
+    fn the_backend_learns_its_administrators_and_the_webhook_token() {
+        let plain = deployment(&stack(FlashcardStackSpec::default()), Component::Backend);
+        let names: Vec<String> = container(&plain)
+            .env
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|var| var.name)
+            .collect();
+        assert!(!names.contains(&"ADMIN_EMAILS".to_owned()));
+        assert!(!names.contains(&"ALERTS_WEBHOOK_TOKEN".to_owned()));
+
+        let mut spec = FlashcardStackSpec::default();
+        spec.backend.admin_emails = vec!["sre@example.org".into(), "ops@example.org".into()];
+        spec.backend.alerts_webhook_token_secret_ref = Some(SecretKeyRef {
+            name: "study-alerts".into(),
+            key: "token".into(),
+        });
+        let configured = deployment(&stack(spec), Component::Backend);
+        let env = container(&configured).env.clone().expect("env");
+        let admins = env
+            .iter()
+            .find(|v| v.name == "ADMIN_EMAILS")
+            .expect("admins");
+        assert_eq!(
+            admins.value.as_deref(),
+            Some("sre@example.org,ops@example.org")
+        );
+        let token = env
+            .iter()
+            .find(|v| v.name == "ALERTS_WEBHOOK_TOKEN")
+            .and_then(|v| v.value_from.as_ref())
+            .and_then(|from| from.secret_key_ref.as_ref())
+            .expect("the token from a Secret");
+        assert_eq!(
+            (token.name.as_str(), token.key.as_str()),
+            ("study-alerts", "token")
+        );
     }
 
     #[test]
