@@ -6,8 +6,11 @@
 //! After traffic, every expression of the rules and dashboards parses in Prometheus, every
 //! application metric they name is one the services really export (read from their `/metrics`),
 //! the OCR and LLM services count successful logging to the test's MLflow server, and every
-//! Application/OCR/LLM panel returns data. Stopping the OCR service fires ServiceDown,
-//! which reaches the backend and shows in `GET /api/alerts`; starting it again resolves it there.
+//! Application/OCR/LLM panel returns data. Debian's node-exporter and Redis with redis_exporter
+//! run too: the System Resources dashboard's node and Redis queries name metrics they export and
+//! return data (its cAdvisor panels need a kubelet, which this test does not have). Stopping the
+//! OCR service fires ServiceDown, which reaches the backend and shows in `GET /api/alerts`;
+//! starting it again resolves it there.
 
 use std::{
     collections::BTreeSet,
@@ -115,7 +118,7 @@ impl Prometheus {
 }
 
 /// The prefixes of the services' own metric names.
-const APPLICATION_PREFIXES: [&str; 7] = [
+const APPLICATION_PREFIXES: &[&str] = &[
     "http_",
     "ocr_",
     "llm_",
@@ -125,9 +128,12 @@ const APPLICATION_PREFIXES: [&str; 7] = [
     "mlflow_log_",
 ];
 
-/// The metric names an expression uses that belong to the services: identifiers with their
-/// prefixes, outside quoted label values.
-fn application_metrics(expr: &str) -> BTreeSet<String> {
+/// The prefixes of node-exporter's and redis_exporter's metric names, which this test runs too.
+const EXPORTER_PREFIXES: &[&str] = &["node_", "redis_"];
+
+/// The metric names an expression uses that start with one of `prefixes`, outside quoted label
+/// values.
+fn metrics_named(expr: &str, prefixes: &[&str]) -> BTreeSet<String> {
     let mut names = BTreeSet::new();
     let mut word = String::new();
     let mut quoted = false;
@@ -145,7 +151,7 @@ fn application_metrics(expr: &str) -> BTreeSet<String> {
             word.push(c);
             continue;
         }
-        if APPLICATION_PREFIXES.iter().any(|p| word.starts_with(p)) {
+        if prefixes.iter().any(|p| word.starts_with(p)) {
             names.insert(std::mem::take(&mut word));
         }
         word.clear();
@@ -171,6 +177,7 @@ fn instant(expr: &str) -> String {
         .replace("$__range", "5m")
         .replace("$namespace", ".*")
         .replace("$instance", ".*")
+        .replace("$node", ".*")
         .replace("${datasource}", "")
 }
 
@@ -192,6 +199,65 @@ fn ocr_down(alerts: &[Value], status: &str) -> Option<Value> {
                 && alert["status"] == status
         })
         .cloned()
+}
+
+/// node-exporter, Redis and redis_exporter as processes on free ports.
+struct Exporters {
+    node_port: u16,
+    redis_exporter_port: u16,
+    // Kept for their lifetime: dropping one stops it.
+    _processes: Vec<Process>,
+}
+
+impl Exporters {
+    async fn start(dir: &Path) -> Result<Self> {
+        let node_port = free_port()?;
+        let redis_port = free_port()?;
+        let redis_exporter_port = free_port()?;
+        let mut node = Command::new("prometheus-node-exporter");
+        node.arg(format!("--web.listen-address=127.0.0.1:{node_port}"));
+        let mut redis = Command::new("redis-server");
+        redis
+            .args(["--bind", "127.0.0.1", "--port", &redis_port.to_string()])
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .arg("--dir")
+            .arg(dir);
+        let mut exporter = Command::new("prometheus-redis-exporter");
+        exporter
+            .arg(format!("--redis.addr=redis://127.0.0.1:{redis_port}"))
+            .arg(format!(
+                "--web.listen-address=127.0.0.1:{redis_exporter_port}"
+            ));
+        let processes = vec![
+            Process::start("node-exporter", node, dir.join("node-exporter.log"))?,
+            Process::start("redis", redis, dir.join("redis.log"))?,
+            Process::start("redis-exporter", exporter, dir.join("redis-exporter.log"))?,
+        ];
+        // One key, so that Redis reports a keyspace.
+        let mut answer = String::new();
+        let deadline = Instant::now() + STEP;
+        while !answer.starts_with("+OK") {
+            ensure!(Instant::now() < deadline, "Redis did not answer: {answer}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            answer = redis_command(redis_port, "SET flashcards:e2e 1").unwrap_or_default();
+        }
+        Ok(Self {
+            node_port,
+            redis_exporter_port,
+            _processes: processes,
+        })
+    }
+}
+
+/// Sends one inline command to Redis and returns its first reply line.
+fn redis_command(port: u16, command: &str) -> std::io::Result<String> {
+    use std::io::{BufRead, BufReader, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    stream.write_all(format!("{command}\r\n").as_bytes())?;
+    let mut line = String::new();
+    BufReader::new(stream).read_line(&mut line)?;
+    Ok(line)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -278,7 +344,10 @@ async fn monitoring_alerts_reach_the_backend_and_every_panel_has_data() -> Resul
         prometheus_dir.join("alert_rules.yml"),
         serde_yaml::to_string(&json!({"groups": [group]}))?,
     )?;
-    let targets: Vec<(String, String)> = [&ocr, &llm, &backend]
+    // What the System Resources dashboard reads besides cAdvisor: node-exporter, and Redis with
+    // redis_exporter (Debian's), Redis holding one key.
+    let exporters = Exporters::start(dir.path()).await?;
+    let mut targets: Vec<(String, String)> = [&ocr, &llm, &backend]
         .iter()
         .map(|service| {
             (
@@ -287,6 +356,14 @@ async fn monitoring_alerts_reach_the_backend_and_every_panel_has_data() -> Resul
             )
         })
         .collect();
+    targets.push((
+        "node".to_owned(),
+        format!("127.0.0.1:{}", exporters.node_port),
+    ));
+    targets.push((
+        "redis".to_owned(),
+        format!("127.0.0.1:{}", exporters.redis_exporter_port),
+    ));
     fs::write(
         prometheus_dir.join("prometheus.yml"),
         prometheus_config(&targets, &format!("127.0.0.1:{alertmanager_port}"), "1s")?,
@@ -402,10 +479,10 @@ async fn monitoring_alerts_reach_the_backend_and_every_panel_has_data() -> Resul
     // Every service scraped, twice at least, so rates have data.
     wait_for("Prometheus scraping the services", STEP, async || {
         let up = prometheus
-            .query(r#"count_over_time(up{job=~"flashcards-.*"}[1m]) >= 3"#)
+            .query(r#"count_over_time(up[1m]) >= 3"#)
             .await
             .map_err(|err| std::io::Error::other(err.to_string()))?;
-        Ok::<_, std::io::Error>((up.len() == 3).then_some(()))
+        Ok::<_, std::io::Error>((up.len() == 5).then_some(()))
     })
     .await?;
 
@@ -420,6 +497,16 @@ async fn monitoring_alerts_reach_the_backend_and_every_panel_has_data() -> Resul
             .await?;
         exports.extend(exported(&text));
     }
+    let mut exporter_series = BTreeSet::new();
+    for port in [exporters.node_port, exporters.redis_exporter_port] {
+        let text = client
+            .get(format!("http://127.0.0.1:{port}/metrics"))
+            .send()
+            .await?
+            .text()
+            .await?;
+        exporter_series.extend(exported(&text));
+    }
     let rules = alerts::rules(&Scope::standalone(), &AlertThresholds::default());
     let mut expressions: Vec<(String, String)> = rules
         .iter()
@@ -432,10 +519,17 @@ async fn monitoring_alerts_reach_the_backend_and_every_panel_has_data() -> Resul
     }
     for (source, expr) in &expressions {
         prometheus.query(expr).await.context(source.clone())?;
-        for metric in application_metrics(expr) {
+        for metric in metrics_named(expr, APPLICATION_PREFIXES) {
             ensure!(
                 exports.contains(&metric),
                 "{source} uses {metric}, which no service exports: {expr}"
+            );
+        }
+        for metric in metrics_named(expr, EXPORTER_PREFIXES) {
+            ensure!(
+                exporter_series.contains(&metric),
+                "{source} uses {metric}, which node-exporter and redis_exporter do not export: \
+                 {expr}"
             );
         }
     }
@@ -450,16 +544,29 @@ async fn monitoring_alerts_reach_the_backend_and_every_panel_has_data() -> Resul
     })
     .await?;
 
-    // Every Application, OCR and LLM panel has data.
+    // Every Application, OCR and LLM panel has data, and so do the node and Redis panels.
     for dashboard in dashboards::all() {
-        if !APPLICATION_DASHBOARDS.contains(&dashboard.file) {
-            continue;
-        }
+        let application = APPLICATION_DASHBOARDS.contains(&dashboard.file);
         for expr in dashboards::queries(&dashboard) {
+            if !application && metrics_named(&expr, EXPORTER_PREFIXES).is_empty() {
+                continue;
+            }
+            // A rate needs two scrapes of a series, which may have begun with the last request.
             let query = instant(&expr);
-            let result = prometheus.query(&query).await?;
+            let data = wait_for(
+                format!("data for {query} ({})", dashboard.file),
+                STEP,
+                async || {
+                    let result = prometheus
+                        .query(&query)
+                        .await
+                        .map_err(|err| std::io::Error::other(err.to_string()))?;
+                    Ok::<_, std::io::Error>((!result.is_empty()).then_some(()))
+                },
+            )
+            .await;
             ensure!(
-                !result.is_empty(),
+                data.is_ok(),
                 "dashboard {}: no data for {query}",
                 dashboard.file
             );
@@ -528,8 +635,9 @@ async fn monitoring_alerts_reach_the_backend_and_every_panel_has_data() -> Resul
 
 #[test]
 fn application_metric_names_are_found_outside_label_values() {
-    let names = application_metrics(
+    let names = metrics_named(
         r#"sum(rate(http_requests_total{route="/ocr_x", job=~"$job"}[5m])) / ocr_operations_total"#,
+        APPLICATION_PREFIXES,
     );
     assert_eq!(
         names.into_iter().collect::<Vec<_>>(),

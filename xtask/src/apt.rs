@@ -11,8 +11,9 @@ use crate::system;
 /// find libtesseract at build time, the DejaVu font and qpdf for the generated OCR test corpus, and
 /// the `tesseract` program the OCR benchmark compares against; Prometheus (its `promtool` checks
 /// and unit-tests the alert rules) and Alertmanager (`amtool` checks its configuration) for the
-/// monitoring tests.
-const SYSTEM_PACKAGES: [(&str, &str); 9] = [
+/// monitoring tests, with node-exporter, Redis and redis_exporter, whose series the System
+/// Resources dashboard reads.
+const SYSTEM_PACKAGES: [(&str, &str); 12] = [
     ("pkg-config", "pkg-config"),
     ("/usr/include/tesseract/capi.h", "libtesseract-dev"),
     (
@@ -28,6 +29,9 @@ const SYSTEM_PACKAGES: [(&str, &str); 9] = [
     ),
     ("promtool", "prometheus"),
     ("amtool", "prometheus-alertmanager"),
+    ("prometheus-node-exporter", "prometheus-node-exporter"),
+    ("prometheus-redis-exporter", "prometheus-redis-exporter"),
+    ("redis-server", "redis-server"),
 ];
 
 /// Installs whatever of [`SYSTEM_PACKAGES`] is missing.
