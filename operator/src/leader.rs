@@ -148,9 +148,10 @@ impl Elector {
                     } else {
                         current.acquire_time
                     },
-                    lease_transitions: current
-                        .lease_transitions
-                        .map(|n| n + i32::from(taking_over)),
+                    // A Lease made without the field counts from zero.
+                    lease_transitions: Some(
+                        current.lease_transitions.unwrap_or(0) + i32::from(taking_over),
+                    ),
                     ..spec
                 });
                 // The resourceVersion makes this a compare-and-swap: a concurrent taker loses.
