@@ -293,59 +293,32 @@ async fn prune(
     monitoring_crds: bool,
     grafana_api: bool,
 ) -> Result<Vec<String>, Error> {
-    let mut deleted = Vec::new();
+    let mut pruning = Pruning {
+        client,
+        namespace,
+        stack,
+        deleted: Vec::new(),
+    };
     // Deployments first, so that pods stop before what they use goes.
-    prune_kind::<Deployment>(
-        client,
-        namespace,
-        stack,
-        &names(&wanted.deployments),
-        &mut deleted,
-    )
-    .await?;
-    prune_kind::<Service>(
-        client,
-        namespace,
-        stack,
-        &names(&wanted.services),
-        &mut deleted,
-    )
-    .await?;
-    prune_kind::<NetworkPolicy>(
-        client,
-        namespace,
-        stack,
-        &names(&wanted.network_policies),
-        &mut deleted,
-    )
-    .await?;
-    prune_kind::<ServiceAccount>(
-        client,
-        namespace,
-        stack,
-        &names(&wanted.service_accounts),
-        &mut deleted,
-    )
-    .await?;
-    prune_kind::<PodDisruptionBudget>(
-        client,
-        namespace,
-        stack,
-        &names(&wanted.budgets),
-        &mut deleted,
-    )
-    .await?;
+    pruning
+        .typed::<Deployment>(names(&wanted.deployments))
+        .await?;
+    pruning.typed::<Service>(names(&wanted.services)).await?;
+    pruning
+        .typed::<NetworkPolicy>(names(&wanted.network_policies))
+        .await?;
+    pruning
+        .typed::<ServiceAccount>(names(&wanted.service_accounts))
+        .await?;
+    pruning
+        .typed::<PodDisruptionBudget>(names(&wanted.budgets))
+        .await?;
     let mut claims = names(&wanted.claims);
     claims.extend(wanted.kept_claims.iter().cloned());
-    prune_kind::<PersistentVolumeClaim>(client, namespace, stack, &claims, &mut deleted).await?;
-    prune_kind::<ConfigMap>(
-        client,
-        namespace,
-        stack,
-        &names(&wanted.dashboards),
-        &mut deleted,
-    )
-    .await?;
+    pruning.typed::<PersistentVolumeClaim>(claims).await?;
+    pruning
+        .typed::<ConfigMap>(names(&wanted.dashboards))
+        .await?;
     let dynamic = [
         (monitoring_crds, monitoring::service_monitor_resource()),
         (monitoring_crds, monitoring::prometheus_rule_resource()),
@@ -368,18 +341,9 @@ async fn prune(
             .map(ResourceExt::name_any)
             .collect();
         let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
-        let list = api
-            .list(&ListParams::default().labels(&owned_selector(stack)))
-            .await?;
-        for object in list.items {
-            let name = object.name_any();
-            if owned_by(&object, stack) && !wanted.contains(&name) {
-                api.delete(&name, &DeleteParams::default()).await?;
-                deleted.push(format!("{}/{name}", resource.kind));
-            }
-        }
+        pruning.unwanted(&api, &resource.kind, &wanted).await?;
     }
-    Ok(deleted)
+    Ok(pruning.deleted)
 }
 
 fn names<K: Resource>(objects: &[K]) -> BTreeSet<String> {
@@ -389,31 +353,49 @@ fn names<K: Resource>(objects: &[K]) -> BTreeSet<String> {
         .collect()
 }
 
-async fn prune_kind<K>(
-    client: &Client,
-    namespace: &str,
-    stack: &FlashcardStack,
-    wanted: &BTreeSet<String>,
-    deleted: &mut Vec<String>,
-) -> Result<(), Error>
-where
-    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-        + Clone
-        + Debug
-        + DeserializeOwned,
-{
-    let api: Api<K> = Api::namespaced(client.clone(), namespace);
-    let list = api
-        .list(&ListParams::default().labels(&owned_selector(stack)))
-        .await?;
-    for object in list.items {
-        let name = object.name_any();
-        if owned_by(&object, stack) && !wanted.contains(&name) {
-            api.delete(&name, &DeleteParams::default()).await?;
-            deleted.push(format!("{}/{name}", K::kind(&())));
-        }
+/// One stack's pruning: what it has deleted so far.
+struct Pruning<'a> {
+    client: &'a Client,
+    namespace: &'a str,
+    stack: &'a FlashcardStack,
+    deleted: Vec<String>,
+}
+
+impl Pruning<'_> {
+    /// Deletes the owned objects of kind `K` not named in `wanted`.
+    async fn typed<K>(&mut self, wanted: BTreeSet<String>) -> Result<(), Error>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+            + Clone
+            + Debug
+            + DeserializeOwned,
+    {
+        let api: Api<K> = Api::namespaced(self.client.clone(), self.namespace);
+        self.unwanted(&api, &K::kind(&()), &wanted).await
     }
-    Ok(())
+
+    /// Deletes the objects `api` lists that the stack owns and `wanted` does not name.
+    async fn unwanted<K>(
+        &mut self,
+        api: &Api<K>,
+        kind: &str,
+        wanted: &BTreeSet<String>,
+    ) -> Result<(), Error>
+    where
+        K: Resource + Clone + Debug + DeserializeOwned,
+    {
+        let list = api
+            .list(&ListParams::default().labels(&owned_selector(self.stack)))
+            .await?;
+        for object in list.items {
+            let name = object.name_any();
+            if owned_by(&object, self.stack) && !wanted.contains(&name) {
+                api.delete(&name, &DeleteParams::default()).await?;
+                self.deleted.push(format!("{kind}/{name}"));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Ready and desired replicas of the Deployment of each component the stack runs.
