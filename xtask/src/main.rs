@@ -18,6 +18,7 @@ mod summary;
 mod system;
 mod test;
 mod up;
+mod venv;
 mod wrk;
 
 use std::process::ExitCode;

@@ -8,15 +8,16 @@ use std::{
     path::{Path, PathBuf},
     process::{self, Command, ExitCode, Stdio},
     thread,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Context, Result};
 
 use crate::{
     apt, interrupt,
     paths::{self, ScratchDir},
     server::{self, Server},
+    venv,
 };
 
 /// The server the services are tested against; the operator deploys the same version's image.
@@ -168,67 +169,26 @@ fn server_args(dir: &Path, listen: SocketAddr) -> Vec<String> {
 /// The virtualenv with MLflow, installed from PyPI the first time (about a minute).
 pub fn ensure_installed() -> Result<PathBuf> {
     let dir = paths::cache_dir()?.join(MLFLOW_FOLDER);
-    let venv = dir.join("venv");
-    if server_importable(&venv) {
+    if let Some(venv) = venv::ready(&dir, SERVER_CHECK) {
         return Ok(venv);
     }
     apt::ensure_apt_packages(&PYTHON)?;
     eprintln!(
         "installing {MLFLOW} from PyPI into {}: about a minute, the first time",
-        venv.display()
+        dir.join("venv").display()
     );
-    let started = Instant::now();
-    // Installed under another name and renamed when complete, so an interrupted install never
-    // leaves a virtualenv that looks ready; everything runs as `python -m` because its scripts
-    // keep the old name in their #! lines.
-    let partial = ScratchDir::create(dir.join(format!("venv.partial-{}", process::id())))?;
-    run_step(
-        Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(partial.path()),
-    )?;
-    run_step(
-        Command::new(partial.path().join("bin").join("python"))
-            .args(["-m", "pip", "install", "--disable-pip-version-check"])
-            .arg(MLFLOW)
-            .args(CONSTRAINTS),
-    )?;
-    if venv.exists() {
-        // Another xtask may have finished the same install meanwhile; keep its virtualenv then.
-        if server_importable(&venv) {
-            return Ok(venv);
-        }
-        fs::remove_dir_all(&venv).with_context(|| format!("removing {}", venv.display()))?;
-    }
-    partial.persist(&venv)?;
-    ensure!(
-        server_importable(&venv),
-        "installed {MLFLOW} into {}, but `import mlflow.server` fails there",
-        venv.display()
-    );
-    eprintln!("installed {MLFLOW} in {:.0?}", started.elapsed());
-    Ok(venv)
+    venv::install(
+        &dir,
+        MLFLOW,
+        &[&[MLFLOW][..], &CONSTRAINTS].concat(),
+        &[],
+        SERVER_CHECK,
+    )
 }
 
-/// Whether the server's module imports: the check that the install is complete and usable
-/// (it fails, for one, with the SQLAlchemy that [`CONSTRAINTS`] rules out).
-fn server_importable(venv: &Path) -> bool {
-    Command::new(venv.join("bin").join("python"))
-        .args(["-c", "import mlflow.server, mlflow.store.db.utils"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|status| status.success())
-}
-
-/// Runs `command` with its output on the terminal.
-fn run_step(command: &mut Command) -> Result<()> {
-    let status = command
-        .status()
-        .with_context(|| format!("running {:?}", command.get_program()))?;
-    ensure!(status.success(), "{command:?} failed ({status})");
-    Ok(())
-}
+/// The server's modules import: the check that the install is complete and usable (it fails, for
+/// one, with the SQLAlchemy that [`CONSTRAINTS`] rules out).
+const SERVER_CHECK: &str = "import mlflow.server, mlflow.store.db.utils";
 
 #[cfg(test)]
 mod tests {
