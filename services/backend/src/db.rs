@@ -1,13 +1,14 @@
 //! Connecting to SQLite or PostgreSQL through sqlx's `Any` driver, and migrating at start-up. The
 //! migrations are written once in SQL both engines accept, so both behave the same.
 
-use std::time::Duration;
+use std::{path::PathBuf, str::FromStr, time::Duration};
 
 use flashcards_bootstrap::ApiError;
 use sqlx::{
-    AnyPool, Executor,
+    Any, AnyPool, Executor, Transaction,
     any::{AnyPoolOptions, install_default_drivers},
     migrate::Migrator,
+    sqlite::SqliteConnectOptions,
 };
 
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
@@ -140,8 +141,8 @@ impl Engine {
         }
     }
 
-    /// What a `SELECT` that a transaction will update appends: PostgreSQL locks the rows; SQLite's
-    /// single writer connection already excludes other writers.
+    /// What a `SELECT` that a transaction will update appends: PostgreSQL locks the rows; a SQLite
+    /// write transaction holds the database's write lock from its start (`Database::begin_write`).
     pub fn lock_rows(self) -> &'static str {
         match self {
             Self::Sqlite => "",
@@ -189,6 +190,20 @@ pub struct Database {
     pub read: AnyPool,
     pub write: AnyPool,
     pub engine: Engine,
+    /// The SQLite file, for the review writer's own connection (`study::review_queue`).
+    pub sqlite_file: Option<PathBuf>,
+}
+
+impl Database {
+    /// A write transaction. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`): the
+    /// review writer is a second writer, and a deferred transaction that read before that writer
+    /// committed could not write at all (`SQLITE_BUSY_SNAPSHOT`, which no busy handler retries).
+    pub async fn begin_write(&self) -> Result<Transaction<'static, Any>, sqlx::Error> {
+        match self.engine {
+            Engine::Sqlite => self.write.begin_with("BEGIN IMMEDIATE").await,
+            Engine::Postgres => self.write.begin().await,
+        }
+    }
 }
 
 async fn open_pool(url: &str, target: &str, max_connections: u32) -> Result<AnyPool, DbError> {
@@ -234,15 +249,29 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<Database, DbErro
             target: target.clone(),
             source,
         })?;
-    let read = match engine {
-        Engine::Sqlite => open_pool(url, &target, max_connections).await?,
-        Engine::Postgres => write.clone(),
+    let (read, sqlite_file) = match engine {
+        Engine::Sqlite => (
+            open_pool(url, &target, max_connections).await?,
+            Some(sqlite_file(url, &target)?),
+        ),
+        Engine::Postgres => (write.clone(), None),
     };
     Ok(Database {
         read,
         write,
         engine,
+        sqlite_file,
     })
+}
+
+/// The file a `sqlite:` URL names, as sqlx reads it.
+fn sqlite_file(url: &str, target: &str) -> Result<PathBuf, DbError> {
+    SqliteConnectOptions::from_str(url)
+        .map(|options| options.get_filename().to_owned())
+        .map_err(|source| DbError::Connect {
+            target: target.to_owned(),
+            source,
+        })
 }
 
 pub async fn ping(pool: &AnyPool) -> Result<(), DbError> {
@@ -295,6 +324,16 @@ mod tests {
         assert_eq!(
             redacted("postgres://db/cards?user=app&password=s3cret&sslpassword=x"),
             "postgres://db/cards?user=app&password=***&sslpassword=***"
+        );
+    }
+
+    #[test]
+    fn the_sqlite_file_is_read_from_the_url() {
+        let file = |url| sqlite_file(url, url).expect(url);
+        assert_eq!(file("sqlite://cards.db"), PathBuf::from("cards.db"));
+        assert_eq!(
+            file("sqlite:///var/lib/flashcards/cards.db?mode=rwc"),
+            PathBuf::from("/var/lib/flashcards/cards.db")
         );
     }
 

@@ -53,6 +53,7 @@ async fn main() -> anyhow::Result<()> {
             Duration::from_secs(args.llm_timeout_secs),
         )),
     )
+    .context("starting the review writer")?
     .with_admins(Admins::new(&args.admin_emails))
     .with_alerts_token(
         args.alerts_token

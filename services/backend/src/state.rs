@@ -11,7 +11,7 @@ use crate::{
     documents::DocumentSettings,
     generation::jobs::Generation,
     metrics::BackendMetrics,
-    study::review_queue::ReviewQueue,
+    study::review_queue::{OpenError, ReviewQueue},
 };
 
 /// What every handler can reach.
@@ -35,7 +35,7 @@ pub struct AppState {
 
 impl AppState {
     /// `page_cache_pages` bounds the card-list cache, which only SQLite gets (0: none). Starts the
-    /// review writer, so it needs a Tokio runtime.
+    /// review writer (with PostgreSQL a task, so it needs a Tokio runtime).
     pub fn new(
         db: Database,
         clock: Clock,
@@ -44,11 +44,11 @@ impl AppState {
         page_cache_pages: usize,
         documents: DocumentSettings,
         generation: Generation,
-    ) -> Self {
+    ) -> Result<Self, OpenError> {
         let pages = (db.engine == Engine::Sqlite && page_cache_pages > 0)
             .then(|| Arc::new(PageCache::new(page_cache_pages)));
-        let reviews = ReviewQueue::start(db.clone(), clock.clone(), FSRS::default());
-        Self {
+        let reviews = ReviewQueue::start(db.clone(), clock.clone(), FSRS::default())?;
+        Ok(Self {
             db,
             clock,
             metrics,
@@ -60,7 +60,7 @@ impl AppState {
             generation,
             admins: Admins::default(),
             alerts_token: WebhookToken::open(),
-        }
+        })
     }
 
     pub fn with_admins(self, admins: Admins) -> Self {

@@ -21,6 +21,8 @@ on_both_databases!(
     concurrent_edits_of_one_card_both_land,
     card_lists_reflect_every_change,
     concurrent_reviews_are_each_recorded_once,
+    reviews_and_card_edits_write_side_by_side,
+    a_write_that_read_first_survives_a_review_committing,
     reviews_follow_fsrs_and_are_logged,
     bad_input_is_rejected_and_changes_nothing,
     metrics_count_known_traffic,
@@ -489,6 +491,97 @@ async fn concurrent_reviews_are_each_recorded_once(server: TestServer) {
         .unwrap()
         .get(0);
     assert_eq!(logged, 40);
+}
+
+/// On SQLite reviews have a writer connection of their own next to the pool's: card edits, which
+/// read before they write, must neither fail nor be lost while reviews commit between their steps.
+async fn reviews_and_card_edits_write_side_by_side(server: TestServer) {
+    let ada = server.user("ada@example.org").await;
+    let deck = ada.deck("d").await;
+    let reviewed = ada.basic(&deck, "reviewed", "a").await;
+    let edited = ada.basic(&deck, "edited", "a").await;
+    let mut requests = Vec::new();
+    for n in 0..30 {
+        let review = ada
+            .client
+            .post(server.url(&format!("/api/cards/{reviewed}/review")))
+            .json(&json!({"rating": "good"}));
+        let edit = ada
+            .client
+            .patch(server.url(&format!("/api/cards/{edited}")))
+            .json(&json!({"back": format!("edit {n}"), "tags": [format!("t{n}")]}));
+        let create = ada
+            .client
+            .post(server.url(&format!("/api/decks/{deck}/cards")))
+            .json(&json!({"front": format!("new {n}"), "back": "a"}));
+        for request in [review, edit, create] {
+            requests.push(tokio::spawn(async move {
+                support::into_parts(request.send().await.unwrap()).await
+            }));
+        }
+    }
+    for request in requests {
+        let (status, body) = request.await.unwrap();
+        assert!(status.is_success(), "{status}: {body}");
+    }
+    let reps: i64 = sqlx::query("SELECT reps FROM study_items WHERE card_id = $1")
+        .bind(&reviewed)
+        .fetch_one(&server.state.db.read)
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(reps, 30, "every review saw the one before it");
+    let (_, card) = ada.get(&format!("/api/cards/{edited}")).await;
+    assert!(
+        card["back"].as_str().unwrap().starts_with("edit "),
+        "{card}"
+    );
+    let (_, cards) = ada.get(&format!("/api/decks/{deck}/cards?limit=100")).await;
+    assert_eq!(cards["items"].as_array().unwrap().len(), 32, "{cards}");
+    let logged: i64 = sqlx::query("SELECT COUNT(*) FROM review_logs")
+        .fetch_one(&server.state.db.read)
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(logged, 30);
+}
+
+/// A write transaction that has read is not undone by a review committing before its write. On
+/// SQLite the review waits for it (both writers take the write lock as their transaction begins);
+/// had the review gone first, the transaction's write would fail on its outdated snapshot.
+async fn a_write_that_read_first_survives_a_review_committing(server: TestServer) {
+    let ada = server.user("ada@example.org").await;
+    let deck = ada.deck("d").await;
+    let card = ada.basic(&deck, "q", "a").await;
+    let mut tx = server.state.db.begin_write().await.unwrap();
+    let back: String = sqlx::query("SELECT back FROM cards WHERE id = $1")
+        .bind(&card)
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap()
+        .get(0);
+    let review = ada
+        .client
+        .post(server.url(&format!("/api/cards/{card}/review")))
+        .json(&json!({"rating": "good"}));
+    let mut review =
+        tokio::spawn(async move { support::into_parts(review.send().await.unwrap()).await });
+    // Time for the review to commit, were it not made to wait.
+    let early = tokio::time::timeout(std::time::Duration::from_millis(300), &mut review).await;
+    sqlx::query("UPDATE cards SET back = $1 WHERE id = $2")
+        .bind(format!("{back}, edited"))
+        .bind(&card)
+        .execute(&mut *tx)
+        .await
+        .expect("the write after the read");
+    tx.commit().await.unwrap();
+    let (status, body) = match early {
+        Ok(finished) => finished.unwrap(),
+        Err(_) => review.await.unwrap(),
+    };
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, stored) = ada.get(&format!("/api/cards/{card}")).await;
+    assert_eq!(stored["back"], "a, edited");
 }
 
 async fn cloze_cards_make_one_item_per_deletion(server: TestServer) {

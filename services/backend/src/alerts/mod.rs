@@ -152,7 +152,7 @@ async fn store(state: &AppState, alerts: &[ReceivedAlert]) -> Result<(), ApiErro
     // One order for every notification, so two that share alerts cannot deadlock on PostgreSQL.
     let mut alerts: Vec<&ReceivedAlert> = alerts.iter().collect();
     alerts.sort_by(|a, b| a.fingerprint.cmp(&b.fingerprint));
-    let mut tx = state.db.write.begin().await.db("starting transaction")?;
+    let mut tx = state.db.begin_write().await.db("starting transaction")?;
     for alert in alerts {
         let labels = to_json(&alert.labels)?;
         let annotations = to_json(&alert.annotations)?;

@@ -255,7 +255,7 @@ pub async fn insert_card(
     deck_id: &str,
     content: CardContent,
 ) -> Result<Card, ApiError> {
-    let mut tx = state.db.write.begin().await.db("starting transaction")?;
+    let mut tx = state.db.begin_write().await.db("starting transaction")?;
     let card = insert_card_in(&mut tx, state.clock.now_ms(), user_id, deck_id, content).await?;
     tx.commit().await.db("committing card")?;
     state.cards_changed(deck_id);
@@ -339,7 +339,7 @@ async fn update_card(
 ) -> Result<Json<Card>, ApiError> {
     let engine = state.db.engine;
     // Read, check and write in one transaction, so concurrent edits cannot undo each other.
-    let mut tx = state.db.write.begin().await.db("starting transaction")?;
+    let mut tx = state.db.begin_write().await.db("starting transaction")?;
     let current = load_card(&mut *tx, engine, &user.id, &id, engine.lock_rows()).await?;
     let (content, ordinals) = CardContent {
         kind: current.kind,

@@ -479,7 +479,7 @@ async fn set_status(
 }
 
 async fn store_pages(state: &AppState, id: &str, pages: &[OcrPage]) -> Result<(), ApiError> {
-    let mut tx = state.db.write.begin().await.db("storing pages")?;
+    let mut tx = state.db.begin_write().await.db("storing pages")?;
     sqlx::query("DELETE FROM document_pages WHERE document_id = $1")
         .bind(id)
         .execute(&mut *tx)

@@ -371,7 +371,7 @@ async fn store_page(
     cards: &[GeneratedCard],
 ) -> Result<bool, ApiError> {
     let now = state.clock.now_ms();
-    let mut tx = state.db.write.begin().await.db("storing drafts")?;
+    let mut tx = state.db.begin_write().await.db("storing drafts")?;
     let advanced = sqlx::query(
         "UPDATE generation_jobs SET pages_done = $1, drafts_created = drafts_created + $2, \
          lease_until = $3, updated_at = $4 WHERE id = $5 AND pages_done = $6 AND status = 'running'",

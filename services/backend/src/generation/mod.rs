@@ -285,7 +285,7 @@ async fn accept_draft(
         source: Some(draft.source),
     };
     // The draft leaves and the card arrives in one transaction: accepting twice makes one card.
-    let mut tx = state.db.write.begin().await.db("starting transaction")?;
+    let mut tx = state.db.begin_write().await.db("starting transaction")?;
     let removed = sqlx::query("DELETE FROM drafts WHERE id = $1 AND user_id = $2")
         .bind(&id)
         .bind(&user.id)

@@ -1,9 +1,11 @@
-//! Reviews are written in batches (group commit). One task takes every review waiting at that moment,
-//! reads their items in one statement, schedules them in order, and writes all new states and log
-//! rows in one transaction; each review is answered only after that transaction commits, so an
-//! acknowledged review is never lost. On SQLite the cost of a transaction is in its round trips to
-//! the database thread, not in its rows, so a batch costs about what one review used to.
-//! On PostgreSQL the items are locked (`FOR UPDATE`), so replicas writing the same item serialise.
+//! Reviews are written in batches (group commit). A writer takes every review waiting at that
+//! moment, reads their items, schedules them in order, and writes all new states and log rows in
+//! one transaction; each review is answered only after that transaction commits, so an
+//! acknowledged review is never lost. Each engine has its writer (`sqlite`, `postgres`); the
+//! decisions are the pure [`plan`].
+
+mod postgres;
+mod sqlite;
 
 use std::collections::HashMap;
 
@@ -16,12 +18,9 @@ use super::{
     ReviewOutcome,
     scheduler::{ItemState, Rating, schedule},
 };
-use crate::{
-    cards::card_not_found,
-    clock::Clock,
-    db::{Database, query_error},
-    timestamp::rfc3339,
-};
+use crate::{cards::card_not_found, clock::Clock, db::Database, timestamp::rfc3339};
+
+pub use sqlite::OpenError;
 
 /// Most reviews written by one transaction (at most 10 bound values each, far below either engine's
 /// parameter limit).
@@ -37,20 +36,28 @@ pub struct ReviewJob {
     pub rating: Rating,
 }
 
-type Reply = oneshot::Sender<Result<ReviewOutcome, ApiError>>;
+type Answer = Result<ReviewOutcome, ApiError>;
+type Reply = oneshot::Sender<Answer>;
+type Submission = (ReviewJob, Reply);
 
 /// The handle handlers submit reviews through; cheap to clone.
 #[derive(Clone)]
 pub struct ReviewQueue {
-    sender: mpsc::Sender<(ReviewJob, Reply)>,
+    sender: mpsc::Sender<Submission>,
 }
 
 impl ReviewQueue {
-    /// Starts the writer task (needs a Tokio runtime); it ends when every handle is dropped.
-    pub fn start(db: Database, clock: Clock, fsrs: FSRS) -> Self {
+    /// Starts the database's writer: with SQLite a thread with its own connection, with PostgreSQL
+    /// a task on the pool (needs a Tokio runtime). It ends when every handle is dropped.
+    pub fn start(db: Database, clock: Clock, fsrs: FSRS) -> Result<Self, OpenError> {
         let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
-        tokio::spawn(write_batches(receiver, db, clock, fsrs));
-        Self { sender }
+        match db.sqlite_file.clone() {
+            Some(file) => sqlite::start(&file, receiver, clock, fsrs)?,
+            None => {
+                tokio::spawn(postgres::write_batches(receiver, db, clock, fsrs));
+            }
+        }
+        Ok(Self { sender })
     }
 
     pub async fn submit(&self, job: ReviewJob) -> Result<ReviewOutcome, ApiError> {
@@ -67,27 +74,19 @@ impl ReviewQueue {
     }
 }
 
-async fn write_batches(
-    mut receiver: mpsc::Receiver<(ReviewJob, Reply)>,
-    db: Database,
-    clock: Clock,
-    fsrs: FSRS,
-) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let (jobs, replies): (Vec<ReviewJob>, Vec<Reply>) = batch.drain(..).unzip();
-        let answers = match write_batch(&db, &fsrs, &jobs, clock.now_ms()).await {
-            Ok(answers) => answers,
-            Err(err) => {
-                tracing::warn!(%err, reviews = jobs.len(), "review batch failed");
-                jobs.iter()
-                    .map(|_| Err(query_error("recording reviews", &err)))
-                    .collect()
+/// Answers a batch's reviews in order; when its transaction failed, each gets `failure`'s error.
+fn deliver(replies: Vec<Reply>, answers: Result<Vec<Answer>, impl Fn() -> ApiError>) {
+    match answers {
+        Ok(answers) => {
+            for (reply, answer) in replies.into_iter().zip(answers) {
+                // A client that went away no longer waits for its answer; its review is still recorded.
+                let _ = reply.send(answer);
             }
-        };
-        for (reply, answer) in replies.into_iter().zip(answers) {
-            // A client that went away no longer waits for its answer; its review is still recorded.
-            let _ = reply.send(answer);
+        }
+        Err(failure) => {
+            for reply in replies {
+                let _ = reply.send(Err(failure()));
+            }
         }
     }
 }
@@ -252,137 +251,6 @@ fn pick_item(
     Ok((job.card_id.clone(), ordinal))
 }
 
-/// `($1, $2, ...), ($9, ...)` for `rows` rows of `columns` placeholders with the given casts.
-fn values_list(rows: usize, casts: &[&str]) -> String {
-    (0..rows)
-        .map(|row| {
-            let cells = casts
-                .iter()
-                .enumerate()
-                .map(|(column, cast)| {
-                    format!("CAST(${} AS {cast})", row * casts.len() + column + 1)
-                })
-                .collect::<Vec<_>>()
-                .join(", ");
-            format!("({cells})")
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-async fn write_batch(
-    db: &Database,
-    fsrs: &FSRS,
-    jobs: &[ReviewJob],
-    now_ms: i64,
-) -> Result<Vec<Result<ReviewOutcome, ApiError>>, sqlx::Error> {
-    let mut card_ids: Vec<&str> = jobs.iter().map(|job| job.card_id.as_str()).collect();
-    card_ids.sort_unstable();
-    card_ids.dedup();
-    let mut tx = db.write.begin().await?;
-
-    let placeholders = (1..=card_ids.len())
-        .map(|n| format!("${n}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let columns = ITEM_COLUMNS.join(", ");
-    let select = db.engine.json_rows(
-        &format!(
-            "SELECT {columns} FROM study_items WHERE card_id IN ({placeholders}){}",
-            db.engine.lock_rows()
-        ),
-        &ITEM_COLUMNS,
-        "card_id, ordinal",
-    );
-    let mut query = sqlx::query_scalar(&select);
-    for card_id in &card_ids {
-        query = query.bind(*card_id);
-    }
-    let text: String = query.fetch_one(&mut *tx).await?;
-    let stored: Vec<ItemRow> = match serde_json::from_str(&text) {
-        Ok(rows) => rows,
-        Err(err) => {
-            return Ok(jobs
-                .iter()
-                .map(|_| Err(ApiError::internal("reading study items", &err)))
-                .collect());
-        }
-    };
-    let plan = plan(fsrs, stored, jobs, now_ms);
-
-    if !plan.items.is_empty() {
-        let update = format!(
-            "UPDATE study_items SET due = v.column3, stability = v.column4, difficulty = v.column5, \
-             last_review = v.column6, reps = v.column7, lapses = v.column8 \
-             FROM (VALUES {}) AS v \
-             WHERE study_items.card_id = v.column1 AND study_items.ordinal = v.column2",
-            values_list(
-                plan.items.len(),
-                &[
-                    "TEXT",
-                    "BIGINT",
-                    "BIGINT",
-                    "DOUBLE PRECISION",
-                    "DOUBLE PRECISION",
-                    "BIGINT",
-                    "BIGINT",
-                    "BIGINT"
-                ],
-            )
-        );
-        let mut query = sqlx::query(&update);
-        for item in &plan.items {
-            query = query
-                .bind(item.card_id.clone())
-                .bind(item.ordinal)
-                .bind(item.due)
-                .bind(item.stability)
-                .bind(item.difficulty)
-                .bind(item.last_review)
-                .bind(item.reps)
-                .bind(item.lapses);
-        }
-        query.execute(&mut *tx).await?;
-
-        let insert = format!(
-            "INSERT INTO review_logs (id, user_id, card_id, ordinal, rating, reviewed_at, \
-             elapsed_days, stability, difficulty, due) VALUES {}",
-            values_list(
-                plan.logs.len(),
-                &[
-                    "TEXT",
-                    "TEXT",
-                    "TEXT",
-                    "BIGINT",
-                    "BIGINT",
-                    "BIGINT",
-                    "BIGINT",
-                    "DOUBLE PRECISION",
-                    "DOUBLE PRECISION",
-                    "BIGINT"
-                ],
-            )
-        );
-        let mut query = sqlx::query(&insert);
-        for log in &plan.logs {
-            query = query
-                .bind(uuid::Uuid::now_v7().to_string())
-                .bind(log.user_id.clone())
-                .bind(log.card_id.clone())
-                .bind(log.ordinal)
-                .bind(log.rating.number())
-                .bind(now_ms)
-                .bind(i64::from(log.elapsed_days))
-                .bind(log.stability)
-                .bind(log.difficulty)
-                .bind(log.due);
-        }
-        query.execute(&mut *tx).await?;
-    }
-    tx.commit().await?;
-    Ok(plan.answers)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -489,13 +357,5 @@ mod tests {
         let together = batched.answers[1].as_ref().expect("together");
         assert_eq!(alone.due, together.due);
         assert_eq!(alone.stability, together.stability);
-    }
-
-    #[test]
-    fn values_lists_number_placeholders_across_rows() {
-        assert_eq!(
-            values_list(2, &["TEXT", "BIGINT"]),
-            "(CAST($1 AS TEXT), CAST($2 AS BIGINT)), (CAST($3 AS TEXT), CAST($4 AS BIGINT))"
-        );
     }
 }

@@ -138,7 +138,8 @@ impl TestServer {
             1024,
             documents,
             Generation::new(LlmClient::new(llm_url, std::time::Duration::from_secs(300))),
-        );
+        )
+        .unwrap();
         let state = configure(state);
         generation::jobs::start_sweeper(state.clone(), std::time::Duration::from_millis(100));
         let router = app(service, state.clone());
