@@ -1,14 +1,14 @@
 //! Connecting to SQLite or PostgreSQL through sqlx's `Any` driver, and migrating at start-up. The
 //! migrations are written once in SQL both engines accept, so both behave the same.
 
-use std::{path::PathBuf, str::FromStr, time::Duration};
+use std::{path::PathBuf, time::Duration};
 
 use flashcards_bootstrap::ApiError;
 use sqlx::{
     Any, AnyPool, Executor, Transaction,
     any::{AnyPoolOptions, install_default_drivers},
     migrate::Migrator,
-    sqlite::SqliteConnectOptions,
+    sqlite::SqliteError,
 };
 
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
@@ -80,8 +80,25 @@ pub fn query_error(context: &str, err: &sqlx::Error) -> ApiError {
                 retry_after_secs: Some(1),
             }
         }
+        sqlx::Error::Database(db) if is_sqlite_busy(db.as_ref()) => ApiError::Unavailable {
+            detail: format!("database unavailable while {context}"),
+            retry_after_secs: Some(1),
+        },
         other => ApiError::internal(context, other),
     }
+}
+
+/// SQLite gave up waiting for another process's write (`SQLITE_BUSY`, `SQLITE_LOCKED` and their
+/// extended codes, after the busy timeout).
+fn is_sqlite_busy(err: &dyn sqlx::error::DatabaseError) -> bool {
+    const SQLITE_BUSY: i32 = 5;
+    const SQLITE_LOCKED: i32 = 6;
+    // PostgreSQL's codes are SQLSTATEs, some of them numeric: only SQLite's codes are read.
+    err.try_downcast_ref::<SqliteError>().is_some()
+        && err
+            .code()
+            .and_then(|code| code.parse::<i32>().ok())
+            .is_some_and(|code| matches!(code & 0xff, SQLITE_BUSY | SQLITE_LOCKED))
 }
 
 /// `.db("context")?` on a query result.
@@ -190,13 +207,14 @@ pub struct Database {
     pub read: AnyPool,
     pub write: AnyPool,
     pub engine: Engine,
-    /// The SQLite file, for the review writer's own connection (`study::review_queue`).
+    /// The SQLite file, for the review writer's own connection (`study::review_queue`), which
+    /// writes only while it holds the write pool's connection.
     pub sqlite_file: Option<PathBuf>,
 }
 
 impl Database {
-    /// A write transaction. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`): the
-    /// review writer is a second writer, and a deferred transaction that read before that writer
+    /// A write transaction. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`): should
+    /// another process write the same file, a deferred transaction that read before that write
     /// committed could not write at all (`SQLITE_BUSY_SNAPSHOT`, which no busy handler retries).
     pub async fn begin_write(&self) -> Result<Transaction<'static, Any>, sqlx::Error> {
         match self.engine {
@@ -252,7 +270,7 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<Database, DbErro
     let (read, sqlite_file) = match engine {
         Engine::Sqlite => (
             open_pool(url, &target, max_connections).await?,
-            Some(sqlite_file(url, &target)?),
+            Some(sqlite_file(&write, &target).await?),
         ),
         Engine::Postgres => (write.clone(), None),
     };
@@ -264,10 +282,12 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<Database, DbErro
     })
 }
 
-/// The file a `sqlite:` URL names, as sqlx reads it.
-fn sqlite_file(url: &str, target: &str) -> Result<PathBuf, DbError> {
-    SqliteConnectOptions::from_str(url)
-        .map(|options| options.get_filename().to_owned())
+/// The file SQLite opened for the pool (absolute), as SQLite itself reports it.
+async fn sqlite_file(pool: &AnyPool, target: &str) -> Result<PathBuf, DbError> {
+    sqlx::query_scalar::<_, String>("SELECT file FROM pragma_database_list WHERE name = 'main'")
+        .fetch_one(pool)
+        .await
+        .map(PathBuf::from)
         .map_err(|source| DbError::Connect {
             target: target.to_owned(),
             source,
@@ -324,16 +344,6 @@ mod tests {
         assert_eq!(
             redacted("postgres://db/cards?user=app&password=s3cret&sslpassword=x"),
             "postgres://db/cards?user=app&password=***&sslpassword=***"
-        );
-    }
-
-    #[test]
-    fn the_sqlite_file_is_read_from_the_url() {
-        let file = |url| sqlite_file(url, url).expect(url);
-        assert_eq!(file("sqlite://cards.db"), PathBuf::from("cards.db"));
-        assert_eq!(
-            file("sqlite:///var/lib/flashcards/cards.db?mode=rwc"),
-            PathBuf::from("/var/lib/flashcards/cards.db")
         );
     }
 

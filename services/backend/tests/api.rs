@@ -494,7 +494,7 @@ async fn concurrent_reviews_are_each_recorded_once(server: TestServer) {
 }
 
 /// On SQLite reviews have a writer connection of their own next to the pool's: card edits, which
-/// read before they write, must neither fail nor be lost while reviews commit between their steps.
+/// read before they write, must neither fail nor be lost while reviews are being written.
 async fn reviews_and_card_edits_write_side_by_side(server: TestServer) {
     let ada = server.user("ada@example.org").await;
     let deck = ada.deck("d").await;
@@ -547,7 +547,7 @@ async fn reviews_and_card_edits_write_side_by_side(server: TestServer) {
 }
 
 /// A write transaction that has read is not undone by a review committing before its write. On
-/// SQLite the review waits for it (both writers take the write lock as their transaction begins);
+/// SQLite the review writer waits for the write pool's connection, which the transaction holds;
 /// had the review gone first, the transaction's write would fail on its outdated snapshot.
 async fn a_write_that_read_first_survives_a_review_committing(server: TestServer) {
     let ada = server.user("ada@example.org").await;
@@ -1090,6 +1090,34 @@ async fn metrics_count_known_traffic(server: TestServer) {
             .status(),
         StatusCode::OK
     );
+}
+
+/// Another process holding SQLite's write lock past the busy timeout: a write and a review each
+/// answer 503 with the retry hint and record nothing; once the lock is gone both go through.
+#[tokio::test]
+async fn sqlite_locked_by_another_process_answers_503() {
+    let server = TestServer::start(support::Engine::Sqlite).await;
+    let ada = server.user("ada@example.org").await;
+    let deck = ada.deck("d").await;
+    let card = ada.basic(&deck, "q", "a").await;
+    let file = server.state.db.sqlite_file.clone().unwrap();
+    let other_process = rusqlite::Connection::open(file).unwrap();
+    other_process.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let review_path = format!("/api/cards/{card}/review");
+    let (created, reviewed) = tokio::join!(
+        ada.post("/api/decks", json!({"name": "while locked"})),
+        ada.post(&review_path, json!({"rating": "good"})),
+    );
+    other_process.execute_batch("ROLLBACK").unwrap();
+    for (status, body) in [created, reviewed] {
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert_eq!(body["error"], "unavailable");
+    }
+    let (_, decks) = ada.get("/api/decks").await;
+    assert_eq!(decks["items"].as_array().unwrap().len(), 1, "{decks}");
+    let (status, outcome) = ada.post(&review_path, json!({"rating": "good"})).await;
+    assert_eq!(status, StatusCode::OK, "{outcome}");
+    assert_eq!(outcome["reps"], 1, "the refused review left nothing behind");
 }
 
 async fn a_database_outage_answers_503_and_logs_nobody_out(server: TestServer) {

@@ -48,11 +48,11 @@ pub struct ReviewQueue {
 
 impl ReviewQueue {
     /// Starts the database's writer: with SQLite a thread with its own connection, with PostgreSQL
-    /// a task on the pool (needs a Tokio runtime). It ends when every handle is dropped.
+    /// a task on the pool; either needs a Tokio runtime. It ends when every handle is dropped.
     pub fn start(db: Database, clock: Clock, fsrs: FSRS) -> Result<Self, OpenError> {
         let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
         match db.sqlite_file.clone() {
-            Some(file) => sqlite::start(&file, receiver, clock, fsrs)?,
+            Some(file) => sqlite::start(&file, db.write, receiver, clock, fsrs)?,
             None => {
                 tokio::spawn(postgres::write_batches(receiver, db, clock, fsrs));
             }

@@ -2,26 +2,30 @@
 //! whole batch without leaving the thread. Through sqlx every statement is a hand-off to its worker
 //! thread and back; on two cores those hand-offs, not SQLite, held reviews to ~9k/s.
 //!
-//! It is a second writer next to the sqlx write pool. Both take SQLite's write lock when their
-//! transaction begins (`BEGIN IMMEDIATE`, see `Database::begin_write`) and wait for each other in
-//! SQLite's busy handler, so neither can fail on a snapshot the other changed.
+//! The process still has one writer at a time: the thread writes only while it holds the sqlx write
+//! pool's one connection (unused, as a token), so it takes turns with every other write in the
+//! pool's first-come queue, and keeps the token for at most [`HOLD`] while reviews keep coming.
 
 use std::{
     path::{Path, PathBuf},
     thread,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use flashcards_bootstrap::ApiError;
 use fsrs::FSRS;
 use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior, params};
-use tokio::sync::mpsc;
+use sqlx::AnyPool;
+use tokio::{runtime::Handle, sync::mpsc};
 
 use super::{Answer, ItemRow, MAX_BATCH, ReviewJob, Submission, deliver, plan};
-use crate::clock::Clock;
+use crate::{clock::Clock, db::query_error};
 
-/// How long a batch waits for another writer's transaction before its reviews answer 503.
+/// How long a batch waits for another process's write before its reviews answer 503.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// The longest the writer keeps the write token while reviews keep coming: how long any other
+/// write may wait for reviews.
+const HOLD: Duration = Duration::from_millis(2);
 
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
@@ -30,24 +34,47 @@ pub enum OpenError {
         path: PathBuf,
         source: rusqlite::Error,
     },
+    #[error("the review writer needs a Tokio runtime: {0}")]
+    NoRuntime(tokio::runtime::TryCurrentError),
     #[error("starting the review writer thread: {0}")]
     Thread(std::io::Error),
+}
+
+/// What the writer thread owns.
+struct Writer {
+    file: PathBuf,
+    connection: Connection,
+    /// The write pool: its one connection is the write token.
+    token_pool: AnyPool,
+    runtime: Handle,
+    clock: Clock,
+    fsrs: FSRS,
 }
 
 /// Opens the writer's connection (the file exists: migrations ran) and starts its thread.
 pub(super) fn start(
     file: &Path,
+    token_pool: AnyPool,
     receiver: mpsc::Receiver<Submission>,
     clock: Clock,
     fsrs: FSRS,
 ) -> Result<(), OpenError> {
+    let runtime = Handle::try_current().map_err(OpenError::NoRuntime)?;
     let connection = open(file).map_err(|source| OpenError::Connect {
         path: file.to_owned(),
         source,
     })?;
+    let writer = Writer {
+        file: file.to_owned(),
+        connection,
+        token_pool,
+        runtime,
+        clock,
+        fsrs,
+    };
     thread::Builder::new()
         .name("review-writer".to_owned())
-        .spawn(move || write_batches(connection, receiver, &clock, &fsrs))
+        .spawn(move || writer.run(receiver))
         .map_err(OpenError::Thread)?;
     Ok(())
 }
@@ -64,20 +91,63 @@ fn open(file: &Path) -> rusqlite::Result<Connection> {
     Ok(connection)
 }
 
-fn write_batches(
-    mut connection: Connection,
-    mut receiver: mpsc::Receiver<Submission>,
-    clock: &Clock,
-    fsrs: &FSRS,
-) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while receiver.blocking_recv_many(&mut batch, MAX_BATCH) > 0 {
+impl Writer {
+    fn run(mut self, mut receiver: mpsc::Receiver<Submission>) {
+        // A pool connection given back is returned by a task spawned on the runtime.
+        let runtime = self.runtime.clone();
+        let _context = runtime.enter();
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        while receiver.blocking_recv_many(&mut batch, MAX_BATCH) > 0 {
+            let token = match runtime.block_on(self.token_pool.acquire()) {
+                Ok(token) => token,
+                Err(err) => {
+                    tracing::warn!(%err, "the review writer got no write token");
+                    let replies = batch.drain(..).map(|(_, reply)| reply).collect();
+                    deliver(replies, Err(|| query_error("recording reviews", &err)));
+                    continue;
+                }
+            };
+            let held_since = Instant::now();
+            loop {
+                self.write(&mut batch);
+                if held_since.elapsed() >= HOLD {
+                    break;
+                }
+                while batch.len() < MAX_BATCH {
+                    let Ok(submission) = receiver.try_recv() else {
+                        break;
+                    };
+                    batch.push(submission);
+                }
+                if batch.is_empty() {
+                    break;
+                }
+            }
+            drop(token);
+        }
+    }
+
+    /// Writes and answers the batch, leaving it empty.
+    fn write(&mut self, batch: &mut Vec<Submission>) {
         let (jobs, replies): (Vec<ReviewJob>, Vec<_>) = batch.drain(..).unzip();
-        let answers = write_batch(&mut connection, fsrs, &jobs, clock.now_ms());
+        let answers = write_batch(&mut self.connection, &self.fsrs, &jobs, self.clock.now_ms());
         if let Err(err) = &answers {
             tracing::warn!(%err, reviews = jobs.len(), "review batch failed");
+            self.repair();
         }
         deliver(replies, answers.map_err(|err| move || store_error(&err)));
+    }
+
+    /// A failed batch rolls back when its transaction is dropped; should that rollback have failed
+    /// too, the connection is still in the transaction, and is replaced.
+    fn repair(&mut self) {
+        if self.connection.is_autocommit() {
+            return;
+        }
+        match open(&self.file) {
+            Ok(connection) => self.connection = connection,
+            Err(err) => tracing::warn!(%err, "reopening the review writer's connection"),
+        }
     }
 }
 
