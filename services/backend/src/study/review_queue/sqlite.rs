@@ -4,7 +4,7 @@
 //!
 //! The process still has one writer at a time: the thread writes only while it holds the sqlx write
 //! pool's one connection (unused, as a token), so it takes turns with every other write in the
-//! pool's first-come queue, and keeps the token for at most [`HOLD`] while reviews keep coming.
+//! pool's first-come queue, and keeps the token for at most [`HOLD`].
 
 use std::{
     path::{Path, PathBuf},
@@ -23,7 +23,7 @@ use crate::{clock::Clock, db::query_error};
 
 /// How long a batch waits for another process's write before its reviews answer 503.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-/// The longest the writer keeps the write token while reviews keep coming: how long any other
+/// The longest the writer keeps the write token, writing reviews as they come: how long any other
 /// write may wait for reviews.
 const HOLD: Duration = Duration::from_millis(2);
 
@@ -110,16 +110,17 @@ impl Writer {
             let held_since = Instant::now();
             loop {
                 self.write(&mut batch);
-                if held_since.elapsed() >= HOLD {
+                // Giving the token back and taking it again costs a round trip to sqlx's worker
+                // thread (the pool pings a returned connection): the next reviews are awaited
+                // with the token, up to the hold.
+                let Some(left) = HOLD.checked_sub(held_since.elapsed()) else {
                     break;
-                }
-                while batch.len() < MAX_BATCH {
-                    let Ok(submission) = receiver.try_recv() else {
-                        break;
-                    };
-                    batch.push(submission);
-                }
-                if batch.is_empty() {
+                };
+                let more = runtime.block_on(tokio::time::timeout(
+                    left,
+                    receiver.recv_many(&mut batch, MAX_BATCH),
+                ));
+                if !matches!(more, Ok(received) if received > 0) {
                     break;
                 }
             }
