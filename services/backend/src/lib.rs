@@ -11,7 +11,6 @@ pub mod db;
 pub mod decks;
 pub mod documents;
 pub mod generation;
-pub mod http_client;
 pub mod metrics;
 pub mod pagination;
 pub mod state;

@@ -7,6 +7,7 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod http_client;
 pub mod http_metrics;
 pub mod logging;
 pub mod mlflow;

@@ -35,7 +35,7 @@ use tokio::{
     task::JoinHandle,
 };
 
-use crate::CommonArgs;
+use crate::{CommonArgs, http_client::describe};
 
 /// MLflow's limits for the values of params and tags (the lower of the 2.x and 3.x ones).
 const MAX_PARAM_CHARS: usize = 6000;
@@ -433,7 +433,7 @@ impl Client {
             .timeout(config.timeout)
             .connect_timeout(config.timeout)
             .build()
-            .map_err(|err| MlflowError::Client(describe(err)))?;
+            .map_err(|err| MlflowError::Client(describe(&err)))?;
         Ok(Self {
             http,
             redacted: redact(&config.url),
@@ -549,7 +549,7 @@ impl Client {
     ) -> Result<Value, MlflowError> {
         let transport = |err: reqwest::Error| MlflowError::Transport {
             call,
-            detail: describe(err),
+            detail: describe(&err),
         };
         let response = request.send().await.map_err(transport)?;
         let status = response.status();
@@ -570,29 +570,6 @@ impl Client {
             error_code: body.error_code,
             message: truncate(&body.message, 300),
         })
-    }
-}
-
-/// reqwest's error without the URL (which may carry credentials), plus its innermost cause.
-fn describe(err: reqwest::Error) -> String {
-    let kind = if err.is_timeout() {
-        "timed out"
-    } else if err.is_connect() {
-        "cannot connect"
-    } else {
-        "request failed"
-    };
-    let err = err.without_url();
-    let mut cause = String::new();
-    let mut source = std::error::Error::source(&err);
-    while let Some(inner) = source {
-        cause = inner.to_string();
-        source = inner.source();
-    }
-    if cause.is_empty() {
-        kind.to_owned()
-    } else {
-        format!("{kind} ({cause})")
     }
 }
 

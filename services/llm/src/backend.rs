@@ -2,6 +2,7 @@
 //! module's [`OpenAiUpstream`] speaks the OpenAI chat-completions protocol (llama.cpp's server,
 //! Ollama, vLLM) with timeouts and jittered retries.
 
+use flashcards_bootstrap::http_client;
 use std::{
     future::Future,
     pin::Pin,
@@ -151,7 +152,7 @@ impl OpenAiUpstream {
         if err.is_timeout() {
             BackendError::Timeout(self.settings.timeout)
         } else {
-            BackendError::Unavailable(describe(err))
+            BackendError::Unavailable(http_client::describe(err))
         }
     }
 
@@ -326,26 +327,6 @@ impl ChatAnswer {
             prompt_tokens: usage.prompt_tokens,
             completion_tokens: usage.completion_tokens,
         }
-    }
-}
-
-/// reqwest's error without the URL it carries, plus its innermost cause.
-fn describe(err: &reqwest::Error) -> String {
-    let kind = if err.is_connect() {
-        "cannot connect"
-    } else {
-        "request failed"
-    };
-    let mut cause = String::new();
-    let mut source = std::error::Error::source(err);
-    while let Some(inner) = source {
-        cause = inner.to_string();
-        source = inner.source();
-    }
-    if cause.is_empty() {
-        kind.to_owned()
-    } else {
-        format!("{kind} ({cause})")
     }
 }
 

@@ -3,10 +3,9 @@
 
 use std::time::Duration;
 
+use flashcards_bootstrap::http_client;
 use serde::Deserialize;
 use serde_json::Value;
-
-use crate::http_client;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OcrError {

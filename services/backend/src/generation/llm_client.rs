@@ -3,9 +3,8 @@
 
 use std::time::Duration;
 
+use flashcards_bootstrap::http_client;
 use serde::{Deserialize, Serialize};
-
-use crate::http_client;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LlmError {

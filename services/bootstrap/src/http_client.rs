@@ -1,5 +1,6 @@
-//! What the backend's clients of the other services share: one way to build an HTTP client, and
-//! one way to describe its errors without the URLs they carry.
+//! What every service's HTTP clients share (the backend's clients of OCR and the LLM, the LLM's
+//! upstream, MLflow logging): one way to build a client, and one way to describe its errors
+//! without the URLs they carry (which may hold credentials).
 
 use std::time::Duration;
 
