@@ -189,6 +189,29 @@ impl RunRecord {
         self.tags.push((key, value.into()));
         self
     }
+
+    /// The first value logged for metric `key` (at any step).
+    pub fn metric_value(&self, key: &str) -> Option<f64> {
+        self.metrics
+            .iter()
+            .find(|metric| metric.key == key)
+            .map(|metric| metric.value)
+    }
+
+    pub fn param_value(&self, key: &str) -> Option<&str> {
+        find(&self.params, key)
+    }
+
+    pub fn tag_value(&self, key: &str) -> Option<&str> {
+        find(&self.tags, key)
+    }
+}
+
+fn find<'a>(entries: &'a [(&'static str, String)], key: &str) -> Option<&'a str> {
+    entries
+        .iter()
+        .find(|(name, _)| *name == key)
+        .map(|(_, value)| value.as_str())
 }
 
 /// The handle handlers log through; cheap to clone. [`MlflowLogger::disabled`] (the default)

@@ -137,30 +137,6 @@ mod tests {
     use super::*;
     use crate::pipeline::{Card, Dropped, Span, Usage};
 
-    fn metric(record: &RunRecord, key: &str) -> Option<f64> {
-        record
-            .metrics
-            .iter()
-            .find(|metric| metric.key == key)
-            .map(|metric| metric.value)
-    }
-
-    fn param<'a>(record: &'a RunRecord, key: &str) -> Option<&'a str> {
-        record
-            .params
-            .iter()
-            .find(|(k, _)| *k == key)
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn tag<'a>(record: &'a RunRecord, key: &str) -> Option<&'a str> {
-        record
-            .tags
-            .iter()
-            .find(|(k, _)| *k == key)
-            .map(|(_, v)| v.as_str())
-    }
-
     fn request() -> Request {
         Request {
             text: "Zellen teilen sich.".to_owned(),
@@ -214,24 +190,27 @@ mod tests {
             }),
         );
         assert_eq!(record.status, RunStatus::Finished);
-        assert_eq!(param(&record, "model"), Some("SmolLM2-135M-Instruct"));
-        assert_eq!(param(&record, "backend"), Some("openai-compatible"));
-        assert_eq!(param(&record, "temperature"), Some("0"));
-        assert_eq!(param(&record, "prompt_version"), Some(PROMPT_VERSION));
-        assert_eq!(param(&record, "max_cards"), Some("5"));
-        assert_eq!(param(&record, "kinds"), Some("basic,cloze"));
-        assert_eq!(param(&record, "language"), Some("auto"));
-        assert_eq!(metric(&record, "duration_seconds"), Some(2.0));
-        assert_eq!(metric(&record, "input_chars"), Some(19.0));
-        assert_eq!(metric(&record, "chunks"), Some(1.0));
-        assert_eq!(metric(&record, "cards_generated"), Some(1.0));
-        assert_eq!(metric(&record, "cards_dropped"), Some(4.0));
-        assert_eq!(metric(&record, "cards_dropped_ungrounded"), Some(2.0));
-        assert_eq!(metric(&record, "cards_dropped_quality"), Some(1.0));
-        assert_eq!(metric(&record, "cards_dropped_over_limit"), Some(0.0));
-        assert_eq!(metric(&record, "completion_tokens_per_second"), Some(40.0));
-        assert_eq!(tag(&record, "outcome"), Some("success"));
-        assert_eq!(tag(&record, "error_type"), None);
+        assert_eq!(record.param_value("model"), Some("SmolLM2-135M-Instruct"));
+        assert_eq!(record.param_value("backend"), Some("openai-compatible"));
+        assert_eq!(record.param_value("temperature"), Some("0"));
+        assert_eq!(record.param_value("prompt_version"), Some(PROMPT_VERSION));
+        assert_eq!(record.param_value("max_cards"), Some("5"));
+        assert_eq!(record.param_value("kinds"), Some("basic,cloze"));
+        assert_eq!(record.param_value("language"), Some("auto"));
+        assert_eq!(record.metric_value("duration_seconds"), Some(2.0));
+        assert_eq!(record.metric_value("input_chars"), Some(19.0));
+        assert_eq!(record.metric_value("chunks"), Some(1.0));
+        assert_eq!(record.metric_value("cards_generated"), Some(1.0));
+        assert_eq!(record.metric_value("cards_dropped"), Some(4.0));
+        assert_eq!(record.metric_value("cards_dropped_ungrounded"), Some(2.0));
+        assert_eq!(record.metric_value("cards_dropped_quality"), Some(1.0));
+        assert_eq!(record.metric_value("cards_dropped_over_limit"), Some(0.0));
+        assert_eq!(
+            record.metric_value("completion_tokens_per_second"),
+            Some(40.0)
+        );
+        assert_eq!(record.tag_value("outcome"), Some("success"));
+        assert_eq!(record.tag_value("error_type"), None);
     }
 
     #[test]
@@ -248,13 +227,13 @@ mod tests {
             Err(&error),
         );
         assert_eq!(timed_out.status, RunStatus::Failed);
-        assert_eq!(tag(&timed_out, "error_type"), Some("timeout"));
+        assert_eq!(timed_out.tag_value("error_type"), Some("timeout"));
         assert_eq!(
-            tag(&timed_out, "error_detail"),
+            timed_out.tag_value("error_detail"),
             Some("the model did not answer within 120s")
         );
-        assert_eq!(param(&timed_out, "model"), None);
-        assert_eq!(metric(&timed_out, "cards_generated"), None);
+        assert_eq!(timed_out.param_value("model"), None);
+        assert_eq!(timed_out.metric_value("cards_generated"), None);
 
         let invalid = ApiError::invalid("text", "must not be empty");
         let refused = record(
@@ -264,9 +243,9 @@ mod tests {
             Duration::ZERO,
             Err(&invalid),
         );
-        assert_eq!(param(&refused, "max_cards"), None);
+        assert_eq!(refused.param_value("max_cards"), None);
         assert_eq!(
-            tag(&refused, "error_detail"),
+            refused.tag_value("error_detail"),
             Some("text: must not be empty")
         );
     }

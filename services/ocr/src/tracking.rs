@@ -196,22 +196,6 @@ mod tests {
         binarize: false,
     };
 
-    fn metric(record: &RunRecord, key: &str) -> Option<f64> {
-        record
-            .metrics
-            .iter()
-            .find(|metric| metric.key == key)
-            .map(|metric| metric.value)
-    }
-
-    fn tag<'a>(record: &'a RunRecord, key: &str) -> Option<&'a str> {
-        record
-            .tags
-            .iter()
-            .find(|(k, _)| *k == key)
-            .map(|(_, v)| v.as_str())
-    }
-
     #[test]
     fn a_recognition_logs_its_settings_and_confidence_analysis() {
         let response = OcrResponse {
@@ -244,28 +228,28 @@ mod tests {
                 ("binarize", "false".to_owned()),
             ]
         );
-        assert_eq!(metric(&record, "processing_seconds"), Some(1.5));
-        assert_eq!(metric(&record, "queued_seconds"), Some(0.25));
-        assert_eq!(metric(&record, "pages"), Some(2.0));
-        assert_eq!(metric(&record, "pages_recognised"), Some(1.0));
-        assert_eq!(metric(&record, "words_total"), Some(6.0));
-        assert_eq!(metric(&record, "words_kept"), Some(5.0));
-        assert_eq!(metric(&record, "words_filtered"), Some(1.0));
+        assert_eq!(record.metric_value("processing_seconds"), Some(1.5));
+        assert_eq!(record.metric_value("queued_seconds"), Some(0.25));
+        assert_eq!(record.metric_value("pages"), Some(2.0));
+        assert_eq!(record.metric_value("pages_recognised"), Some(1.0));
+        assert_eq!(record.metric_value("words_total"), Some(6.0));
+        assert_eq!(record.metric_value("words_kept"), Some(5.0));
+        assert_eq!(record.metric_value("words_filtered"), Some(1.0));
         // Only Tesseract's words: the text layer's 100s would hide the bad ones.
-        assert_eq!(metric(&record, "word_confidence_mean"), Some(62.5));
-        assert_eq!(metric(&record, "word_confidence_median"), Some(75.0));
-        assert_eq!(metric(&record, "word_confidence_min"), Some(10.0));
+        assert_eq!(record.metric_value("word_confidence_mean"), Some(62.5));
+        assert_eq!(record.metric_value("word_confidence_median"), Some(75.0));
+        assert_eq!(record.metric_value("word_confidence_min"), Some(10.0));
         assert!(record.metrics.contains(&MetricValue {
             key: "page_confidence_mean",
             value: 50.0,
             step: 2
         }));
-        assert_eq!(tag(&record, "outcome"), Some("success"));
+        assert_eq!(record.tag_value("outcome"), Some("success"));
         assert_eq!(
-            tag(&record, "preprocessing"),
+            record.tag_value("preprocessing"),
             Some("grayscale,upscale:2.00x")
         );
-        assert_eq!(tag(&record, "error_code"), None);
+        assert_eq!(record.tag_value("error_code"), None);
     }
 
     #[test]
@@ -283,13 +267,13 @@ mod tests {
             Err(&error),
         );
         assert_eq!(record.status, RunStatus::Failed);
-        assert_eq!(tag(&record, "outcome"), Some("invalid"));
-        assert_eq!(tag(&record, "error_code"), Some("validation_failed"));
+        assert_eq!(record.tag_value("outcome"), Some("invalid"));
+        assert_eq!(record.tag_value("error_code"), Some("validation_failed"));
         assert_eq!(
-            tag(&record, "error_detail"),
+            record.tag_value("error_detail"),
             Some("lang: \"xyz\" is not installed")
         );
-        assert_eq!(metric(&record, "words_total"), None);
+        assert_eq!(record.metric_value("words_total"), None);
     }
 
     #[test]
