@@ -596,6 +596,29 @@ impl Client {
     }
 }
 
+/// Every run of `experiment` on the tracking server at `url` (up to 1000, newest first) as MLflow's
+/// REST API returns them, none when there is no such experiment: for reading back what was logged.
+pub async fn search_runs(url: &str, experiment: &str) -> Result<Vec<Value>, MlflowError> {
+    let config = MlflowConfig {
+        url: url.to_owned(),
+        experiment: experiment.to_owned(),
+        service: "search",
+        queue_capacity: 1,
+        timeout: Duration::from_secs(10),
+    };
+    let client = Client::new(tracking_base(url)?, &config)?;
+    let Some(id) = client.find_experiment().await? else {
+        return Ok(Vec::new());
+    };
+    let found = client
+        .post(
+            "runs/search",
+            &json!({"experiment_ids": [id], "max_results": 1000}),
+        )
+        .await?;
+    Ok(found["runs"].as_array().cloned().unwrap_or_default())
+}
+
 /// `<url>/api/2.0/mlflow/`, for joining call names onto. Only `http://`: the services are built
 /// without TLS (as for the LLM upstream), so an `https://` URL is refused at start rather than
 /// failing every record.

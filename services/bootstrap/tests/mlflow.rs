@@ -8,9 +8,9 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use flashcards_bootstrap::mlflow::{MlflowConfig, MlflowLogger, RunRecord};
+use flashcards_bootstrap::mlflow::{MlflowConfig, MlflowLogger, RunRecord, search_runs};
 use prometheus_client::{encoding::text::encode, registry::Registry};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::net::TcpListener;
 
 fn mlflow_url() -> String {
@@ -66,32 +66,6 @@ async fn wait_for(registry: &Registry, outcome_name: &str, count: f64) {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-/// Every run of `experiment`, through the REST API.
-async fn runs(url: &str, experiment: &str) -> Vec<Value> {
-    let client = reqwest::Client::new();
-    let api = format!("{}/api/2.0/mlflow", url.trim_end_matches('/'));
-    let found: Value = client
-        .get(format!("{api}/experiments/get-by-name"))
-        .query(&[("experiment_name", experiment)])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = found["experiment"]["experiment_id"].as_str().unwrap();
-    let answer: Value = client
-        .post(format!("{api}/runs/search"))
-        .json(&json!({"experiment_ids": [id], "max_results": 100}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    answer["runs"].as_array().cloned().unwrap_or_default()
 }
 
 /// The `key`'s value in a run's `data.<list>` of `{key, value}` entries.
@@ -156,7 +130,7 @@ async fn runs_land_in_the_experiment_with_params_metrics_tags_and_status() {
         0.0
     );
 
-    let runs = runs(&url, &experiment).await;
+    let runs = search_runs(&url, &experiment).await.unwrap();
     assert_eq!(runs.len(), 2, "{runs:#?}");
     for run in &runs {
         assert_eq!(run["info"]["run_name"], "demo");
@@ -203,7 +177,7 @@ async fn replicas_racing_to_create_the_experiment_share_it() {
     for logger in &loggers {
         logger.shutdown(Duration::from_secs(30)).await;
     }
-    assert_eq!(runs(&url, &experiment).await.len(), 4);
+    assert_eq!(search_runs(&url, &experiment).await.unwrap().len(), 4);
 }
 
 #[tokio::test]
@@ -224,7 +198,7 @@ async fn shutdown_sends_what_is_queued() {
     // After shutdown records are refused, and counted as dropped.
     logger.log(|| demo_record("success"));
     assert_eq!(outcome(&registry, "dropped"), 1.0);
-    assert_eq!(runs(&url, &experiment).await.len(), 5);
+    assert_eq!(search_runs(&url, &experiment).await.unwrap().len(), 5);
 }
 
 #[tokio::test]

@@ -17,7 +17,7 @@ use axum::{
 };
 use flashcards_bootstrap::{
     ServiceBuilder, config,
-    mlflow::{MlflowConfig, MlflowLogger},
+    mlflow::{MlflowConfig, MlflowLogger, search_runs},
 };
 use flashcards_llm::{Args, LlmState, app, from_args, metrics::LlmMetrics};
 use reqwest::{Client, StatusCode};
@@ -148,32 +148,6 @@ impl LlmServer {
     }
 }
 
-/// Every run of `experiment`, through the REST API.
-async fn runs(url: &str, experiment: &str) -> Vec<Value> {
-    let client = Client::new();
-    let api = format!("{}/api/2.0/mlflow", url.trim_end_matches('/'));
-    let found: Value = client
-        .get(format!("{api}/experiments/get-by-name"))
-        .query(&[("experiment_name", experiment)])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = found["experiment"]["experiment_id"].as_str().unwrap();
-    let answer: Value = client
-        .post(format!("{api}/runs/search"))
-        .json(&json!({"experiment_ids": [id], "max_results": 100}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    answer["runs"].as_array().cloned().unwrap_or_default()
-}
-
 fn entry<'a>(run: &'a Value, list: &str, key: &str) -> &'a Value {
     run["data"][list]
         .as_array()
@@ -212,7 +186,7 @@ async fn generations_and_their_errors_are_runs_with_model_parameters_and_card_co
     server.wait_for("success", 2.0).await;
     down.wait_for("success", 1.0).await;
 
-    let runs = runs(&url, &experiment).await;
+    let runs = search_runs(&url, &experiment).await.unwrap();
     assert_eq!(runs.len(), 3, "{runs:#?}");
     let run = run_with(&runs, "success");
     assert_eq!(run["info"]["status"], "FINISHED");

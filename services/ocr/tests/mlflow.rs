@@ -11,10 +11,10 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use flashcards_bootstrap::config;
+use flashcards_bootstrap::{config, mlflow::search_runs};
 use flashcards_ocr::{Args, Settings};
 use flashcards_ocr_corpus as corpus;
-use serde_json::{Value, json};
+use serde_json::Value;
 use support::{OcrServer, sample, start};
 use tokio::net::TcpListener;
 
@@ -59,32 +59,6 @@ async fn wait_for(server: &OcrServer, outcome_name: &str, count: f64) {
     }
 }
 
-/// Every run of `experiment`, through the REST API.
-async fn runs(url: &str, experiment: &str) -> Vec<Value> {
-    let client = reqwest::Client::new();
-    let api = format!("{}/api/2.0/mlflow", url.trim_end_matches('/'));
-    let found: Value = client
-        .get(format!("{api}/experiments/get-by-name"))
-        .query(&[("experiment_name", experiment)])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = found["experiment"]["experiment_id"].as_str().unwrap();
-    let answer: Value = client
-        .post(format!("{api}/runs/search"))
-        .json(&json!({"experiment_ids": [id], "max_results": 100}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    answer["runs"].as_array().cloned().unwrap_or_default()
-}
-
 fn entry<'a>(run: &'a Value, list: &str, key: &str) -> &'a Value {
     run["data"][list]
         .as_array()
@@ -127,7 +101,7 @@ async fn recognitions_and_refusals_are_runs_with_confidence_analysis_and_error_p
     assert_eq!(refused.status(), 422);
     wait_for(&server, "success", 2.0).await;
 
-    let runs = runs(&url, &experiment).await;
+    let runs = search_runs(&url, &experiment).await.unwrap();
     assert_eq!(runs.len(), 2, "{runs:#?}");
     let (recognised, refused): (Vec<&Value>, Vec<&Value>) = runs
         .iter()
