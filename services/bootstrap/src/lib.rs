@@ -12,6 +12,8 @@ pub mod http_metrics;
 pub mod logging;
 pub mod mlflow;
 pub mod server;
+#[cfg(feature = "test-support")]
+pub mod testing;
 
 pub use config::CommonArgs;
 pub use error::ApiError;

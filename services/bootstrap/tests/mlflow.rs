@@ -8,17 +8,12 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use flashcards_bootstrap::mlflow::{MlflowConfig, MlflowLogger, RunRecord, search_runs};
+use flashcards_bootstrap::{
+    mlflow::{MlflowConfig, MlflowLogger, RunRecord, search_runs},
+    testing::{closed_port, mlflow_url, stalled_server},
+};
 use prometheus_client::{encoding::text::encode, registry::Registry};
 use serde_json::Value;
-use tokio::net::TcpListener;
-
-fn mlflow_url() -> String {
-    std::env::var("FLASHCARDS_TEST_MLFLOW_URL").expect(
-        "FLASHCARDS_TEST_MLFLOW_URL is not set: run the tests with `cargo xtask test`, which starts \
-         an MLflow server, or start one with `cargo xtask mlflow` and set the variable to its URL",
-    )
-}
 
 /// An experiment name no other test (or earlier run against the same server) uses.
 fn unique(name: &str) -> String {
@@ -75,25 +70,6 @@ fn entry<'a>(run: &'a Value, list: &str, key: &str) -> Option<&'a Value> {
         .iter()
         .find(|entry| entry["key"] == key)
         .map(|entry| &entry["value"])
-}
-
-/// A URL where nothing listens.
-async fn closed_port() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    format!("http://{}", listener.local_addr().unwrap())
-}
-
-/// A server that accepts connections and never answers.
-async fn stalled_server() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((socket, _)) = listener.accept().await {
-            held.push(socket);
-        }
-    });
-    url
 }
 
 fn demo_record(outcome: &str) -> RunRecord {

@@ -18,6 +18,7 @@ use axum::{
 use flashcards_bootstrap::{
     ServiceBuilder, config,
     mlflow::{MlflowConfig, MlflowLogger, search_runs},
+    testing::{closed_port, mlflow_url, stalled_server},
 };
 use flashcards_llm::{Args, LlmState, app, from_args, metrics::LlmMetrics};
 use reqwest::{Client, StatusCode};
@@ -25,13 +26,6 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
 const TEXT: &str = "Cells need energy. The energy is stored in a molecule called ATP.";
-
-fn mlflow_url() -> String {
-    std::env::var("FLASHCARDS_TEST_MLFLOW_URL").expect(
-        "FLASHCARDS_TEST_MLFLOW_URL is not set: run the tests with `cargo xtask test`, which starts \
-         an MLflow server, or start one with `cargo xtask mlflow` and set the variable to its URL",
-    )
-}
 
 /// A stand-in OpenAI-compatible upstream: answers every chat request with one grounded card and
 /// one the text does not support, or, when `failing`, with 503.
@@ -240,9 +234,7 @@ async fn generations_and_their_errors_are_runs_with_model_parameters_and_card_co
 
 #[tokio::test]
 async fn with_mlflow_down_generations_succeed_and_failures_are_counted() {
-    let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", closed.local_addr().unwrap());
-    drop(closed);
+    let url = closed_port().await;
     let server = start(&upstream(false).await, &["--mlflow-url", &url]).await;
     for _ in 0..2 {
         assert_eq!(server.generate(json!({"text": TEXT})).await, StatusCode::OK);
@@ -257,15 +249,7 @@ async fn with_mlflow_down_generations_succeed_and_failures_are_counted() {
 
 #[tokio::test]
 async fn a_stalled_mlflow_drops_records_and_slows_no_generation() {
-    // Accepts connections and never answers.
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((socket, _)) = listener.accept().await {
-            held.push(socket);
-        }
-    });
+    let url = stalled_server().await;
     let timeout_secs = 120;
     let server = start(
         &upstream(false).await,

@@ -11,19 +11,15 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use flashcards_bootstrap::{config, mlflow::search_runs};
+use flashcards_bootstrap::{
+    config,
+    mlflow::search_runs,
+    testing::{closed_port, mlflow_url, stalled_server},
+};
 use flashcards_ocr::{Args, Settings};
 use flashcards_ocr_corpus as corpus;
 use serde_json::Value;
 use support::{OcrServer, sample, start};
-use tokio::net::TcpListener;
-
-fn mlflow_url() -> String {
-    std::env::var("FLASHCARDS_TEST_MLFLOW_URL").expect(
-        "FLASHCARDS_TEST_MLFLOW_URL is not set: run the tests with `cargo xtask test`, which starts \
-         an MLflow server, or start one with `cargo xtask mlflow` and set the variable to its URL",
-    )
-}
 
 /// The flags' defaults plus `mlflow_flags`, with two engines.
 fn settings(mlflow_flags: &[&str]) -> Settings {
@@ -168,9 +164,7 @@ async fn recognitions_and_refusals_are_runs_with_confidence_analysis_and_error_p
 
 #[tokio::test]
 async fn with_mlflow_down_requests_succeed_and_failures_are_counted() {
-    let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", closed.local_addr().unwrap());
-    drop(closed);
+    let url = closed_port().await;
     let server = start(settings(&["--mlflow-url", &url])).await;
     let image = corpus::clean_png().unwrap();
     for _ in 0..2 {
@@ -193,15 +187,7 @@ async fn with_mlflow_down_requests_succeed_and_failures_are_counted() {
 
 #[tokio::test]
 async fn a_stalled_mlflow_drops_records_and_slows_no_request() {
-    // Accepts connections and never answers.
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((socket, _)) = listener.accept().await {
-            held.push(socket);
-        }
-    });
+    let url = stalled_server().await;
     let timeout_secs = 120;
     let server = start(settings(&[
         "--mlflow-url",
