@@ -105,18 +105,6 @@ pub struct ItemRow {
     pub lapses: i64,
 }
 
-const ITEM_COLUMNS: [&str; 9] = [
-    "card_id",
-    "ordinal",
-    "user_id",
-    "due",
-    "stability",
-    "difficulty",
-    "last_review",
-    "reps",
-    "lapses",
-];
-
 impl ItemRow {
     fn state(&self) -> ItemState {
         // The database holds f64; FSRS computes in f32.

@@ -5,12 +5,25 @@ use flashcards_bootstrap::ApiError;
 use fsrs::FSRS;
 use tokio::sync::mpsc;
 
-use super::{ITEM_COLUMNS, ItemRow, MAX_BATCH, ReviewJob, Submission, deliver, plan};
+use super::{ItemRow, MAX_BATCH, ReviewJob, Submission, deliver, plan};
 use crate::{
     clock::Clock,
     db::{Database, query_error},
     study::ReviewOutcome,
 };
+
+/// The columns an [`ItemRow`] is read from.
+const ITEM_COLUMNS: [&str; 9] = [
+    "card_id",
+    "ordinal",
+    "user_id",
+    "due",
+    "stability",
+    "difficulty",
+    "last_review",
+    "reps",
+    "lapses",
+];
 
 pub(super) async fn write_batches(
     mut receiver: mpsc::Receiver<Submission>,
