@@ -10,10 +10,9 @@ use std::{
 
 use flashcards_bootstrap::{
     mlflow::{MlflowConfig, MlflowLogger, RunRecord, search_runs},
-    testing::{closed_port, mlflow_url, stalled_server},
+    testing::{closed_port, mlflow_url, run_entry, sample, stalled_server},
 };
 use prometheus_client::{encoding::text::encode, registry::Registry};
-use serde_json::Value;
 
 /// An experiment name no other test (or earlier run against the same server) uses.
 fn unique(name: &str) -> String {
@@ -34,18 +33,15 @@ fn config(url: &str, experiment: &str, queue_capacity: usize, timeout: Duration)
     }
 }
 
-/// The value of the sample named exactly `series`, 0 when absent.
-fn sample(registry: &Registry, series: &str) -> f64 {
+fn exposition(registry: &Registry) -> String {
     let mut text = String::new();
     encode(&mut text, registry).unwrap();
-    text.lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-        .map_or(0.0, |value| value.trim().parse().unwrap())
+    text
 }
 
 fn outcome(registry: &Registry, outcome: &str) -> f64 {
     sample(
-        registry,
+        &exposition(registry),
         &format!(r#"mlflow_log_requests_total{{service="demo",outcome="{outcome}"}}"#),
     )
 }
@@ -61,15 +57,6 @@ async fn wait_for(registry: &Registry, outcome_name: &str, count: f64) {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-/// The `key`'s value in a run's `data.<list>` of `{key, value}` entries.
-fn entry<'a>(run: &'a Value, list: &str, key: &str) -> Option<&'a Value> {
-    run["data"][list]
-        .as_array()?
-        .iter()
-        .find(|entry| entry["key"] == key)
-        .map(|entry| &entry["value"])
 }
 
 fn demo_record(outcome: &str) -> RunRecord {
@@ -102,7 +89,10 @@ async fn runs_land_in_the_experiment_with_params_metrics_tags_and_status() {
     wait_for(&registry, "success", 2.0).await;
     assert_eq!(outcome(&registry, "failure"), 0.0);
     assert_eq!(
-        sample(&registry, r#"mlflow_log_queue_depth{service="demo"}"#),
+        sample(
+            &exposition(&registry),
+            r#"mlflow_log_queue_depth{service="demo"}"#
+        ),
         0.0
     );
 
@@ -110,21 +100,21 @@ async fn runs_land_in_the_experiment_with_params_metrics_tags_and_status() {
     assert_eq!(runs.len(), 2, "{runs:#?}");
     for run in &runs {
         assert_eq!(run["info"]["run_name"], "demo");
-        assert_eq!(entry(run, "params", "language").unwrap(), "eng");
-        assert_eq!(entry(run, "params", "psm").unwrap(), "6");
-        assert_eq!(entry(run, "metrics", "words_total").unwrap(), 42.0);
-        assert_eq!(entry(run, "metrics", "page_confidence_mean").unwrap(), 88.5);
-        assert!(entry(run, "metrics", "not_a_number").is_none());
-        assert_eq!(entry(run, "tags", "mlflow.source.name").unwrap(), "demo");
+        assert_eq!(run_entry(run, "params", "language"), "eng");
+        assert_eq!(run_entry(run, "params", "psm"), "6");
+        assert_eq!(run_entry(run, "metrics", "words_total"), 42.0);
+        assert_eq!(run_entry(run, "metrics", "page_confidence_mean"), 88.5);
+        assert!(run_entry(run, "metrics", "not_a_number").is_null());
+        assert_eq!(run_entry(run, "tags", "mlflow.source.name"), "demo");
         let (start, end) = (
             run["info"]["start_time"].as_i64().unwrap(),
             run["info"]["end_time"].as_i64().unwrap(),
         );
         assert!((1150..=1250).contains(&(end - start)), "{start}..{end}");
-        let expected = match entry(run, "tags", "outcome").unwrap().as_str().unwrap() {
+        let expected = match run_entry(run, "tags", "outcome").as_str().unwrap() {
             "success" => "FINISHED",
             _ => {
-                assert_eq!(entry(run, "tags", "error_code").unwrap(), "internal");
+                assert_eq!(run_entry(run, "tags", "error_code"), "internal");
                 "FAILED"
             }
         };
@@ -212,7 +202,11 @@ async fn a_stalled_server_fills_the_queue_and_further_records_are_dropped() {
     logger.log(|| demo_record("success"));
     // The worker takes the first record and waits on the server with it.
     let started = Instant::now();
-    while sample(&registry, r#"mlflow_log_queue_depth{service="demo"}"#) > 0.0 {
+    while sample(
+        &exposition(&registry),
+        r#"mlflow_log_queue_depth{service="demo"}"#,
+    ) > 0.0
+    {
         assert!(started.elapsed() < Duration::from_secs(10));
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -226,7 +220,10 @@ async fn a_stalled_server_fills_the_queue_and_further_records_are_dropped() {
         started.elapsed()
     );
     assert_eq!(
-        sample(&registry, r#"mlflow_log_queue_depth{service="demo"}"#),
+        sample(
+            &exposition(&registry),
+            r#"mlflow_log_queue_depth{service="demo"}"#
+        ),
         2.0
     );
     assert_eq!(outcome(&registry, "dropped"), 8.0);

@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use std::{
     sync::{
         Arc,
@@ -12,10 +14,9 @@ use std::{
     time::Duration,
 };
 
-use flashcards_bootstrap::{ServiceBuilder, config};
-use flashcards_llm::{Args, LlmState, app, from_args, metrics::LlmMetrics};
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
+use support::{stand_in_upstream, start};
 use tokio::{
     io::AsyncWriteExt,
     net::{TcpListener, TcpStream},
@@ -33,57 +34,6 @@ fn upstream_url() -> String {
         "FLASHCARDS_TEST_LLM_URL is not set: run the tests with `cargo xtask test`, which starts \
          llama.cpp's server with SmolLM2",
     )
-}
-
-struct LlmServer {
-    base: String,
-    client: Client,
-}
-
-async fn start(upstream: &str, extra: &[&str]) -> LlmServer {
-    let mut argv = vec!["flashcards-llm", "--upstream-url", upstream];
-    argv.extend_from_slice(extra);
-    let args: Args = config::parse_from(argv, 8001).unwrap();
-    let mut service = ServiceBuilder::new("flashcards-llm", "test");
-    let metrics = LlmMetrics::register(service.registry());
-    let (backend, settings) = from_args(&args);
-    let router = app(service, LlmState::new(backend, settings, metrics));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    LlmServer {
-        base,
-        client: Client::new(),
-    }
-}
-
-impl LlmServer {
-    async fn generate(&self, body: Value) -> (StatusCode, Value) {
-        let response = self
-            .client
-            .post(format!("{}/v1/generate", self.base))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let status = response.status();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn metric(&self, series: &str) -> f64 {
-        let text = self
-            .client
-            .get(format!("{}/metrics", self.base))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        text.lines()
-            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-            .map_or(0.0, |value| value.trim().parse().unwrap())
-    }
 }
 
 /// Lower-cased words of at least three letters or digits.
@@ -306,39 +256,16 @@ async fn a_client_that_leaves_cancels_its_generation() {
     assert_eq!(server.metric("llm_active_generations").await, 0.0);
 }
 
-/// A stand-in upstream (llama.cpp cannot be made to answer 503 on demand): it refuses the first
-/// `failures` chat requests with 503, then answers with one fixed card.
+/// A stand-in upstream that refuses the first `failures` chat requests with 503, then answers with
+/// one fixed card.
 async fn flaky_upstream(failures: usize) -> (String, Arc<AtomicUsize>) {
-    use axum::{
-        Json, Router,
-        http::StatusCode as Status,
-        routing::{get, post},
+    let cards = move |call| {
+        (call >= failures).then(|| {
+            json!([{"quote": "The energy is stored in a molecule called ATP.", "kind": "basic",
+                "front": "Which molecule stores energy?", "back": "ATP"}])
+        })
     };
-    let calls = Arc::new(AtomicUsize::new(0));
-    let counter = calls.clone();
-    let router = Router::new()
-        .route("/v1/models", get(|| async { Json(json!({"data": [{"id": "flaky"}]})) }))
-        .route(
-            "/v1/chat/completions",
-            post(move || {
-                let counter = counter.clone();
-                async move {
-                    if counter.fetch_add(1, Ordering::SeqCst) < failures {
-                        return Err((Status::SERVICE_UNAVAILABLE, [("retry-after", "0")], "busy"));
-                    }
-                    let content = json!({"cards": [{"quote": "The energy is stored in a molecule called ATP.",
-                        "kind": "basic", "front": "Which molecule stores energy?", "back": "ATP"}]});
-                    Ok(Json(json!({
-                        "choices": [{"message": {"role": "assistant", "content": content.to_string()}}],
-                        "usage": {"prompt_tokens": 10, "completion_tokens": 20}
-                    })))
-                }
-            }),
-        );
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    (url, calls)
+    stand_in_upstream("flaky", cards).await
 }
 
 #[tokio::test]

@@ -13,10 +13,11 @@ use std::{
     time::Duration,
 };
 
+use flashcards_bootstrap::testing::sample;
 use flashcards_ocr_corpus as corpus;
 use reqwest::multipart::{Form, Part};
 use serde_json::Value;
-use support::{default_settings, sample, start};
+use support::{default_settings, start};
 
 /// A PNG whose header claims `width` × `height` (the chunk checksum fixed up so decoders believe it).
 fn png_claiming(width: u32, height: u32) -> Vec<u8> {

@@ -14,12 +14,12 @@ use std::{
 use flashcards_bootstrap::{
     config,
     mlflow::search_runs,
-    testing::{closed_port, mlflow_url, stalled_server},
+    testing::{closed_port, mlflow_url, run_entry, sample, stalled_server},
 };
 use flashcards_ocr::{Args, Settings};
 use flashcards_ocr_corpus as corpus;
 use serde_json::Value;
-use support::{OcrServer, sample, start};
+use support::{OcrServer, start};
 
 /// The flags' defaults plus `mlflow_flags`, with two engines.
 fn settings(mlflow_flags: &[&str]) -> Settings {
@@ -53,15 +53,6 @@ async fn wait_for(server: &OcrServer, outcome_name: &str, count: f64) {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-fn entry<'a>(run: &'a Value, list: &str, key: &str) -> &'a Value {
-    run["data"][list]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|entry| entry["key"] == key)
-        .map_or(&Value::Null, |entry| &entry["value"])
 }
 
 #[tokio::test]
@@ -101,10 +92,13 @@ async fn recognitions_and_refusals_are_runs_with_confidence_analysis_and_error_p
     assert_eq!(runs.len(), 2, "{runs:#?}");
     let (recognised, refused): (Vec<&Value>, Vec<&Value>) = runs
         .iter()
-        .partition(|run| entry(run, "tags", "outcome") == "success");
+        .partition(|run| run_entry(run, "tags", "outcome") == "success");
     let run = recognised[0];
     assert_eq!(run["info"]["status"], "FINISHED");
-    assert_eq!(entry(run, "tags", "mlflow.source.name"), "flashcards-ocr");
+    assert_eq!(
+        run_entry(run, "tags", "mlflow.source.name"),
+        "flashcards-ocr"
+    );
     for (key, value) in [
         ("file_type", "png"),
         ("language", "eng"),
@@ -112,7 +106,7 @@ async fn recognitions_and_refusals_are_runs_with_confidence_analysis_and_error_p
         ("min_confidence", "70"),
         ("binarize", "false"),
     ] {
-        assert_eq!(entry(run, "params", key), value, "{key}");
+        assert_eq!(run_entry(run, "params", key), value, "{key}");
     }
     let page = &answer["pages"][0];
     let kept = page["words"].as_array().unwrap();
@@ -120,30 +114,30 @@ async fn recognitions_and_refusals_are_runs_with_confidence_analysis_and_error_p
     #[allow(clippy::cast_precision_loss)]
     let (kept_count, filtered_count) = (kept.len() as f64, filtered.len() as f64);
     assert!(kept_count > 10.0, "{answer}");
-    assert_eq!(entry(run, "metrics", "pages"), 1.0);
-    assert_eq!(entry(run, "metrics", "words_kept"), kept_count);
-    assert_eq!(entry(run, "metrics", "words_filtered"), filtered_count);
+    assert_eq!(run_entry(run, "metrics", "pages"), 1.0);
+    assert_eq!(run_entry(run, "metrics", "words_kept"), kept_count);
+    assert_eq!(run_entry(run, "metrics", "words_filtered"), filtered_count);
     assert_eq!(
-        entry(run, "metrics", "words_total"),
+        run_entry(run, "metrics", "words_total"),
         kept_count + filtered_count
     );
-    let mean = entry(run, "metrics", "word_confidence_mean")
+    let mean = run_entry(run, "metrics", "word_confidence_mean")
         .as_f64()
         .unwrap();
     let page_mean = page["mean_confidence"].as_f64().unwrap();
     assert!((mean - page_mean).abs() < 0.01, "{mean} vs {page_mean}");
-    let median = entry(run, "metrics", "word_confidence_median")
+    let median = run_entry(run, "metrics", "word_confidence_median")
         .as_f64()
         .unwrap();
     assert!((70.0..=100.0).contains(&median), "{median}");
     assert!(
-        entry(run, "metrics", "processing_seconds")
+        run_entry(run, "metrics", "processing_seconds")
             .as_f64()
             .unwrap()
             > 0.0
     );
     assert!(
-        entry(run, "tags", "preprocessing")
+        run_entry(run, "tags", "preprocessing")
             .as_str()
             .unwrap()
             .contains("grayscale")
@@ -151,15 +145,15 @@ async fn recognitions_and_refusals_are_runs_with_confidence_analysis_and_error_p
 
     let run = refused[0];
     assert_eq!(run["info"]["status"], "FAILED");
-    assert_eq!(entry(run, "tags", "outcome"), "invalid");
-    assert_eq!(entry(run, "tags", "error_code"), "validation_failed");
+    assert_eq!(run_entry(run, "tags", "outcome"), "invalid");
+    assert_eq!(run_entry(run, "tags", "error_code"), "validation_failed");
     assert!(
-        entry(run, "tags", "error_detail")
+        run_entry(run, "tags", "error_detail")
             .as_str()
             .unwrap()
             .contains("xyz")
     );
-    assert_eq!(entry(run, "params", "language"), "xyz");
+    assert_eq!(run_entry(run, "params", "language"), "xyz");
 }
 
 #[tokio::test]

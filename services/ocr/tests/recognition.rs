@@ -4,9 +4,10 @@
 
 mod support;
 
+use flashcards_bootstrap::testing::sample;
 use flashcards_ocr_corpus as corpus;
 use serde_json::Value;
-use support::{character_accuracy, default_settings, sample, start};
+use support::{character_accuracy, default_settings, start};
 
 /// The text of every page of an answer, in order.
 fn page_texts(answer: &Value) -> Vec<String> {

@@ -17,7 +17,7 @@ use flashcards_backend::{
     metrics::BackendMetrics,
     state::SessionSettings,
 };
-use flashcards_bootstrap::ServiceBuilder;
+use flashcards_bootstrap::{ServiceBuilder, testing};
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
 use sqlx::{AnyConnection, Connection, Executor};
@@ -207,14 +207,8 @@ impl TestServer {
     }
 
     /// The value of one sample line of `/metrics`, e.g. `flashcard_operations_total{operation="create"}`.
-    pub async fn metric(&self, sample: &str) -> f64 {
-        let text = self.metrics().await;
-        text.lines()
-            .find_map(|line| {
-                line.strip_prefix(sample)
-                    .and_then(|rest| rest.strip_prefix(' '))
-            })
-            .map_or(0.0, |value| value.trim().parse().unwrap())
+    pub async fn metric(&self, series: &str) -> f64 {
+        testing::sample(&self.metrics().await, series)
     }
 
     pub fn advance_days(&self, days: f64) {

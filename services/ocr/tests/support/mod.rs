@@ -77,14 +77,6 @@ impl OcrServer {
     }
 }
 
-/// The value of the sample named exactly `series` (name plus labels), 0 when absent.
-pub fn sample(metrics: &str, series: &str) -> f64 {
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-        .map_or(0.0, |value| value.trim().parse().unwrap())
-}
-
 /// Character accuracy: 1 − edit distance / expected length, after folding runs of whitespace.
 pub fn character_accuracy(expected: &str, actual: &str) -> f64 {
     let fold = |text: &str| text.split_whitespace().collect::<Vec<_>>().join(" ");
