@@ -16,6 +16,7 @@ use crate::{
     auth::CurrentUser,
     db::{QueryResultExt, fetch_json_rows},
     pagination::{Page, PageQuery},
+    partial::not_null,
     timestamp::rfc3339,
 };
 
@@ -48,7 +49,11 @@ pub struct NewDeck {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeckChanges {
+    #[serde(default, deserialize_with = "not_null")]
+    #[schema(nullable = false)]
     pub name: Option<String>,
+    #[serde(default, deserialize_with = "not_null")]
+    #[schema(nullable = false)]
     pub description: Option<String>,
 }
 

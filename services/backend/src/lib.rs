@@ -13,6 +13,7 @@ pub mod documents;
 pub mod generation;
 pub mod metrics;
 pub mod pagination;
+pub mod partial;
 pub mod state;
 pub mod study;
 pub mod timestamp;

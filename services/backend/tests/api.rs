@@ -941,6 +941,33 @@ async fn bad_input_is_rejected_and_changes_nothing(server: TestServer) {
             "{reply}"
         );
     }
+    // In a partial update an absent field is kept; null for one that cannot be cleared is refused.
+    for (path, body, field) in [
+        (format!("/api/decks/{deck}"), json!({"name": null}), "name:"),
+        (
+            format!("/api/decks/{deck}"),
+            json!({"name": "renamed", "description": null}),
+            "description:",
+        ),
+        (
+            format!("/api/cards/{card}"),
+            json!({"front": null}),
+            "front:",
+        ),
+        (format!("/api/cards/{card}"), json!({"tags": null}), "tags:"),
+        (
+            format!("/api/cards/{card}"),
+            json!({"deck_id": null}),
+            "deck_id:",
+        ),
+    ] {
+        let (status, reply) = ada.patch(&path, body).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{reply}");
+        assert!(
+            reply["detail"].as_str().unwrap().starts_with(field),
+            "{reply}"
+        );
+    }
     let (_, rating) = ada
         .post(
             &format!("/api/cards/{card}/review"),

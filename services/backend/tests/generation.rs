@@ -177,6 +177,17 @@ async fn documents_become_drafts_then_cards(engine: Engine) {
     } else {
         json!({"tags": ["generated"]})
     };
+    let (status, refused) = ada
+        .post(
+            &format!("/api/drafts/{first_id}/accept"),
+            json!({"front": null}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert!(
+        refused["detail"].as_str().unwrap().starts_with("front:"),
+        "{refused}"
+    );
     let (status, _) = bob
         .post(&format!("/api/drafts/{first_id}/accept"), edit.clone())
         .await;

@@ -1,9 +1,10 @@
 //! What a card is, and the checks an incoming card must pass before it is stored.
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::cloze;
+use crate::partial::{not_null, nullable};
 use flashcards_bootstrap::ApiError;
 
 pub const MAX_TEXT_LENGTH: usize = 20_000;
@@ -80,25 +81,27 @@ pub struct NewCard {
     pub source: Option<SourceRef>,
 }
 
-/// A partial update: absent fields stay as they are; `"source": null` removes the source.
+/// A partial update: absent fields stay as they are; `"source": null` removes the source, `null`
+/// for any other field is refused.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CardChanges {
     /// Move the card to another of your decks.
+    #[serde(default, deserialize_with = "not_null")]
+    #[schema(nullable = false)]
     pub deck_id: Option<String>,
+    #[serde(default, deserialize_with = "not_null")]
+    #[schema(nullable = false)]
     pub front: Option<String>,
+    #[serde(default, deserialize_with = "not_null")]
+    #[schema(nullable = false)]
     pub back: Option<String>,
+    #[serde(default, deserialize_with = "not_null")]
+    #[schema(nullable = false)]
     pub tags: Option<Vec<String>>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<SourceRef>)]
     pub source: Option<Option<SourceRef>>,
-}
-
-/// Tells a field given as `null` (`Some(None)`) from a missing one (`None`, via `default`).
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
-    deserializer: D,
-) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 /// A card's content once validated: what gets stored.

@@ -27,6 +27,7 @@ use crate::{
     documents::document_not_found,
     metrics::Operation,
     pagination::{Page, PageQuery},
+    partial::not_null,
     timestamp::rfc3339,
 };
 pub use jobs::{Job, JobStatus};
@@ -248,7 +249,11 @@ async fn list_drafts(
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DraftEdits {
+    #[serde(default, deserialize_with = "not_null")]
+    #[schema(nullable = false)]
     pub front: Option<String>,
+    #[serde(default, deserialize_with = "not_null")]
+    #[schema(nullable = false)]
     pub back: Option<String>,
     #[serde(default)]
     pub tags: Vec<String>,
