@@ -21,6 +21,11 @@ pub enum DbError {
         "in-memory SQLite is not supported (every connection would see its own empty database): use sqlite://<file>"
     )]
     InMemorySqlite,
+    #[error(
+        "read-only SQLite (mode=ro, immutable) is not supported: the backend writes sessions, edits and \
+         reviews; leave out `mode` or use mode=rwc"
+    )]
+    ReadOnlySqlite,
     #[error("connecting to {target}: {source}")]
     Connect { target: String, source: sqlx::Error },
     #[error("applying migrations to {target}: {source}")]
@@ -126,8 +131,13 @@ pub enum Engine {
 impl Engine {
     pub fn of_url(url: &str) -> Result<Self, DbError> {
         if url.starts_with("sqlite:") {
-            if url.contains(":memory:") || url.contains("mode=memory") {
+            if url.contains(":memory:") || has_query_pair(url, "mode", &["memory"]) {
                 return Err(DbError::InMemorySqlite);
+            }
+            if has_query_pair(url, "mode", &["ro"])
+                || has_query_pair(url, "immutable", &["1", "true"])
+            {
+                return Err(DbError::ReadOnlySqlite);
             }
             Ok(Self::Sqlite)
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
@@ -197,6 +207,16 @@ fn with_sqlite_defaults(url: &str) -> String {
     } else {
         url.to_owned()
     }
+}
+
+/// Whether the URL's query string sets `key` to one of `values`.
+fn has_query_pair(url: &str, key: &str, values: &[&str]) -> bool {
+    url.split_once('?').is_some_and(|(_, query)| {
+        query
+            .split('&')
+            .filter_map(|pair| pair.split_once('='))
+            .any(|(k, v)| k == key && values.contains(&v))
+    })
 }
 
 /// Where queries go. SQLite allows one writer at a time: writes get a pool of one connection, so
@@ -316,6 +336,10 @@ mod tests {
         assert!(Engine::of_url("mysql://u:p@h/d").is_err());
         assert!(Engine::of_url("sqlite::memory:").is_err());
         assert!(Engine::of_url("sqlite://x.db?mode=memory").is_err());
+        assert!(Engine::of_url("sqlite://x.db?cache=shared&mode=ro").is_err());
+        assert!(Engine::of_url("sqlite://x.db?immutable=1").is_err());
+        assert!(Engine::of_url("sqlite://x.db?mode=rwc").is_ok());
+        assert!(Engine::of_url("sqlite://x.db?immutable=0").is_ok());
     }
 
     #[test]
