@@ -319,11 +319,8 @@ fn parse_edits(body: &[u8]) -> Result<DraftEdits, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(DraftEdits::default());
     }
-    let edits: Option<DraftEdits> =
-        serde_json::from_slice(body).map_err(|err| match err.classify() {
-            serde_json::error::Category::Data => ApiError::Unprocessable(err.to_string()),
-            _ => ApiError::BadRequest(format!("malformed JSON: {err}")),
-        })?;
+    // axum's parser, as the `Json` extractor uses: bad syntax is a 400, a bad field a 422 naming it.
+    let axum::Json(edits) = axum::Json::<Option<DraftEdits>>::from_bytes(body)?;
     Ok(edits.unwrap_or_default())
 }
 
@@ -345,4 +342,36 @@ async fn discard_draft(
         return Err(draft_not_found());
     }
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(body: &[u8]) -> (u16, String) {
+        let err = parse_edits(body).expect_err("refused");
+        (err.status().as_u16(), err.to_string())
+    }
+
+    #[test]
+    fn no_edits_accept_the_draft_as_it_is() {
+        for body in [&b""[..], b"  ", b"null", b"{}"] {
+            let edits = parse_edits(body).expect("accepted");
+            assert_eq!((edits.front, edits.back), (None, None));
+        }
+        let edits = parse_edits(br#"{"back": "b", "tags": ["t"]}"#).expect("edits");
+        assert_eq!(edits.back.as_deref(), Some("b"));
+        assert_eq!(edits.tags, ["t"]);
+    }
+
+    #[test]
+    fn bad_edits_name_the_field_and_bad_json_is_a_400() {
+        let (status, detail) = refusal(br#"{"front": null}"#);
+        assert_eq!(status, 422);
+        assert!(detail.starts_with("front:"), "{detail}");
+        let (status, detail) = refusal(br#"{"colour": "red"}"#);
+        assert_eq!(status, 422);
+        assert!(detail.starts_with("colour:"), "{detail}");
+        assert_eq!(refusal(b"{\"front\":").0, 400);
+    }
 }
