@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use axum::http::{HeaderMap, header};
+use flashcards_bootstrap::ApiError;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
@@ -121,8 +122,12 @@ fn invalid(path: &str, problem: impl std::fmt::Display) -> InvalidNotification {
 
 /// Parses and checks a webhook body.
 pub fn parse(body: &[u8]) -> Result<CheckedNotification, InvalidNotification> {
-    let notification: Notification = serde_json::from_slice(body).map_err(|err| {
-        InvalidNotification(format!("not an Alertmanager webhook notification: {err}"))
+    // axum's parser, as the `Json` extractor uses, so a wrongly typed field is named.
+    let axum::Json(notification) = axum::Json::<Notification>::from_bytes(body).map_err(|err| {
+        InvalidNotification(format!(
+            "not an Alertmanager webhook notification: {}",
+            ApiError::from(err)
+        ))
     })?;
     check(notification)
 }
@@ -403,6 +408,15 @@ mod tests {
     #[test]
     fn each_problem_names_its_field() {
         assert!(problem(&json!("not an object")).starts_with("not an Alertmanager"));
+        let mut wrong_type = notification(vec![alert("ab", "firing")]);
+        wrong_type["alerts"][0]["labels"] = json!({"alertname": 5});
+        let detail = problem(&wrong_type);
+        assert!(
+            detail.starts_with(
+                "not an Alertmanager webhook notification: alerts[0].labels.alertname: invalid type"
+            ),
+            "{detail}"
+        );
         let mut wrong_version = notification(vec![]);
         wrong_version["version"] = json!("3");
         assert!(problem(&wrong_version).starts_with("version: must be \"4\""));
