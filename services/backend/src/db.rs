@@ -80,30 +80,42 @@ pub fn query_error(context: &str, err: &sqlx::Error) -> ApiError {
             ApiError::BadRequest("text must not contain NUL (\\u0000) characters".to_owned())
         }
         sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
-            ApiError::Unavailable {
-                detail: format!("database unavailable while {context}"),
-                retry_after_secs: Some(1),
-            }
+            unavailable(context)
         }
-        sqlx::Error::Database(db) if is_sqlite_busy(db.as_ref()) => ApiError::Unavailable {
-            detail: format!("database unavailable while {context}"),
-            retry_after_secs: Some(1),
-        },
+        sqlx::Error::Database(db) if sqlite_code(db.as_ref()).is_some_and(sqlite_unavailable) => {
+            unavailable(context)
+        }
         other => ApiError::internal(context, other),
     }
 }
 
-/// SQLite gave up waiting for another process's write (`SQLITE_BUSY`, `SQLITE_LOCKED` and their
-/// extended codes, after the busy timeout).
-fn is_sqlite_busy(err: &dyn sqlx::error::DatabaseError) -> bool {
-    const SQLITE_BUSY: i32 = 5;
-    const SQLITE_LOCKED: i32 = 6;
-    // PostgreSQL's codes are SQLSTATEs, some of them numeric: only SQLite's codes are read.
-    err.try_downcast_ref::<SqliteError>().is_some()
-        && err
-            .code()
-            .and_then(|code| code.parse::<i32>().ok())
-            .is_some_and(|code| matches!(code & 0xff, SQLITE_BUSY | SQLITE_LOCKED))
+/// A retryable 503: the database cannot be reached or written right now.
+pub fn unavailable(context: &str) -> ApiError {
+    ApiError::Unavailable {
+        detail: format!("database unavailable while {context}"),
+        retry_after_secs: Some(1),
+    }
+}
+
+/// Whether a SQLite result code (primary or extended) means the database cannot be written now,
+/// rather than a broken statement: another process kept the lock past the busy timeout
+/// (`SQLITE_BUSY`, `SQLITE_LOCKED`), the disk failed or is full (`SQLITE_IOERR`, `SQLITE_FULL`),
+/// or the file cannot be opened (`SQLITE_CANTOPEN`). Both the sqlx pools and the review writer's
+/// rusqlite connection ask this.
+pub fn sqlite_unavailable(code: i32) -> bool {
+    const BUSY: i32 = 5;
+    const LOCKED: i32 = 6;
+    const IOERR: i32 = 10;
+    const FULL: i32 = 13;
+    const CANTOPEN: i32 = 14;
+    matches!(code & 0xff, BUSY | LOCKED | IOERR | FULL | CANTOPEN)
+}
+
+/// The result code of a SQLite error through sqlx; `None` for other engines, whose codes are
+/// SQLSTATEs (some of them numeric).
+fn sqlite_code(err: &dyn sqlx::error::DatabaseError) -> Option<i32> {
+    err.try_downcast_ref::<SqliteError>()?;
+    err.code()?.parse().ok()
 }
 
 /// `.db("context")?` on a query result.
@@ -340,6 +352,18 @@ mod tests {
         assert!(Engine::of_url("sqlite://x.db?immutable=1").is_err());
         assert!(Engine::of_url("sqlite://x.db?mode=rwc").is_ok());
         assert!(Engine::of_url("sqlite://x.db?immutable=0").is_ok());
+    }
+
+    #[test]
+    fn sqlite_locks_and_disk_failures_are_unavailable_and_broken_statements_are_not() {
+        // SQLITE_BUSY, SQLITE_BUSY_SNAPSHOT (extended), SQLITE_LOCKED, SQLITE_IOERR_WRITE, SQLITE_FULL.
+        for code in [5, 517, 6, 778, 13, 14] {
+            assert!(sqlite_unavailable(code), "{code}");
+        }
+        // SQLITE_ERROR, SQLITE_CONSTRAINT_UNIQUE, SQLITE_READONLY.
+        for code in [1, 2067, 8] {
+            assert!(!sqlite_unavailable(code), "{code}");
+        }
     }
 
     #[test]

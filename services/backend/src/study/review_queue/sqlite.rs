@@ -14,12 +14,15 @@ use std::{
 
 use flashcards_bootstrap::ApiError;
 use fsrs::FSRS;
-use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior, params};
+use rusqlite::{Connection, OpenFlags, TransactionBehavior, params};
 use sqlx::AnyPool;
 use tokio::{runtime::Handle, sync::mpsc};
 
 use super::{Answer, ItemRow, MAX_BATCH, ReviewJob, Submission, deliver, plan};
-use crate::{clock::Clock, db::query_error};
+use crate::{
+    clock::Clock,
+    db::{query_error, sqlite_unavailable, unavailable},
+};
 
 /// How long a batch waits for another process's write before its reviews answer 503.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -236,17 +239,8 @@ fn write_batch(
 /// A database that stayed locked or cannot be written is a retryable 503; anything else a 500.
 fn store_error(err: &rusqlite::Error) -> ApiError {
     const CONTEXT: &str = "recording reviews";
-    match err.sqlite_error_code() {
-        Some(
-            ErrorCode::DatabaseBusy
-            | ErrorCode::DatabaseLocked
-            | ErrorCode::SystemIoFailure
-            | ErrorCode::DiskFull
-            | ErrorCode::CannotOpen,
-        ) => ApiError::Unavailable {
-            detail: format!("database unavailable while {CONTEXT}"),
-            retry_after_secs: Some(1),
-        },
+    match err.sqlite_error() {
+        Some(sqlite) if sqlite_unavailable(sqlite.extended_code) => unavailable(CONTEXT),
         _ => ApiError::internal(CONTEXT, err),
     }
 }
