@@ -35,7 +35,7 @@ pub struct AppState {
 
 impl AppState {
     /// `page_cache_pages` bounds the card-list cache, which only SQLite gets (0: none). Starts the
-    /// review writer (with PostgreSQL a task, so it needs a Tokio runtime).
+    /// review writer, so it needs a Tokio runtime (see [`ReviewQueue::start`]).
     pub fn new(
         db: Database,
         clock: Clock,

@@ -89,15 +89,8 @@ async fn write_batch(
         query = query.bind(*card_id);
     }
     let text: String = query.fetch_one(&mut *tx).await?;
-    let stored: Vec<ItemRow> = match serde_json::from_str(&text) {
-        Ok(rows) => rows,
-        Err(err) => {
-            return Ok(jobs
-                .iter()
-                .map(|_| Err(ApiError::internal("reading study items", &err)))
-                .collect());
-        }
-    };
+    let stored: Vec<ItemRow> =
+        serde_json::from_str(&text).map_err(|err| sqlx::Error::Decode(Box::new(err)))?;
     let plan = plan(fsrs, stored, jobs, now_ms);
 
     if !plan.items.is_empty() {
