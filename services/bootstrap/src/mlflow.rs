@@ -35,7 +35,10 @@ use tokio::{
     task::JoinHandle,
 };
 
-use crate::{CommonArgs, http_client::describe};
+use crate::{
+    CommonArgs,
+    http_client::{self, describe},
+};
 
 /// MLflow's limits for the values of params and tags (the lower of the 2.x and 3.x ones).
 const MAX_PARAM_CHARS: usize = 6000;
@@ -95,8 +98,6 @@ impl fmt::Debug for MlflowConfig {
 pub enum MlflowError {
     #[error("--mlflow-url {url:?} is not an http:// URL (https is not built in)")]
     InvalidUrl { url: String },
-    #[error("cannot set up the HTTP client: {0}")]
-    Client(String),
     #[error("{call}: {detail}")]
     Transport { call: &'static str, detail: String },
     #[error("{call} answered {status}: {error_code} {message}")]
@@ -246,7 +247,7 @@ impl MlflowLogger {
         };
         let base = tracking_base(&config.url)?;
         let metrics = LogMetrics::register(registry, config.service);
-        let client = Client::new(base, &config)?;
+        let client = Client::new(base, &config);
         let (queue, records) = mpsc::channel(config.queue_capacity.max(1));
         let (stop, stopped) = oneshot::channel();
         tracing::info!(
@@ -451,20 +452,15 @@ struct ApiErrorBody {
 }
 
 impl Client {
-    fn new(api: Url, config: &MlflowConfig) -> Result<Self, MlflowError> {
-        let http = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .connect_timeout(config.timeout)
-            .build()
-            .map_err(|err| MlflowError::Client(describe(&err)))?;
-        Ok(Self {
-            http,
+    fn new(api: Url, config: &MlflowConfig) -> Self {
+        Self {
+            http: http_client::client(config.timeout),
             redacted: redact(&config.url),
             service: config.service,
             api,
             experiment: config.experiment.clone(),
             experiment_id: None,
-        })
+        }
     }
 
     /// One run: create, log params/metrics/tags, set the final status. A failed step ends the
@@ -606,7 +602,7 @@ pub async fn search_runs(url: &str, experiment: &str) -> Result<Vec<Value>, Mlfl
         queue_capacity: 1,
         timeout: Duration::from_secs(10),
     };
-    let client = Client::new(tracking_base(url)?, &config)?;
+    let client = Client::new(tracking_base(url)?, &config);
     let Some(id) = client.find_experiment().await? else {
         return Ok(Vec::new());
     };

@@ -2,7 +2,6 @@
 //! module's [`OpenAiUpstream`] speaks the OpenAI chat-completions protocol (llama.cpp's server,
 //! Ollama, vLLM) with timeouts and jittered retries.
 
-use flashcards_bootstrap::http_client;
 use std::{
     future::Future,
     pin::Pin,
@@ -13,6 +12,7 @@ use std::{
     time::Duration,
 };
 
+use flashcards_bootstrap::http_client;
 use rand::Rng;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -90,14 +90,9 @@ pub struct OpenAiUpstream {
 
 impl OpenAiUpstream {
     pub fn new(settings: UpstreamSettings) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(settings.timeout)
-            .connect_timeout(Duration::from_secs(5))
-            .build()
-            .unwrap_or_default();
         Self {
             model: Mutex::new(settings.model.clone()),
-            http,
+            http: http_client::client(settings.timeout),
             settings,
             schema_supported: AtomicBool::new(true),
         }
