@@ -1132,13 +1132,22 @@ async fn sqlite_locked_by_another_process_answers_503() {
     other_process.execute_batch("BEGIN IMMEDIATE").unwrap();
     let review_path = format!("/api/cards/{card}/review");
     let (created, reviewed) = tokio::join!(
-        ada.post("/api/decks", json!({"name": "while locked"})),
-        ada.post(&review_path, json!({"rating": "good"})),
+        ada.client
+            .post(server.url("/api/decks"))
+            .json(&json!({"name": "while locked"}))
+            .send(),
+        ada.client
+            .post(server.url(&review_path))
+            .json(&json!({"rating": "good"}))
+            .send(),
     );
     other_process.execute_batch("ROLLBACK").unwrap();
-    for (status, body) in [created, reviewed] {
+    for response in [created.unwrap(), reviewed.unwrap()] {
+        let retry_after = response.headers().get("retry-after").cloned();
+        let (status, body) = support::into_parts(response).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
         assert_eq!(body["error"], "unavailable");
+        assert_eq!(retry_after.as_ref().map(|v| v.to_str().unwrap()), Some("1"));
     }
     let (_, decks) = ada.get("/api/decks").await;
     assert_eq!(decks["items"].as_array().unwrap().len(), 1, "{decks}");
