@@ -45,6 +45,21 @@ pub async fn stalled_server() -> String {
     url
 }
 
+/// The text `GET <base>/metrics` answers through `client`.
+///
+/// # Panics
+/// When the request fails or the body is not text.
+pub async fn scrape(client: &reqwest::Client, base: &str) -> String {
+    client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("the /metrics body")
+}
+
 /// The value of the sample named exactly `series` (metric name and labels, as `/metrics` writes
 /// them) in a Prometheus text exposition, 0 when absent.
 ///

@@ -196,14 +196,7 @@ impl TestServer {
     }
 
     pub async fn metrics(&self) -> String {
-        self.anonymous()
-            .get(self.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
+        testing::scrape(&self.anonymous(), &self.base).await
     }
 
     /// The value of one sample line of `/metrics`, e.g. `flashcard_operations_total{operation="create"}`.

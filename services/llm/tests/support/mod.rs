@@ -15,7 +15,7 @@ use axum::{
 use flashcards_bootstrap::{
     ServiceBuilder, config,
     mlflow::{MlflowConfig, MlflowLogger},
-    testing::sample,
+    testing::{sample, scrape},
 };
 use flashcards_llm::{Args, LlmState, app, from_args, metrics::LlmMetrics};
 use reqwest::{Client, StatusCode};
@@ -70,16 +70,7 @@ impl LlmServer {
 
     /// One sample of `/metrics`, 0 when absent.
     pub async fn metric(&self, series: &str) -> f64 {
-        let exposition = self
-            .client
-            .get(format!("{}/metrics", self.base))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        sample(&exposition, series)
+        sample(&scrape(&self.client, &self.base).await, series)
     }
 }
 

@@ -2,7 +2,7 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
-use flashcards_bootstrap::config;
+use flashcards_bootstrap::{config, testing};
 use flashcards_ocr::{Args, OcrState, Settings, build};
 use reqwest::{Client, Response};
 use tokio::sync::oneshot;
@@ -66,14 +66,7 @@ impl OcrServer {
     }
 
     pub async fn metrics(&self) -> String {
-        self.client
-            .get(format!("{}/metrics", self.base))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
+        testing::scrape(&self.client, &self.base).await
     }
 }
 
