@@ -1,6 +1,9 @@
 //! What the services' tests share: the MLflow server `cargo xtask test` starts and reading its runs
-//! back, stand-ins for a dependency that is down or stalls, and reading a sample off `/metrics`.
+//! back, stand-ins for a dependency that is down or stalls, reading a sample off `/metrics`, and
+//! running a service's binary ([`binary`]).
 //! Only with the `test-support` feature, which the services enable for their tests alone.
+
+pub mod binary;
 
 use serde_json::Value;
 use tokio::net::TcpListener;
