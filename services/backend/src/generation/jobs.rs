@@ -15,6 +15,7 @@ use utoipa::ToSchema;
 use super::llm_client::{GeneratedCard, LlmClient, LlmError};
 use crate::{
     AppState,
+    cards::model::{CardContent, CardKind, SourceRef},
     db::{QueryResultExt, fetch_json_rows},
     timestamp::rfc3339,
 };
@@ -292,6 +293,67 @@ pub fn page_quota(max_cards: i64, drafts_created: i64, pages_total: i64, pages_d
     }
 }
 
+/// A card from the LLM service that can become a draft.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewDraft {
+    pub kind: CardKind,
+    pub front: String,
+    pub back: String,
+    pub start: i64,
+    pub end: i64,
+}
+
+/// The LLM service's cards that become drafts: of a kind the job asked for, with content a card may
+/// have and a span inside the page (the checks accepting a draft makes), the first `quota` of them.
+/// The rest is dropped rather than stored: a draft that could never be accepted would only stand
+/// in the learner's way.
+pub fn usable_drafts(
+    cards: &[GeneratedCard],
+    quota: usize,
+    kinds: &[String],
+    document_id: &str,
+    page: i64,
+    page_chars: usize,
+) -> Vec<NewDraft> {
+    cards
+        .iter()
+        .filter(|card| kinds.contains(&card.kind))
+        .filter_map(|card| {
+            let kind = CardKind::parse(&card.kind)?;
+            let (front, back) = match kind {
+                CardKind::Cloze => (card.text.clone()?, String::new()),
+                CardKind::Basic => (card.front.clone()?, card.back.clone()?),
+            };
+            let (start, end) = (card.source.start, card.source.end);
+            if usize::try_from(end).map_or(true, |end| end > page_chars) {
+                return None;
+            }
+            let content = CardContent {
+                kind,
+                front,
+                back,
+                tags: Vec::new(),
+                source: Some(SourceRef {
+                    document_id: document_id.to_owned(),
+                    page: Some(page),
+                    start: Some(start),
+                    end: Some(end),
+                    bbox: None,
+                }),
+            };
+            let (content, _) = content.validate().ok()?;
+            Some(NewDraft {
+                kind,
+                front: content.front,
+                back: content.back,
+                start,
+                end,
+            })
+        })
+        .take(quota)
+        .collect()
+}
+
 async fn run(state: &AppState, id: &str) -> Result<(), ApiError> {
     loop {
         let sql = state.db.engine.select_json(
@@ -336,13 +398,32 @@ async fn run(state: &AppState, id: &str) -> Result<(), ApiError> {
                 .await
                 .db("loading the page")?;
         let text = text.map(|(text,)| text).unwrap_or_default();
-        let cards = if text.trim().is_empty() {
+        let drafts = if text.trim().is_empty() {
             Vec::new()
         } else {
             let kinds: Vec<String> = progress.kinds.split(',').map(str::to_owned).collect();
             let quota = usize::try_from(quota).unwrap_or(1);
             match state.generation.llm.generate(&text, quota, &kinds).await {
-                Ok(cards) => cards,
+                Ok(cards) => {
+                    let drafts = usable_drafts(
+                        &cards,
+                        quota,
+                        &kinds,
+                        &progress.document_id,
+                        page,
+                        text.chars().count(),
+                    );
+                    if drafts.len() < cards.len() {
+                        tracing::warn!(
+                            job = id,
+                            page,
+                            received = cards.len(),
+                            kept = drafts.len(),
+                            "dropped cards from the LLM service that were not asked for or could not be accepted"
+                        );
+                    }
+                    drafts
+                }
                 Err(err @ LlmError::Unavailable(_)) => {
                     let message = format!(
                         "{err}; stopped before page {page}: retry with POST /api/jobs/{id}/retry"
@@ -354,7 +435,7 @@ async fn run(state: &AppState, id: &str) -> Result<(), ApiError> {
                 }
             }
         };
-        if !store_page(state, id, &progress, page, &cards).await? {
+        if !store_page(state, id, &progress, page, &drafts).await? {
             // Another runner moved the job on: it is theirs now.
             return Ok(());
         }
@@ -368,7 +449,7 @@ async fn store_page(
     id: &str,
     progress: &Progress,
     page: i64,
-    cards: &[GeneratedCard],
+    drafts: &[NewDraft],
 ) -> Result<bool, ApiError> {
     let now = state.clock.now_ms();
     let mut tx = state.db.begin_write().await.db("storing drafts")?;
@@ -377,7 +458,7 @@ async fn store_page(
          lease_until = $3, updated_at = $4 WHERE id = $5 AND pages_done = $6 AND status = 'running'",
     )
     .bind(page)
-    .bind(i64::try_from(cards.len()).unwrap_or(i64::MAX))
+    .bind(i64::try_from(drafts.len()).unwrap_or(i64::MAX))
     .bind(now + LEASE_MS)
     .bind(now)
     .bind(id)
@@ -388,14 +469,7 @@ async fn store_page(
     if advanced.rows_affected() == 0 {
         return Ok(false);
     }
-    for card in cards {
-        let (front, back) = match card.kind.as_str() {
-            "cloze" => (card.text.clone().unwrap_or_default(), String::new()),
-            _ => (
-                card.front.clone().unwrap_or_default(),
-                card.back.clone().unwrap_or_default(),
-            ),
-        };
+    for draft in drafts {
         sqlx::query(
             "INSERT INTO drafts (id, user_id, job_id, document_id, deck_id, kind, front, back, \
              page, span_start, span_end, created_at) \
@@ -406,16 +480,12 @@ async fn store_page(
         .bind(id)
         .bind(&progress.document_id)
         .bind(&progress.deck_id)
-        .bind(if card.kind == "cloze" {
-            "cloze"
-        } else {
-            "basic"
-        })
-        .bind(front)
-        .bind(back)
+        .bind(draft.kind.as_str())
+        .bind(&draft.front)
+        .bind(&draft.back)
         .bind(page)
-        .bind(card.source.start)
-        .bind(card.source.end)
+        .bind(draft.start)
+        .bind(draft.end)
         .bind(now)
         .execute(&mut *tx)
         .await
@@ -447,7 +517,54 @@ async fn finish(
 
 #[cfg(test)]
 mod tests {
-    use super::page_quota;
+    use super::*;
+    use crate::generation::llm_client::Span;
+
+    fn card(kind: &str, front: &str, back: &str, span: (i64, i64)) -> GeneratedCard {
+        let cloze = kind == "cloze";
+        GeneratedCard {
+            kind: kind.to_owned(),
+            front: (!cloze).then(|| front.to_owned()),
+            back: (!cloze).then(|| back.to_owned()),
+            text: cloze.then(|| front.to_owned()),
+            source: Span {
+                start: span.0,
+                end: span.1,
+            },
+        }
+    }
+
+    #[test]
+    fn only_cards_that_could_be_accepted_become_drafts() {
+        let cards = [
+            card("basic", "What is ATP?", "Energy currency", (0, 10)),
+            card("cloze", "{{c1::ATP}} stores energy", "", (0, 10)),
+            card("basic", "Negative span?", "yes", (-5, 3)),
+            card("basic", "Backwards span?", "yes", (8, 2)),
+            card("basic", "Past the page?", "yes", (0, 101)),
+            card("basic", "", "no front", (0, 10)),
+            card("cloze", "no deletion", "", (0, 10)),
+            card("essay", "What?", "unknown kind", (0, 10)),
+            card("basic", "Second good one", "kept", (20, 40)),
+            card("basic", "Third good one", "over the quota", (20, 40)),
+        ];
+        let basic = ["basic".to_owned()];
+        let drafts = usable_drafts(&cards, 2, &basic, "doc", 1, 100);
+        let fronts: Vec<&str> = drafts.iter().map(|draft| draft.front.as_str()).collect();
+        assert_eq!(fronts, ["What is ATP?", "Second good one"]);
+        let both = ["basic".to_owned(), "cloze".to_owned()];
+        let drafts = usable_drafts(&cards, 10, &both, "doc", 1, 100);
+        let kinds: Vec<CardKind> = drafts.iter().map(|draft| draft.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                CardKind::Basic,
+                CardKind::Cloze,
+                CardKind::Basic,
+                CardKind::Basic
+            ]
+        );
+    }
 
     #[test]
     fn the_card_budget_is_spread_over_the_pages_left() {
