@@ -81,8 +81,7 @@ pub fn run(load: &Load) -> Result<()> {
         // costs when it goes to SQLite (a page's first read, or after a change to its deck). It is
         // stopped before the reviews, so two processes never compete for SQLite's write lock.
         let uncached_address = local_address()?;
-        let mut uncached =
-            start_backend(uncached_address, &database, &["--page-cache-pages", "0"])?;
+        let mut uncached = start_backend(uncached_address, &database, &["--page-cache-mb", "0"])?;
         uncached.wait_ready(uncached_address, "/healthz")?;
         results.push(measure(
             load,

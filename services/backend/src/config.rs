@@ -1,6 +1,6 @@
 //! The backend's command line; every flag also reads an environment variable.
 
-use clap::{Parser, builder::NonEmptyStringValueParser};
+use clap::{Parser, Subcommand, builder::NonEmptyStringValueParser};
 use flashcards_bootstrap::CommonArgs;
 
 #[derive(Debug, Clone, Parser)]
@@ -13,9 +13,20 @@ pub struct Args {
     #[command(flatten)]
     pub common: CommonArgs,
 
+    /// Without a command, the backend serves its API.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Database: `sqlite://<file>` (created if missing, WAL mode; one replica only) or
-    /// `postgres://user:password@host:port/database`.
-    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://flashcards.db")]
+    /// `postgres://user:password@host:port/database`. Its value is not shown in `--help`, as it may
+    /// hold a password.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        hide_env_values = true,
+        global = true,
+        default_value = "sqlite://flashcards.db"
+    )]
     pub database_url: String,
 
     /// Size of the database connection pool.
@@ -26,10 +37,10 @@ pub struct Args {
     #[arg(long, env = "SESSION_TTL_HOURS", default_value_t = 24 * 30)]
     pub session_ttl_hours: u32,
 
-    /// Card-list pages kept in memory, about 15 KB each (SQLite only, where this process sees every
-    /// write; 0 turns the cache off).
-    #[arg(long, env = "PAGE_CACHE_PAGES", default_value_t = 1024)]
-    pub page_cache_pages: usize,
+    /// Memory for card-list pages, in MiB (SQLite only, where this process sees every write; 0
+    /// turns the cache off). A page larger than an eighth of it is not kept.
+    #[arg(long, env = "PAGE_CACHE_MB", default_value_t = 64)]
+    pub page_cache_mb: usize,
 
     /// The OCR service documents are sent to.
     #[arg(long, env = "OCR_URL", default_value = "http://127.0.0.1:8000")]
@@ -66,4 +77,17 @@ pub struct Args {
     /// comma-separated, case-insensitive. Without any, nobody may.
     #[arg(long, env = "ADMIN_EMAILS", value_delimiter = ',')]
     pub admin_emails: Vec<String>,
+}
+
+/// One-off tasks on the database the flags name; the backend does not serve while one runs.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Make an account, such as an administrator's (`ADMIN_EMAILS`), which registration refuses.
+    /// Reads the password from the first line of standard input:
+    /// `kubectl exec -i deploy/<stack>-backend -- flashcards-backend add-user --email a@b.org`.
+    AddUser {
+        /// The account's email.
+        #[arg(long)]
+        email: String,
+    },
 }

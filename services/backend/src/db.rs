@@ -38,21 +38,29 @@ pub enum DbError {
 }
 
 /// The URL with any password removed (in the authority or as a `password` parameter), safe for logs
-/// and errors.
+/// and errors. The credentials end at the *last* `@`, wherever it is: a password with a raw `?`, `/`
+/// or `#` is not a valid URL but is still a password, and masking too much of an odd URL only costs
+/// a log line some detail.
 pub fn redacted(url: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
-        None => (url, None),
-    };
-    let base = match base.split_once("://") {
-        Some((scheme, rest)) => match rest.rsplit_once('@') {
-            Some((credentials, host)) => {
-                let user = credentials.split(':').next().unwrap_or_default();
-                format!("{scheme}://{user}:***@{host}")
-            }
-            None => base.to_owned(),
+    let (base, query) = match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let (credentials, location) = match rest.rsplit_once('@') {
+                Some((credentials, location)) => {
+                    let user = credentials.split(':').next().unwrap_or_default();
+                    (format!("{user}:***@"), location)
+                }
+                None => (String::new(), rest),
+            };
+            let (path, query) = match location.split_once('?') {
+                Some((path, query)) => (path, Some(query)),
+                None => (location, None),
+            };
+            (format!("{scheme}://{credentials}{path}"), query)
+        }
+        None => match url.split_once('?') {
+            Some((base, query)) => (base.to_owned(), Some(query)),
+            None => (url.to_owned(), None),
         },
-        None => base.to_owned(),
     };
     match query {
         None => base,
@@ -389,6 +397,11 @@ mod tests {
         );
         assert_eq!(redacted("sqlite://cards.db"), "sqlite://cards.db");
         assert_eq!(redacted("a@b://x:y@h"), "a@b://x:***@h");
+        for raw in ["PG?SECRET", "PG/SECRET", "PG#SECRET", "PG@SECRET"] {
+            let shown = redacted(&format!("postgres://app:{raw}@db:1/cards?sslmode=disable"));
+            assert!(!shown.contains("SECRET"), "{shown}");
+            assert!(shown.ends_with("@db:1/cards?sslmode=disable"), "{shown}");
+        }
         assert_eq!(
             redacted("postgres://db/cards?user=app&password=s3cret&sslpassword=x"),
             "postgres://db/cards?user=app&password=***&sslpassword=***"

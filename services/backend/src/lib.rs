@@ -22,7 +22,7 @@ use axum::Router;
 use flashcards_bootstrap::{ServiceBuilder, health::Readiness};
 use utoipa_axum::router::OpenApiRouter;
 
-pub use config::Args;
+pub use config::{Args, Command};
 pub use state::AppState;
 
 /// The backend's port in the design's service table.

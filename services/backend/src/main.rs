@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use flashcards_backend::{
-    AppState, Args, DEFAULT_PORT,
+    AppState, Args, Command, DEFAULT_PORT,
     alerts::webhook::WebhookToken,
     app,
     auth::{self, Admins},
@@ -29,6 +29,9 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("opening the database")?;
     tracing::info!(database = %db::redacted(&args.database_url), "database ready");
+    if let Some(Command::AddUser { email }) = &args.command {
+        return add_user(&database, email).await;
+    }
 
     let mut service = ServiceBuilder::new("flashcards-backend", env!("CARGO_PKG_VERSION"))
         .body_limit_bytes(args.common.body_limit_bytes);
@@ -42,7 +45,7 @@ async fn main() -> anyhow::Result<()> {
         Clock::System,
         metrics,
         sessions,
-        args.page_cache_pages,
+        args.page_cache_mb.saturating_mul(1 << 20),
         DocumentSettings::new(
             &args.ocr_url,
             Duration::from_secs(args.ocr_timeout_secs),
@@ -85,5 +88,20 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("serving HTTP")?;
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// `flashcards-backend add-user`: the password is the first line of standard input, so it stays out
+/// of the process list and the shell history.
+async fn add_user(database: &db::Database, email: &str) -> anyhow::Result<()> {
+    let mut password = String::new();
+    std::io::stdin()
+        .read_line(&mut password)
+        .context("reading the password from standard input")?;
+    let password = password.trim_end_matches(['\r', '\n']).to_owned();
+    let user = auth::create_account(database, Clock::System.now_ms(), email, password)
+        .await
+        .map_err(|err| anyhow::anyhow!("adding {email}: {err}"))?;
+    println!("added {} (id {})", user.email, user.id);
     Ok(())
 }

@@ -34,19 +34,19 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// `page_cache_pages` bounds the card-list cache, which only SQLite gets (0: none). Starts the
+    /// `page_cache_bytes` bounds the card-list cache, which only SQLite gets (0: none). Starts the
     /// review writer, so it needs a Tokio runtime (see [`ReviewQueue::start`]).
     pub fn new(
         db: Database,
         clock: Clock,
         metrics: BackendMetrics,
         sessions: SessionSettings,
-        page_cache_pages: usize,
+        page_cache_bytes: usize,
         documents: DocumentSettings,
         generation: Generation,
     ) -> Result<Self, OpenError> {
-        let pages = (db.engine == Engine::Sqlite && page_cache_pages > 0)
-            .then(|| Arc::new(PageCache::new(page_cache_pages)));
+        let pages = (db.engine == Engine::Sqlite && page_cache_bytes > 0)
+            .then(|| Arc::new(PageCache::new(page_cache_bytes)));
         let reviews = ReviewQueue::start(db.clone(), clock.clone(), FSRS::default())?;
         Ok(Self {
             db,

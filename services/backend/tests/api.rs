@@ -898,9 +898,31 @@ async fn bad_input_is_rejected_and_changes_nothing(server: TestServer) {
             "wrong method",
         ),
         (
-            StatusCode::BAD_REQUEST,
+            StatusCode::UNPROCESSABLE_ENTITY,
             ada.get(&format!("{cards_path}?limit=lots")).await,
             "bad query",
+        ),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ada.get(&format!("{cards_path}?limit=-1")).await,
+            "negative limit",
+        ),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ada.post(&format!("/api/cards/{card}/review"), json!({"rating": 3}))
+                .await,
+            "rating as a number",
+        ),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ada.post("/api/decks", json!(["array deck", ""])).await,
+            "array for an object",
+        ),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ada.patch(&format!("/api/decks/{deck}"), json!(["renamed"]))
+                .await,
+            "array for a partial update",
         ),
         (
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -1013,29 +1035,60 @@ async fn bad_input_is_rejected_and_changes_nothing(server: TestServer) {
 
     assert_eq!(snapshot().await, before, "nothing changed");
 
-    // NUL characters: PostgreSQL refuses them in text, SQLite stores them; never a server error.
-    let nul_attempts = [
-        ada.get("/api/decks/%00").await,
-        ada.get(&format!("{cards_path}?after=%00")).await,
-        ada.post("/api/decks", json!({"name": "a\u{0}b"})).await,
-        ada.post(&cards_path, json!({"front": "q\u{0}", "back": "a"}))
+    // NUL characters (PostgreSQL cannot store them, SQLite could): the same answer on both.
+    for ((status, body), expected, field) in [
+        (ada.get("/api/decks/%00").await, StatusCode::NOT_FOUND, ""),
+        (
+            ada.get(&format!("{cards_path}?after=%00")).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "after:",
+        ),
+        (
+            ada.post("/api/decks", json!({"name": "a\u{0}b"})).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "name:",
+        ),
+        (
+            ada.post(
+                &cards_path,
+                json!({"front": "q", "back": "a", "tags": ["t\u{0}"]}),
+            )
             .await,
-        ada.post("/api/auth/tokens", json!({"name": "t\u{0}"}))
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "tags[0]:",
+        ),
+        (
+            ada.post("/api/auth/tokens", json!({"name": "t\u{0}"}))
+                .await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "name:",
+        ),
+        (
+            ada.post(
+                "/api/auth/login",
+                json!({"email": "a\u{0}@b.org", "password": "whatever1"}),
+            )
             .await,
-        ada.post(
-            "/api/auth/login",
-            json!({"email": "a\u{0}@b.org", "password": "whatever1"}),
-        )
-        .await,
-        ada.post(
-            "/api/auth/tokens",
-            json!({"name": "t", "expires_in_days": 4_294_967_295u32}),
-        )
-        .await,
-    ];
-    for (status, body) in nul_attempts {
-        assert!(!status.is_server_error(), "{status} {body}");
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "email:",
+        ),
+        (
+            ada.post(
+                "/api/auth/tokens",
+                json!({"name": "t", "expires_in_days": 4_294_967_295u32}),
+            )
+            .await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "expires_in_days:",
+        ),
+    ] {
+        assert_eq!(status, expected, "{body}");
+        assert!(
+            body["detail"].as_str().unwrap().starts_with(field),
+            "{body}"
+        );
     }
+    assert_eq!(snapshot().await, before, "nothing changed");
 }
 
 async fn metrics_count_known_traffic(server: TestServer) {

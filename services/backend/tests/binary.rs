@@ -3,7 +3,10 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::process::Command;
+use std::{
+    io::Write,
+    process::{Command, Output, Stdio},
+};
 
 use flashcards_bootstrap::testing::binary::{Service, help_naming};
 
@@ -17,7 +20,7 @@ fn help_documents_every_flag_with_its_env_variable() {
             "DATABASE_URL",
             "DATABASE_MAX_CONNECTIONS",
             "SESSION_TTL_HOURS",
-            "PAGE_CACHE_PAGES",
+            "PAGE_CACHE_MB",
             "SECURE_COOKIES",
             "OCR_URL",
             "OCR_TIMEOUT_SECS",
@@ -29,16 +32,18 @@ fn help_documents_every_flag_with_its_env_variable() {
 }
 
 #[test]
-fn help_never_shows_the_alerts_token() {
+fn help_never_shows_the_alerts_token_or_the_database_url() {
     let output = Command::new(BINARY)
         .arg("--help")
         .env("ALERTS_WEBHOOK_TOKEN", "am-s3cret")
+        .env("DATABASE_URL", "postgres://app:db-s3cret@db/cards")
         .output()
         .unwrap();
     assert!(output.status.success());
     let help = String::from_utf8(output.stdout).unwrap();
     assert!(help.contains("[env: ALERTS_WEBHOOK_TOKEN]"), "{help}");
-    assert!(!help.contains("am-s3cret"), "{help}");
+    assert!(help.contains("[env: DATABASE_URL]"), "{help}");
+    assert!(!help.contains("s3cret"), "{help}");
 }
 
 #[test]
@@ -85,5 +90,76 @@ fn serves_on_sqlite_and_stops_cleanly_on_sigterm() {
         logs.iter().any(|line| line.contains("SIGTERM received")),
         "{logs:?}"
     );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `flashcards-backend add-user` with `password` on standard input.
+fn add_user(database_url: &str, email: &str, password: &str) -> Output {
+    let mut child = Command::new(BINARY)
+        .args(["add-user", "--email", email])
+        .env("DATABASE_URL", database_url)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn add_user_makes_the_administrator_that_registration_refuses() {
+    let dir = std::env::temp_dir().join(format!("flashcards-add-user-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let database_url = format!("sqlite://{}", dir.join("cards.db").display());
+
+    let added = add_user(&database_url, "Root@Example.org", "root-password-1");
+    let stdout = String::from_utf8_lossy(&added.stdout);
+    assert!(added.status.success(), "{added:?}");
+    assert!(stdout.contains("added root@example.org"), "{stdout}");
+    for (email, password, problem) in [
+        ("root@example.org", "root-password-1", "already exists"),
+        ("brief@example.org", "tiny1", "password"),
+        ("not-an-email", "long-enough-password", "email"),
+    ] {
+        let refused = add_user(&database_url, email, password);
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(!refused.status.success(), "{email}: {stderr}");
+        assert!(stderr.contains(problem), "{email}: {stderr}");
+        assert!(
+            !stderr.contains(password),
+            "the password stays out: {stderr}"
+        );
+    }
+
+    let mut command = Command::new(BINARY);
+    command
+        .env("DATABASE_URL", &database_url)
+        .env("ADMIN_EMAILS", "root@example.org,ops@example.org");
+    let service = Service::start(command);
+    let json = [("Content-Type", "application/json")];
+    let registered = service.http(
+        "POST",
+        "/api/auth/register",
+        &json,
+        r#"{"email": "ops@example.org", "password": "ops-password-1"}"#,
+    );
+    assert!(registered.starts_with("HTTP/1.0 403"), "{registered}");
+    let login = service.http(
+        "POST",
+        "/api/auth/login",
+        &json,
+        r#"{"email": "root@example.org", "password": "root-password-1"}"#,
+    );
+    assert!(login.starts_with("HTTP/1.0 200"), "{login}");
+    let cookie = login
+        .lines()
+        .find_map(|line| line.strip_prefix("set-cookie: "))
+        .and_then(|value| value.split(';').next())
+        .unwrap()
+        .to_owned();
+    let alerts = service.http("GET", "/api/alerts", &[("Cookie", &cookie)], "");
+    assert!(alerts.starts_with("HTTP/1.0 200"), "{alerts}");
+    service.stop_with_sigterm();
     std::fs::remove_dir_all(&dir).unwrap();
 }

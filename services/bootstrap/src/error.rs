@@ -21,6 +21,9 @@ pub enum ApiError {
     #[error("{0}")]
     Unauthorized(String),
     /// Unknown id, or an object owned by someone else: both look the same from outside.
+    /// Signed in, but not allowed to.
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -59,6 +62,7 @@ impl ApiError {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,
@@ -74,6 +78,7 @@ impl ApiError {
         match self {
             Self::BadRequest(_) => "bad_request",
             Self::Unauthorized(_) => "unauthorized",
+            Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not_found",
             Self::MethodNotAllowed(_) => "method_not_allowed",
             Self::Conflict(_) => "conflict",
@@ -100,6 +105,7 @@ impl ApiError {
             StatusCode::PAYLOAD_TOO_LARGE => Self::PayloadTooLarge(detail),
             StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::UnsupportedMediaType(detail),
             StatusCode::UNPROCESSABLE_ENTITY => Self::Unprocessable(detail),
+            StatusCode::FORBIDDEN => Self::Forbidden(detail),
             status if status.is_server_error() => Self::Internal(detail),
             _ => Self::BadRequest(detail),
         }
@@ -142,7 +148,7 @@ const DATA_ERROR_PREFIX: &str = "Failed to deserialize the JSON body into the ta
 /// Puts the offending field first, as every other 422 does: serde says ``missing field `front` ``
 /// and ``unknown field `colour`, expected ...`` for top-level fields, `front: invalid type ...` for
 /// nested or typed ones.
-fn field_first(message: &str) -> String {
+pub(crate) fn field_first(message: &str) -> String {
     for (prefix, problem) in [
         ("missing field `", "is required"),
         ("unknown field `", "is not a known field"),
@@ -196,9 +202,17 @@ impl From<JsonRejection> for ApiError {
     }
 }
 
+/// What axum puts before serde's message for a query string that does not fit the type.
+const QUERY_ERROR_PREFIX: &str = "Failed to deserialize query string: ";
+
+/// A query string always parses; one whose values do not fit (`limit=-1`) is a 422 naming the
+/// parameter, like a body field.
 impl From<QueryRejection> for ApiError {
     fn from(rejection: QueryRejection) -> Self {
-        Self::BadRequest(rejection.body_text())
+        let text = rejection.body_text();
+        Self::Unprocessable(field_first(
+            text.strip_prefix(QUERY_ERROR_PREFIX).unwrap_or(&text),
+        ))
     }
 }
 
@@ -234,6 +248,7 @@ mod tests {
         let cases = [
             (ApiError::BadRequest("x".into()), 400, "bad_request"),
             (ApiError::Unauthorized("x".into()), 401, "unauthorized"),
+            (ApiError::Forbidden("x".into()), 403, "forbidden"),
             (ApiError::NotFound("x".into()), 404, "not_found"),
             (
                 ApiError::MethodNotAllowed("x".into()),

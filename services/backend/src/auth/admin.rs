@@ -3,12 +3,8 @@
 
 use std::{collections::BTreeSet, sync::Arc};
 
-use axum::{
-    extract::FromRequestParts,
-    http::{StatusCode, request::Parts},
-    response::{IntoResponse, Response},
-};
-use flashcards_bootstrap::{ApiError, error::ErrorBody};
+use axum::{extract::FromRequestParts, http::request::Parts};
+use flashcards_bootstrap::ApiError;
 use sqlx::Row;
 
 use super::CurrentUser;
@@ -47,35 +43,12 @@ impl Admins {
 #[derive(Debug, Clone)]
 pub struct Admin(pub CurrentUser);
 
-/// Why a request is not an administrator's.
-#[derive(Debug, thiserror::Error)]
-pub enum AdminRejection {
-    /// Not signed in (401), or the account could not be looked up.
-    #[error(transparent)]
-    Api(#[from] ApiError),
-    #[error("only the stack's administrators (ADMIN_EMAILS) may see this")]
-    NotAdmin,
-}
-
-impl IntoResponse for AdminRejection {
-    fn into_response(self) -> Response {
-        match self {
-            Self::Api(err) => err.into_response(),
-            // The shared ApiError has no 403 (nothing else needs one); the body has its shape.
-            Self::NotAdmin => (
-                StatusCode::FORBIDDEN,
-                axum::Json(ErrorBody {
-                    error: "forbidden".to_owned(),
-                    detail: self.to_string(),
-                }),
-            )
-                .into_response(),
-        }
-    }
+fn not_admin() -> ApiError {
+    ApiError::Forbidden("only the stack's administrators (ADMIN_EMAILS) may see this".to_owned())
 }
 
 impl FromRequestParts<AppState> for Admin {
-    type Rejection = AdminRejection;
+    type Rejection = ApiError;
 
     async fn from_request_parts(
         parts: &mut Parts,
@@ -83,7 +56,7 @@ impl FromRequestParts<AppState> for Admin {
     ) -> Result<Self, Self::Rejection> {
         let user = CurrentUser::from_request_parts(parts, state).await?;
         if state.admins.is_empty() {
-            return Err(AdminRejection::NotAdmin);
+            return Err(not_admin());
         }
         let email: String = sqlx::query("SELECT email FROM users WHERE id = $1")
             .bind(&user.id)
@@ -95,7 +68,7 @@ impl FromRequestParts<AppState> for Admin {
         if state.admins.contains(&email) {
             Ok(Self(user))
         } else {
-            Err(AdminRejection::NotAdmin)
+            Err(not_admin())
         }
     }
 }

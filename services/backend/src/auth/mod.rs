@@ -24,13 +24,13 @@ use tokio::sync::Semaphore;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub use admin::{Admin, AdminRejection, Admins};
+pub use admin::{Admin, Admins};
 pub use cache::{CACHE_TTL_MS, CredentialCache};
 pub use current_user::{CurrentUser, SESSION_COOKIE, presented_token};
 
 use crate::{
     AppState,
-    db::{QueryResultExt, is_unique_violation, query_error},
+    db::{Database, QueryResultExt, is_unique_violation, query_error},
     timestamp::rfc3339,
 };
 
@@ -70,14 +70,21 @@ pub struct LoginResponse {
     pub expires_at: String,
 }
 
-/// Emails compare case-insensitively; surrounding spaces are dropped.
+/// Emails compare case-insensitively; surrounding spaces are dropped. One `@`, and nothing that
+/// hides what an address says: no spaces, control characters or bidirectional overrides (an
+/// address shown right-to-left could pass for another).
 fn normalise_email(email: &str) -> Result<String, ApiError> {
     let email = email.trim().to_lowercase();
+    let hidden = |c: char| {
+        c.is_whitespace()
+            || c.is_control()
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
     let valid = email.len() <= MAX_EMAIL_LENGTH
-        && email
-            .split_once('@')
-            .is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty())
-        && !email.chars().any(char::is_whitespace);
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && !domain.is_empty() && !domain.contains('@')
+        })
+        && !email.chars().any(hidden);
     if valid {
         Ok(email)
     } else {
@@ -119,19 +126,47 @@ async fn blocking<T: Send + 'static>(
 
 #[utoipa::path(post, path = "/api/auth/register", tag = "auth", request_body = Credentials,
     responses((status = 201, body = User), (status = 409, body = ErrorBody, description = "email taken"),
+              (status = 403, body = ErrorBody,
+               description = "an administrator's email (ADMIN_EMAILS): those accounts are made with \
+                              `flashcards-backend add-user`"),
               (status = 422, body = ErrorBody)))]
 async fn register(
     State(state): State<AppState>,
     Json(input): Json<Credentials>,
 ) -> Result<(StatusCode, Json<User>), ApiError> {
-    let email = normalise_email(&input.email)?;
-    check_password(&input.password)?;
-    let password = input.password;
+    // Nobody proves they own an email, so whoever registered a listed address first would be an
+    // administrator: those accounts are made by whoever runs the stack, on the command line.
+    if state.admins.contains(&input.email) {
+        return Err(ApiError::Forbidden(
+            "this email is an administrator's: its account is made with `flashcards-backend \
+             add-user`, by whoever runs the stack"
+                .to_owned(),
+        ));
+    }
+    let user = create_account(
+        &state.db,
+        state.clock.now_ms(),
+        &input.email,
+        input.password,
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(user)))
+}
+
+/// Makes an account: checks the email and password, hashes the password, stores the user. An email
+/// already taken is a 409. Used by registration and by `flashcards-backend add-user`.
+pub async fn create_account(
+    db: &Database,
+    now: i64,
+    email: &str,
+    password: String,
+) -> Result<User, ApiError> {
+    let email = normalise_email(email)?;
+    check_password(&password)?;
     let hash = blocking(move || password::hash(&password))
         .await?
         .map_err(|err| ApiError::internal("hashing password", err))?;
     let id = uuid::Uuid::now_v7().to_string();
-    let now = state.clock.now_ms();
     let inserted = sqlx::query(
         "INSERT INTO users (id, email, password_hash, created_at) VALUES ($1, $2, $3, $4)",
     )
@@ -139,19 +174,16 @@ async fn register(
     .bind(&email)
     .bind(&hash)
     .bind(now)
-    .execute(&state.db.write)
+    .execute(&db.write)
     .await;
     match inserted {
         Ok(_) => {
             tracing::info!(user = %id, "user registered");
-            Ok((
-                StatusCode::CREATED,
-                Json(User {
-                    id,
-                    email,
-                    created_at: rfc3339(now),
-                }),
-            ))
+            Ok(User {
+                id,
+                email,
+                created_at: rfc3339(now),
+            })
         }
         Err(err) if is_unique_violation(&err) => Err(ApiError::Conflict(
             "an account with this email already exists".to_owned(),
@@ -435,7 +467,17 @@ mod tests {
             normalise_email("  Ada@Example.ORG ").ok().as_deref(),
             Some("ada@example.org")
         );
-        for bad in ["", "ada", "@example.org", "ada@", "a da@example.org"] {
+        for bad in [
+            "",
+            "ada",
+            "@example.org",
+            "ada@",
+            "a da@example.org",
+            "a@b@example.org",
+            "ada\u{7}@example.org",
+            "gro.elpmaxe@\u{202e}ada",
+            "ada\u{2066}@example.org",
+        ] {
             assert!(normalise_email(bad).is_err(), "{bad}");
         }
         assert!(normalise_email(&format!("{}@x.org", "a".repeat(260))).is_err());

@@ -5,6 +5,9 @@
 //! while the version it was read under is still current. The version is read *before* the query, so
 //! a page read concurrently with a write is stored under the old version and never served. With
 //! PostgreSQL other replicas write too, so there is no cache.
+//!
+//! The bound is in bytes, not pages: a page of 200 cards at their largest is tens of megabytes, and
+//! any cursor makes a new key, so a count of pages would not bound memory.
 
 use std::{collections::HashMap, sync::Mutex};
 
@@ -18,9 +21,18 @@ pub struct PageKey {
     pub limit: u32,
 }
 
+impl PageKey {
+    /// What the key holds, counted against the cache's bound with its page.
+    fn size(&self) -> usize {
+        self.user_id.len() + self.deck_id.len() + self.after.len()
+    }
+}
+
 #[derive(Debug, Default)]
 struct Pages {
     by_key: HashMap<PageKey, (u64, Bytes)>,
+    /// Bytes of the stored keys and pages.
+    stored_bytes: usize,
     deck_versions: HashMap<String, u64>,
     next_version: u64,
 }
@@ -28,15 +40,15 @@ struct Pages {
 #[derive(Debug)]
 pub struct PageCache {
     pages: Mutex<Pages>,
-    /// Bound on memory: when full, the cache starts over.
-    max_pages: usize,
+    /// Bound on memory: a page that would go past it starts the cache over.
+    max_bytes: usize,
 }
 
 impl PageCache {
-    pub fn new(max_pages: usize) -> Self {
+    pub fn new(max_bytes: usize) -> Self {
         Self {
             pages: Mutex::default(),
-            max_pages,
+            max_bytes,
         }
     }
 
@@ -54,12 +66,22 @@ impl PageCache {
         (*version == current).then(|| body.clone())
     }
 
+    /// Stores a page, unless it is larger than an eighth of the bound: so large a page would push
+    /// out most others, and reading it again costs less than its size suggests next to serving it.
     pub fn put(&self, key: PageKey, version: u64, body: Bytes) {
+        let size = key.size() + body.len();
+        if size > self.max_bytes / 8 {
+            return;
+        }
         if let Ok(mut pages) = self.pages.lock() {
-            if pages.by_key.len() >= self.max_pages {
+            if pages.stored_bytes + size > self.max_bytes {
                 pages.by_key.clear();
+                pages.stored_bytes = 0;
             }
-            pages.by_key.insert(key, (version, body));
+            if let Some((_, replaced)) = pages.by_key.insert(key.clone(), (version, body)) {
+                pages.stored_bytes -= key.size() + replaced.len();
+            }
+            pages.stored_bytes += size;
         }
     }
 
@@ -69,7 +91,15 @@ impl PageCache {
             pages.next_version += 1;
             let version = pages.next_version;
             pages.deck_versions.insert(deck_id.to_owned(), version);
-            pages.by_key.retain(|key, _| key.deck_id != deck_id);
+            let mut freed = 0;
+            pages.by_key.retain(|key, (_, body)| {
+                let keep = key.deck_id != deck_id;
+                if !keep {
+                    freed += key.size() + body.len();
+                }
+                keep
+            });
+            pages.stored_bytes -= freed;
         }
     }
 }
@@ -89,7 +119,7 @@ mod tests {
 
     #[test]
     fn a_page_is_served_until_its_deck_changes() {
-        let cache = PageCache::new(8);
+        let cache = PageCache::new(1 << 20);
         let version = cache.version("d");
         cache.put(key("d"), version, Bytes::from_static(b"page"));
         cache.put(key("e"), cache.version("e"), Bytes::from_static(b"other"));
@@ -104,7 +134,7 @@ mod tests {
 
     #[test]
     fn a_page_read_during_a_write_is_never_served() {
-        let cache = PageCache::new(8);
+        let cache = PageCache::new(1 << 20);
         let before = cache.version("d");
         // The write commits and invalidates while the read is in flight...
         cache.invalidate("d");
@@ -115,19 +145,45 @@ mod tests {
 
     #[test]
     fn versions_never_repeat_after_a_deck_is_recreated() {
-        let cache = PageCache::new(8);
+        let cache = PageCache::new(1 << 20);
         cache.invalidate("d");
         let first = cache.version("d");
         cache.invalidate("d");
         assert_ne!(cache.version("d"), first);
     }
 
+    fn stored(cache: &PageCache) -> (usize, usize) {
+        let pages = cache.pages.lock().expect("lock");
+        let counted = pages
+            .by_key
+            .iter()
+            .map(|(key, (_, body))| key.size() + body.len())
+            .sum();
+        assert_eq!(pages.stored_bytes, counted, "the running total is exact");
+        (pages.by_key.len(), counted)
+    }
+
     #[test]
-    fn the_cache_stays_bounded() {
-        let cache = PageCache::new(8);
-        for n in 0..=8 {
-            cache.put(key(&n.to_string()), 0, Bytes::new());
+    fn the_cache_stays_within_its_bytes() {
+        let cache = PageCache::new(8_000);
+        for n in 0..100 {
+            let page = Bytes::from(vec![b'x'; 500 + n]);
+            cache.put(key(&n.to_string()), 0, page);
+            assert!(stored(&cache).1 <= 8_000);
         }
-        assert!(cache.pages.lock().expect("lock").by_key.len() <= 8);
+        cache.put(key("0"), 0, Bytes::from(vec![b'x'; 10]));
+        cache.put(key("0"), 0, Bytes::from(vec![b'x'; 20]));
+        cache.invalidate("99");
+        let (_, bytes) = stored(&cache);
+        assert!(bytes <= 8_000);
+    }
+
+    #[test]
+    fn a_page_over_an_eighth_of_the_bound_is_not_kept() {
+        let cache = PageCache::new(8_000);
+        cache.put(key("d"), 0, Bytes::from(vec![b'x'; 1_000]));
+        assert_eq!(cache.get(&key("d")), None);
+        cache.put(key("d"), 0, Bytes::from(vec![b'x'; 900]));
+        assert!(cache.get(&key("d")).is_some());
     }
 }

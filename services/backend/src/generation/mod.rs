@@ -5,11 +5,11 @@
 pub mod jobs;
 pub mod llm_client;
 
-use axum::{body::Bytes, extract::State, http::StatusCode};
+use axum::{extract::State, http::StatusCode};
 use flashcards_bootstrap::{
     ApiError,
     error::ErrorBody,
-    extract::{Json, Path, Query},
+    extract::{Json, OptionalJson, Path, Query},
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -267,9 +267,10 @@ async fn accept_draft(
     State(state): State<AppState>,
     user: CurrentUser,
     Path(id): Path<String>,
-    body: Bytes,
+    OptionalJson(edits): OptionalJson<Option<DraftEdits>>,
 ) -> Result<(StatusCode, Json<Card>), ApiError> {
-    let edits = parse_edits(&body)?;
+    // No body, `null` or `{}` accepts the draft as it is.
+    let edits = edits.flatten().unwrap_or_default();
     let sql =
         state
             .db
@@ -314,16 +315,6 @@ async fn accept_draft(
     Ok((StatusCode::CREATED, Json(card)))
 }
 
-/// The optional edits of an accept: no body, `null` or `{}` accepts the draft as it is.
-fn parse_edits(body: &[u8]) -> Result<DraftEdits, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(DraftEdits::default());
-    }
-    // axum's parser, as the `Json` extractor uses: bad syntax is a 400, a bad field a 422 naming it.
-    let axum::Json(edits) = axum::Json::<Option<DraftEdits>>::from_bytes(body)?;
-    Ok(edits.unwrap_or_default())
-}
-
 #[utoipa::path(delete, path = "/api/drafts/{id}", tag = "generation",
     params(("id" = String, Path)),
     responses((status = 204, description = "discarded"), (status = 404, body = ErrorBody)))]
@@ -346,32 +337,54 @@ async fn discard_draft(
 
 #[cfg(test)]
 mod tests {
+    use axum::extract::FromRequest;
+
     use super::*;
 
-    fn refusal(body: &[u8]) -> (u16, String) {
-        let err = parse_edits(body).expect_err("refused");
+    async fn edits(content_type: &str, body: &'static str) -> Result<DraftEdits, ApiError> {
+        let request = axum::extract::Request::builder()
+            .header(axum::http::header::CONTENT_TYPE, content_type)
+            .body(axum::body::Body::from(body))
+            .expect("request");
+        let OptionalJson(edits) =
+            OptionalJson::<Option<DraftEdits>>::from_request(request, &()).await?;
+        Ok(edits.flatten().unwrap_or_default())
+    }
+
+    async fn refusal(body: &'static str) -> (u16, String) {
+        let err = edits("application/json", body).await.expect_err("refused");
         (err.status().as_u16(), err.to_string())
     }
 
-    #[test]
-    fn no_edits_accept_the_draft_as_it_is() {
-        for body in [&b""[..], b"  ", b"null", b"{}"] {
-            let edits = parse_edits(body).expect("accepted");
+    #[tokio::test]
+    async fn no_edits_accept_the_draft_as_it_is() {
+        for body in ["", "  ", "null", "{}"] {
+            let edits = edits("application/json", body).await.expect("accepted");
             assert_eq!((edits.front, edits.back), (None, None));
         }
-        let edits = parse_edits(br#"{"back": "b", "tags": ["t"]}"#).expect("edits");
+        let edits = edits("application/json", r#"{"back": "b", "tags": ["t"]}"#)
+            .await
+            .expect("edits");
         assert_eq!(edits.back.as_deref(), Some("b"));
         assert_eq!(edits.tags, ["t"]);
     }
 
-    #[test]
-    fn bad_edits_name_the_field_and_bad_json_is_a_400() {
-        let (status, detail) = refusal(br#"{"front": null}"#);
+    #[tokio::test]
+    async fn bad_edits_name_the_field_and_bad_json_is_a_400() {
+        let (status, detail) = refusal(r#"{"front": null}"#).await;
         assert_eq!(status, 422);
         assert!(detail.starts_with("front:"), "{detail}");
-        let (status, detail) = refusal(br#"{"colour": "red"}"#);
+        let (status, detail) = refusal(r#"{"colour": "red"}"#).await;
         assert_eq!(status, 422);
         assert!(detail.starts_with("colour:"), "{detail}");
-        assert_eq!(refusal(b"{\"front\":").0, 400);
+        assert_eq!(refusal("{\"front\":").await.0, 400);
+    }
+
+    #[tokio::test]
+    async fn edits_a_form_could_send_are_refused() {
+        let refused = edits("text/plain", r#"{"front": "f"}"#)
+            .await
+            .expect_err("text/plain");
+        assert_eq!(refused.status().as_u16(), 415);
     }
 }

@@ -135,7 +135,7 @@ impl TestServer {
             Clock::manual(T0),
             metrics,
             sessions,
-            1024,
+            64 << 20,
             documents,
             Generation::new(LlmClient::new(llm_url, std::time::Duration::from_secs(300))),
         )

@@ -90,8 +90,23 @@ impl Service {
     /// # Panics
     /// When the connection fails.
     pub fn get(&self, path: &str) -> String {
+        self.http("GET", path, &[], "")
+    }
+
+    /// The whole HTTP/1.0 response to a request with these extra headers and body.
+    ///
+    /// # Panics
+    /// When the connection fails.
+    pub fn http(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> String {
+        let mut request = format!("{method} {path} HTTP/1.0\r\nHost: test\r\n");
+        for (name, value) in headers {
+            request.push_str(&format!("{name}: {value}\r\n"));
+        }
+        request.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
         let mut stream = TcpStream::connect(&self.address).expect("connecting to the service");
-        write!(stream, "GET {path} HTTP/1.0\r\nHost: test\r\n\r\n").expect("sending the request");
+        stream
+            .write_all(request.as_bytes())
+            .expect("sending the request");
         let mut response = String::new();
         stream
             .read_to_string(&mut response)
