@@ -93,6 +93,10 @@ pub struct BackendSpec {
     /// (Alertmanager and Prometheus pods, the web front end).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alerts_webhook_token_secret_ref: Option<SecretKeyRef>,
+    /// Mark the session cookie `Secure` (`SECURE_COOKIES`): set it when browsers reach the stack
+    /// over HTTPS, so that the cookie is never sent in clear text.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub secure_cookies: bool,
 }
 
 /// SQLite on a volume (one replica), or PostgreSQL through a Secret holding its URL.

@@ -294,6 +294,9 @@ fn env(stack: &FlashcardStack, component: Component) -> Vec<EnvVar> {
             if let Some(token) = &backend.alerts_webhook_token_secret_ref {
                 env.push(from_secret("ALERTS_WEBHOOK_TOKEN", token));
             }
+            if backend.secure_cookies {
+                env.push(value("SECURE_COOKIES", "true".to_owned()));
+            }
         }
         Component::Ocr => {
             let ocr = &stack.spec.ocr;
@@ -486,9 +489,11 @@ mod tests {
             .collect();
         assert!(!names.contains(&"ADMIN_EMAILS".to_owned()));
         assert!(!names.contains(&"ALERTS_WEBHOOK_TOKEN".to_owned()));
+        assert!(!names.contains(&"SECURE_COOKIES".to_owned()));
 
         let mut spec = FlashcardStackSpec::default();
         spec.backend.admin_emails = vec!["sre@example.org".into(), "ops@example.org".into()];
+        spec.backend.secure_cookies = true;
         spec.backend.alerts_webhook_token_secret_ref = Some(SecretKeyRef {
             name: "study-alerts".into(),
             key: "token".into(),
@@ -503,6 +508,8 @@ mod tests {
             admins.value.as_deref(),
             Some("sre@example.org,ops@example.org")
         );
+        let secure = env.iter().find(|v| v.name == "SECURE_COOKIES");
+        assert_eq!(secure.and_then(|v| v.value.as_deref()), Some("true"));
         let token = env
             .iter()
             .find(|v| v.name == "ALERTS_WEBHOOK_TOKEN")
