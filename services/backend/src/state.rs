@@ -4,7 +4,7 @@ use fsrs::FSRS;
 
 use crate::{
     alerts::webhook::WebhookToken,
-    auth::{Admins, CredentialCache},
+    auth::{Admins, CredentialCache, LoginThrottle},
     cards::page_cache::PageCache,
     clock::Clock,
     db::{Database, Engine},
@@ -22,6 +22,8 @@ pub struct AppState {
     pub metrics: BackendMetrics,
     pub sessions: SessionSettings,
     pub credentials: Arc<CredentialCache>,
+    /// Wrong passwords per account, for refusing logins after too many.
+    pub logins: Arc<LoginThrottle>,
     /// Card-list pages; only with SQLite, where this process sees every write.
     pub pages: Option<Arc<PageCache>>,
     pub reviews: ReviewQueue,
@@ -55,6 +57,7 @@ impl AppState {
             reviews,
             sessions,
             credentials: Arc::default(),
+            logins: Arc::default(),
             pages,
             documents,
             generation,

@@ -4,6 +4,7 @@
 
 mod support;
 
+use flashcards_backend::auth::MAX_LOGIN_FAILURES;
 use fsrs::{FSRS, MemoryState};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -12,6 +13,7 @@ use support::{PASSWORD, SESSION_TTL_MS, TestServer};
 
 on_both_databases!(
     registration_and_login,
+    wrong_passwords_hold_off_an_accounts_logins,
     sessions_expire_and_logout_ends_them,
     api_tokens_authenticate_until_deleted,
     users_never_see_each_others_objects,
@@ -92,6 +94,47 @@ async fn registration_and_login(server: TestServer) {
     let (status, body) = into(server.anonymous().get(server.url("/api/auth/me"))).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(body["error"], "unauthorized");
+}
+
+/// Ten wrong passwords hold off the account's logins, the right one included, for 15 minutes;
+/// other accounts and existing sessions are untouched.
+async fn wrong_passwords_hold_off_an_accounts_logins(server: TestServer) {
+    let ada = server.user("ada@example.org").await;
+    let bob = server.register("bob@example.org").await;
+    assert_eq!(bob.status(), StatusCode::CREATED);
+    let login = |email: &'static str, password: &'static str| {
+        let client = server.anonymous();
+        let url = server.url("/api/auth/login");
+        async move {
+            client
+                .post(url)
+                .json(&json!({"email": email, "password": password}))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    for _ in 0..MAX_LOGIN_FAILURES {
+        let wrong = login("ada@example.org", "not the password").await;
+        assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    }
+    let held = login("Ada@example.org", PASSWORD).await;
+    assert_eq!(held.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(held.headers()["retry-after"], "900");
+    let body: Value = held.json().await.unwrap();
+    assert_eq!(body["error"], "too_many_requests", "{body}");
+
+    assert_eq!(
+        login("bob@example.org", PASSWORD).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(ada.get("/api/auth/me").await.0, StatusCode::OK);
+
+    server.state.clock.advance_ms(15 * 60_000);
+    assert_eq!(
+        login("ada@example.org", PASSWORD).await.status(),
+        StatusCode::OK
+    );
 }
 
 async fn into(request: reqwest::RequestBuilder) -> (StatusCode, Value) {

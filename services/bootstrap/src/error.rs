@@ -38,6 +38,12 @@ pub enum ApiError {
     /// Well-formed but invalid: the detail names the field.
     #[error("{0}")]
     Unprocessable(String),
+    /// The client asked too often; it may try again after the given seconds.
+    #[error("{detail}")]
+    TooManyRequests {
+        detail: String,
+        retry_after_secs: u64,
+    },
     /// A dependency is down or the service is saturated; clients may retry after the given seconds.
     #[error("{detail}")]
     Unavailable {
@@ -69,6 +75,7 @@ impl ApiError {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -85,6 +92,7 @@ impl ApiError {
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::Unprocessable(_) => "validation_failed",
+            Self::TooManyRequests { .. } => "too_many_requests",
             Self::Unavailable { .. } => "unavailable",
             Self::Internal(_) => "internal",
         }
@@ -129,11 +137,16 @@ impl IntoResponse for ApiError {
             tracing::error!(%detail, "internal error");
         }
         let mut response = (self.status(), Json(self.body())).into_response();
-        if let Self::Unavailable {
-            retry_after_secs: Some(secs),
-            ..
-        } = self
-        {
+        let retry_after = match self {
+            Self::TooManyRequests {
+                retry_after_secs, ..
+            } => Some(retry_after_secs),
+            Self::Unavailable {
+                retry_after_secs, ..
+            } => retry_after_secs,
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
@@ -296,7 +309,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn unavailable_sets_retry_after() {
+    async fn unavailable_and_too_many_requests_set_retry_after() {
         let (status, retry, body) = body_of(ApiError::Unavailable {
             detail: "queue full".into(),
             retry_after_secs: Some(2),
@@ -305,6 +318,14 @@ mod tests {
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(retry.as_deref(), Some("2"));
         assert_eq!(body["detail"], "queue full");
+        let (status, retry, body) = body_of(ApiError::TooManyRequests {
+            detail: "slow down".into(),
+            retry_after_secs: 60,
+        })
+        .await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(retry.as_deref(), Some("60"));
+        assert_eq!(body["error"], "too_many_requests");
     }
 
     #[test]

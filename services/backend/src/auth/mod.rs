@@ -3,6 +3,7 @@
 mod admin;
 mod cache;
 mod current_user;
+mod login_throttle;
 pub mod password;
 pub mod token;
 
@@ -27,6 +28,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 pub use admin::{Admin, Admins};
 pub use cache::{CACHE_TTL_MS, CredentialCache};
 pub use current_user::{CurrentUser, SESSION_COOKIE, presented_token};
+pub use login_throttle::{LoginThrottle, MAX_FAILURES as MAX_LOGIN_FAILURES};
 
 use crate::{
     AppState,
@@ -202,7 +204,10 @@ fn session_cookie(value: &str, max_age_secs: i64, secure: bool) -> Result<Header
 
 #[utoipa::path(post, path = "/api/auth/login", tag = "auth", request_body = Credentials,
     responses((status = 200, body = LoginResponse, description = "sets the session cookie"),
-              (status = 401, body = ErrorBody, description = "unknown email or wrong password")))]
+              (status = 401, body = ErrorBody, description = "unknown email or wrong password"),
+              (status = 429, body = ErrorBody,
+               description = "ten wrong passwords for the account within 15 minutes: wait \
+                              `Retry-After` seconds")))]
 async fn login(
     State(state): State<AppState>,
     Json(input): Json<Credentials>,
@@ -210,6 +215,14 @@ async fn login(
     let wrong = || ApiError::Unauthorized("wrong email or password".to_owned());
     // An invalid email cannot be registered: answer exactly as for an unknown one.
     let email = normalise_email(&input.email).unwrap_or_default();
+    let now = state.clock.now_ms();
+    if let Some(secs) = state.logins.refused_for(&email, now) {
+        tracing::warn!("login refused: too many wrong passwords for the account");
+        return Err(ApiError::TooManyRequests {
+            detail: format!("too many wrong passwords for this account: try again in {secs} s"),
+            retry_after_secs: secs,
+        });
+    }
     let row = sqlx::query("SELECT id, password_hash, created_at FROM users WHERE email = $1")
         .bind(&email)
         .fetch_optional(&state.db.read)
@@ -224,12 +237,13 @@ async fn login(
     let hash = stored.as_ref().map(|(_, hash, _)| hash.clone());
     let password = input.password;
     if !blocking(move || password::verify(&password, hash.as_deref())).await? {
+        state.logins.failed(&email, now);
         return Err(wrong());
     }
     let (user_id, _, created_at) = stored.ok_or_else(wrong)?;
+    state.logins.succeeded(&email);
 
     let secret = token::generate(token::SESSION_PREFIX);
-    let now = state.clock.now_ms();
     let expires_at = now + state.sessions.ttl_ms;
     sqlx::query(
         "INSERT INTO auth_tokens (id, user_id, token_hash, kind, created_at, expires_at) \
