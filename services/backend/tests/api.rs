@@ -40,27 +40,19 @@ async fn registration_and_login(server: TestServer) {
     let duplicate = server.register(" ada@example.ORG ").await;
     assert_eq!(duplicate.status(), StatusCode::CONFLICT);
 
-    let login = |email: &'static str, password: &'static str| {
-        let client = server.anonymous();
-        let url = server.url("/api/auth/login");
-        async move {
-            client
-                .post(url)
-                .json(&json!({"email": email, "password": password}))
-                .send()
-                .await
-                .unwrap()
-        }
-    };
-    let wrong_password = login("ada@example.org", "not the password").await;
-    let unknown_user = login("nobody@example.org", "not the password").await;
+    let wrong_password = server
+        .attempt_login("ada@example.org", "not the password")
+        .await;
+    let unknown_user = server
+        .attempt_login("nobody@example.org", "not the password")
+        .await;
     assert_eq!(wrong_password.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(unknown_user.status(), StatusCode::UNAUTHORIZED);
     let wrong_body = wrong_password.text().await.unwrap();
     assert_eq!(wrong_body, unknown_user.text().await.unwrap());
     assert!(!wrong_body.contains("ada"));
 
-    let ok = login("ada@example.org", PASSWORD).await;
+    let ok = server.attempt_login("ada@example.org", PASSWORD).await;
     assert_eq!(ok.status(), StatusCode::OK);
     let cookie = ok
         .headers()
@@ -102,37 +94,33 @@ async fn wrong_passwords_hold_off_an_accounts_logins(server: TestServer) {
     let ada = server.user("ada@example.org").await;
     let bob = server.register("bob@example.org").await;
     assert_eq!(bob.status(), StatusCode::CREATED);
-    let login = |email: &'static str, password: &'static str| {
-        let client = server.anonymous();
-        let url = server.url("/api/auth/login");
-        async move {
-            client
-                .post(url)
-                .json(&json!({"email": email, "password": password}))
-                .send()
-                .await
-                .unwrap()
-        }
-    };
     for _ in 0..MAX_LOGIN_FAILURES {
-        let wrong = login("ada@example.org", "not the password").await;
+        let wrong = server
+            .attempt_login("ada@example.org", "not the password")
+            .await;
         assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
     }
-    let held = login("Ada@example.org", PASSWORD).await;
+    let held = server.attempt_login("Ada@example.org", PASSWORD).await;
     assert_eq!(held.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(held.headers()["retry-after"], "900");
     let body: Value = held.json().await.unwrap();
     assert_eq!(body["error"], "too_many_requests", "{body}");
 
     assert_eq!(
-        login("bob@example.org", PASSWORD).await.status(),
+        server
+            .attempt_login("bob@example.org", PASSWORD)
+            .await
+            .status(),
         StatusCode::OK
     );
     assert_eq!(ada.get("/api/auth/me").await.0, StatusCode::OK);
 
     server.state.clock.advance_ms(15 * 60_000);
     assert_eq!(
-        login("ada@example.org", PASSWORD).await.status(),
+        server
+            .attempt_login("ada@example.org", PASSWORD)
+            .await
+            .status(),
         StatusCode::OK
     );
 }

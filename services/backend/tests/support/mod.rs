@@ -172,6 +172,16 @@ impl TestServer {
             .unwrap()
     }
 
+    /// `POST /api/auth/login` with these credentials, from a client without cookies.
+    pub async fn attempt_login(&self, email: &str, password: &str) -> Response {
+        self.anonymous()
+            .post(self.url("/api/auth/login"))
+            .json(&json!({"email": email, "password": password}))
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// Registers `email` and logs in: the returned client carries the session cookie.
     pub async fn user(&self, email: &str) -> User {
         assert_eq!(self.register(email).await.status(), StatusCode::CREATED);
