@@ -101,7 +101,7 @@ async fn add_user(database: &db::Database, email: &str) -> anyhow::Result<()> {
     let password = password.trim_end_matches(['\r', '\n']).to_owned();
     let user = auth::create_account(database, Clock::System.now_ms(), email, password)
         .await
-        .map_err(|err| anyhow::anyhow!("adding {email}: {err}"))?;
+        .map_err(|err| anyhow::anyhow!("adding {email:?}: {err}"))?;
     println!("added {} (id {})", user.email, user.id);
     Ok(())
 }

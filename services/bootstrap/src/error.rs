@@ -158,13 +158,15 @@ impl IntoResponse for ApiError {
 /// What axum puts before serde's message for a body that parses but does not fit the type.
 const DATA_ERROR_PREFIX: &str = "Failed to deserialize the JSON body into the target type: ";
 
-/// Puts the offending field first, as every other 422 does: serde says ``missing field `front` ``
-/// and ``unknown field `colour`, expected ...`` for top-level fields, `front: invalid type ...` for
-/// nested or typed ones.
+/// Puts the offending field first, as every other 422 does: serde says ``missing field `front` ``,
+/// ``unknown field `colour`, expected ...`` and ``duplicate field `name` `` for top-level fields,
+/// `front: invalid type ...` for nested or typed ones, and nothing before what is wrong with the
+/// body as a whole (`invalid type: null, expected ...`), which is then the `body`'s.
 pub(crate) fn field_first(message: &str) -> String {
     for (prefix, problem) in [
         ("missing field `", "is required"),
         ("unknown field `", "is not a known field"),
+        ("duplicate field `", "is given more than once"),
     ] {
         if let Some((field, rest)) = message
             .strip_prefix(prefix)
@@ -177,6 +179,12 @@ pub(crate) fn field_first(message: &str) -> String {
                 format!("{field}: {problem} ({rest})")
             };
         }
+    }
+    if ["invalid type: ", "invalid value: ", "invalid length "]
+        .iter()
+        .any(|whole| message.starts_with(whole))
+    {
+        return format!("body: {message}");
     }
     message.to_owned()
 }
@@ -341,6 +349,14 @@ mod tests {
         assert_eq!(
             field_first("front: invalid type: integer `1`, expected a string"),
             "front: invalid type: integer `1`, expected a string"
+        );
+        assert_eq!(
+            field_first("duplicate field `name` at line 1 column 20"),
+            "name: is given more than once (at line 1 column 20)"
+        );
+        assert_eq!(
+            field_first("invalid type: null, expected a map at line 1 column 4"),
+            "body: invalid type: null, expected a map at line 1 column 4"
         );
     }
 

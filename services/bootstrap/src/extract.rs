@@ -7,7 +7,7 @@ use axum::{
     http::{HeaderMap, header, request::Parts},
     response::{IntoResponse, Response},
 };
-use serde::{Serialize, de::DeserializeOwned, de::IgnoredAny};
+use serde::{Serialize, de::DeserializeOwned};
 
 use crate::{ApiError, error::field_first};
 
@@ -70,13 +70,17 @@ pub fn json_from_bytes<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError>
     match axum::Json::<T>::from_bytes(bytes) {
         Ok(_) if has_nul_escape(bytes) => Err(nul_refusal(bytes)),
         Ok(axum::Json(value)) => Ok(value),
-        Err(JsonRejection::JsonSyntaxError(err))
-            if serde_json::from_slice::<IgnoredAny>(bytes).is_ok() =>
-        {
-            let text = err.body_text();
-            Err(ApiError::Unprocessable(field_first(
-                text.strip_prefix(SYNTAX_ERROR_PREFIX).unwrap_or(&text),
-            )))
+        Err(JsonRejection::JsonSyntaxError(err)) => {
+            match serde_json::from_slice::<serde_json::Value>(bytes) {
+                // Well-formed: decoding it again from a value gives serde's data error ("invalid
+                // type: integer `3`, expected …") in place of the parser's "expected value".
+                Ok(value) => Err(ApiError::Unprocessable(field_first(
+                    &serde_path_to_error::deserialize::<_, T>(value)
+                        .err()
+                        .map_or_else(|| err.body_text(), |err| err.to_string()),
+                ))),
+                Err(_) => Err(JsonRejection::JsonSyntaxError(err).into()),
+            }
         }
         Err(rejection) => Err(rejection.into()),
     }
@@ -132,9 +136,6 @@ fn nul_place(value: &serde_json::Value, path: String) -> Option<String> {
     }
 }
 
-/// What axum puts before serde's message for a body it could not parse.
-const SYNTAX_ERROR_PREFIX: &str = "Failed to parse the request body as JSON: ";
-
 /// `application/json`, or any `application/…+json`, parameters (`; charset=utf-8`) allowed.
 fn has_json_content_type(headers: &HeaderMap) -> bool {
     let Some(essence) = headers
@@ -145,9 +146,9 @@ fn has_json_content_type(headers: &HeaderMap) -> bool {
         return false;
     };
     let essence = essence.trim().to_ascii_lowercase();
-    essence
-        .strip_prefix("application/")
-        .is_some_and(|subtype| subtype == "json" || subtype.ends_with("+json"))
+    essence.strip_prefix("application/").is_some_and(|subtype| {
+        subtype == "json" || (subtype.len() > "+json".len() && subtype.ends_with("+json"))
+    })
 }
 
 /// The raw request body with [`ApiError`] rejections (a JSON 413 beyond the body limit).
@@ -255,6 +256,20 @@ mod tests {
             assert_eq!(status, 422, "{body}: {detail}");
             assert!(detail.starts_with("rating: "), "{body}: {detail}");
         }
+        let (_, detail) = problem(r#"{"rating": 3}"#);
+        assert!(
+            detail.starts_with("rating: invalid type: integer `3`"),
+            "says what is wrong: {detail}"
+        );
+        let (status, detail) = problem("null");
+        assert_eq!(status, 422);
+        assert!(detail.starts_with("body: invalid type: null"), "{detail}");
+        let (status, detail) = problem(r#"{"rating": "good", "rating": "good"}"#);
+        assert_eq!(status, 422);
+        assert!(
+            detail.starts_with("rating: is given more than once"),
+            "{detail}"
+        );
         let (status, detail) = problem(r#"{"rating": "good", "extra": 1}"#);
         assert_eq!(status, 422);
         assert!(detail.starts_with("extra: "), "{detail}");
@@ -294,6 +309,7 @@ mod tests {
         assert!(!with("text/plain"));
         assert!(!with("application/jsonp"));
         assert!(!with("text/json"));
+        assert!(!with("application/+json"));
         assert!(!has_json_content_type(&HeaderMap::new()));
     }
 
