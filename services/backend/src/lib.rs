@@ -36,7 +36,7 @@ pub fn app(service: ServiceBuilder, state: AppState) -> Router {
         let db = db.clone();
         async move { db::ping(&db).await.map_err(|err| err.to_string()) }
     });
-    let api = OpenApiRouter::new()
+    let mut api = OpenApiRouter::new()
         .merge(auth::router())
         .merge(decks::router())
         .merge(cards::router())
@@ -45,5 +45,6 @@ pub fn app(service: ServiceBuilder, state: AppState) -> Router {
         .merge(generation::router())
         .merge(alerts::router())
         .with_state(state);
+    auth::document_sign_in(api.get_openapi_mut());
     service.readiness(readiness).build(api)
 }

@@ -82,6 +82,7 @@ fn serves_on_sqlite_and_stops_cleanly_on_sigterm() {
     assert!(service.get("/docs/").starts_with("HTTP/1.0 200"));
     let spec = service.get("/openapi.json");
     assert!(spec.contains("/api/cards/{id}/review"), "{spec}");
+    openapi_lists_errors_and_sign_in(&spec);
     assert!(database.exists(), "the SQLite file is created");
     assert!(dir.join("cards.db-wal").exists(), "WAL mode");
 
@@ -162,4 +163,46 @@ fn add_user_makes_the_administrator_that_registration_refuses() {
     assert!(alerts.starts_with("HTTP/1.0 200"), "{alerts}");
     service.stop_with_sigterm();
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The document lists what the shared extractors and sign-in answer, not only what each route's
+/// annotation says.
+fn openapi_lists_errors_and_sign_in(response: &str) {
+    let (_, body) = response.split_once("\r\n\r\n").unwrap();
+    let spec: serde_json::Value = serde_json::from_str(body).unwrap();
+    let statuses = |path: &str, method: &str| -> Vec<String> {
+        let operation = &spec["paths"][path][method];
+        operation["responses"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{method} {path}: {operation}"))
+            .keys()
+            .cloned()
+            .collect()
+    };
+    assert_eq!(
+        statuses("/api/decks", "post"),
+        ["201", "400", "401", "413", "415", "422"]
+    );
+    assert!(statuses("/api/decks/{id}/cards", "get").contains(&"422".to_owned()));
+    assert!(statuses("/api/cards/{id}", "delete").contains(&"404".to_owned()));
+    assert_eq!(
+        statuses("/alerts", "post"),
+        ["204", "400", "401", "413"],
+        "the webhook answers every bad body 400"
+    );
+    assert!(statuses("/api/auth/login", "post").contains(&"429".to_owned()));
+    assert!(spec["paths"]["/api/auth/login"]["post"]["security"].is_null());
+    assert_eq!(
+        spec["paths"]["/api/decks"]["get"]["security"],
+        serde_json::json!([{"session": []}, {"token": []}])
+    );
+    let schemes = &spec["components"]["securitySchemes"];
+    assert_eq!(schemes["session"]["in"], "cookie");
+    assert_eq!(schemes["token"]["scheme"], "bearer");
+    assert!(
+        spec["paths"]["/api/drafts/{id}/accept"]["post"]["requestBody"]["required"]
+            .as_bool()
+            .is_none_or(|required| !required),
+        "the edits are optional"
+    );
 }

@@ -11,6 +11,7 @@ pub mod http_client;
 pub mod http_metrics;
 pub mod logging;
 pub mod mlflow;
+pub mod openapi;
 pub mod server;
 #[cfg(feature = "test-support")]
 pub mod testing;

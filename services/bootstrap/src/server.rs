@@ -70,6 +70,7 @@ impl ServiceBuilder {
     pub fn build(self, api: OpenApiRouter) -> Router {
         let (routes, mut openapi) = api.split_for_parts();
         openapi.info = Info::new(self.name, self.version);
+        crate::openapi::add_error_responses(&mut openapi);
         let registry = Arc::new(self.registry);
         routes
             .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))

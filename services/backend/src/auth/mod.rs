@@ -18,11 +18,20 @@ use flashcards_bootstrap::{
     ApiError,
     error::ErrorBody,
     extract::{Json, Path},
+    openapi::{error_response, operations_mut},
 };
 use serde::{Deserialize, Serialize};
 use sqlx::{AnyPool, Row};
 use tokio::sync::Semaphore;
-use utoipa::ToSchema;
+use utoipa::{
+    ToSchema,
+    openapi::{
+        OpenApi,
+        security::{
+            ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+        },
+    },
+};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub use admin::{Admin, Admins};
@@ -35,6 +44,38 @@ use crate::{
     db::{Database, QueryResultExt, is_unique_violation, query_error},
     timestamp::rfc3339,
 };
+
+/// Says in the OpenAPI document how the API is signed in to (the session cookie, or an API token
+/// as a bearer), and that every `/api` route but registration and login needs it (401 without).
+pub fn document_sign_in(openapi: &mut OpenApi) {
+    let components = openapi.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        "session",
+        SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(SESSION_COOKIE))),
+    );
+    components.add_security_scheme(
+        "token",
+        SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+    );
+    for (path, item) in &mut openapi.paths.paths {
+        if !path.starts_with("/api/") || path == "/api/auth/register" || path == "/api/auth/login" {
+            continue;
+        }
+        for operation in operations_mut(item) {
+            operation.security = Some(vec![
+                SecurityRequirement::new("session", Vec::<String>::new()),
+                SecurityRequirement::new("token", Vec::<String>::new()),
+            ]);
+            operation
+                .responses
+                .responses
+                .entry("401".to_owned())
+                .or_insert_with(|| {
+                    error_response("not signed in: no valid session cookie or bearer token")
+                });
+        }
+    }
+}
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -337,6 +378,7 @@ pub struct NewToken {
     /// What the token is for, e.g. "anki sync script".
     pub name: String,
     /// Days until it expires; without it the token works until deleted.
+    #[schema(minimum = 1, maximum = 36_500)]
     pub expires_in_days: Option<u32>,
 }
 

@@ -260,7 +260,7 @@ pub struct DraftEdits {
 }
 
 #[utoipa::path(post, path = "/api/drafts/{id}/accept", tag = "generation",
-    params(("id" = String, Path)), request_body(content = DraftEdits, description = "optional edits"),
+    params(("id" = String, Path)), request_body(content = Option<DraftEdits>, description = "optional edits"),
     responses((status = 201, body = Card, description = "the card, now in the job's deck"),
         (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn accept_draft(
