@@ -559,6 +559,15 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_token_lifetime_is_the_checked_one() {
+        let schema =
+            serde_json::to_value(<NewToken as utoipa::PartialSchema>::schema()).expect("schema");
+        let days = &schema["properties"]["expires_in_days"];
+        assert_eq!(days["minimum"], 1, "{schema}");
+        assert_eq!(days["maximum"], MAX_TOKEN_DAYS, "{schema}");
+    }
+
+    #[test]
     fn password_length_is_bounded_both_ways() {
         assert!(check_password("short").is_err());
         assert!(check_password("long enough").is_ok());
