@@ -14,6 +14,7 @@ use support::{PASSWORD, SESSION_TTL_MS, TestServer};
 on_both_databases!(
     registration_and_login,
     wrong_passwords_hold_off_an_accounts_logins,
+    cookie_changes_from_other_origins_are_refused,
     sessions_expire_and_logout_ends_them,
     api_tokens_authenticate_until_deleted,
     users_never_see_each_others_objects,
@@ -122,6 +123,52 @@ async fn wrong_passwords_hold_off_an_accounts_logins(server: TestServer) {
             .await
             .status(),
         StatusCode::OK
+    );
+}
+
+/// A browser page of another origin (a sibling subdomain gets past SameSite=Lax) cannot change
+/// anything with the session cookie; the app's own pages, reads and bearer tokens can.
+async fn cookie_changes_from_other_origins_are_refused(server: TestServer) {
+    let ada = server.user("ada@example.org").await;
+    let decks = format!("{}/api/decks", ada.base);
+    let create = |site: &'static str| {
+        ada.client
+            .post(&decks)
+            .header("Sec-Fetch-Site", site)
+            .json(&json!({"name": site}))
+    };
+    for site in ["same-site", "cross-site"] {
+        let (status, body) = into(create(site)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{site}: {body}");
+        assert_eq!(body["error"], "forbidden");
+    }
+    let (status, _) = into(create("same-origin")).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, listed) = into(
+        ada.client
+            .get(&decks)
+            .header("Sec-Fetch-Site", "cross-site"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1, "{listed}");
+
+    let (_, token) = ada
+        .post("/api/auth/tokens", json!({"name": "script"}))
+        .await;
+    let (status, _) = into(
+        server
+            .anonymous()
+            .post(&decks)
+            .bearer_auth(token["token"].as_str().unwrap())
+            .header("Sec-Fetch-Site", "cross-site")
+            .json(&json!({"name": "by token"})),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "a bearer token is not a browser's own"
     );
 }
 

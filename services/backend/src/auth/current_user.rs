@@ -2,7 +2,7 @@
 
 use axum::{
     extract::FromRequestParts,
-    http::{HeaderMap, header, request::Parts},
+    http::{HeaderMap, Method, header, request::Parts},
 };
 use flashcards_bootstrap::ApiError;
 use sqlx::Row;
@@ -21,13 +21,18 @@ pub struct CurrentUser {
 
 /// The credential a request carries: a bearer token wins over the cookie.
 pub fn presented_token(headers: &HeaderMap) -> Option<&str> {
-    if let Some(bearer) = headers
+    bearer_token(headers).or_else(|| session_token(headers))
+}
+
+fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-    {
-        return Some(bearer.trim());
-    }
+        .map(str::trim)
+}
+
+fn session_token(headers: &HeaderMap) -> Option<&str> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -38,6 +43,21 @@ pub fn presented_token(headers: &HeaderMap) -> Option<&str> {
         .map(|(_, value)| value)
 }
 
+/// A change (any method but GET, HEAD and OPTIONS) that a browser sends from a page of another
+/// origin, as it says in `Sec-Fetch-Site`. The cookie's `SameSite=Lax` keeps it off cross-site
+/// posts, but not off a sibling subdomain's (`same-site`); and since this API answers no CORS
+/// preflight, its own pages always call it from the same origin. Clients that are not browsers
+/// send no such header.
+fn foreign_change(method: &Method, headers: &HeaderMap) -> bool {
+    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+        && headers
+            .get("sec-fetch-site")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|site| {
+                site.eq_ignore_ascii_case("cross-site") || site.eq_ignore_ascii_case("same-site")
+            })
+}
+
 fn unauthorized() -> ApiError {
     ApiError::Unauthorized("log in or send an `Authorization: Bearer` token".to_owned())
 }
@@ -46,6 +66,14 @@ impl FromRequestParts<AppState> for CurrentUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        // A bearer token is never sent by a browser on its own; the cookie is.
+        if bearer_token(&parts.headers).is_none() && foreign_change(&parts.method, &parts.headers) {
+            return Err(ApiError::Forbidden(
+                "a change made with the session cookie must come from the app's own origin \
+                 (Sec-Fetch-Site: same-origin)"
+                    .to_owned(),
+            ));
+        }
         let presented = presented_token(&parts.headers).ok_or_else(unauthorized)?;
         let digest = token::digest(presented);
         let now = state.clock.now_ms();
@@ -101,6 +129,24 @@ mod tests {
             HeaderValue::from_static("Bearer fct_b"),
         );
         assert_eq!(presented_token(&headers), Some("fct_b"));
+    }
+
+    #[test]
+    fn only_changes_from_other_origins_are_foreign() {
+        let with_site = |site: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert("sec-fetch-site", HeaderValue::from_static(site));
+            headers
+        };
+        assert!(foreign_change(&Method::POST, &with_site("cross-site")));
+        assert!(foreign_change(&Method::DELETE, &with_site("same-site")));
+        assert!(!foreign_change(&Method::POST, &with_site("same-origin")));
+        assert!(!foreign_change(&Method::PATCH, &with_site("none")));
+        assert!(!foreign_change(&Method::GET, &with_site("cross-site")));
+        assert!(
+            !foreign_change(&Method::POST, &HeaderMap::new()),
+            "not a browser"
+        );
     }
 
     #[test]
