@@ -46,10 +46,7 @@ pub fn binary(name: &str) -> Result<PathBuf, Error> {
 /// port below the range is only ever taken by an explicit bind; one is drawn at random, and
 /// checked free by binding it.
 pub fn free_port() -> Result<u16, Error> {
-    let ephemeral_start = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
-        .unwrap_or(32_768);
+    let ephemeral_start = ephemeral_start();
     let low = 10_000;
     if ephemeral_start > low + 1_000 {
         for _ in 0..200 {
@@ -68,6 +65,14 @@ pub fn free_port() -> Result<u16, Error> {
         .port())
 }
 
+/// The first port of the kernel's ephemeral range (Linux's default when it cannot be read).
+fn ephemeral_start() -> u16 {
+    fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768)
+}
+
 /// A number below `bound` from the standard library's random hasher keys.
 fn random_below(bound: u16) -> u16 {
     use std::hash::{BuildHasher, RandomState};
@@ -81,12 +86,7 @@ mod tests {
 
     #[test]
     fn free_ports_are_bindable_and_outside_the_ephemeral_range() {
-        let ephemeral_start: u16 = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-            .expect("the kernel's port range")
-            .split_whitespace()
-            .next()
-            .and_then(|start| start.parse().ok())
-            .expect("its start");
+        let ephemeral_start = ephemeral_start();
         let ports: Vec<u16> = (0..20).map(|_| free_port().expect("a port")).collect();
         for port in &ports {
             assert!(*port < ephemeral_start, "{port}");

@@ -10,12 +10,13 @@ use std::{
 };
 
 use anyhow::{Context, Result, bail};
+use flashcards_e2e::workspace::free_port;
 use serde_json::json;
 
 use crate::{
     apt, cargo, http, interrupt,
     paths::ScratchDir,
-    server::{self, Server},
+    server::Server,
     wrk::{self, Figures, Load, Target},
 };
 
@@ -128,10 +129,7 @@ fn start_backend(address: SocketAddr, database: &Path, extra_args: &[&str]) -> R
 }
 
 fn local_address() -> Result<SocketAddr> {
-    Ok(SocketAddr::from((
-        Ipv4Addr::LOCALHOST,
-        server::free_port()?,
-    )))
+    Ok(SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()?)))
 }
 
 /// What the benchmark user owns.

@@ -13,14 +13,11 @@ use std::{
 };
 
 use anyhow::{Context, Result, anyhow, ensure};
+use flashcards_e2e::workspace::free_port;
 use flashcards_ocr_corpus::Sample;
 use serde_json::Value;
 
-use crate::{
-    apt, cargo, http, interrupt,
-    paths::ScratchDir,
-    server::{self, Server},
-};
+use crate::{apt, cargo, http, interrupt, paths::ScratchDir, server::Server};
 
 /// Images each side recognises.
 const IMAGES: usize = 50;
@@ -85,7 +82,7 @@ impl Run {
 /// Starts the release service with one engine per client, warms it up, measures it and stops it,
 /// so that it takes no CPU from the CLI's run.
 fn measure_service(samples: &[Sample]) -> Result<Run> {
-    let address = SocketAddr::from((Ipv4Addr::LOCALHOST, server::free_port()?));
+    let address = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()?));
     let mut service = Server::start(
         "flashcards-ocr",
         Command::new(cargo::release_binary("flashcards-ocr"))

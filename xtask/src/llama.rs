@@ -12,6 +12,7 @@ use std::{
 };
 
 use anyhow::{Context, Result, bail, ensure};
+use flashcards_e2e::workspace::free_port;
 use serde_json::Value;
 
 use crate::{
@@ -194,7 +195,7 @@ impl LlamaServer {
     /// Builds what is missing and starts the server on a free loopback port, quietly: only its
     /// warnings and errors reach the terminal.
     pub fn start(model: Model) -> Result<Self> {
-        let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, server::free_port()?));
+        let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()?));
         Self::start_on(model, listen, false)
     }
 

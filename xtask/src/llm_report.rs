@@ -11,6 +11,7 @@ use std::{
 };
 
 use anyhow::{Context, Result, bail};
+use flashcards_e2e::workspace::free_port;
 use flashcards_llm::pipeline::{
     cards::{Candidate, CardKind, extract_json},
     chunk::Chunk,
@@ -23,7 +24,7 @@ use serde_json::{Value, json};
 use crate::{
     cargo, http, interrupt,
     llama::{LlamaServer, Model},
-    server::{self, Server},
+    server::Server,
 };
 
 /// Cards asked for per passage, from both the pipeline and the baseline.
@@ -65,7 +66,7 @@ pub fn run(options: &Options) -> Result<()> {
     cargo::build_release(&["-p", "flashcards-llm"])?;
     for model in &options.models {
         let llama = LlamaServer::start(*model)?;
-        let llm_address = SocketAddr::from(([127, 0, 0, 1], server::free_port()?));
+        let llm_address = SocketAddr::from(([127, 0, 0, 1], free_port()?));
         let mut service = Server::start(
             "flashcards-llm",
             Command::new(cargo::release_binary("flashcards-llm"))

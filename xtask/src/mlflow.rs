@@ -12,6 +12,7 @@ use std::{
 };
 
 use anyhow::{Context, Result};
+use flashcards_e2e::workspace::free_port;
 
 use crate::{
     apt, interrupt,
@@ -101,7 +102,7 @@ impl MlflowServer {
         let scratch = ScratchDir::create(
             std::env::temp_dir().join(format!("flashcards-mlflow-{}", process::id())),
         )?;
-        let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, server::free_port()?));
+        let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()?));
         let mut mlflow = Self::launch(scratch.path(), listen, true)?;
         mlflow._scratch = Some(scratch);
         Ok(mlflow)

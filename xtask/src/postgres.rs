@@ -7,11 +7,12 @@ use std::{
 };
 
 use anyhow::{Context, Result, bail};
+use flashcards_e2e::workspace::free_port;
 
 use crate::{
     apt,
     paths::{self, ScratchDir},
-    server, system,
+    system,
 };
 
 /// Debian's initdb; the version folder depends on the release.
@@ -40,7 +41,7 @@ impl Cluster {
         let cluster = Self {
             bin_dir,
             as_postgres,
-            port: server::free_port()?,
+            port: free_port()?,
             dir: make_dir(as_postgres)?,
         };
         cluster.init()?;

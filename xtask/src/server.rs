@@ -2,7 +2,7 @@
 //! they answer, stopping them.
 
 use std::{
-    net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener},
+    net::{IpAddr, Ipv4Addr, SocketAddr},
     os::unix::process::CommandExt,
     process::{Child, Command, ExitStatus, Stdio},
     thread,
@@ -15,16 +15,6 @@ use crate::http;
 
 /// How long a server may take to answer its first request.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// A free TCP port on 127.0.0.1. Binding port 0 lets the kernel choose; someone else could take
-/// it before our server binds it, which is unlikely enough for local runs.
-pub fn free_port() -> Result<u16> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("finding a free port")?;
-    Ok(listener
-        .local_addr()
-        .context("reading the free port")?
-        .port())
-}
 
 /// Where to connect to a server listening on `listen`: a wildcard address means this machine.
 pub fn reachable(listen: SocketAddr) -> SocketAddr {
