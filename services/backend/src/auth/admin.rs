@@ -7,10 +7,10 @@ use axum::{extract::FromRequestParts, http::request::Parts};
 use flashcards_bootstrap::ApiError;
 use sqlx::Row;
 
-use super::CurrentUser;
+use super::{CurrentUser, normalised};
 use crate::{AppState, db::QueryResultExt};
 
-/// The administrators' emails, compared as accounts are: trimmed and case-insensitive.
+/// The administrators' emails, compared as accounts are ([`normalised`]).
 #[derive(Debug, Clone, Default)]
 pub struct Admins(Arc<BTreeSet<String>>);
 
@@ -20,14 +20,14 @@ impl Admins {
         Self(Arc::new(
             emails
                 .into_iter()
-                .map(|email| email.as_ref().trim().to_lowercase())
+                .map(|email| normalised(email.as_ref()))
                 .filter(|email| !email.is_empty())
                 .collect(),
         ))
     }
 
     pub fn contains(&self, email: &str) -> bool {
-        self.0.contains(&email.trim().to_lowercase())
+        self.0.contains(&normalised(email))
     }
 
     pub fn len(&self) -> usize {

@@ -19,9 +19,19 @@ pub struct CurrentUser {
     pub token_id: String,
 }
 
+/// A credential a request carries, and how.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Presented<'a> {
+    Bearer(&'a str),
+    /// The session cookie: what a browser sends on its own (a bearer token never is).
+    Cookie(&'a str),
+}
+
 /// The credential a request carries: a bearer token wins over the cookie.
-pub fn presented_token(headers: &HeaderMap) -> Option<&str> {
-    bearer_token(headers).or_else(|| session_token(headers))
+fn presented(headers: &HeaderMap) -> Option<Presented<'_>> {
+    bearer_token(headers)
+        .map(Presented::Bearer)
+        .or_else(|| session_token(headers).map(Presented::Cookie))
 }
 
 fn bearer_token(headers: &HeaderMap) -> Option<&str> {
@@ -66,15 +76,16 @@ impl FromRequestParts<AppState> for CurrentUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        // A bearer token is never sent by a browser on its own; the cookie is.
-        if bearer_token(&parts.headers).is_none() && foreign_change(&parts.method, &parts.headers) {
-            return Err(ApiError::Forbidden(
-                "a change made with the session cookie must come from the app's own origin \
-                 (Sec-Fetch-Site: same-origin)"
-                    .to_owned(),
-            ));
-        }
-        let presented = presented_token(&parts.headers).ok_or_else(unauthorized)?;
+        let presented = match presented(&parts.headers).ok_or_else(unauthorized)? {
+            Presented::Cookie(_) if foreign_change(&parts.method, &parts.headers) => {
+                return Err(ApiError::Forbidden(
+                    "a change made with the session cookie must come from the app's own origin \
+                     (Sec-Fetch-Site: same-origin)"
+                        .to_owned(),
+                ));
+            }
+            Presented::Bearer(token) | Presented::Cookie(token) => token,
+        };
         let digest = token::digest(presented);
         let now = state.clock.now_ms();
         if let Some(user) = state.credentials.get(&digest, now) {
@@ -114,7 +125,7 @@ mod tests {
             header::COOKIE,
             HeaderValue::from_static("theme=dark; flashcards_session=fcs_abc; other=1"),
         );
-        assert_eq!(presented_token(&headers), Some("fcs_abc"));
+        assert_eq!(presented(&headers), Some(Presented::Cookie("fcs_abc")));
     }
 
     #[test]
@@ -128,7 +139,7 @@ mod tests {
             header::AUTHORIZATION,
             HeaderValue::from_static("Bearer fct_b"),
         );
-        assert_eq!(presented_token(&headers), Some("fct_b"));
+        assert_eq!(presented(&headers), Some(Presented::Bearer("fct_b")));
     }
 
     #[test]
@@ -156,6 +167,6 @@ mod tests {
             header::AUTHORIZATION,
             HeaderValue::from_static("Basic Zm9vOmJhcg=="),
         );
-        assert_eq!(presented_token(&headers), None);
+        assert_eq!(presented(&headers), None);
     }
 }

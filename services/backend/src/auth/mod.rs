@@ -36,7 +36,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub use admin::{Admin, Admins};
 pub use cache::{CACHE_TTL_MS, CredentialCache};
-pub use current_user::{CurrentUser, SESSION_COOKIE, presented_token};
+pub use current_user::{CurrentUser, SESSION_COOKIE};
 pub use login_throttle::{LoginThrottle, MAX_FAILURES as MAX_LOGIN_FAILURES};
 
 use crate::{
@@ -114,7 +114,7 @@ pub struct LoginResponse {
 }
 
 /// Emails compare case-insensitively; surrounding spaces are dropped.
-fn normalised(email: &str) -> String {
+pub(crate) fn normalised(email: &str) -> String {
     email.trim().to_lowercase()
 }
 

@@ -69,7 +69,8 @@ impl PageCache {
     /// Stores a page, unless it is larger than an eighth of the bound: so large a page would push
     /// out most others, and reading it again costs less than its size suggests next to serving it.
     pub fn put(&self, key: PageKey, version: u64, body: Bytes) {
-        let size = key.size() + body.len();
+        let key_size = key.size();
+        let size = key_size + body.len();
         if size > self.max_bytes / 8 {
             return;
         }
@@ -78,8 +79,8 @@ impl PageCache {
                 pages.by_key.clear();
                 pages.stored_bytes = 0;
             }
-            if let Some((_, replaced)) = pages.by_key.insert(key.clone(), (version, body)) {
-                pages.stored_bytes -= key.size() + replaced.len();
+            if let Some((_, replaced)) = pages.by_key.insert(key, (version, body)) {
+                pages.stored_bytes -= key_size + replaced.len();
             }
             pages.stored_bytes += size;
         }
