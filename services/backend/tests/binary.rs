@@ -138,18 +138,13 @@ fn add_user_makes_the_administrator_that_registration_refuses() {
         .env("DATABASE_URL", &database_url)
         .env("ADMIN_EMAILS", "root@example.org,ops@example.org");
     let service = Service::start(command);
-    let json = [("Content-Type", "application/json")];
-    let registered = service.http(
-        "POST",
+    let registered = service.post_json(
         "/api/auth/register",
-        &json,
         r#"{"email": "ops@example.org", "password": "ops-password-1"}"#,
     );
     assert!(registered.starts_with("HTTP/1.0 403"), "{registered}");
-    let login = service.http(
-        "POST",
+    let login = service.post_json(
         "/api/auth/login",
-        &json,
         r#"{"email": "root@example.org", "password": "root-password-1"}"#,
     );
     assert!(login.starts_with("HTTP/1.0 200"), "{login}");

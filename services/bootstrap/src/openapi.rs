@@ -1,20 +1,25 @@
 //! The error answers the shared extractors give, added to every operation of a service's OpenAPI
 //! document in one place rather than to each route's annotation (where they were missing).
 
-use utoipa::openapi::{
-    ContentBuilder, OpenApi, Ref, RefOr, ResponseBuilder,
-    path::{Operation, ParameterIn, PathItem},
-    response::Response,
+use utoipa::{
+    ToSchema,
+    openapi::{
+        ContentBuilder, OpenApi, Ref, RefOr, ResponseBuilder,
+        path::{Operation, ParameterIn, PathItem},
+        response::Response,
+    },
 };
 
-/// A response whose body is the shared `{error, detail}` ([`crate::error::ErrorBody`]).
+use crate::error::ErrorBody;
+
+/// A response whose body is the shared `{error, detail}` ([`ErrorBody`]).
 pub fn error_response(description: &str) -> RefOr<Response> {
     ResponseBuilder::new()
         .description(description)
         .content(
             "application/json",
             ContentBuilder::new()
-                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .schema(Some(Ref::from_schema_name(ErrorBody::name())))
                 .build(),
         )
         .build()
@@ -50,15 +55,18 @@ pub fn add_error_responses(openapi: &mut OpenApi) {
             let own_400 = operation.responses.responses.contains_key("400");
             let json_body = !own_400
                 && body.is_some_and(|body| body.content.keys().any(|t| t.contains("json")));
-            let has_in = |place: fn(&ParameterIn) -> bool| {
-                operation
-                    .parameters
-                    .iter()
-                    .flatten()
-                    .any(|parameter| place(&parameter.parameter_in))
-            };
-            let query = has_in(|place| matches!(place, ParameterIn::Query));
-            let path = has_in(|place| matches!(place, ParameterIn::Path));
+            let places: Vec<&ParameterIn> = operation
+                .parameters
+                .iter()
+                .flatten()
+                .map(|parameter| &parameter.parameter_in)
+                .collect();
+            let query = places
+                .iter()
+                .any(|place| matches!(place, ParameterIn::Query));
+            let path = places
+                .iter()
+                .any(|place| matches!(place, ParameterIn::Path));
             let responses = &mut operation.responses.responses;
             let mut add = |status: &str, description: &str| {
                 responses

@@ -164,18 +164,19 @@ impl TestServer {
     }
 
     pub async fn register(&self, email: &str) -> Response {
-        self.anonymous()
-            .post(self.url("/api/auth/register"))
-            .json(&json!({"email": email, "password": PASSWORD}))
-            .send()
+        self.post_credentials("/api/auth/register", email, PASSWORD)
             .await
-            .unwrap()
     }
 
     /// `POST /api/auth/login` with these credentials, from a client without cookies.
     pub async fn attempt_login(&self, email: &str, password: &str) -> Response {
+        self.post_credentials("/api/auth/login", email, password)
+            .await
+    }
+
+    async fn post_credentials(&self, path: &str, email: &str, password: &str) -> Response {
         self.anonymous()
-            .post(self.url("/api/auth/login"))
+            .post(self.url(path))
             .json(&json!({"email": email, "password": password}))
             .send()
             .await

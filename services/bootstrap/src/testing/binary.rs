@@ -93,6 +93,14 @@ impl Service {
         self.http("GET", path, &[], "")
     }
 
+    /// The whole HTTP/1.0 response to `POST path` with a JSON body.
+    ///
+    /// # Panics
+    /// When the connection fails.
+    pub fn post_json(&self, path: &str, body: &str) -> String {
+        self.http("POST", path, &[("Content-Type", "application/json")], body)
+    }
+
     /// The whole HTTP/1.0 response to a request with these extra headers and body.
     ///
     /// # Panics
