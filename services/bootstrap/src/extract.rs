@@ -145,10 +145,17 @@ fn has_json_content_type(headers: &HeaderMap) -> bool {
     else {
         return false;
     };
-    let essence = essence.trim().to_ascii_lowercase();
-    essence.strip_prefix("application/").is_some_and(|subtype| {
-        subtype == "json" || (subtype.len() > "+json".len() && subtype.ends_with("+json"))
-    })
+    // Compared without allocating: every JSON request passes here.
+    let Some((kind, subtype)) = essence.trim().split_once('/') else {
+        return false;
+    };
+    const SUFFIX: &str = "+json";
+    let json_suffix = subtype.len() > SUFFIX.len()
+        && subtype
+            .get(subtype.len() - SUFFIX.len()..)
+            .is_some_and(|end| end.eq_ignore_ascii_case(SUFFIX));
+    kind.eq_ignore_ascii_case("application")
+        && (subtype.eq_ignore_ascii_case("json") || json_suffix)
 }
 
 /// The raw request body with [`ApiError`] rejections (a JSON 413 beyond the body limit).

@@ -11,8 +11,8 @@ use std::{
 
 pub const MAX_FAILURES: u32 = 10;
 pub const WINDOW_MS: i64 = 15 * 60_000;
-/// Accounts tracked at once, a bound on memory (~100 bytes each); when full, finished windows are
-/// dropped, and if none has finished the tracking starts over.
+/// Accounts tracked at once, a bound on memory (an email and two numbers each); when full,
+/// finished windows are dropped, and if none has finished the tracking starts over.
 const MAX_TRACKED: usize = 100_000;
 
 #[derive(Debug, Clone, Copy)]
