@@ -23,7 +23,7 @@ use crate::{
 };
 
 /// What is built into the virtualenv; the server's flags below are those of this version.
-const LLAMA_CPP_PYTHON: &str = "llama-cpp-python[server]==0.3.36";
+pub const LLAMA_CPP_PYTHON: &str = "llama-cpp-python[server]==0.3.36";
 
 /// The virtualenv's folder under the cache, named after the version so an upgrade builds anew.
 const LLAMA_CPP_FOLDER: &str = "llama-cpp-0.3.36";
@@ -155,7 +155,7 @@ pub fn run(options: &Options) -> Result<ExitCode> {
     // Fail now rather than after a build of several minutes.
     TcpListener::bind(options.listen)
         .with_context(|| format!("cannot listen on {}", options.listen))?;
-    let mut llama = LlamaServer::start_on(options.model, options.listen, true)?;
+    let mut llama = LlamaServer::start_on(options.model, options.listen, true, shared_threads())?;
     println!(
         "llama.cpp server is running: {}  (model {:?}, OpenAI API under /v1) — Ctrl-C to stop",
         llama.url(),
@@ -196,13 +196,18 @@ impl LlamaServer {
     /// warnings and errors reach the terminal.
     pub fn start(model: Model) -> Result<Self> {
         let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()?));
-        Self::start_on(model, listen, false)
+        Self::start_on(model, listen, false, shared_threads())
     }
 
-    fn start_on(model: Model, listen: SocketAddr, verbose: bool) -> Result<Self> {
+    /// Like [`LlamaServer::start`], with all cores: for measurements that run nothing beside it.
+    pub fn start_alone(model: Model) -> Result<Self> {
+        let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()?));
+        Self::start_on(model, listen, false, cores())
+    }
+
+    fn start_on(model: Model, listen: SocketAddr, verbose: bool, threads: usize) -> Result<Self> {
         let venv = ensure_server()?;
         let model_path = ensure_model(&venv, model)?;
-        let threads = (cores() / 2).max(1);
         let mut command = Command::new(venv::python(&venv));
         command
             .args(["-m", "llama_cpp.server", "--model"])
@@ -211,10 +216,6 @@ impl LlamaServer {
             .args(["--host", &listen.ip().to_string()])
             .args(["--port", &listen.port().to_string()])
             .args(["--n_ctx", &CONTEXT_TOKENS.to_string()])
-            // Half the cores: llama.cpp's threads wait for each other at every step, so one that
-            // shares its core with another busy process (a test, a build) stalls them all. On 2
-            // cores with other work running, 2 threads fell from 88 to as low as 4 tokens/s; 1
-            // thread held 60-67.
             .args(["--n_threads", &threads.to_string()])
             .args(["--n_threads_batch", &threads.to_string()])
             // By default a new request cuts off a streaming one; concurrent tests wait instead.
@@ -336,6 +337,13 @@ impl Weights {
             .collect();
         names.join(", ")
     }
+}
+
+/// Half the cores: llama.cpp's threads wait for each other at every step, so one that shares
+/// its core with another busy process (a test, a build) stalls them all. On 2 cores with other
+/// work running, 2 threads fell from 88 to as low as 4 tokens/s; 1 thread held 60-67.
+fn shared_threads() -> usize {
+    (cores() / 2).max(1)
 }
 
 fn cores() -> usize {

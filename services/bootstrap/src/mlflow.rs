@@ -11,6 +11,7 @@
 //! record.
 
 use std::{
+    borrow::Cow,
     fmt,
     sync::{
         Arc, Mutex, PoisonError,
@@ -135,14 +136,15 @@ pub struct RunRecord {
     pub start: SystemTime,
     pub end: SystemTime,
     pub status: RunStatus,
-    pub params: Vec<(&'static str, String)>,
+    pub params: Vec<(Cow<'static, str>, String)>,
     pub metrics: Vec<MetricValue>,
     pub tags: Vec<(&'static str, String)>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MetricValue {
-    pub key: &'static str,
+    /// A fixed name, or one made at run time (a report's per-subject figures).
+    pub key: Cow<'static, str>,
     pub value: f64,
     pub step: u64,
 }
@@ -169,19 +171,23 @@ impl RunRecord {
     }
 
     #[must_use]
-    pub fn param(mut self, key: &'static str, value: impl ToString) -> Self {
-        self.params.push((key, value.to_string()));
+    pub fn param(mut self, key: impl Into<Cow<'static, str>>, value: impl ToString) -> Self {
+        self.params.push((key.into(), value.to_string()));
         self
     }
 
     #[must_use]
-    pub fn metric(self, key: &'static str, value: f64) -> Self {
+    pub fn metric(self, key: impl Into<Cow<'static, str>>, value: f64) -> Self {
         self.metric_at(key, value, 0)
     }
 
     #[must_use]
-    pub fn metric_at(mut self, key: &'static str, value: f64, step: u64) -> Self {
-        self.metrics.push(MetricValue { key, value, step });
+    pub fn metric_at(mut self, key: impl Into<Cow<'static, str>>, value: f64, step: u64) -> Self {
+        self.metrics.push(MetricValue {
+            key: key.into(),
+            value,
+            step,
+        });
         self
     }
 
@@ -200,7 +206,10 @@ impl RunRecord {
     }
 
     pub fn param_value(&self, key: &str) -> Option<&str> {
-        find(&self.params, key)
+        self.params
+            .iter()
+            .find(|(name, _)| name == key)
+            .map(|(_, value)| value.as_str())
     }
 
     pub fn tag_value(&self, key: &str) -> Option<&str> {
@@ -355,7 +364,7 @@ async fn drain(
         };
         metrics.depth.dec();
         match client.log(&record).await {
-            Ok(()) => {
+            Ok(_) => {
                 metrics.success.inc();
                 if failures > 0 {
                     tracing::info!(failures, "MLflow logging recovered");
@@ -463,9 +472,9 @@ impl Client {
         }
     }
 
-    /// One run: create, log params/metrics/tags, set the final status. A failed step ends the
-    /// attempt; the record is not retried.
-    async fn log(&mut self, record: &RunRecord) -> Result<(), MlflowError> {
+    /// One run: create, log params/metrics/tags, set the final status; its id. A failed step
+    /// ends the attempt; the record is not retried.
+    async fn log(&mut self, record: &RunRecord) -> Result<String, MlflowError> {
         let experiment_id = self.experiment_id().await?;
         let created = self
             .post(
@@ -488,7 +497,7 @@ impl Client {
             &update_run_body(&run_id, record.status, record.end),
         )
         .await?;
-        Ok(())
+        Ok(run_id)
     }
 
     /// The experiment's id: looked up by name, created if missing. When another replica creates
@@ -590,6 +599,25 @@ impl Client {
             message: truncate(&body.message, 300),
         })
     }
+}
+
+/// Logs one run in `experiment` (created if missing) at once and waits for it, for one-off
+/// commands such as reports rather than services; `source` is its `mlflow.source.name`. The run's
+/// id, or why MLflow did not take it.
+pub async fn log_now(
+    url: &str,
+    experiment: &str,
+    source: &'static str,
+    record: &RunRecord,
+) -> Result<String, MlflowError> {
+    let config = MlflowConfig {
+        url: url.to_owned(),
+        experiment: experiment.to_owned(),
+        service: source,
+        queue_capacity: 1,
+        timeout: Duration::from_secs(10),
+    };
+    Client::new(tracking_base(url)?, &config).log(record).await
 }
 
 /// Every run of `experiment` on the tracking server at `url` (up to 1000, newest first) as MLflow's

@@ -9,7 +9,7 @@ use std::{
 };
 
 use flashcards_bootstrap::{
-    mlflow::{MlflowConfig, MlflowLogger, RunRecord, search_runs},
+    mlflow::{MlflowConfig, MlflowLogger, RunRecord, log_now, search_runs},
     testing::{closed_port, mlflow_url, run_entry, sample, stalled_server},
 };
 use prometheus_client::{encoding::text::encode, registry::Registry};
@@ -120,6 +120,41 @@ async fn runs_land_in_the_experiment_with_params_metrics_tags_and_status() {
         };
         assert_eq!(run["info"]["status"], expected);
     }
+}
+
+#[tokio::test]
+async fn a_one_off_run_is_logged_at_once_with_metric_names_made_at_run_time() {
+    let url = mlflow_url();
+    let experiment = unique("report");
+    let subject = "computer_science";
+    let record = RunRecord::finished("report", Duration::from_secs(3))
+        .param("model", "demo-model")
+        .metric(format!("pipeline.key_fact_coverage.{subject}"), 0.75);
+    let run_id = log_now(&url, &experiment, "demo-report", &record)
+        .await
+        .unwrap();
+    let runs = search_runs(&url, &experiment).await.unwrap();
+    assert_eq!(runs.len(), 1, "{runs:#?}");
+    assert_eq!(runs[0]["info"]["run_id"], run_id.as_str());
+    assert_eq!(runs[0]["info"]["status"], "FINISHED");
+    assert_eq!(run_entry(&runs[0], "params", "model"), "demo-model");
+    assert_eq!(
+        run_entry(
+            &runs[0],
+            "metrics",
+            "pipeline.key_fact_coverage.computer_science"
+        ),
+        0.75
+    );
+    assert_eq!(
+        run_entry(&runs[0], "tags", "mlflow.source.name"),
+        "demo-report"
+    );
+    assert!(
+        log_now(&closed_port().await, &experiment, "demo-report", &record)
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test]

@@ -38,10 +38,6 @@ pub struct Args {
     #[arg(long, env = "MAX_CONCURRENT_GENERATIONS", default_value_t = 2)]
     pub max_concurrent_generations: usize,
 
-    /// Largest piece of text sent to the model in one prompt, in characters.
-    #[arg(long, env = "CHUNK_CHARS", default_value_t = 1500)]
-    pub chunk_chars: usize,
-
     /// Longest text one request may carry, in characters.
     #[arg(long, env = "MAX_TEXT_CHARS", default_value_t = 100_000)]
     pub max_text_chars: usize,

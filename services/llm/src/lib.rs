@@ -25,7 +25,6 @@ pub const DEFAULT_PORT: u16 = 8001;
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub max_concurrent_generations: usize,
-    pub chunk_chars: usize,
     pub max_text_chars: usize,
 }
 
@@ -69,7 +68,6 @@ pub fn from_args(args: &Args) -> (Arc<dyn ModelBackend>, Settings) {
     });
     let settings = Settings {
         max_concurrent_generations: args.max_concurrent_generations.max(1),
-        chunk_chars: args.chunk_chars.max(200),
         max_text_chars: args.max_text_chars,
     };
     (Arc::new(upstream), settings)

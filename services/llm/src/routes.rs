@@ -196,7 +196,6 @@ fn validate(state: &LlmState, input: GenerateInput) -> Result<pipeline::Request,
         max_cards,
         kinds,
         language,
-        chunk_chars: settings.chunk_chars,
     })
 }
 

@@ -5,9 +5,9 @@
 //! language differ per request; a generation takes seconds, so the REST calls cost nothing beside it.
 //!
 //! - params: `model` (when it answered), `backend`, `temperature`, `prompt_version`,
-//!   `max_tokens_per_chunk`, `chunk_chars`, `max_cards`, `kinds`, `language`;
-//! - metrics: `duration_seconds`, `input_chars`, and for a generation that ran `chunks`,
-//!   `cards_generated`, `cards_dropped`, `cards_dropped_quality` (empty, answer leak, not atomic),
+//!   `max_tokens_per_card`, `max_cards`, `kinds`, `language`;
+//! - metrics: `duration_seconds`, `input_chars`, and for a generation that ran `model_calls`,
+//!   `cards_generated`, `cards_dropped`, `cards_dropped_quality` (the quality filter's reasons),
 //!   `cards_dropped_<reason>` for every reason, `invalid_outputs`, `prompt_tokens`,
 //!   `completion_tokens` and `completion_tokens_per_second`;
 //! - tags: `outcome` (`success` or `llm_generation_errors_total`'s type), `service.version`, and
@@ -20,24 +20,36 @@ use flashcards_bootstrap::{ApiError, mlflow::RunRecord};
 use crate::{
     backend::TEMPERATURE,
     pipeline::{
-        Generation, MAX_TOKENS_PER_CHUNK, Request, cards::CardKind, prompt::PROMPT_VERSION,
+        Generation, Request,
+        cards::CardKind,
+        prompt::{MAX_TOKENS_PER_CARD, PROMPT_VERSION},
     },
 };
 
 /// Every reason a card is dropped for, with its metric.
-const DROP_REASONS: [(&str, &str); 8] = [
+const DROP_REASONS: [(&str, &str); 10] = [
     ("ungrounded", "cards_dropped_ungrounded"),
     ("empty", "cards_dropped_empty"),
     ("answer_leak", "cards_dropped_answer_leak"),
     ("not_atomic", "cards_dropped_not_atomic"),
+    ("not_a_question", "cards_dropped_not_a_question"),
+    ("vague", "cards_dropped_vague"),
+    ("example_copy", "cards_dropped_example_copy"),
+    ("answer_mismatch", "cards_dropped_answer_mismatch"),
     ("duplicate", "cards_dropped_duplicate"),
-    ("over_limit", "cards_dropped_over_limit"),
-    ("wrong_kind", "cards_dropped_wrong_kind"),
     ("invalid_output", "cards_dropped_invalid_output"),
 ];
 
 /// The quality filter's reasons (see `pipeline::quality`).
-const QUALITY_REASONS: [&str; 3] = ["empty", "answer_leak", "not_atomic"];
+const QUALITY_REASONS: [&str; 7] = [
+    "empty",
+    "answer_leak",
+    "not_atomic",
+    "not_a_question",
+    "vague",
+    "example_copy",
+    "answer_mismatch",
+];
 
 /// What came of a generation that ran: the model's name and the pipeline's result.
 pub struct Generated<'a> {
@@ -57,7 +69,7 @@ pub fn record(
         .param("backend", backend)
         .param("temperature", TEMPERATURE)
         .param("prompt_version", PROMPT_VERSION)
-        .param("max_tokens_per_chunk", MAX_TOKENS_PER_CHUNK)
+        .param("max_tokens_per_card", MAX_TOKENS_PER_CARD)
         .metric("duration_seconds", elapsed.as_secs_f64())
         .tag("outcome", outcome)
         .tag("service.version", env!("CARGO_PKG_VERSION"));
@@ -84,7 +96,6 @@ fn asked(record: RunRecord, request: &Request) -> RunRecord {
         })
         .collect();
     record
-        .param("chunk_chars", request.chunk_chars)
         .param("max_cards", request.max_cards)
         .param("kinds", kinds.join(","))
         .param("language", request.language.as_deref().unwrap_or("auto"))
@@ -104,7 +115,7 @@ fn ran(record: RunRecord, generated: &Generated<'_>, elapsed: Duration) -> RunRe
     let usage = generation.usage;
     let mut record = record
         .param("model", generated.model)
-        .metric("chunks", usage.calls as f64)
+        .metric("model_calls", usage.calls as f64)
         .metric("cards_generated", generation.cards.len() as f64)
         .metric("cards_dropped", generation.dropped.len() as f64)
         .metric(
@@ -143,7 +154,6 @@ mod tests {
             max_cards: 5,
             kinds: vec![CardKind::Basic, CardKind::Cloze],
             language: None,
-            chunk_chars: 1500,
         }
     }
 
@@ -199,12 +209,12 @@ mod tests {
         assert_eq!(record.param_value("language"), Some("auto"));
         assert_eq!(record.metric_value("duration_seconds"), Some(2.0));
         assert_eq!(record.metric_value("input_chars"), Some(19.0));
-        assert_eq!(record.metric_value("chunks"), Some(1.0));
+        assert_eq!(record.metric_value("model_calls"), Some(1.0));
         assert_eq!(record.metric_value("cards_generated"), Some(1.0));
         assert_eq!(record.metric_value("cards_dropped"), Some(4.0));
         assert_eq!(record.metric_value("cards_dropped_ungrounded"), Some(2.0));
         assert_eq!(record.metric_value("cards_dropped_quality"), Some(1.0));
-        assert_eq!(record.metric_value("cards_dropped_over_limit"), Some(0.0));
+        assert_eq!(record.metric_value("cards_dropped_vague"), Some(0.0));
         assert_eq!(
             record.metric_value("completion_tokens_per_second"),
             Some(40.0)

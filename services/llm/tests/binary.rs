@@ -20,7 +20,6 @@ fn help_documents_every_flag_with_its_env_variable() {
             "UPSTREAM_TIMEOUT_SECS",
             "UPSTREAM_RETRIES",
             "MAX_CONCURRENT_GENERATIONS",
-            "CHUNK_CHARS",
             "MAX_TEXT_CHARS",
         ],
     );

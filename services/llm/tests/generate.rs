@@ -257,15 +257,13 @@ async fn a_client_that_leaves_cancels_its_generation() {
 }
 
 /// A stand-in upstream that refuses the first `failures` chat requests with 503, then answers with
-/// one fixed card.
+/// one fixed reply.
 async fn flaky_upstream(failures: usize) -> (String, Arc<AtomicUsize>) {
-    let cards = move |call| {
-        (call >= failures).then(|| {
-            json!([{"quote": "The energy is stored in a molecule called ATP.", "kind": "basic",
-                "front": "Which molecule stores energy?", "back": "ATP"}])
-        })
+    let reply = move |call| {
+        (call >= failures)
+            .then(|| json!({"answer": "ATP", "question": "Which molecule stores energy?"}))
     };
-    stand_in_upstream("flaky", cards).await
+    stand_in_upstream("flaky", reply).await
 }
 
 #[tokio::test]
@@ -274,7 +272,7 @@ async fn a_busy_upstream_is_retried_then_given_up_on() {
     let (url, calls) = flaky_upstream(2).await;
     let server = start(&url, &["--upstream-retries", "2"]).await;
     let (status, answer) = server
-        .generate(json!({"text": text, "kinds": ["basic"]}))
+        .generate(json!({"text": text, "kinds": ["basic"], "max_cards": 1}))
         .await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(

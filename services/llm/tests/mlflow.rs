@@ -22,20 +22,14 @@ use support::{LlmServer, stand_in_upstream, start};
 
 const TEXT: &str = "Cells need energy. The energy is stored in a molecule called ATP.";
 
-/// A stand-in upstream that answers every chat request with one grounded card and one the text does
-/// not support, or, when `failing`, with 503.
+/// A stand-in upstream that answers every chat request with the same reply, or, when `failing`,
+/// with 503: of the text's two sentences, the one about ATP makes a card and the other cannot (its
+/// answer is not there), so a generation keeps one card and drops one.
 async fn upstream(failing: bool) -> String {
-    let cards = move |_| {
-        (!failing).then(|| {
-            json!([
-                {"quote": "The energy is stored in a molecule called ATP.", "kind": "basic",
-                    "front": "Which molecule stores energy?", "back": "ATP"},
-                {"quote": "", "kind": "basic", "front": "What is the capital of France?",
-                    "back": "Paris"}
-            ])
-        })
+    let reply = move |_| {
+        (!failing).then(|| json!({"answer": "ATP", "question": "Which molecule stores energy?"}))
     };
-    stand_in_upstream("stand-in", cards).await.0
+    stand_in_upstream("stand-in", reply).await.0
 }
 
 /// The service in front of a stand-in upstream (`failing` or not) that it does not retry.
@@ -107,7 +101,7 @@ async fn generations_and_their_errors_are_runs_with_model_parameters_and_card_co
         ("model", "stand-in"),
         ("backend", "openai-compatible"),
         ("temperature", "0"),
-        ("prompt_version", "cards-v3"),
+        ("prompt_version", "cards-v4"),
         ("max_cards", "3"),
         ("kinds", "basic"),
         ("language", "English"),
@@ -118,13 +112,13 @@ async fn generations_and_their_errors_are_runs_with_model_parameters_and_card_co
     let chars = TEXT.chars().count() as f64;
     for (key, value) in [
         ("input_chars", chars),
-        ("chunks", 1.0),
+        ("model_calls", 2.0),
         ("cards_generated", 1.0),
         ("cards_dropped", 1.0),
         ("cards_dropped_ungrounded", 1.0),
         ("cards_dropped_quality", 0.0),
-        ("prompt_tokens", 10.0),
-        ("completion_tokens", 20.0),
+        ("prompt_tokens", 20.0),
+        ("completion_tokens", 40.0),
     ] {
         assert_eq!(run_entry(run, "metrics", key), value, "{key}");
     }

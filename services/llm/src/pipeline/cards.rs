@@ -1,50 +1,8 @@
-//! The model's answer: finding the JSON in it, the schema it must match, and turning it into
-//! candidate cards. Small models wrap JSON in prose or code fences and stop mid-object; each of
-//! those is handled or reported, never trusted.
+//! The model's reply for one card and the card made from it. Small models wrap JSON in prose or
+//! code fences and stop mid-object; each of those is reported, never trusted.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 use utoipa::ToSchema;
-
-/// The JSON schema the model is asked to follow (sent as `response_format` where supported). Each
-/// kind asked for is its own object shape with every field required, so a grammar-constrained
-/// model cannot leave a question or answer out; `quote` comes first, so the source sentence is
-/// written before the card.
-pub fn output_schema(kinds: &[CardKind]) -> Value {
-    let shapes: Vec<Value> = kinds
-        .iter()
-        .map(|kind| match kind {
-            CardKind::Basic => json!({
-                "type": "object",
-                "properties": {
-                    "quote": {"type": "string"},
-                    "kind": {"const": "basic"},
-                    "front": {"type": "string"},
-                    "back": {"type": "string"}
-                },
-                "required": ["quote", "kind", "front", "back"]
-            }),
-            CardKind::Cloze => json!({
-                "type": "object",
-                "properties": {
-                    "quote": {"type": "string"},
-                    "kind": {"const": "cloze"},
-                    "text": {"type": "string"}
-                },
-                "required": ["quote", "kind", "text"]
-            }),
-        })
-        .collect();
-    let items = match <[Value; 1]>::try_from(shapes) {
-        Ok([single]) => single,
-        Err(shapes) => json!({"anyOf": shapes}),
-    };
-    json!({
-        "type": "object",
-        "properties": {"cards": {"type": "array", "items": items}},
-        "required": ["cards"]
-    })
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -53,24 +11,10 @@ pub enum CardKind {
     Cloze,
 }
 
-/// A card as the model wrote it, before any check.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct RawCard {
-    pub kind: String,
-    #[serde(default)]
-    pub front: String,
-    #[serde(default)]
-    pub back: String,
-    #[serde(default)]
-    pub text: String,
-    /// The sentence of the source the card rests on, as the model copied it.
-    #[serde(default)]
-    pub quote: String,
-}
-
-#[derive(Debug, Deserialize)]
-struct RawOutput {
-    cards: Vec<Value>,
+/// What the model wrote for one sentence: its question.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Reply {
+    pub question: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -81,7 +25,7 @@ pub enum OutputError {
     Malformed(String),
 }
 
-/// A card that parsed, with what grounding needs.
+/// A card before the quality checks.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Candidate {
     pub kind: CardKind,
@@ -89,10 +33,38 @@ pub struct Candidate {
     pub front: String,
     /// A basic card's answer; empty for cloze.
     pub back: String,
-    pub quote: String,
 }
 
 impl Candidate {
+    pub fn basic(question: &str, answer: &str) -> Self {
+        Self {
+            kind: CardKind::Basic,
+            front: question.trim().to_owned(),
+            back: answer.trim().to_owned(),
+        }
+    }
+
+    /// The sentence with the first occurrence of `answer` (any case) deleted, or `None` when the
+    /// sentence does not hold it.
+    pub fn cloze(sentence: &str, answer: &str) -> Option<Self> {
+        let (at, end) = find_ignoring_case(sentence, answer.trim())?;
+        // `}}` inside the deletion, or a `}` ending it, would close it early (math like
+        // `\sqrt{b^{2}}`); TeX ignores the space that keeps the braces apart, as Anki advises.
+        let mut deleted = sentence[at..end].replace("}}", "} }");
+        if deleted.ends_with('}') {
+            deleted.push(' ');
+        }
+        Some(Self {
+            kind: CardKind::Cloze,
+            front: format!(
+                "{}{{{{c1::{deleted}}}}}{}",
+                &sentence[..at],
+                &sentence[end..]
+            ),
+            back: String::new(),
+        })
+    }
+
     /// What the learner must recall: a basic card's back, a cloze card's deleted texts.
     pub fn answer(&self) -> String {
         match self.kind {
@@ -100,6 +72,28 @@ impl Candidate {
             CardKind::Cloze => cloze_answers(&self.front).join(" "),
         }
     }
+}
+
+/// The byte range of the first occurrence of `needle` in `haystack`, compared character by
+/// character without case.
+pub fn find_ignoring_case(haystack: &str, needle: &str) -> Option<(usize, usize)> {
+    let needle: Vec<char> = needle.chars().collect();
+    if needle.is_empty() {
+        return None;
+    }
+    haystack.char_indices().find_map(|(at, _)| {
+        let mut chars = haystack[at..].char_indices();
+        let mut end = at;
+        for wanted in &needle {
+            match chars.next() {
+                Some((offset, c)) if c.to_lowercase().eq(wanted.to_lowercase()) => {
+                    end = at + offset + c.len_utf8();
+                }
+                _ => return None,
+            }
+        }
+        Some((at, end))
+    })
 }
 
 /// The first complete JSON object in `output`, skipping prose and code fences around it.
@@ -133,48 +127,10 @@ pub fn extract_json(output: &str) -> Result<&str, OutputError> {
     Err(OutputError::Malformed("the object never closes".to_owned()))
 }
 
-/// Cards from the model's answer: each item that has the card shape, or the reason it does not.
-pub fn parse_output(output: &str) -> Result<Vec<Result<RawCard, String>>, OutputError> {
+/// The reply in the model's answer.
+pub fn parse_reply(output: &str) -> Result<Reply, OutputError> {
     let json = extract_json(output)?;
-    let parsed: RawOutput =
-        serde_json::from_str(json).map_err(|err| OutputError::Malformed(err.to_string()))?;
-    Ok(parsed
-        .cards
-        .into_iter()
-        .map(|item| serde_json::from_value::<RawCard>(item).map_err(|err| err.to_string()))
-        .collect())
-}
-
-/// A raw card checked against its kind: a basic card needs front and back, a cloze card a text
-/// with at least one well-formed deletion.
-pub fn validate(raw: RawCard) -> Result<Candidate, String> {
-    match raw.kind.trim().to_lowercase().as_str() {
-        "basic" => Ok(Candidate {
-            kind: CardKind::Basic,
-            front: raw.front.trim().to_owned(),
-            back: raw.back.trim().to_owned(),
-            quote: raw.quote,
-        }),
-        "cloze" => {
-            // Some models put the cloze text in `front`.
-            let text = if raw.text.trim().is_empty() {
-                raw.front
-            } else {
-                raw.text
-            };
-            let text = text.trim().to_owned();
-            if cloze_answers(&text).is_empty() {
-                return Err("a cloze card needs a {{c1::...}} deletion".to_owned());
-            }
-            Ok(Candidate {
-                kind: CardKind::Cloze,
-                front: text,
-                back: String::new(),
-                quote: raw.quote,
-            })
-        }
-        other => Err(format!("unknown card kind {other:?}")),
-    }
+    serde_json::from_str(json).map_err(|err| OutputError::Malformed(err.to_string()))
 }
 
 /// The deleted texts of a cloze (`{{c1::answer}}` or `{{c1::answer::hint}}`), in order.
@@ -203,76 +159,43 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_schema_offers_only_the_kinds_asked_for() {
-        let basic = output_schema(&[CardKind::Basic]);
-        let items = &basic["properties"]["cards"]["items"];
-        assert_eq!(items["properties"]["kind"]["const"], "basic");
-        assert_eq!(items["required"], json!(["quote", "kind", "front", "back"]));
-        let both = output_schema(&[CardKind::Basic, CardKind::Cloze]);
-        let shapes = both["properties"]["cards"]["items"]["anyOf"]
-            .as_array()
-            .expect("anyOf");
-        assert_eq!(shapes.len(), 2);
-        assert_eq!(shapes[1]["required"], json!(["quote", "kind", "text"]));
-    }
-
-    #[test]
-    fn json_is_found_inside_prose_and_fences() {
-        let output = "Sure! Here are cards:\n```json\n{\"cards\": [{\"kind\": \"basic\", \"front\": \"a {b}\", \"back\": \"c\\\"}\", \"quote\": \"q\"}]}\n```\nHope it helps {x}";
+    fn the_reply_is_found_inside_prose_and_fences() {
+        let output = "Sure!\n```json\n{\"question\": \"c\\\"}?\"}\n```\nHope it helps {x}";
         let json = extract_json(output).expect("found");
         assert!(
-            json.starts_with("{\"cards\"") && json.ends_with("]}"),
+            json.starts_with("{\"question\"") && json.ends_with("\"}"),
             "{json}"
         );
-        let cards = parse_output(output).expect("parses");
-        assert_eq!(cards.len(), 1);
-        assert_eq!(cards[0].as_ref().expect("card").back, "c\"}");
+        let reply = parse_reply(output).expect("parses");
+        assert_eq!(reply.question, "c\"}?");
     }
 
     #[test]
     fn truncated_or_missing_json_is_an_error() {
         assert_eq!(extract_json("no json here"), Err(OutputError::NoJson));
         assert!(matches!(
-            parse_output("{\"cards\": [{\"kind\": \"basic\", \"front\": \"Wh"),
+            parse_reply("{\"question\": \"Wh"),
             Err(OutputError::Malformed(_))
         ));
         assert!(matches!(
-            parse_output("{\"deck\": []}"),
+            parse_reply("{\"answer\": \"ATP\"}"),
             Err(OutputError::Malformed(_))
         ));
     }
 
     #[test]
-    fn items_of_the_wrong_shape_are_reported_one_by_one() {
-        let cards = parse_output(
-            r#"{"cards": [42, {"kind": "basic", "front": "F", "back": "B", "quote": ""}]}"#,
-        )
-        .expect("parses");
-        assert!(cards[0].is_err());
-        assert!(cards[1].is_ok());
-    }
-
-    #[test]
-    fn validation_by_kind() {
-        let raw = |kind: &str, front: &str, text: &str| RawCard {
-            kind: kind.into(),
-            front: front.into(),
-            back: "B".into(),
-            text: text.into(),
-            quote: String::new(),
-        };
-        assert_eq!(validate(raw("Basic", " F ", "")).expect("basic").front, "F");
-        let cloze = validate(raw(
-            "cloze",
-            "",
-            "The {{c1::heart}} pumps {{c2::blood::fluid}}.",
-        ))
-        .expect("cloze");
-        assert_eq!(cloze.answer(), "heart blood");
-        let in_front = validate(raw("cloze", "{{c1::ATP}} is energy", "")).expect("front");
-        assert_eq!(in_front.answer(), "ATP");
-        assert!(validate(raw("cloze", "", "no deletion")).is_err());
-        assert!(validate(raw("essay", "F", "")).is_err());
+    fn a_cloze_deletes_the_answer_where_the_sentence_holds_it() {
+        let card = Candidate::cloze("Mitochondria make ATP.", "atp").expect("found");
+        assert_eq!(card.front, "Mitochondria make {{c1::ATP}}.");
+        assert_eq!(card.answer(), "ATP");
+        let umlaut = Candidate::cloze("Das Blut enthält Hämoglobin.", "hämoglobin").expect("found");
+        assert_eq!(umlaut.front, "Das Blut enthält {{c1::Hämoglobin}}.");
+        assert_eq!(Candidate::cloze("Mitochondria make ATP.", "DNA"), None);
+        let nested =
+            Candidate::cloze("So x = \\sqrt{b^{2}} holds.", "x = \\sqrt{b^{2}}").expect("found");
+        assert_eq!(nested.front, "So {{c1::x = \\sqrt{b^{2} } }} holds.");
+        assert_eq!(cloze_answers(&nested.front), ["x = \\sqrt{b^{2} }"]);
+        assert_eq!(Candidate::basic(" Q? ", " A ").answer(), "A");
     }
 
     #[test]
@@ -280,6 +203,10 @@ mod tests {
         assert_eq!(
             cloze_answers("{{c::x}} {{c1::}} {{c12::ok}} {{c3::open"),
             ["ok"]
+        );
+        assert_eq!(
+            cloze_answers("The {{c1::heart}} pumps {{c2::blood::fluid}}."),
+            ["heart", "blood"]
         );
     }
 }

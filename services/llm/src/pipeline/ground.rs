@@ -1,125 +1,94 @@
-//! Grounding: a card is kept only when its answer is supported by the source. The support is the
-//! sentence (or two neighbouring sentences) of the chunk containing most of the answer's content
-//! words; the card records that span.
+//! Grounding: an answer is a phrase of its sentence by construction (see `facts`), so what is
+//! checked here is the question: most of what it mentions must stand in the sentence or the one
+//! before it (which may name what "it" refers to), or the card tests something the notes do not
+//! say.
 
-use super::{
-    cards::Candidate,
-    chunk::{Chunk, sentence_spans},
-    text::{content_words, coverage},
-};
+use super::text::content_words;
 
-/// Share of the answer's content words the supporting span must contain.
-pub const MIN_SUPPORT: f64 = 0.75;
+/// Share of the question's content words the supporting text must hold.
+pub const MIN_QUESTION_SUPPORT: f64 = 0.5;
 
-/// The character span (in the whole request text) supporting the card's answer, or `None` when no
-/// part of the chunk supports it.
-pub fn ground(card: &Candidate, chunk: &Chunk) -> Option<(usize, usize)> {
-    let answer = content_words(&card.answer());
-    if answer.is_empty() {
-        return None;
-    }
-    let quote = content_words(&card.quote);
-    let spans = sentence_spans(&chunk.text);
-    let chars: Vec<char> = chunk.text.chars().collect();
-    let text_of = |(start, end): (usize, usize)| chars[start..end].iter().collect::<String>();
-    // Single sentences first, then pairs of neighbours for answers spread over two sentences.
-    let windows = spans
+/// Words that frame a question rather than state a fact ("What is X called?", "In which year …").
+const FRAMING: [&str; 16] = [
+    "called", "name", "named", "term", "year", "many", "much", "kind", "type", "mean", "means",
+    "word", "happens", "happen", "welchem", "jahr",
+];
+
+/// Endings dropped before words are compared, longest first.
+const ENDINGS: [&str; 10] = ["ions", "ing", "ion", "ies", "ed", "es", "er", "s", "e", "d"];
+
+/// The word without its first ending that leaves at least three letters.
+fn stem(word: &str) -> &str {
+    ENDINGS
         .iter()
-        .copied()
-        .chain(spans.windows(2).map(|pair| (pair[0].0, pair[1].1)));
-    let mut best: Option<((usize, usize), f64, f64, usize)> = None;
-    for span in windows {
-        let words = content_words(&text_of(span));
-        let support = coverage(&answer, &words);
-        if support < MIN_SUPPORT {
-            continue;
-        }
-        // Prefer more support, then the span the model quoted, then the shorter span.
-        let quoted = coverage(&quote, &words);
-        let length = span.1 - span.0;
-        let better = best.is_none_or(|(_, best_support, best_quoted, best_length)| {
-            (support, quoted, std::cmp::Reverse(length))
-                > (best_support, best_quoted, std::cmp::Reverse(best_length))
-        });
-        if better {
-            best = Some((span, support, quoted, length));
-        }
+        .find_map(|ending| {
+            word.strip_suffix(ending)
+                .filter(|stem| stem.chars().count() >= 3)
+        })
+        .unwrap_or(word)
+}
+
+/// Whether two words are forms of one word (`stores`/`store`, `produced`/`produces`).
+fn same_word(left: &str, right: &str) -> bool {
+    left == right || stem(left) == stem(right)
+}
+
+/// Whether `support` (the card's sentence, with its neighbour) holds enough of the question.
+#[allow(clippy::cast_precision_loss)] // word counts far below 2^52
+pub fn supports_question(question: &str, support: &str) -> bool {
+    let asked: Vec<String> = content_words(question)
+        .into_iter()
+        .filter(|word| !FRAMING.contains(&word.as_str()))
+        .collect();
+    if asked.is_empty() {
+        return false;
     }
-    best.map(|((start, end), ..)| (chunk.start + start, chunk.start + end))
+    let support = content_words(support);
+    let found = asked
+        .iter()
+        .filter(|word| support.iter().any(|known| same_word(word, known)))
+        .count();
+    found as f64 / asked.len() as f64 >= MIN_QUESTION_SUPPORT
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::cards::CardKind;
-
-    fn chunk(text: &str, start: usize) -> Chunk {
-        Chunk {
-            start,
-            end: start + text.chars().count(),
-            text: text.to_owned(),
-        }
-    }
-
-    fn basic(front: &str, back: &str, quote: &str) -> Candidate {
-        Candidate {
-            kind: CardKind::Basic,
-            front: front.into(),
-            back: back.into(),
-            quote: quote.into(),
-        }
-    }
-
-    const TEXT: &str = "Mitochondria produce most of the cell's ATP. Ribosomes build proteins. \
-                        The nucleus holds the DNA.";
 
     #[test]
-    fn the_supporting_sentence_becomes_the_span() {
-        let source = chunk(TEXT, 100);
-        let card = basic("What builds proteins?", "Ribosomes", "");
-        let (start, end) = ground(&card, &source).expect("grounded");
-        let sentence: String = TEXT.chars().skip(start - 100).take(end - start).collect();
-        assert_eq!(sentence, "Ribosomes build proteins.");
+    fn a_question_about_the_sentence_is_supported() {
+        let sentence = "The nucleus stores the cell's DNA.";
+        assert!(supports_question("What does the nucleus store?", sentence));
+        assert!(supports_question(
+            "Which part of the cell stores DNA?",
+            sentence
+        ));
+        assert!(supports_question(
+            "What is the name of the part storing DNA?",
+            sentence
+        ));
     }
 
     #[test]
-    fn an_answer_not_in_the_text_is_ungrounded() {
-        let source = chunk(TEXT, 0);
-        assert_eq!(
-            ground(
-                &basic("What is the powerhouse?", "Chloroplasts", ""),
-                &source
-            ),
-            None
-        );
-        assert_eq!(
-            ground(&basic("Q?", "the", ""), &source),
-            None,
-            "no content words"
+    fn a_question_about_something_else_is_not() {
+        let sentence = "The nucleus stores the cell's DNA.";
+        assert!(!supports_question(
+            "Which vessels carry blood away from the heart?",
+            sentence
+        ));
+        assert!(
+            !supports_question("What is it called?", sentence),
+            "nothing asked"
         );
     }
 
     #[test]
-    fn the_quote_breaks_ties_and_cloze_answers_count() {
-        let text = "Cells need ATP. Mitochondria make ATP.";
-        let source = chunk(text, 0);
-        let card = basic("What do cells use?", "ATP", "Mitochondria make ATP.");
-        assert_eq!(ground(&card, &source), Some((16, 38)));
-        let cloze = Candidate {
-            kind: CardKind::Cloze,
-            front: "The {{c1::nucleus}} holds the {{c2::DNA}}.".into(),
-            back: String::new(),
-            quote: String::new(),
-        };
-        let (start, end) = ground(&cloze, &chunk(TEXT, 0)).expect("grounded");
-        assert_eq!(&TEXT[start..end], "The nucleus holds the DNA.");
-    }
-
-    #[test]
-    fn answers_spanning_two_sentences_use_both() {
-        let text = "Plants use light. They make glucose from carbon dioxide.";
-        let card = basic("What do plants do?", "use light to make glucose", "");
-        let (start, end) = ground(&card, &chunk(text, 0)).expect("grounded");
-        assert_eq!(&text[start..end], text);
+    fn word_forms_match_but_different_words_do_not() {
+        assert!(same_word("stores", "store"));
+        assert!(same_word("produced", "produces"));
+        assert!(same_word("cells", "cell"));
+        assert!(same_word("storing", "stores"));
+        assert!(!same_word("began", "begin"));
+        assert!(!same_word("protein", "proton"));
     }
 }

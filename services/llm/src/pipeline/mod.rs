@@ -1,11 +1,16 @@
-//! Text to flashcards: chunk → prompt → model → parse and validate → ground → filter → de-duplicate.
-//! Every step but the model call is a pure function in its own module.
+//! Text to flashcards: sentences → facts worth a card, ranked, each with its answer taken from
+//! the sentence → a question from the sentence's own words where a template fits, else phrased by
+//! the model → checks (a question, supported by the sentence, giving nothing away) → else a cloze
+//! of the sentence → de-duplicate. Every step but the model call is a pure function in its own
+//! module.
 
 pub mod cards;
-pub mod chunk;
+pub mod english;
+pub mod facts;
 pub mod ground;
 pub mod prompt;
 pub mod quality;
+pub mod sentences;
 pub mod text;
 
 use serde::Serialize;
@@ -13,9 +18,7 @@ use utoipa::ToSchema;
 
 use crate::backend::{BackendError, ChatRequest, ModelBackend};
 use cards::{Candidate, CardKind};
-
-/// Tokens the model may write per chunk: room for about a dozen cards.
-pub const MAX_TOKENS_PER_CHUNK: u32 = 768;
+use sentences::Sentence;
 
 /// Character offsets into the request text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
@@ -41,7 +44,7 @@ pub struct Card {
 }
 
 impl Card {
-    fn from_candidate(candidate: Candidate, source: Span) -> Self {
+    fn new(candidate: Candidate, source: Span) -> Self {
         match candidate.kind {
             CardKind::Basic => Self {
                 kind: CardKind::Basic,
@@ -64,8 +67,8 @@ impl Card {
 /// Something the pipeline did not keep, and why.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Dropped {
-    /// `invalid_output`, `wrong_kind`, `ungrounded`, `empty`, `answer_leak`, `not_atomic`,
-    /// `duplicate` or `over_limit`.
+    /// `invalid_output`, `ungrounded`, `empty`, `answer_leak`, `not_atomic`, `not_a_question`,
+    /// `vague`, `example_copy`, `answer_mismatch` or `duplicate`.
     pub reason: &'static str,
     pub detail: String,
     /// The card's question or cloze text, when there was one.
@@ -90,7 +93,7 @@ impl Dropped {
 pub struct Usage {
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
-    /// Model calls made (one per chunk).
+    /// Model calls made (one per card tried).
     pub calls: u64,
 }
 
@@ -100,7 +103,6 @@ pub struct Request {
     pub max_cards: usize,
     pub kinds: Vec<CardKind>,
     pub language: Option<String>,
-    pub chunk_chars: usize,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -108,227 +110,300 @@ pub struct Generation {
     pub cards: Vec<Card>,
     pub dropped: Vec<Dropped>,
     pub usage: Usage,
-    /// Chunks whose model output could not be read at all.
+    /// Model replies that could not be read at all.
     pub invalid_outputs: usize,
 }
 
+/// Model calls one generation may make: one per card asked, and half as many again (at least 2)
+/// for cards that fail their checks.
+pub fn call_budget(max_cards: usize) -> usize {
+    max_cards + (max_cards / 2).max(2)
+}
+
 /// Runs the pipeline; the model is the only I/O, and a failed call fails the whole generation.
+/// The best facts are tried first, in rounds: each round takes as many untried facts as cards are
+/// still missing, in the text's order, until `max_cards` cards are kept or the facts run out. The
+/// cards come back in the text's order.
 pub async fn generate(
     backend: &dyn ModelBackend,
     request: &Request,
 ) -> Result<Generation, BackendError> {
-    let chunks = chunk::split(&request.text, request.chunk_chars);
-    let per_chunk = request.max_cards.div_ceil(chunks.len().max(1)).max(1);
+    let sentences = sentences::split(&request.text);
+    let mut untried = facts::rank(&sentences).into_iter();
+    let budget = call_budget(request.max_cards) as u64;
     let mut generation = Generation::default();
-    let mut kept: Vec<(Candidate, Span)> = Vec::new();
-    for chunk in &chunks {
-        let messages = prompt::messages(
-            &chunk.text,
-            per_chunk,
-            &request.kinds,
-            request.language.as_deref(),
-        );
-        let completion = backend
-            .complete(&ChatRequest {
-                messages,
-                max_tokens: MAX_TOKENS_PER_CHUNK,
-                schema: Some(cards::output_schema(&request.kinds)),
-            })
-            .await?;
-        generation.usage.prompt_tokens += completion.prompt_tokens;
-        generation.usage.completion_tokens += completion.completion_tokens;
-        generation.usage.calls += 1;
-        let outcome = review_output(&completion.content, chunk, &request.kinds);
-        generation.invalid_outputs += usize::from(outcome.unreadable);
-        generation.dropped.extend(outcome.dropped);
-        kept.extend(outcome.kept);
+    let mut kept: Vec<(Candidate, Span, usize)> = Vec::new();
+    loop {
+        let wanted = request.max_cards.saturating_sub(kept.len());
+        let mut round: Vec<facts::Fact> = untried.by_ref().take(wanted).collect();
+        if round.is_empty() {
+            break;
+        }
+        round.sort_by_key(|fact| fact.sentence);
+        for fact in round {
+            let sentence = &sentences[fact.sentence];
+            let wants_question = fact.plan.question.is_none()
+                && fact.plan.ask_model
+                && request.kinds.contains(&CardKind::Basic)
+                && generation.usage.calls < budget;
+            let mut question = fact.plan.question.clone();
+            if wants_question {
+                let completion = backend
+                    .complete(&ChatRequest {
+                        messages: prompt::messages(
+                            &sentence.text,
+                            &fact.plan.answer,
+                            request.language.as_deref(),
+                        ),
+                        max_tokens: prompt::MAX_TOKENS_PER_CARD,
+                        schema: Some(prompt::output_schema()),
+                    })
+                    .await?;
+                generation.usage.prompt_tokens += completion.prompt_tokens;
+                generation.usage.completion_tokens += completion.completion_tokens;
+                generation.usage.calls += 1;
+                match cards::parse_reply(&completion.content) {
+                    Ok(reply) => question = Some(reply.question),
+                    Err(err) => {
+                        generation.invalid_outputs += 1;
+                        generation.dropped.push(Dropped {
+                            reason: "invalid_output",
+                            detail: err.to_string(),
+                            front: None,
+                            back: None,
+                        });
+                    }
+                }
+            }
+            let before = fact.sentence.checked_sub(1).map(|index| &sentences[index]);
+            let made = card(
+                &fact.plan.answer,
+                question.as_deref(),
+                sentence,
+                before,
+                &request.kinds,
+            );
+            generation.dropped.extend(made.rejected);
+            let Some((candidate, span)) = made.card else {
+                continue;
+            };
+            match kept
+                .iter()
+                .find(|(card, _, index)| same_fact((card, *index), (&candidate, fact.sentence)))
+            {
+                Some((earlier, ..)) => {
+                    let detail = format!("asks what the card \"{}\" asks", earlier.front);
+                    generation
+                        .dropped
+                        .push(Dropped::card("duplicate", detail, &candidate));
+                }
+                None => kept.push((candidate, span, fact.sentence)),
+            }
+        }
     }
-    finish(&mut generation, kept, request.max_cards);
+    kept.sort_by_key(|(_, span, _)| span.start);
+    generation.cards = kept
+        .into_iter()
+        .map(|(candidate, span, _)| Card::new(candidate, span))
+        .collect();
     Ok(generation)
 }
 
-/// What one chunk's model output yields.
+/// A card made for one fact, and what was tried and rejected on the way.
 #[derive(Debug, Default)]
-pub struct ChunkOutcome {
-    pub kept: Vec<(Candidate, Span)>,
-    pub dropped: Vec<Dropped>,
-    /// The output held no readable JSON at all.
-    pub unreadable: bool,
+pub struct Made {
+    pub card: Option<(Candidate, Span)>,
+    pub rejected: Vec<Dropped>,
 }
 
-/// Parses, validates, grounds and filters one chunk's output.
-pub fn review_output(output: &str, chunk: &chunk::Chunk, kinds: &[CardKind]) -> ChunkOutcome {
-    let mut outcome = ChunkOutcome::default();
-    let items = match cards::parse_output(output) {
-        Ok(items) => items,
-        Err(err) => {
-            outcome.unreadable = true;
-            outcome.dropped.push(Dropped {
-                reason: "invalid_output",
-                detail: err.to_string(),
-                front: None,
-                back: None,
-            });
-            return outcome;
-        }
+/// The card for `answer` of `sentence`: a basic card when `question` passes the checks (a
+/// question, supported by the sentence and the one `before` it, not giving the answer away), else
+/// (or when only cloze is asked for) the sentence with the answer deleted. A sentence that opens
+/// with a pronoun takes the sentence before it into its cloze, so that the card says what the
+/// pronoun stands for.
+pub fn card(
+    answer: &str,
+    question: Option<&str>,
+    sentence: &Sentence,
+    before: Option<&Sentence>,
+    kinds: &[CardKind],
+) -> Made {
+    let mut made = Made::default();
+    let answer_text = quality::mathjax(answer.trim());
+    let span = Span {
+        start: sentence.start,
+        end: sentence.end,
     };
-    for item in items {
-        let candidate = match item.and_then(cards::validate) {
-            Ok(candidate) => candidate,
-            Err(detail) => {
-                outcome.dropped.push(Dropped {
-                    reason: "invalid_output",
-                    detail,
-                    front: None,
-                    back: None,
-                });
-                continue;
+    if let (Some(question), true) = (question, kinds.contains(&CardKind::Basic)) {
+        let basic = Candidate::basic(&quality::mathjax(question), &answer_text);
+        let support = match before {
+            Some(before) => format!("{} {}", before.text, sentence.text),
+            None => sentence.text.clone(),
+        };
+        match quality::check(&basic) {
+            None if ground::supports_question(&basic.front, &support) => {
+                made.card = Some((basic, span));
+                return made;
             }
-        };
-        let candidate = Candidate {
-            front: quality::mathjax(&candidate.front),
-            back: quality::mathjax(&candidate.back),
-            ..candidate
-        };
-        if !kinds.contains(&candidate.kind) {
-            outcome.dropped.push(Dropped::card(
-                "wrong_kind",
-                format!("{:?} cards were not asked for", candidate.kind),
-                &candidate,
-            ));
-            continue;
-        }
-        let Some((start, end)) = ground::ground(&candidate, chunk) else {
-            outcome.dropped.push(Dropped::card(
+            None => made.rejected.push(Dropped::card(
                 "ungrounded",
-                "no sentence of the text supports the answer",
-                &candidate,
-            ));
-            continue;
-        };
-        if let Some(rejection) = quality::check(&candidate) {
-            outcome.dropped.push(Dropped::card(
-                rejection.reason(),
-                "filtered out",
-                &candidate,
-            ));
-            continue;
+                "the sentence does not support the question",
+                &basic,
+            )),
+            Some(rejection) => {
+                made.rejected
+                    .push(Dropped::card(rejection.reason(), "filtered out", &basic));
+            }
         }
-        outcome.kept.push((candidate, Span { start, end }));
     }
-    outcome
+    if !kinds.contains(&CardKind::Cloze) {
+        return made;
+    }
+    let leans_back =
+        quality::leans_on_pronoun(sentence.text.split_whitespace().next().unwrap_or_default());
+    let (text, span) = match before {
+        Some(before) if leans_back => (
+            format!("{} {}", before.text, sentence.text),
+            Span {
+                start: before.start,
+                end: sentence.end,
+            },
+        ),
+        _ => (sentence.text.clone(), span),
+    };
+    // The deletion is searched in the sentence itself, after the context sentence.
+    let offset = text.len() - sentence.text.len();
+    let Some(cloze) = Candidate::cloze(&text[offset..], answer.trim()) else {
+        made.rejected.push(Dropped {
+            reason: "ungrounded",
+            detail: "the answer is not a phrase of the sentence".to_owned(),
+            front: Some(sentence.text.clone()),
+            back: Some(answer.to_owned()),
+        });
+        return made;
+    };
+    let cloze = Candidate {
+        front: quality::mathjax(&format!("{}{}", &text[..offset], cloze.front)),
+        ..cloze
+    };
+    match quality::check(&cloze) {
+        None => made.card = Some((cloze, span)),
+        Some(rejection) => {
+            made.rejected
+                .push(Dropped::card(rejection.reason(), "filtered out", &cloze))
+        }
+    }
+    made
 }
 
-/// De-duplicates across chunks and keeps at most `max_cards`.
-fn finish(generation: &mut Generation, kept: Vec<(Candidate, Span)>, max_cards: usize) {
-    let candidates: Vec<Candidate> = kept.iter().map(|(card, _)| card.clone()).collect();
-    let repeats = quality::duplicates(&candidates);
-    for ((candidate, span), repeated) in kept.into_iter().zip(repeats) {
-        if repeated {
-            generation.dropped.push(Dropped::card(
-                "duplicate",
-                "repeats an earlier card",
-                &candidate,
-            ));
-        } else if generation.cards.len() >= max_cards {
-            generation.dropped.push(Dropped::card(
-                "over_limit",
-                format!("max_cards is {max_cards}"),
-                &candidate,
-            ));
-        } else {
-            generation.cards.push(Card::from_candidate(candidate, span));
-        }
-    }
+/// Whether two cards, each with its sentence, test one fact: near duplicates by their words, or
+/// the same answer asked of the same sentence or by a similar question.
+fn same_fact(left: (&Candidate, usize), right: (&Candidate, usize)) -> bool {
+    let ((left, left_sentence), (right, right_sentence)) = (left, right);
+    let same_answer = text::normalised(&left.answer()) == text::normalised(&right.answer());
+    let similar_question = text::jaccard(
+        &text::content_words(&left.front),
+        &text::content_words(&right.front),
+    ) >= 0.5;
+    quality::duplicates(&[left.clone(), right.clone()])[1]
+        || (same_answer && (left_sentence == right_sentence || similar_question))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const TEXT: &str = "Mitochondria produce most of the cell's ATP. Ribosomes build proteins.";
-
-    fn whole() -> chunk::Chunk {
-        chunk::split(TEXT, 1000).remove(0)
-    }
-
-    #[test]
-    fn a_chunk_output_is_sorted_into_kept_and_dropped_with_reasons() {
-        let output = r#"Here you go: {"cards": [
-            {"kind": "basic", "front": "What builds proteins?", "back": "Ribosomes", "quote": "Ribosomes build proteins."},
-            {"kind": "basic", "front": "What is the capital of France?", "back": "Paris", "quote": ""},
-            {"kind": "basic", "front": "Do ribosomes build proteins?", "back": "ribosomes", "quote": ""},
-            {"kind": "cloze", "text": "{{c1::Mitochondria}} produce most of the cell's ATP.", "quote": ""},
-            {"kind": "poem", "quote": ""}
-        ]}"#;
-        let outcome = review_output(output, &whole(), &[CardKind::Basic, CardKind::Cloze]);
-        let reasons: Vec<&str> = outcome.dropped.iter().map(|d| d.reason).collect();
-        assert_eq!(reasons, ["ungrounded", "answer_leak", "invalid_output"]);
-        assert_eq!(outcome.kept.len(), 2);
-        let (_, span) = &outcome.kept[0];
-        assert_eq!(&TEXT[span.start..span.end], "Ribosomes build proteins.");
-        assert!(!outcome.unreadable);
-    }
-
-    #[test]
-    fn spans_stay_inside_the_chunk_whatever_the_model_claims() {
-        let text = "Intro.\n\nÜber alles: Die Zelle teilt sich. Der Kern enthält die DNA.";
-        let chunks = chunk::split(text, 30);
-        let chunk = chunks.last().expect("a chunk");
-        let output = r#"{"cards": [
-            {"kind": "basic", "front": "Was enthält der Kern?", "back": "die DNA", "quote": "Der Kern enthält die DNA. And more the model made up."},
-            {"kind": "basic", "front": "Was teilt sich?", "back": "Die Zelle", "quote": "ignored"},
-            {"kind": "basic", "front": "x", "back": "y", "quote": "z", "start": -5, "end": 9999}
-        ]}"#;
-        let outcome = review_output(output, chunk, &[CardKind::Basic]);
-        let chars: Vec<char> = text.chars().collect();
-        for (card, span) in &outcome.kept {
-            assert!(
-                chunk.start <= span.start && span.end <= chunk.end,
-                "{span:?}"
-            );
-            let supported: String = chars[span.start..span.end].iter().collect();
-            assert!(supported.contains(card.back.as_str()), "{supported:?}");
+    fn sentence(text: &str) -> Sentence {
+        Sentence {
+            start: 0,
+            end: text.chars().count(),
+            text: text.to_owned(),
         }
-        assert!(!outcome.kept.is_empty());
+    }
+
+    const BOTH: [CardKind; 2] = [CardKind::Basic, CardKind::Cloze];
+
+    fn kept(made: Made) -> Candidate {
+        made.card.expect("a card").0
     }
 
     #[test]
-    fn kinds_not_asked_for_and_unreadable_output_are_reported() {
-        let output = r#"{"cards": [{"kind": "cloze", "text": "{{c1::Ribosomes}} build proteins.", "quote": ""}]}"#;
-        let outcome = review_output(output, &whole(), &[CardKind::Basic]);
-        assert_eq!(outcome.dropped[0].reason, "wrong_kind");
-        let outcome = review_output("{\"cards\": [{\"kind\": \"ba", &whole(), &[CardKind::Basic]);
-        assert!(outcome.unreadable);
-        assert_eq!(outcome.dropped[0].reason, "invalid_output");
+    fn a_good_question_makes_a_basic_card() {
+        let s = sentence("Mitochondria release energy and make ATP.");
+        let card = kept(card(
+            "ATP",
+            Some("What do mitochondria make?"),
+            &s,
+            None,
+            &BOTH,
+        ));
+        assert_eq!(card, Candidate::basic("What do mitochondria make?", "ATP"));
     }
 
     #[test]
-    fn duplicates_and_cards_over_the_limit_are_dropped_last() {
-        let card = |front: &str, back: &str| {
-            (
-                Candidate {
-                    kind: CardKind::Basic,
-                    front: front.into(),
-                    back: back.into(),
-                    quote: String::new(),
-                },
-                Span { start: 0, end: 1 },
-            )
-        };
-        let mut generation = Generation::default();
-        finish(
-            &mut generation,
-            vec![
-                card("What builds proteins?", "Ribosomes"),
-                card("What builds proteins", "ribosomes"),
-                card("What makes ATP?", "Mitochondria"),
-                card("Where is DNA?", "Nucleus"),
-            ],
-            2,
+    fn a_rejected_question_falls_back_to_a_cloze_when_allowed() {
+        let s = sentence("Mitochondria release energy and make ATP.");
+        let leaky = Some("Do mitochondria make ATP?");
+        let made = card("ATP", leaky, &s, None, &BOTH);
+        assert_eq!(made.rejected[0].reason, "answer_leak");
+        assert_eq!(
+            kept(made).front,
+            "Mitochondria release energy and make {{c1::ATP}}."
         );
-        assert_eq!(generation.cards.len(), 2);
-        let reasons: Vec<&str> = generation.dropped.iter().map(|d| d.reason).collect();
-        assert_eq!(reasons, ["duplicate", "over_limit"]);
+        let made = card("ATP", leaky, &s, None, &[CardKind::Basic]);
+        assert!(made.card.is_none());
+        let off_topic = Some("Which vessels carry blood away from the heart?");
+        let made = card("ATP", off_topic, &s, None, &[CardKind::Basic]);
+        assert_eq!(made.rejected[0].reason, "ungrounded");
+        let cloze_only = kept(card(
+            "ATP",
+            Some("What do mitochondria make?"),
+            &s,
+            None,
+            &[CardKind::Cloze],
+        ));
+        assert_eq!(cloze_only.kind, CardKind::Cloze);
+    }
+
+    #[test]
+    fn a_cloze_of_a_sentence_opening_with_a_pronoun_keeps_the_sentence_before() {
+        let before = sentence("The heart pumps blood.");
+        let after = Sentence {
+            start: 23,
+            end: 44,
+            text: "It has four chambers.".to_owned(),
+        };
+        let (card, span) = card("four", None, &after, Some(&before), &BOTH)
+            .card
+            .expect("cloze");
+        assert_eq!(
+            card.front,
+            "The heart pumps blood. It has {{c1::four}} chambers."
+        );
+        assert_eq!(span, Span { start: 0, end: 44 });
+    }
+
+    #[test]
+    fn an_answer_outside_the_sentence_is_dropped() {
+        let s = sentence("Mitochondria make ATP.");
+        let made = card("Arteries", None, &s, None, &BOTH);
+        assert!(made.card.is_none());
+        assert_eq!(made.rejected[0].reason, "ungrounded");
+    }
+
+    #[test]
+    fn the_same_fact_asked_twice_is_a_duplicate() {
+        let first = Candidate::basic("What do mitochondria make?", "ATP");
+        let produce = Candidate::basic("What do the mitochondria produce?", "ATP");
+        assert!(
+            same_fact((&first, 3), (&produce, 3)),
+            "one sentence, one answer"
+        );
+        assert!(
+            !same_fact((&first, 3), (&produce, 4)),
+            "the answer of two facts"
+        );
+        let nucleus = Candidate::basic("What stores DNA?", "the nucleus");
+        assert!(!same_fact((&first, 3), (&nucleus, 3)));
     }
 }

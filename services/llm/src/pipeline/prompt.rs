@@ -1,15 +1,16 @@
-//! The prompt per chunk. Templates are versioned in code: a change of wording is a new
-//! [`PROMPT_VERSION`], reported with every answer so results can be compared across versions.
+//! The prompt for one card's question. Templates are versioned in code: a change of wording is a
+//! new [`PROMPT_VERSION`], reported with every answer so results can be compared across versions.
 //!
-//! Small models copy the shape of an example far better than they follow a description, so the
-//! prompt shows one worked example (a different topic) before the real text, and asks for the
-//! source sentence (`quote`) first: writing it before the card anchors the card in the text.
+//! The model neither finds the facts nor picks the answer (small models copy the example or pick
+//! the wrong thing); it gets one sentence and the answer taken from it, and phrases the question.
+//! Small models copy the shape of examples far better than they follow a description, so the
+//! prompt shows worked examples of each kind of answer (a named term, a subject, a number, a date,
+//! an object) on topics unlike study notes, so that a copy of one is easy to spot. They come
+//! first and never change, so a server with a prompt cache reads them once.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
-use super::cards::CardKind;
-
-pub const PROMPT_VERSION: &str = "cards-v3";
+pub const PROMPT_VERSION: &str = "cards-v4";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
@@ -17,99 +18,81 @@ pub struct Message {
     pub content: String,
 }
 
-const EXAMPLE_TEXT: &str = "The heart pumps blood through the body. It has four chambers. \
-                            Arteries carry blood away from the heart.";
+/// `(sentence, answer, question)`: the worked examples.
+pub const EXAMPLES: [(&str, &str, &str); 5] = [
+    (
+        "Molten rock below the ground is called magma.",
+        "magma",
+        "What is molten rock below the ground called?",
+    ),
+    (
+        "Glaciers carve U-shaped valleys into mountains.",
+        "Glaciers",
+        "What carves U-shaped valleys into mountains?",
+    ),
+    (
+        "Mount Everest rises 8,849 metres above sea level.",
+        "8,849 metres",
+        "How high does Mount Everest rise above sea level?",
+    ),
+    (
+        "The Great Fire of London broke out in 1666.",
+        "1666",
+        "When did the Great Fire of London break out?",
+    ),
+    (
+        "Lava cools into basalt, a dark volcanic rock.",
+        "basalt",
+        "What does lava cool into?",
+    ),
+];
 
-/// The chat messages asking for up to `max_cards` cards of the given kinds from `chunk`.
-pub fn messages(
-    chunk: &str,
-    max_cards: usize,
-    kinds: &[CardKind],
-    language: Option<&str>,
-) -> Vec<Message> {
-    let basic = kinds.contains(&CardKind::Basic);
-    let cloze = kinds.contains(&CardKind::Cloze);
+/// Tokens the model may write for one question, with the JSON around it.
+pub const MAX_TOKENS_PER_CARD: u32 = 64;
+
+fn user(sentence: &str, answer: &str) -> String {
+    format!("Sentence: {sentence}\nAnswer: {answer}")
+}
+
+/// The chat messages asking for the question that `sentence` answers with `answer`.
+pub fn messages(sentence: &str, answer: &str, language: Option<&str>) -> Vec<Message> {
     let mut rules = String::from(
-        "You make flashcards from a text. For each card, copy one sentence of the text into \
-         \"quote\", then write a card that tests one fact of that sentence. ",
+        "You turn a sentence into a flashcard question. The answer is given; it is a phrase of \
+         the sentence. Write the question that the sentence answers with exactly that answer, in \
+         the sentence's own words. The question must not contain the answer. ",
     );
-    if basic {
-        rules.push_str(
-            "A basic card has a question in \"front\" and the short answer, taken from the \
-             sentence, in \"back\"; the question must not contain the answer. ",
-        );
-    }
-    if cloze {
-        rules.push_str(
-            "A cloze card has the sentence in \"text\" with its key term written as {{c1::term}}. ",
-        );
-    }
-    rules.push_str("Use only facts from the text. Keep math in \\( \\) or \\[ \\]. ");
-    match language {
-        Some(language) => rules.push_str(&format!("Write the cards in {language}. ")),
-        None => rules.push_str("Write the cards in the language of the text. "),
+    if let Some(language) = language {
+        rules.push_str(&format!("Write the question in {language}. "));
     }
     rules.push_str("Reply with JSON only.");
-
-    let heart = json!({
-        "quote": "The heart pumps blood through the body.",
-        "kind": "basic",
-        "front": "What pumps blood through the body?",
-        "back": "The heart"
-    });
-    let chambers_basic = json!({
-        "quote": "It has four chambers.",
-        "kind": "basic",
-        "front": "How many chambers does the heart have?",
-        "back": "Four"
-    });
-    let chambers_cloze = json!({
-        "quote": "It has four chambers.",
-        "kind": "cloze",
-        "text": "The heart has {{c1::four}} chambers."
-    });
-    let arteries_basic = json!({
-        "quote": "Arteries carry blood away from the heart.",
-        "kind": "basic",
-        "front": "Which vessels carry blood away from the heart?",
-        "back": "Arteries"
-    });
-    let arteries_cloze = json!({
-        "quote": "Arteries carry blood away from the heart.",
-        "kind": "cloze",
-        "text": "{{c1::Arteries}} carry blood away from the heart."
-    });
-    let example = match (basic, cloze) {
-        (true, true) => json!({"cards": [heart, chambers_cloze, arteries_basic]}),
-        (false, true) => json!({"cards": [{
-            "quote": "The heart pumps blood through the body.",
-            "kind": "cloze",
-            "text": "The {{c1::heart}} pumps blood through the body."
-        }, chambers_cloze, arteries_cloze]}),
-        _ => json!({"cards": [heart, chambers_basic, arteries_basic]}),
-    };
-    vec![
-        Message {
-            role: "system",
-            content: rules,
-        },
-        Message {
+    let mut messages = vec![Message {
+        role: "system",
+        content: rules,
+    }];
+    for (sentence, answer, question) in EXAMPLES {
+        messages.push(Message {
             role: "user",
-            content: format!(
-                "Make 3 flashcards from this text, one for each fact it states:\n\n{EXAMPLE_TEXT}"
-            ),
-        },
-        Message {
+            content: user(sentence, answer),
+        });
+        messages.push(Message {
             role: "assistant",
-            content: example.to_string(),
-        },
-        Message {
-            role: "user",
-            content: format!(
-                "Make {max_cards} flashcards from this text, one for each fact it states:\n\n{chunk}"
-            ),
-        },
-    ]
+            content: json!({ "question": question }).to_string(),
+        });
+    }
+    messages.push(Message {
+        role: "user",
+        content: user(sentence, answer),
+    });
+    messages
+}
+
+/// The JSON schema of the reply: one question.
+pub fn output_schema() -> Value {
+    json!({
+        "type": "object",
+        "properties": {"question": {"type": "string", "maxLength": 200}},
+        "required": ["question"]
+    })
 }
 
 #[cfg(test)]
@@ -117,35 +100,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_prompt_carries_the_text_the_kinds_and_the_language() {
-        let cloze = messages("Cells divide.", 3, &[CardKind::Cloze], Some("German"));
+    fn the_prompt_ends_with_the_sentence_and_its_answer() {
+        let messages = messages("Mitochondria make ATP.", "ATP", Some("German"));
+        assert_eq!(messages.len(), 2 + 2 * EXAMPLES.len());
+        assert_eq!(messages[0].role, "system");
+        assert!(messages[0].content.contains("in German"));
+        let last = messages.last().expect("a message");
+        assert_eq!(last.role, "user");
         assert_eq!(
-            cloze.iter().map(|m| m.role).collect::<Vec<_>>(),
-            ["system", "user", "assistant", "user"]
+            last.content,
+            "Sentence: Mitochondria make ATP.\nAnswer: ATP"
         );
-        assert!(cloze[0].content.contains("cloze card"));
-        assert!(!cloze[0].content.contains("basic card"));
-        assert!(cloze[0].content.contains("in German"));
         assert!(
-            !cloze[2].content.contains("\"basic\""),
-            "the example shows only cloze"
+            !super::messages("x", "x", None)[0]
+                .content
+                .contains("Write the question in")
         );
-        assert!(cloze[3].content.ends_with("Cells divide."));
-        assert!(cloze[3].content.contains("Make 3 flashcards"));
-        let both = messages("x", 1, &[CardKind::Basic, CardKind::Cloze], None);
-        assert!(both[0].content.contains("language of the text"));
-        assert!(both[2].content.contains("\"basic\"") && both[2].content.contains("\"cloze\""));
     }
 
     #[test]
-    fn the_example_is_valid_output() {
-        let both = messages("x", 1, &[CardKind::Basic, CardKind::Cloze], None);
-        let cards = super::super::cards::parse_output(&both[2].content).expect("parses");
-        assert_eq!(cards.len(), 3);
-        assert!(
-            cards
-                .into_iter()
-                .all(|card| card.and_then(super::super::cards::validate).is_ok())
-        );
+    fn every_example_answers_with_a_phrase_of_its_sentence_and_keeps_it_out_of_the_question() {
+        for (sentence, answer, question) in EXAMPLES {
+            assert!(sentence.contains(answer), "{sentence}");
+            assert!(!question.contains(answer), "{question}");
+            assert!(question.ends_with('?'));
+        }
+        let reply: Value =
+            serde_json::from_str(&messages("x", "x", None)[2].content).expect("JSON");
+        assert!(reply["question"].is_string());
+        assert_eq!(output_schema()["required"], json!(["question"]));
     }
 }

@@ -1,9 +1,11 @@
 //! Filters on cards that parsed and are grounded: empty ones, ones whose question gives the answer
-//! away, ones that ask for more than one fact; then exact and near duplicates.
+//! away, is not a question, leans on a pronoun or copies the prompt's example, ones that ask for
+//! more than one fact; then exact and near duplicates.
 
 use super::{
     cards::{Candidate, CardKind},
-    text::{content_words, jaccard, normalised},
+    prompt::EXAMPLES,
+    text::{content_words, jaccard, normalised, words},
 };
 
 /// A basic card's answer longer than this is a list or an explanation, not one fact.
@@ -18,6 +20,10 @@ pub enum Rejection {
     Empty,
     AnswerLeak,
     NotAtomic,
+    NotAQuestion,
+    Vague,
+    ExampleCopy,
+    AnswerMismatch,
 }
 
 impl Rejection {
@@ -26,6 +32,10 @@ impl Rejection {
             Self::Empty => "empty",
             Self::AnswerLeak => "answer_leak",
             Self::NotAtomic => "not_atomic",
+            Self::NotAQuestion => "not_a_question",
+            Self::Vague => "vague",
+            Self::ExampleCopy => "example_copy",
+            Self::AnswerMismatch => "answer_mismatch",
         }
     }
 }
@@ -46,6 +56,18 @@ pub fn check(card: &Candidate) -> Option<Rejection> {
             if words > MAX_ANSWER_WORDS || card.back.trim().contains('\n') {
                 return Some(Rejection::NotAtomic);
             }
+            if !card.front.trim_end().ends_with(['?', '？']) {
+                return Some(Rejection::NotAQuestion);
+            }
+            if leans_on_pronoun(&card.front) {
+                return Some(Rejection::Vague);
+            }
+            if copies_example(&card.front) {
+                return Some(Rejection::ExampleCopy);
+            }
+            if !fits(&card.front, &card.back) {
+                return Some(Rejection::AnswerMismatch);
+            }
             None
         }
         CardKind::Cloze => {
@@ -60,6 +82,13 @@ pub fn check(card: &Candidate) -> Option<Rejection> {
             {
                 return Some(Rejection::NotAtomic);
             }
+            let visible = strip_deletions(&card.front);
+            if words(&visible)
+                .first()
+                .is_some_and(|first| PRONOUNS.contains(&first.as_str()))
+            {
+                return Some(Rejection::Vague);
+            }
             // The hidden text must not also stand in plain sight.
             let visible = normalised(&strip_deletions(&card.front));
             if answers.iter().any(|answer| {
@@ -71,6 +100,76 @@ pub fn check(card: &Candidate) -> Option<Rejection> {
             None
         }
     }
+}
+
+/// Whether the kind of question fits its answer: a year answers "When …" or "In which year …",
+/// and a when-question wants a date; "How many/much …" wants a number; a short phrase cannot
+/// answer "Why …" or "How does …" (those want an explanation). A small model phrasing a question
+/// for a given answer gets this wrong often ("What was the French Revolution?" → "1789").
+pub fn fits(question: &str, answer: &str) -> bool {
+    let asked = words(question);
+    let first = asked.first().map_or("", String::as_str);
+    let second = asked.get(1).map_or("", String::as_str);
+    let answer_words = words(answer);
+    let year = answer_words
+        .iter()
+        .any(|word| word.len() == 4 && word.chars().all(|c| c.is_ascii_digit()));
+    let number = answer_words.iter().any(|word| {
+        word.chars().any(|c| c.is_ascii_digit()) || NUMBER_WORDS.contains(&word.as_str())
+    });
+    let asks_time = ["when", "wann"].contains(&first)
+        || asked.windows(2).any(|pair| {
+            ["which", "what", "welchem", "welcher"].contains(&pair[0].as_str())
+                && ["year", "date", "century", "day", "jahr"].contains(&pair[1].as_str())
+        });
+    let asks_count = first == "how" && COUNTED.contains(&second);
+    let asks_explanation = ["why", "warum"].contains(&first) || (first == "how" && !asks_count);
+    if year && !asks_time && !asks_count {
+        return false;
+    }
+    if (asks_time || asks_count) && !number {
+        return false;
+    }
+    !(asks_explanation && answer_words.len() <= 5)
+}
+
+/// "How many …", "How long …": questions a number answers.
+const COUNTED: [&str; 9] = [
+    "many", "much", "long", "high", "far", "fast", "old", "big", "often",
+];
+
+const NUMBER_WORDS: [&str; 12] = [
+    "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "hundred",
+    "thousand",
+];
+
+/// Pronouns that leave a card without its subject once it is away from its text.
+const PRONOUNS: [&str; 11] = [
+    "it", "its", "they", "them", "their", "this", "these", "he", "she", "es", "sie",
+];
+
+/// Whether the question refers to something by a pronoun alone ("How many chambers does it have?").
+pub fn leans_on_pronoun(question: &str) -> bool {
+    words(question)
+        .iter()
+        .any(|word| PRONOUNS.contains(&word.as_str()))
+}
+
+/// Whether the question is about the prompt's worked example rather than the text: most of its
+/// words come from the example.
+pub fn copies_example(question: &str) -> bool {
+    let question = content_words(question);
+    let example: Vec<String> = EXAMPLES
+        .iter()
+        .flat_map(|(sentence, _, _)| content_words(sentence))
+        .collect();
+    !question.is_empty()
+        && question
+            .iter()
+            .filter(|word| example.contains(word))
+            .count()
+            * 2
+            > question.len()
 }
 
 /// The cloze text with its deletions removed.
@@ -163,7 +262,6 @@ mod tests {
             kind: CardKind::Basic,
             front: front.into(),
             back: back.into(),
-            quote: String::new(),
         }
     }
 
@@ -172,13 +270,54 @@ mod tests {
             kind: CardKind::Cloze,
             front: text.into(),
             back: String::new(),
-            quote: String::new(),
         }
     }
 
     #[test]
     fn empty_leaky_and_sprawling_cards_are_rejected() {
         assert_eq!(check(&basic("What makes ATP?", "Mitochondria")), None);
+        assert_eq!(
+            check(&basic("Name the organelle that makes ATP.", "Mitochondria")),
+            Some(Rejection::NotAQuestion)
+        );
+        assert_eq!(
+            check(&basic("How many chambers does it have?", "four")),
+            Some(Rejection::Vague)
+        );
+        assert_eq!(
+            check(&basic(
+                "What carves U-shaped valleys into mountains?",
+                "ATP"
+            )),
+            Some(Rejection::ExampleCopy)
+        );
+        assert_eq!(
+            check(&basic("What was the French Revolution?", "1789")),
+            Some(Rejection::AnswerMismatch)
+        );
+        assert_eq!(
+            check(&basic(
+                "How does a proton carry a charge?",
+                "negative charge"
+            )),
+            Some(Rejection::AnswerMismatch)
+        );
+        assert_eq!(
+            check(&basic("When did the cell divide?", "the nucleus")),
+            Some(Rejection::AnswerMismatch)
+        );
+        for (question, answer) in [
+            ("When did the French Revolution begin?", "1789"),
+            ("In which year was Louis XVI executed?", "1793"),
+            (
+                "How many chromosomes does a human cell contain?",
+                "46 chromosomes",
+            ),
+            ("How many chambers does the heart have?", "four"),
+            ("What is the unit of force?", "the newton"),
+        ] {
+            assert_eq!(check(&basic(question, answer)), None, "{question}");
+        }
         assert_eq!(check(&basic("  ", "x")), Some(Rejection::Empty));
         assert_eq!(check(&basic("Q?", "?!")), Some(Rejection::Empty));
         assert_eq!(

@@ -1,11 +1,44 @@
 //! Word-level text comparison shared by grounding, filtering and de-duplication.
 
-/// Short words that carry no fact; an answer made only of them cannot be grounded or compared.
-const STOPWORDS: [&str; 40] = [
+/// Short words that carry no fact, in English and German; an answer made only of them cannot be
+/// grounded or compared.
+pub const STOPWORDS: &[&str] = &[
     "a", "an", "the", "of", "in", "on", "at", "to", "for", "by", "with", "from", "and", "or", "is",
     "are", "was", "were", "be", "been", "it", "its", "this", "that", "these", "those", "as",
     "into", "than", "then", "which", "what", "who", "how", "why", "when", "where", "do", "does",
-    "did",
+    "did", "der", "die", "das", "den", "dem", "des", "ein", "eine", "einen", "einem", "einer",
+    "und", "oder", "ist", "sind", "war", "von", "zu", "zum", "zur", "mit", "im", "am", "auf",
+    "für", "wie", "was", "wer", "wann", "wo", "sie", "es", "er", "nach", "bei", "durch", "aus",
+    "über", "unter", "vor", "wird", "wurde", "hat", "haben", "sich", "nicht", "auch", "als",
+    "dass",
+];
+
+/// Month names, English and German, for dates.
+pub const MONTHS: [&str; 24] = [
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+    "januar",
+    "februar",
+    "märz",
+    "april",
+    "mai",
+    "juni",
+    "juli",
+    "august",
+    "september",
+    "oktober",
+    "november",
+    "dezember",
 ];
 
 /// Lower-cased words (letters and digits), in order.

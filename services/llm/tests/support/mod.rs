@@ -75,12 +75,12 @@ impl LlmServer {
 }
 
 /// A stand-in OpenAI-compatible upstream serving the model `model`, for what llama.cpp cannot be
-/// made to do on demand. Chat request number `n` (from 0) is answered by `cards(n)`: `Some` as a
-/// completion whose message is `{"cards": …}` (10 prompt and 20 completion tokens), `None` as 503
-/// with `Retry-After: 0`. Returns its URL and the count of chat requests.
+/// made to do on demand. Chat request number `n` (from 0) is answered by `reply(n)`: `Some` as a
+/// completion whose message is that JSON (10 prompt and 20 completion tokens), `None` as 503 with
+/// `Retry-After: 0`. Returns its URL and the count of chat requests.
 pub async fn stand_in_upstream(
     model: &'static str,
-    cards: impl Fn(usize) -> Option<Value> + Clone + Send + Sync + 'static,
+    reply: impl Fn(usize) -> Option<Value> + Clone + Send + Sync + 'static,
 ) -> (String, Arc<AtomicUsize>) {
     let calls = Arc::new(AtomicUsize::new(0));
     let counter = calls.clone();
@@ -92,10 +92,10 @@ pub async fn stand_in_upstream(
         .route(
             "/v1/chat/completions",
             post(move || async move {
-                let Some(cards) = cards(counter.fetch_add(1, Ordering::SeqCst)) else {
+                let Some(reply) = reply(counter.fetch_add(1, Ordering::SeqCst)) else {
                     return Err((Status::SERVICE_UNAVAILABLE, [("retry-after", "0")], "busy"));
                 };
-                let content = json!({ "cards": cards }).to_string();
+                let content = reply.to_string();
                 Ok(Json(json!({
                     "choices": [{"message": {"role": "assistant", "content": content}}],
                     "usage": {"prompt_tokens": 10, "completion_tokens": 20}

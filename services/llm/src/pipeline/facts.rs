@@ -1,0 +1,1055 @@
+//! What is worth a card, decided before the model is asked: which sentences state facts a student
+//! would learn (names, terms being defined, dates, numbers, formulas, code) and, in each, the
+//! phrases that can be a card's answer. The model then only phrases a question for an answer
+//! taken from the text, which keeps every card grounded and atomic by construction.
+
+use super::{
+    cards::find_ignoring_case,
+    english,
+    sentences::Sentence,
+    text::{MONTHS, STOPWORDS, content_words},
+};
+
+/// Words after which a term is named (`is called the discriminant`, `heißt Hohlmuskel`).
+const NAMING: [&str; 11] = [
+    "called",
+    "known as",
+    "termed",
+    "named",
+    "referred to as",
+    "defined as",
+    "heißt",
+    "heißen",
+    "genannt",
+    "nennt man",
+    "bezeichnet als",
+];
+
+/// Words that end a named term: the next clause begins.
+const CLAUSE: [&str; 14] = [
+    "and", "which", "that", "because", "where", "when", "while", "but", "so", "if", "und", "weil",
+    "wenn", "aber",
+];
+
+/// Words that are never part of an answer phrase: common verbs and adverbs.
+const NOT_ANSWERS: [&str; 46] = [
+    "also", "have", "has", "had", "make", "makes", "made", "can", "could", "will", "would", "may",
+    "must", "should", "very", "often", "usually", "only", "each", "every", "such", "most", "more",
+    "many", "much", "not", "no", "there", "so", "then", "says", "say", "states", "state", "called",
+    "known", "named", "given", "example", "always", "cannot", "like", "using", "statt", "means",
+    "mean",
+];
+
+/// Most phrases offered to the model for one sentence.
+pub const MAX_ANSWERS: usize = 10;
+
+const NUMBER_WORDS: [&str; 20] = [
+    "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
+    "zwei", "drei", "vier", "fünf", "sechs", "sieben", "acht", "neun", "zehn",
+];
+
+/// A sentence chosen for a card, and how the card is made.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fact {
+    /// Index of the sentence in the text's sentences.
+    pub sentence: usize,
+    pub plan: Plan,
+    /// How much the sentence looks like something to learn; see [`worth`].
+    pub worth: f64,
+}
+
+/// The answer a card of a sentence asks for, and its question where a template fits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// A phrase of the sentence.
+    pub answer: String,
+    /// A question made from the sentence's own words; `None` leaves it to the model.
+    pub question: Option<String>,
+    /// Whether a model may phrase the question (not for languages the templates and the small
+    /// models handle badly: those get cloze cards).
+    pub ask_model: bool,
+}
+
+/// Every sentence that offers an answer, best first (ties keep the text's order).
+pub fn rank(sentences: &[Sentence]) -> Vec<Fact> {
+    let topic = topic(sentences);
+    let mut facts: Vec<Fact> = sentences
+        .iter()
+        .enumerate()
+        .filter_map(|(index, sentence)| {
+            plan(&sentence.text, &topic).map(|plan| Fact {
+                sentence: index,
+                worth: worth(&sentence.text, index),
+                plan,
+            })
+        })
+        .collect();
+    facts.sort_by(|a, b| {
+        b.worth
+            .total_cmp(&a.worth)
+            .then(a.sentence.cmp(&b.sentence))
+    });
+    facts
+}
+
+/// The words the text is about: content words in at least three of its sentences (and in more
+/// than one in four). A card whose answer is the topic asks what the learner already knows.
+pub fn topic(sentences: &[Sentence]) -> Vec<String> {
+    let mut counts: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for sentence in sentences {
+        let mut words = content_words(&sentence.text);
+        words.iter_mut().for_each(|word| *word = singular(word));
+        words.sort();
+        words.dedup();
+        for word in words {
+            *counts.entry(word).or_default() += 1;
+        }
+    }
+    let mut topic: Vec<String> = counts
+        .into_iter()
+        .filter(|(_, count)| *count >= 3 && *count * 4 > sentences.len())
+        .map(|(word, _)| word)
+        .collect();
+    topic.sort();
+    topic
+}
+
+/// A plural's singular, roughly (`cells` → `cell`), for counting a word's sentences.
+fn singular(word: &str) -> String {
+    match word.strip_suffix('s') {
+        Some(stem) if stem.chars().count() > 2 && !stem.ends_with('s') => stem.to_owned(),
+        _ => word.to_owned(),
+    }
+}
+
+/// Whether every content word of `phrase` is a topic word.
+fn is_topic(phrase: &str, topic: &[String]) -> bool {
+    let words = content_words(phrase);
+    !words.is_empty() && words.iter().all(|word| topic.contains(&singular(word)))
+}
+
+/// A score of how much a sentence states something to learn: a defined term, a date, a number, a
+/// formula or code, named things and specialist words count; a very short line or a long
+/// rambling one, or an opening sentence that only introduces the topic, count less.
+pub fn worth(sentence: &str, position: usize) -> f64 {
+    let tokens = tokens(sentence);
+    let words = tokens.len();
+    let mut score = 0.0;
+    if !naming(sentence).is_empty() || meaning(sentence).is_some() {
+        score += 3.0;
+    } else if definition(sentence).is_some() {
+        score += 2.0;
+    }
+    if !dates(sentence).is_empty() {
+        score += 2.5;
+    }
+    if tokens.iter().any(|t| is_number(t)) {
+        score += 1.0;
+    }
+    if !formulas(sentence).is_empty() || !code(sentence).is_empty() {
+        score += 2.0;
+    }
+    if glossary(sentence).is_some() {
+        score += 2.0;
+    }
+    let named = tokens
+        .iter()
+        .skip(1)
+        .filter(|t| t.chars().next().is_some_and(char::is_uppercase))
+        .count();
+    score += (named.min(3) as f64) * 0.5;
+    let specialist = tokens
+        .iter()
+        .filter(|t| t.chars().count() >= 9 && t.chars().all(char::is_alphabetic))
+        .count();
+    score += (specialist.min(3) as f64) * 0.4;
+    if words < 4 {
+        score -= 2.0;
+    } else if words > 35 {
+        score -= 1.0;
+    }
+    if position == 0 && score < 1.0 {
+        score -= 0.5;
+    }
+    score
+}
+
+/// How to make a card of `sentence`, the first that applies: a glossary line asks for its term;
+/// a named term (`X is called Y`), a meaning (`X means Y`) and a definition (`X is Y`) get a
+/// question from their own words; a date, formula, code or quantity is the answer of a question
+/// the model phrases; else the subject of the sentence (with a question from its predicate), or
+/// its first noun-like phrase.
+pub fn plan(sentence: &str, topic: &[String]) -> Option<Plan> {
+    let english = !is_german(sentence);
+    // Every answer must be a phrase of the sentence, or its card could not show where it stands.
+    let asked = |answer: String, question: Option<String>| {
+        find_ignoring_case(sentence, &answer).map(|_| Plan {
+            answer,
+            question: question.filter(|_| english),
+            ask_model: english,
+        })
+    };
+    if let Some((term, meaning)) = glossary(sentence) {
+        return asked(term, Some(format!("What is the word for '{meaning}'?")));
+    }
+    if let Some((answer, question)) = named(sentence) {
+        return asked(answer, question);
+    }
+    if let Some((answer, question)) = meaning(sentence) {
+        return asked(answer, Some(question));
+    }
+    let tokens = tokens(sentence);
+    let exact = dates(sentence)
+        .into_iter()
+        .chain(formulas(sentence))
+        .chain(unit(sentence))
+        .find_map(|answer| asked(answer, None));
+    if exact.is_some() {
+        return exact;
+    }
+    if let Some(planned) =
+        definition(sentence).and_then(|(answer, question)| asked(answer, question))
+    {
+        return Some(planned);
+    }
+    let exact = opening_term(sentence)
+        .into_iter()
+        .chain(code(sentence))
+        .chain(quantities(&tokens))
+        .chain(german_definition(sentence).filter(|_| !english))
+        .find_map(|answer| asked(answer, None));
+    if exact.is_some() {
+        return exact;
+    }
+    if english {
+        let clause = english::clause(sentence)
+            .filter(|clause| usable_subject(&clause.subject) && !reports(&clause.predicate));
+        if let Some(clause) = clause {
+            let subject = trim_examples(&clause.subject);
+            if !is_topic(&subject, topic) {
+                return asked(subject, Some(english::subject_question(&clause)));
+            }
+            // The topic is no answer: ask for what the sentence says of it.
+            let object = phrases(&self::tokens(&clause.predicate))
+                .into_iter()
+                .find(|phrase| !is_topic(phrase, topic));
+            if let Some(planned) = object.and_then(|object| asked(object, None)) {
+                return Some(planned);
+            }
+        }
+    }
+    let mut phrases = if english {
+        phrases(&tokens)
+    } else {
+        german_noun(&tokens).into_iter().collect()
+    };
+    phrases.sort_by_key(|phrase| std::cmp::Reverse(phrase.split(' ').count()));
+    phrases.into_iter().find_map(|phrase| asked(phrase, None))
+}
+
+/// `measured in amperes (A)` → `amperes`: units are facts to learn.
+fn unit(sentence: &str) -> Option<String> {
+    let words: Vec<&str> = sentence.split_whitespace().collect();
+    let at = words
+        .windows(2)
+        .position(|pair| pair[0] == "measured" && pair[1] == "in")?;
+    let unit = words.get(at + 2)?;
+    Some(unit.trim_matches(|c: char| !c.is_alphanumeric()).to_owned())
+}
+
+/// A predicate that reports what something says ("says that …"): its subject is not the fact.
+fn reports(predicate: &str) -> bool {
+    let mut words = predicate.split_whitespace();
+    let verb = words.next().unwrap_or_default().to_lowercase();
+    [
+        "says", "say", "states", "state", "shows", "show", "means", "suggests",
+    ]
+    .contains(&verb.as_str())
+}
+
+/// German function words; one of them, and no English one, makes a sentence German.
+const GERMAN: [&str; 14] = [
+    "der", "die", "das", "und", "ist", "ein", "eine", "den", "dem", "mit", "von", "nicht", "sich",
+    "zu",
+];
+
+/// English function words: one of them makes a sentence English.
+const ENGLISH: [&str; 9] = ["the", "of", "and", "is", "are", "a", "an", "to", "in"];
+
+fn is_german(sentence: &str) -> bool {
+    let words: Vec<String> = sentence
+        .split_whitespace()
+        .map(|word| {
+            word.trim_matches(|c: char| !c.is_alphabetic())
+                .to_lowercase()
+        })
+        .collect();
+    words.iter().any(|word| GERMAN.contains(&word.as_str()))
+        && !words.iter().any(|word| ENGLISH.contains(&word.as_str()))
+}
+
+/// The first noun of a German sentence after its first word: German nouns are capitalised.
+fn german_noun(tokens: &[String]) -> Option<String> {
+    tokens
+        .iter()
+        .skip(1)
+        .find(|token| {
+            token.chars().next().is_some_and(char::is_uppercase)
+                && !STOPWORDS.contains(&token.to_lowercase().as_str())
+        })
+        .cloned()
+}
+
+/// A subject worth asking for: not a pronoun, not only function words.
+fn usable_subject(subject: &str) -> bool {
+    let words: Vec<String> = subject
+        .split_whitespace()
+        .map(|word| {
+            word.trim_matches(|c: char| !c.is_alphanumeric())
+                .to_lowercase()
+        })
+        .collect();
+    let pronoun = words.first().is_some_and(|first| {
+        [
+            "it", "they", "this", "these", "those", "he", "she", "we", "you", "its", "their",
+        ]
+        .contains(&first.as_str())
+    });
+    !pronoun
+        && words
+            .iter()
+            .any(|word| !STOPWORDS.contains(&word.as_str()) && !not_answer(word))
+}
+
+/// The subject without the examples it lists ("Precipitation such as rain or snow").
+fn trim_examples(subject: &str) -> String {
+    let lower = subject.to_lowercase();
+    [" such as ", " like ", " including ", " e.g. "]
+        .iter()
+        .filter_map(|marker| lower.find(marker))
+        .min()
+        .map_or_else(|| subject.to_owned(), |at| subject[..at].to_owned())
+}
+
+/// The copula and the words before it (`X is`), when a sentence reads `X is/are/was/were …`:
+/// `(opener, subject, copula, rest)`.
+fn copula(sentence: &str) -> Option<(String, String, String, String)> {
+    let clause = english::clause(sentence)?;
+    let mut words = clause.predicate.split_whitespace();
+    let verb = words.next()?;
+    if !["is", "are", "was", "were"].contains(&verb) {
+        return None;
+    }
+    Some((
+        clause.opener,
+        clause.subject,
+        verb.to_owned(),
+        words.collect::<Vec<_>>().join(" "),
+    ))
+}
+
+fn opened(opener: &str, question: &str) -> String {
+    if opener.is_empty() {
+        let mut chars = question.chars();
+        chars
+            .next()
+            .map(|first| first.to_uppercase().chain(chars).collect())
+            .unwrap_or_default()
+    } else {
+        format!("{opener} {question}")
+    }
+}
+
+/// `X is called Y` → (Y, "What is X called?"); `… pores called stomata` → (Y, "What are the
+/// pores called?").
+fn named(sentence: &str) -> Option<(String, Option<String>)> {
+    let term = naming(sentence).into_iter().next()?;
+    let copula_question = copula(sentence).and_then(|(opener, subject, verb, rest)| {
+        let lower = rest.to_lowercase();
+        [
+            "called ",
+            "known as ",
+            "termed ",
+            "named ",
+            "referred to as ",
+        ]
+        .iter()
+        .any(|marker| lower.starts_with(marker))
+        .then(|| {
+            opened(
+                &opener,
+                &format!("what {verb} {} called?", english::lower_first(&subject)),
+            )
+        })
+        .filter(|_| usable_subject(&subject))
+    });
+    let question = copula_question.or_else(|| named_phrase(sentence));
+    Some((clause_end(&term), question))
+}
+
+/// `… tiny pores on the leaf called stomata` → "What are the tiny pores on the leaf called?": the
+/// phrase before `called`, back to a verb or punctuation.
+fn named_phrase(sentence: &str) -> Option<String> {
+    let words: Vec<&str> = sentence.split_whitespace().collect();
+    let marker = words.iter().position(|word| *word == "called")?;
+    let mut start = marker;
+    while start > 0 && marker - start < 8 {
+        let word = words[start - 1];
+        let bare = word.trim_matches(|c: char| !c.is_alphanumeric());
+        let stops = start < marker && word.ends_with([',', ';', ':']);
+        if stops || english::is_verb(bare) {
+            break;
+        }
+        start -= 1;
+    }
+    let mut phrase: Vec<String> = words[start..marker]
+        .iter()
+        .map(|word| word.trim_end_matches([',', ';', ':']).to_owned())
+        .collect();
+    while phrase
+        .first()
+        .is_some_and(|word| PREPOSITIONS.contains(&word.to_lowercase().as_str()))
+    {
+        phrase.remove(0);
+    }
+    if !phrase.iter().any(|word| !is_prose(word)) {
+        return None;
+    }
+    let head = phrase
+        .iter()
+        .take_while(|word| !PREPOSITIONS.contains(&word.to_lowercase().as_str()))
+        .last()?;
+    let verb = if head.ends_with('s') { "are" } else { "is" };
+    let article = ["the", "a", "an"].contains(&phrase[0].to_lowercase().as_str());
+    let phrase = english::lower_first(&phrase.join(" "));
+    Some(if article {
+        format!("What {verb} {phrase} called?")
+    } else {
+        format!("What {verb} the {phrase} called?")
+    })
+}
+
+/// Prepositions that open a phrase inside a sentence.
+const PREPOSITIONS: [&str; 12] = [
+    "in", "on", "at", "of", "into", "through", "from", "with", "by", "for", "under", "over",
+];
+
+/// `In a covalent bond, two atoms share …`: the term the sentence opens on, when it names one.
+fn opening_term(sentence: &str) -> Option<String> {
+    let words: Vec<&str> = sentence.split_whitespace().collect();
+    let opens = words.first()?.eq_ignore_ascii_case("in")
+        && ["a", "an"].contains(&words.get(1)?.to_lowercase().as_str());
+    if !opens {
+        return None;
+    }
+    let comma = words.iter().take(6).position(|word| word.ends_with(','))?;
+    (comma >= 2).then(|| words[2..=comma].join(" ").trim_end_matches(',').to_owned())
+}
+
+/// `Das Herz ist ein Hohlmuskel, …`: a German definition's short predicate.
+fn german_definition(sentence: &str) -> Option<String> {
+    let words: Vec<&str> = sentence.split_whitespace().collect();
+    let at = words
+        .iter()
+        .take(5)
+        .position(|word| ["ist", "sind", "war", "waren"].contains(word))?;
+    let mut predicate = Vec::new();
+    for word in &words[at + 1..] {
+        predicate.push(word.trim_end_matches([',', '.', ';']));
+        if word.ends_with([',', '.', ';']) {
+            break;
+        }
+    }
+    (at >= 1 && !predicate.is_empty() && predicate.len() <= 4).then(|| predicate.join(" "))
+}
+
+/// `X means Y` → (Y, "What does X mean?").
+fn meaning(sentence: &str) -> Option<(String, String)> {
+    let words: Vec<&str> = sentence.split_whitespace().collect();
+    let at = words.iter().position(|word| *word == "means")?;
+    if at == 0 || at > 4 || words[..at].iter().any(|word| word.ends_with(',')) {
+        return None;
+    }
+    let term = words[..at].join(" ");
+    let answer = clause_end(&words[at + 1..].join(" "));
+    (!answer.is_empty()).then(|| {
+        (
+            answer,
+            format!("What does {} mean?", english::lower_first(&term)),
+        )
+    })
+}
+
+/// `X is Y`: a short Y is the answer to "What is X?"; a long Y defines X, the answer to
+/// "What is Y called?".
+fn definition(sentence: &str) -> Option<(String, Option<String>)> {
+    let (opener, subject, verb, rest) = copula(sentence)?;
+    let first = rest.split_whitespace().next()?;
+    // "is measured in …", "are held together …": passive, not a definition.
+    let bare = first.trim_matches(|c: char| !c.is_alphanumeric());
+    let passive = english::is_verb(bare) || (bare.len() > 4 && bare.ends_with("ed"));
+    if !usable_subject(&subject) || passive || first.starts_with(':') {
+        return None;
+    }
+    // "X is where …": X is the term the rest describes; the model phrases that question.
+    if ["where", "when"].contains(&bare.to_lowercase().as_str()) {
+        return Some((subject, None));
+    }
+    let short = clause_end(&rest);
+    if short.is_empty() {
+        return None;
+    }
+    // "the amount that sellers offer": the relative clause is the definition, not an aside.
+    let cut = short.split_whitespace().count();
+    let after_comma = rest
+        .split_whitespace()
+        .nth(cut.saturating_sub(1))
+        .is_some_and(|last| last.ends_with(','));
+    let relative = !after_comma
+        && rest
+            .split_whitespace()
+            .nth(cut)
+            .is_some_and(|next| ["that", "which", "who"].contains(&next));
+    if short.split_whitespace().count() <= 4 && !relative {
+        let asker = if short.split_whitespace().count() >= 2
+            && short
+                .split_whitespace()
+                .all(|word| word.chars().next().is_some_and(char::is_uppercase))
+        {
+            "who"
+        } else {
+            "what"
+        };
+        let question = opened(
+            &opener,
+            &format!("{asker} {verb} {}?", english::lower_first(&subject)),
+        );
+        return Some((short, Some(question)));
+    }
+    if subject.split_whitespace().count() > 3 {
+        return None;
+    }
+    let described = rest
+        .split([',', ';'])
+        .next()
+        .unwrap_or_default()
+        .trim_end_matches(['.', '!'])
+        .trim()
+        .to_owned();
+    let question = opened(&opener, &format!("what {verb} {described} called?"));
+    Some((subject, Some(question)))
+}
+
+/// A phrase up to the end of its clause: the first comma, semicolon or relative word.
+fn clause_end(phrase: &str) -> String {
+    let mut kept: Vec<&str> = Vec::new();
+    for word in phrase.split_whitespace() {
+        let bare = word
+            .trim_matches(|c: char| !c.is_alphanumeric())
+            .to_lowercase();
+        if [
+            "which", "that", "who", "where", "because", "when", "while", "so",
+        ]
+        .contains(&bare.as_str())
+        {
+            break;
+        }
+        kept.push(word);
+        if word.ends_with([',', ';', ':', '.', '!', '?']) {
+            break;
+        }
+    }
+    kept.join(" ")
+        .trim_end_matches([',', ';', ':', '.', '!', '?'])
+        .to_owned()
+}
+
+/// The sentence's words with their punctuation stripped, `cell's` kept whole.
+fn tokens(sentence: &str) -> Vec<String> {
+    sentence
+        .split_whitespace()
+        .map(|word| {
+            word.trim_matches(|c: char| !c.is_alphanumeric() && !matches!(c, '%' | '°' | '+'))
+                .to_owned()
+        })
+        .filter(|word| !word.is_empty())
+        .collect()
+}
+
+fn is_number(word: &str) -> bool {
+    word.chars().any(|c| c.is_ascii_digit())
+        && word
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, '.' | ',' | '%' | '°'))
+}
+
+fn is_year(word: &str) -> bool {
+    word.len() == 4
+        && word.chars().all(|c| c.is_ascii_digit())
+        && matches!(word.as_bytes()[0], b'1' | b'2')
+}
+
+/// `term – meaning` of a glossary line, without the part of speech in brackets.
+fn glossary(sentence: &str) -> Option<(String, String)> {
+    let (term, meaning) = sentence
+        .split_once(" – ")
+        .or_else(|| sentence.split_once(" — "))
+        .or_else(|| sentence.split_once('\t'))?;
+    let term = match term.split_once(" (") {
+        Some((term, _)) => term,
+        None => term,
+    };
+    let term = term.trim_start_matches(['-', '•', '*', ' ']).trim();
+    let meaning = meaning.trim().trim_end_matches('.');
+    (!term.is_empty() && !meaning.is_empty()).then(|| (term.to_owned(), meaning.to_owned()))
+}
+
+/// The terms a sentence names (`... is called the discriminant`): the words after a naming word,
+/// up to the end of its clause.
+fn naming(sentence: &str) -> Vec<String> {
+    let words: Vec<&str> = sentence.split_whitespace().collect();
+    let bare: Vec<String> = words
+        .iter()
+        .map(|word| {
+            word.trim_matches(|c: char| !c.is_alphanumeric())
+                .to_lowercase()
+        })
+        .collect();
+    let mut terms = Vec::new();
+    for marker in NAMING {
+        let marker: Vec<&str> = marker.split(' ').collect();
+        for at in 0..bare.len() {
+            let end = at + marker.len();
+            if end > bare.len() || bare[at..end].iter().zip(&marker).any(|(w, m)| w != m) {
+                continue;
+            }
+            if words[end - 1].ends_with([',', ';', ':', '.']) {
+                continue;
+            }
+            let mut term: Vec<&str> = Vec::new();
+            for (word, plain) in words[end..].iter().zip(&bare[end..]) {
+                let content = term
+                    .iter()
+                    .any(|word| !is_prose(word.trim_matches(|c: char| !c.is_alphanumeric())));
+                let verb = content && english::is_verb(plain);
+                if CLAUSE.contains(&plain.as_str()) || term.len() >= 6 || verb {
+                    break;
+                }
+                term.push(word);
+                if word.ends_with([',', ';', ':', '.', '!', '?', ')']) {
+                    break;
+                }
+            }
+            if !term.is_empty() {
+                terms.push(term.join(" "));
+            }
+        }
+    }
+    terms
+}
+
+/// Dates as the sentence writes them: `14 July 1789`, `30. Januar 1933`, `July 1789`, or a year
+/// alone; the full date first.
+fn dates(sentence: &str) -> Vec<String> {
+    let words: Vec<&str> = sentence.split_whitespace().collect();
+    let bare = |word: &str| {
+        word.trim_matches(|c: char| !c.is_alphanumeric())
+            .to_lowercase()
+    };
+    let mut dates = Vec::new();
+    for (index, word) in words.iter().enumerate() {
+        if !is_year(&bare(word)) {
+            continue;
+        }
+        let month = index
+            .checked_sub(1)
+            .filter(|&at| MONTHS.contains(&bare(words[at]).as_str()));
+        let day = month.and_then(|at| at.checked_sub(1)).filter(|&at| {
+            let day = bare(words[at]);
+            day.len() <= 2 && day.chars().all(|c| c.is_ascii_digit())
+        });
+        let first = day.or(month).unwrap_or(index);
+        let date = words[first..=index]
+            .join(" ")
+            .trim_start_matches(|c: char| !c.is_alphanumeric())
+            .trim_end_matches(|c: char| !c.is_alphanumeric())
+            .to_owned();
+        dates.push(date);
+        if first != index {
+            dates.push(bare(word));
+        }
+    }
+    // A full date says more than a year alone.
+    dates.sort_by_key(|date| !date.contains(' '));
+    dates
+}
+
+/// Math between `\(`…`\)` or `\[`…`\]`, and plain equations (`V = I × R`).
+fn formulas(sentence: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for (open, close) in [("\\(", "\\)"), ("\\[", "\\]"), ("$", "$")] {
+        let mut rest = sentence;
+        while let Some(start) = rest.find(open) {
+            let after = &rest[start + open.len()..];
+            let Some(end) = after.find(close) else { break };
+            let inner = after[..end].trim();
+            if !inner.is_empty() {
+                found.push(inner.to_owned());
+            }
+            rest = &after[end + close.len()..];
+        }
+    }
+    let equation = [" = ", " → ", " -> "]
+        .into_iter()
+        .find(|sign| sentence.contains(sign));
+    if let (true, Some(sign), false) = (found.is_empty(), equation, sentence.contains('`')) {
+        // The equation's words around `=`: stop at a word of prose on either side.
+        let tokens: Vec<&str> = sentence.split_whitespace().collect();
+        if let Some(equals) = tokens.iter().position(|t| *t == sign.trim()) {
+            // Symbols, digits and one- or two-letter names are math; a longer word is prose.
+            let math = |t: &str| {
+                t.chars().count() <= 2
+                    || t.chars()
+                        .any(|c| c.is_ascii_digit() || "=+-×*/^()²³√πΔ→".contains(c))
+            };
+            let left = tokens[..equals]
+                .iter()
+                .rev()
+                .take_while(|t| math(t))
+                .count();
+            let right = tokens[equals + 1..].iter().take_while(|t| math(t)).count();
+            let mut equation = &tokens[equals - left..=equals + right];
+            // Short words of prose at its ends (`so`, `by`) are not part of it.
+            while equation.first().is_some_and(|t| is_prose(t)) {
+                equation = &equation[1..];
+            }
+            while equation.last().is_some_and(|t| is_prose(t)) {
+                equation = &equation[..equation.len() - 1];
+            }
+            if equation.first() != Some(&sign.trim()) && equation.last() != Some(&sign.trim()) {
+                found.push(
+                    equation
+                        .join(" ")
+                        .trim_end_matches(['.', ',', ';'])
+                        .to_owned(),
+                );
+            }
+        }
+    }
+    found
+}
+
+fn not_answer(word: &str) -> bool {
+    NOT_ANSWERS.contains(&word.to_lowercase().as_str())
+}
+
+fn is_prose(word: &str) -> bool {
+    let lower = word.to_lowercase();
+    STOPWORDS.contains(&lower.as_str()) || CLAUSE.contains(&lower.as_str())
+}
+
+/// Code between backticks, and calls written in the prose: `len(nums)`, `O(log n)`.
+fn code(sentence: &str) -> Vec<String> {
+    let mut found: Vec<String> = sentence
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::trim)
+        .filter(|code| !code.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let prose: String = sentence.split('`').step_by(2).collect::<Vec<_>>().join(" ");
+    let mut rest = prose.as_str();
+    while let Some(open) = rest.find('(') {
+        let name: String = rest[..open]
+            .chars()
+            .rev()
+            .take_while(|c| c.is_alphanumeric() || matches!(c, '_' | '.'))
+            .collect();
+        let close = rest[open..].find(')').map(|at| open + at);
+        match close {
+            Some(close) if !name.is_empty() && close - open < 40 => {
+                let start = open - name.len();
+                found.push(rest[start..=close].to_owned());
+                rest = &rest[close + 1..];
+            }
+            _ => rest = &rest[open + 1..],
+        }
+    }
+    found
+}
+
+/// A number with the unit or noun after it: `37 °C`, `10 cm`, `four chambers`.
+fn quantities(tokens: &[String]) -> Vec<String> {
+    let mut found = Vec::new();
+    for (index, token) in tokens.iter().enumerate() {
+        let number = is_number(token) || NUMBER_WORDS.contains(&token.to_lowercase().as_str());
+        if !number || is_year(token) {
+            continue;
+        }
+        match tokens.get(index + 1) {
+            Some(unit) if !is_prose(unit) && !is_number(unit) && !not_answer(unit) => {
+                found.push(format!("{token} {unit}"));
+            }
+            _ => found.push(token.clone()),
+        }
+    }
+    found
+}
+
+/// Runs of content words (between punctuation and function words), longest first, then their
+/// last word (the head of an English noun phrase): `cell wall`, `cellulose`, `hydrogen ions`.
+fn phrases(tokens: &[String]) -> Vec<String> {
+    let mut runs: Vec<Vec<&str>> = Vec::new();
+    let mut current: Vec<&str> = Vec::new();
+    for token in tokens {
+        // Code and formulas are answers of their own (see `code`, `formulas`), not words.
+        let code_like = token.contains(['(', ')', '[', ']', '`', '=']);
+        if token.is_empty()
+            || is_prose(token)
+            || not_answer(token)
+            || code_like
+            || english::is_verb(token)
+        {
+            if !current.is_empty() {
+                runs.push(std::mem::take(&mut current));
+            }
+        } else {
+            current.push(token);
+        }
+    }
+    if !current.is_empty() {
+        runs.push(current);
+    }
+    let mut found = Vec::new();
+    for run in &runs {
+        if run.len() <= 4 {
+            found.push(run.join(" "));
+        }
+        if run.len() > 1 {
+            found.push(run[run.len() - 2..].join(" "));
+            found.push((*run.last().unwrap_or(&"")).to_owned());
+            found.push(run[0].to_owned());
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn planned(sentence: &str) -> (String, Option<String>) {
+        let plan = plan(sentence, &[]).expect(sentence);
+        (plan.answer, plan.question)
+    }
+
+    fn answer(sentence: &str) -> String {
+        planned(sentence).0
+    }
+
+    #[test]
+    fn named_terms_meanings_and_definitions_get_questions_of_their_own_words() {
+        assert_eq!(
+            planned("The expression \\(b^2 - 4ac\\) is called the discriminant."),
+            (
+                "the discriminant".to_owned(),
+                Some("What is the expression \\(b^2 - 4ac\\) called?".to_owned())
+            )
+        );
+        assert_eq!(
+            planned(
+                "In a right-angled triangle, the longest side is called the hypotenuse; it lies opposite."
+            ),
+            (
+                "the hypotenuse".to_owned(),
+                Some("In a right-angled triangle, what is the longest side called?".to_owned())
+            )
+        );
+        assert_eq!(
+            planned("Negligence means a failure to take reasonable care, judged by a person."),
+            (
+                "a failure to take reasonable care".to_owned(),
+                Some("What does negligence mean?".to_owned())
+            )
+        );
+        assert_eq!(
+            planned("The unit of force is the newton."),
+            (
+                "the newton".to_owned(),
+                Some("What is the unit of force?".to_owned())
+            )
+        );
+        assert_eq!(
+            planned("Supply is the amount that sellers offer at each price."),
+            (
+                "Supply".to_owned(),
+                Some("What is the amount that sellers offer at each price called?".to_owned())
+            )
+        );
+        assert_eq!(
+            answer("Pores on the leaf called stomata release gas."),
+            "stomata"
+        );
+        assert_eq!(
+            planned(
+                "Oxygen leaves through tiny pores on the underside of the leaf called stomata."
+            ),
+            (
+                "stomata".to_owned(),
+                Some("What are the tiny pores on the underside of the leaf called?".to_owned())
+            )
+        );
+        assert_eq!(
+            planned(
+                "A crime requires two elements: a guilty act, called the actus reus, and more."
+            ),
+            (
+                "the actus reus".to_owned(),
+                Some("What is a guilty act called?".to_owned())
+            )
+        );
+        assert_eq!(
+            planned(
+                "An oligopoly is a market dominated by a few large firms, such as phone networks."
+            ),
+            (
+                "An oligopoly".to_owned(),
+                Some("What is a market dominated by a few large firms called?".to_owned())
+            )
+        );
+    }
+
+    #[test]
+    fn dates_formulas_code_and_quantities_are_answers_for_the_model_to_ask() {
+        for (sentence, expected) in [
+            (
+                "On 14 July 1789 a crowd stormed the Bastille.",
+                "14 July 1789",
+            ),
+            ("The French Revolution began in 1789.", "1789"),
+            ("It is written \\(F = ma\\).", "F = ma"),
+            (
+                "Ohm's law says that so V = I × R, where R is the resistance.",
+                "V = I × R",
+            ),
+            ("The function `len(nums)` counts items.", "len(nums)"),
+            ("Binary search runs in O(log n) time.", "O(log n)"),
+            ("Most enzymes work best at 37 °C here.", "37 °C"),
+            ("The heart has four chambers.", "four chambers"),
+        ] {
+            let plan = plan(sentence, &[]).expect(sentence);
+            assert_eq!(plan.answer, expected, "{sentence}");
+            assert_eq!(plan.question, None, "{sentence}");
+            assert!(plan.ask_model);
+        }
+        assert!(!answer("written like `nums = [3, 1, 4]` here").starts_with('='));
+        assert_eq!(
+            answer("The war began in 1914 and ended on 11 November 1918."),
+            "11 November 1918"
+        );
+        assert_eq!(
+            answer("In a covalent bond, two non-metal atoms share a pair of electrons."),
+            "covalent bond"
+        );
+    }
+
+    #[test]
+    fn otherwise_the_subject_is_asked_for() {
+        assert_eq!(
+            planned("Ribosomes build proteins from amino acids."),
+            (
+                "Ribosomes".to_owned(),
+                Some("What builds proteins from amino acids?".to_owned())
+            )
+        );
+        assert_eq!(
+            answer("Precipitation such as rain or snow returns the water to the ground."),
+            "Precipitation"
+        );
+        assert_eq!(
+            answer(
+                "It takes place in the chloroplasts, which contain the green pigment chlorophyll."
+            ),
+            "green pigment chlorophyll"
+        );
+    }
+
+    #[test]
+    fn units_and_what_is_said_of_the_topic_are_answers() {
+        assert_eq!(
+            answer("Electric current is measured in amperes (A)."),
+            "amperes"
+        );
+        let topic = ["vapour".to_owned(), "water".to_owned()];
+        let plan = plan(
+            "The water vapour rises, cools and condenses into clouds.",
+            &topic,
+        )
+        .expect("planned");
+        assert_eq!(plan.answer, "clouds");
+        let sentences: Vec<Sentence> =
+            ["Water falls.", "Water rises.", "Water flows.", "Ice melts."]
+                .iter()
+                .map(|text| Sentence {
+                    start: 0,
+                    end: text.len(),
+                    text: (*text).to_owned(),
+                })
+                .collect();
+        assert_eq!(super::topic(&sentences), ["water"]);
+    }
+
+    #[test]
+    fn a_glossary_line_asks_for_its_term() {
+        assert_eq!(
+            planned("ephemeral (adj.) – lasting for a very short time"),
+            (
+                "ephemeral".to_owned(),
+                Some("What is the word for 'lasting for a very short time'?".to_owned())
+            )
+        );
+    }
+
+    #[test]
+    fn german_sentences_are_left_to_cloze_cards() {
+        let plan =
+            plan("Die Arterien transportieren das Blut vom Herzen weg.", &[]).expect("planned");
+        assert_eq!(plan.answer, "Arterien");
+        assert_eq!(plan.question, None);
+        assert!(!plan.ask_model);
+        assert_eq!(
+            answer("Im Jahr 1923 erlebte das Land eine Hyperinflation."),
+            "1923"
+        );
+        assert_eq!(
+            answer("Das Herz ist ein Hohlmuskel, der das Blut durch den Körper pumpt."),
+            "ein Hohlmuskel"
+        );
+        assert_eq!(
+            answer("Der erste Reichspräsident war Friedrich Ebert."),
+            "Friedrich Ebert"
+        );
+    }
+
+    #[test]
+    fn sentences_with_facts_outrank_introductions() {
+        let intro = worth("The cell is the basic unit of life.", 0);
+        let date = worth("The French Revolution began in 1789.", 1);
+        let term = worth("This tendency is called inertia.", 2);
+        assert!(date > intro && term > intro, "{intro} {date} {term}");
+        let sentences: Vec<Sentence> = [
+            "The cell is the unit of life.",
+            "Mitochondria make ATP in 1890.",
+        ]
+        .iter()
+        .enumerate()
+        .map(|(index, text)| Sentence {
+            start: index * 40,
+            end: index * 40 + text.len(),
+            text: (*text).to_owned(),
+        })
+        .collect();
+        assert_eq!(rank(&sentences)[0].sentence, 1);
+    }
+}
