@@ -260,15 +260,15 @@ async fn a_client_that_leaves_cancels_its_generation() {
 /// one fixed reply.
 async fn flaky_upstream(failures: usize) -> (String, Arc<AtomicUsize>) {
     let reply = move |call| {
-        (call >= failures)
-            .then(|| json!({"answer": "ATP", "question": "Which molecule stores energy?"}))
+        (call >= failures).then(|| json!({"question": "When did the French Revolution begin?"}))
     };
     stand_in_upstream("flaky", reply).await
 }
 
 #[tokio::test]
 async fn a_busy_upstream_is_retried_then_given_up_on() {
-    let text = "Cells need energy. The energy is stored in a molecule called ATP.";
+    // A date is a fact whose question the model phrases (no template), so it is asked.
+    let text = "Cells need energy. The French Revolution began in 1789.";
     let (url, calls) = flaky_upstream(2).await;
     let server = start(&url, &["--upstream-retries", "2"]).await;
     let (status, answer) = server
@@ -280,7 +280,7 @@ async fn a_busy_upstream_is_retried_then_given_up_on() {
         3,
         "two refusals, then the answer"
     );
-    assert_eq!(answer["cards"][0]["back"], "ATP");
+    assert_eq!(answer["cards"][0]["back"], "1789");
 
     let (url, calls) = flaky_upstream(usize::MAX).await;
     let server = start(&url, &["--upstream-retries", "1"]).await;

@@ -184,10 +184,7 @@ mod tests {
         let text = "Cells divide. Mitochondria make ATP!  Why? Because.";
         let sentences = split(text);
         assert_eq!(
-            sentences
-                .iter()
-                .map(|s| s.text.as_str())
-                .collect::<Vec<_>>(),
+            texts(text),
             [
                 "Cells divide.",
                 "Mitochondria make ATP!",
@@ -207,10 +204,7 @@ mod tests {
         let text = "Enzymes are cata-\nlysts that speed up re-\nactions. Each\nenzyme  has a site.";
         let sentences = split(text);
         assert_eq!(
-            sentences
-                .iter()
-                .map(|s| s.text.as_str())
-                .collect::<Vec<_>>(),
+            texts(text),
             [
                 "Enzymes are catalysts that speed up reactions.",
                 "Each enzyme has a site."
