@@ -1,6 +1,6 @@
 //! A component's Deployment, every pod under the restricted Pod Security Standard (non-root,
 //! read-only root filesystem, no capabilities, RuntimeDefault seccomp, no API token). The flashcards
-//! services get probes on `/healthz` and `/readyz` and the command line of DESIGN.md (`--listen`,
+//! services get probes on `/healthz` and `/readyz` and the services' shared command line (`--listen`,
 //! the backend's `--database-url`/`--ocr-url`/`--llm-url`, the LLM service's `--upstream-url` or
 //! `--model`, `--mlflow-url`); Redis and MLflow come from `third_party`.
 

@@ -83,7 +83,7 @@ impl Component {
         }
     }
 
-    /// The port of DESIGN.md's service table; Redis's and MLflow's usual ones.
+    /// The port each service listens on by default; Redis's and MLflow's usual ones.
     pub fn port(self) -> i32 {
         match self {
             Self::Ocr => 8000,
