@@ -221,31 +221,29 @@ const ADVERBS: &[&str] = &[
     "generally",
 ];
 
-/// The base form of `word` when it is a form of a known verb, else `None`.
-pub fn verb_base(word: &str) -> Option<&'static str> {
-    let word = word.to_lowercase();
-    let known = |base: &str| VERBS.iter().find(|verb| **verb == base).copied();
-    if let Some(base) = known(&word) {
-        return Some(base);
+/// Whether `word` is a form of a known verb: the base, an irregular form, or a regular ending
+/// (`-s`, `-es`, `-ies`, `-ed`, `-ied`, `-d`, `-ing`) on a known base.
+fn known_verb(word: &str) -> bool {
+    let known = |base: &str| VERBS.contains(&base);
+    if known(word) || IRREGULAR.contains(&word) {
+        return true;
     }
-    if IRREGULAR.contains(&word.as_str()) {
-        return Some("");
-    }
-    let candidates = [
-        word.strip_suffix("ies").map(|stem| format!("{stem}y")),
-        word.strip_suffix("ied").map(|stem| format!("{stem}y")),
+    let y = |stem: &str| format!("{stem}y");
+    let e = |stem: &str| format!("{stem}e");
+    [
+        word.strip_suffix("ies").map(y),
+        word.strip_suffix("ied").map(y),
         word.strip_suffix("es").map(str::to_owned),
         word.strip_suffix('s').map(str::to_owned),
         word.strip_suffix("ed").map(str::to_owned),
+        word.strip_suffix("ed").map(e),
         word.strip_suffix('d').map(str::to_owned),
         word.strip_suffix("ing").map(str::to_owned),
-        word.strip_suffix("ing").map(|stem| format!("{stem}e")),
-        word.strip_suffix("ed").map(|stem| format!("{stem}e")),
-    ];
-    candidates
-        .into_iter()
-        .flatten()
-        .find_map(|stem| known(&stem))
+        word.strip_suffix("ing").map(e),
+    ]
+    .into_iter()
+    .flatten()
+    .any(|stem| known(&stem))
 }
 
 /// Whether `word` is a verb form: a known verb, an auxiliary, or a regular ending on a Latinate
@@ -253,7 +251,7 @@ pub fn verb_base(word: &str) -> Option<&'static str> {
 pub fn is_verb(word: &str) -> bool {
     let lower = word.to_lowercase();
     AUXILIARIES.contains(&lower.as_str())
-        || verb_base(&lower).is_some()
+        || known_verb(&lower)
         || [
             "ates", "izes", "ises", "ifies", "ated", "ized", "ised", "ified",
         ]

@@ -40,9 +40,6 @@ const NOT_ANSWERS: [&str; 46] = [
     "mean",
 ];
 
-/// Most phrases offered to the model for one sentence.
-pub const MAX_ANSWERS: usize = 10;
-
 const NUMBER_WORDS: [&str; 20] = [
     "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
     "zwei", "drei", "vier", "fünf", "sechs", "sieben", "acht", "neun", "zehn",

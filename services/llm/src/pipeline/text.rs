@@ -65,19 +65,6 @@ pub fn normalised(text: &str) -> String {
     words(text).join(" ")
 }
 
-/// Share of `needles` found among `haystack` (1.0 when there are no needles).
-#[allow(clippy::cast_precision_loss)]
-pub fn coverage(needles: &[String], haystack: &[String]) -> f64 {
-    if needles.is_empty() {
-        return 1.0;
-    }
-    let found = needles
-        .iter()
-        .filter(|needle| haystack.contains(needle))
-        .count();
-    found as f64 / needles.len() as f64
-}
-
 /// Jaccard similarity of two word sets.
 #[allow(clippy::cast_precision_loss)]
 pub fn jaccard(left: &[String], right: &[String]) -> f64 {
@@ -109,11 +96,9 @@ mod tests {
     }
 
     #[test]
-    fn coverage_and_jaccard() {
+    fn jaccard_of_word_sets() {
         let a = content_words("mitochondria produce ATP");
         let b = content_words("In cells, mitochondria produce most ATP.");
-        assert!((coverage(&a, &b) - 1.0).abs() < f64::EPSILON);
-        assert!((coverage(&content_words("ribosomes"), &b)).abs() < f64::EPSILON);
         assert!((jaccard(&a, &a) - 1.0).abs() < f64::EPSILON);
         assert!(jaccard(&a, &b) < 1.0);
     }
