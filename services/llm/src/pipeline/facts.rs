@@ -199,10 +199,12 @@ pub fn plan(sentence: &str, topic: &[String]) -> Option<Plan> {
     let exact = dates(sentence)
         .into_iter()
         .chain(formulas(sentence))
-        .chain(unit(sentence))
         .find_map(|answer| asked(answer, None));
     if exact.is_some() {
         return exact;
+    }
+    if let Some(planned) = unit(sentence).and_then(|(answer, question)| asked(answer, question)) {
+        return Some(planned);
     }
     if let Some(planned) =
         definition(sentence).and_then(|(answer, question)| asked(answer, question))
@@ -244,14 +246,40 @@ pub fn plan(sentence: &str, topic: &[String]) -> Option<Plan> {
     phrases.into_iter().find_map(|phrase| asked(phrase, None))
 }
 
-/// `measured in amperes (A)` → `amperes`: units are facts to learn.
-fn unit(sentence: &str) -> Option<String> {
+/// `Current is measured in amperes (A)` → (`amperes`, "In what unit is current measured?"):
+/// units are facts to learn, and the sentence's subject is what is measured.
+fn unit(sentence: &str) -> Option<(String, Option<String>)> {
     let words: Vec<&str> = sentence.split_whitespace().collect();
     let at = words
         .windows(2)
         .position(|pair| pair[0] == "measured" && pair[1] == "in")?;
-    let unit = words.get(at + 2)?;
-    Some(unit.trim_matches(|c: char| !c.is_alphanumeric()).to_owned())
+    let unit = words
+        .get(at + 2)?
+        .trim_matches(|c: char| !c.is_alphanumeric())
+        .to_owned();
+    let verb_at = at
+        .checked_sub(1)
+        .filter(|&before| ["is", "are"].contains(&words[before]));
+    // A short opening before "is measured" is the subject, commas and all ("Potential
+    // difference, or voltage,"); a longer one says more, and the clause's own subject is used.
+    let subject = verb_at.and_then(|verb_at| {
+        if (1..=6).contains(&verb_at) {
+            Some(words[..verb_at].join(" "))
+        } else {
+            english::clause(sentence).map(|clause| clause.subject)
+        }
+    });
+    let question = subject
+        .filter(|subject| usable_subject(subject))
+        .zip(verb_at)
+        .map(|(subject, verb_at)| {
+            format!(
+                "In what unit {} {} measured?",
+                words[verb_at],
+                english::lower_first(&subject)
+            )
+        });
+    Some((unit, question))
 }
 
 /// A predicate that reports what something says ("says that …"): its subject is not the fact.
@@ -527,7 +555,7 @@ fn definition(sentence: &str) -> Option<(String, Option<String>)> {
         return None;
     }
     let described = rest
-        .split([',', ';'])
+        .split([',', ';', ':'])
         .next()
         .unwrap_or_default()
         .trim_end_matches(['.', '!'])
@@ -975,8 +1003,20 @@ mod tests {
     #[test]
     fn units_and_what_is_said_of_the_topic_are_answers() {
         assert_eq!(
-            answer("Electric current is measured in amperes (A)."),
-            "amperes"
+            planned(
+                "Electric current is the rate of flow of charge and is measured in amperes (A)."
+            ),
+            (
+                "amperes".to_owned(),
+                Some("In what unit is electric current measured?".to_owned())
+            )
+        );
+        assert_eq!(
+            planned("Potential difference, or voltage, is measured in volts (V)."),
+            (
+                "volts".to_owned(),
+                Some("In what unit is potential difference, or voltage, measured?".to_owned())
+            )
         );
         let topic = ["vapour".to_owned(), "water".to_owned()];
         let plan = plan(

@@ -5,6 +5,9 @@
 
 use super::text::content_words;
 
+/// Words that join two clauses of one sentence (a comma, semicolon or colon also ends one).
+const JOINERS: [&str; 5] = ["and", "but", "while", "whereas", "whilst"];
+
 /// Share of the question's content words the supporting text must hold.
 pub const MIN_QUESTION_SUPPORT: f64 = 0.5;
 
@@ -51,6 +54,64 @@ pub fn supports_question(question: &str, support: &str) -> bool {
     found as f64 / asked.len() as f64 >= MIN_QUESTION_SUPPORT
 }
 
+/// The sentence's clauses: split at commas, semicolons, colons and joining words.
+fn clauses(sentence: &str) -> Vec<String> {
+    let mut clauses = vec![String::new()];
+    for word in sentence.split_whitespace() {
+        let bare = word
+            .trim_matches(|c: char| !c.is_alphanumeric())
+            .to_lowercase();
+        if JOINERS.contains(&bare.as_str()) {
+            clauses.push(String::new());
+            continue;
+        }
+        let current = clauses.last_mut().expect("one clause at least");
+        current.push(' ');
+        current.push_str(word);
+        if word.ends_with([',', ';', ':']) {
+            clauses.push(String::new());
+        }
+    }
+    clauses.retain(|clause| !clause.trim().is_empty());
+    clauses
+}
+
+/// Whether a question asks about the clause its answer stands in, not about another clause of the
+/// sentence: "Protons carry a positive charge, electrons a negative charge" does not support
+/// "What does a proton carry?" → "negative charge". The question must share a word with the
+/// answer's clause (besides the answer), or with the clause after it when the answer's clause holds
+/// nothing else ("…, the Central Powers, led by Germany"). An answer that spans clauses passes.
+pub fn asks_within_clause(question: &str, sentence: &str, answer: &str) -> bool {
+    let clauses = clauses(sentence);
+    let answer_words = content_words(answer);
+    let lower_answer = answer.to_lowercase();
+    let Some(at) = clauses
+        .iter()
+        .position(|clause| clause.to_lowercase().contains(&lower_answer))
+    else {
+        return true;
+    };
+    let others = |clause: &str| -> Vec<String> {
+        content_words(clause)
+            .into_iter()
+            .filter(|word| !answer_words.iter().any(|known| same_word(word, known)))
+            .collect()
+    };
+    let mut context = others(&clauses[at]);
+    if context.is_empty() {
+        context = clauses
+            .get(at + 1)
+            .map(|next| others(next))
+            .unwrap_or_default();
+    }
+    if context.is_empty() {
+        return true;
+    }
+    content_words(question)
+        .iter()
+        .any(|word| context.iter().any(|known| same_word(word, known)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -90,5 +151,44 @@ mod tests {
         assert!(same_word("storing", "stores"));
         assert!(!same_word("began", "begin"));
         assert!(!same_word("protein", "proton"));
+    }
+
+    #[test]
+    fn a_question_must_ask_about_the_answers_own_clause() {
+        let charges =
+            "Protons carry a positive charge, electrons a negative charge, and neutrons no charge.";
+        assert!(!asks_within_clause(
+            "What does a proton carry?",
+            charges,
+            "a negative charge"
+        ));
+        assert!(asks_within_clause(
+            "What charge do electrons carry?",
+            charges,
+            "a negative charge"
+        ));
+        let war =
+            "The First World War began in 1914 and ended with an armistice on 11 November 1918.";
+        assert!(!asks_within_clause(
+            "When did the First World War begin?",
+            war,
+            "11 November 1918"
+        ));
+        assert!(asks_within_clause(
+            "When did the First World War end?",
+            war,
+            "11 November 1918"
+        ));
+        assert!(asks_within_clause(
+            "When did the First World War begin?",
+            war,
+            "1914"
+        ));
+        let alliances = "Europe was split into two alliances: the Allies, and the Central Powers, led by Germany.";
+        assert!(asks_within_clause(
+            "Which alliance was led by Germany?",
+            alliances,
+            "the Central Powers"
+        ));
     }
 }

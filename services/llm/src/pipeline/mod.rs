@@ -163,6 +163,21 @@ pub async fn generate(
                 generation.usage.completion_tokens += completion.completion_tokens;
                 generation.usage.calls += 1;
                 match cards::parse_reply(&completion.content) {
+                    Ok(reply)
+                        if !ground::asks_within_clause(
+                            &reply.question,
+                            &sentence.text,
+                            &fact.plan.answer,
+                        ) =>
+                    {
+                        generation.dropped.push(Dropped {
+                            reason: "ungrounded",
+                            detail: "the question asks about another clause than its answer's"
+                                .to_owned(),
+                            front: Some(reply.question),
+                            back: Some(fact.plan.answer.clone()),
+                        });
+                    }
                     Ok(reply) => question = Some(reply.question),
                     Err(err) => {
                         generation.invalid_outputs += 1;
