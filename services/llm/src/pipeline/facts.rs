@@ -391,6 +391,11 @@ fn named(sentence: &str) -> Option<(String, Option<String>)> {
     let term = naming(sentence).into_iter().next()?;
     let copula_question = copula(sentence).and_then(|(opener, subject, verb, rest)| {
         let lower = rest.to_lowercase();
+        // "are therefore called", "is also known as": the adverb does not change the question.
+        let lower = lower
+            .split_once(' ')
+            .filter(|(first, _)| NAMING_ADVERBS.contains(first))
+            .map_or(lower.as_str(), |(_, after)| after);
         [
             "called ",
             "known as ",
@@ -412,8 +417,30 @@ fn named(sentence: &str) -> Option<(String, Option<String>)> {
     Some((clause_end(&term), question))
 }
 
+/// Adverbs that may stand between a copula and `called`.
+const NAMING_ADVERBS: [&str; 8] = [
+    "therefore",
+    "also",
+    "often",
+    "usually",
+    "sometimes",
+    "commonly",
+    "generally",
+    "thus",
+];
+
+/// Whether a noun is plural by its ending ("pores", not "process", "virus" or "axis").
+fn plural(noun: &str) -> bool {
+    noun.ends_with('s')
+        && !["ss", "us", "is"]
+            .iter()
+            .any(|ending| noun.ends_with(ending))
+}
+
 /// `… tiny pores on the leaf called stomata` → "What are the tiny pores on the leaf called?": the
-/// phrase before `called`, back to a verb or punctuation.
+/// phrase before `called`, back to a verb or punctuation. An apposition that only says what kind
+/// of thing the term is (`Workers moved to cities, a process called urbanisation`) asks about the
+/// clause it follows: "Workers moved to cities: what is this process called?".
 fn named_phrase(sentence: &str) -> Option<String> {
     let words: Vec<&str> = sentence.split_whitespace().collect();
     let marker = words.iter().position(|word| *word == "called")?;
@@ -444,7 +471,14 @@ fn named_phrase(sentence: &str) -> Option<String> {
         .iter()
         .take_while(|word| !PREPOSITIONS.contains(&word.to_lowercase().as_str()))
         .last()?;
-    let verb = if head.ends_with('s') { "are" } else { "is" };
+    let verb = if plural(head) { "are" } else { "is" };
+    let indefinite = ["a", "an"].contains(&phrase[0].to_lowercase().as_str());
+    if indefinite && phrase.len() == 2 && start > 0 && words[start - 1].ends_with(',') {
+        let clause = words[..start].join(" ");
+        let clause = clause.trim_end_matches(',');
+        let noun = phrase[1].to_lowercase();
+        return Some(format!("{clause}: what {verb} this {noun} called?"));
+    }
     let article = ["the", "a", "an"].contains(&phrase[0].to_lowercase().as_str());
     let phrase = english::lower_first(&phrase.join(" "));
     Some(if article {
@@ -896,6 +930,23 @@ mod tests {
             (
                 "a failure to take reasonable care".to_owned(),
                 Some("What does negligence mean?".to_owned())
+            )
+        );
+        assert_eq!(
+            planned("Firms in perfect competition are therefore called price takers."),
+            (
+                "price takers".to_owned(),
+                Some("What are firms in perfect competition called?".to_owned())
+            )
+        );
+        assert_eq!(
+            planned("Workers moved from the countryside to cities, a process called urbanisation."),
+            (
+                "urbanisation".to_owned(),
+                Some(
+                    "Workers moved from the countryside to cities: what is this process called?"
+                        .to_owned()
+                )
             )
         );
         assert_eq!(

@@ -47,8 +47,11 @@ pub fn check(card: &Candidate) -> Option<Rejection> {
             if normalised(&card.front).is_empty() || normalised(&card.back).is_empty() {
                 return Some(Rejection::Empty);
             }
-            let answer = content_words(&card.back);
-            let question = content_words(&card.front);
+            // An answer of function words alone (the keyword `for`) is compared word for word.
+            let (answer, question) = match content_words(&card.back) {
+                answer if answer.is_empty() => (words(&card.back), words(&card.front)),
+                answer => (answer, content_words(&card.front)),
+            };
             if !answer.is_empty() && answer.iter().all(|word| question.contains(word)) {
                 return Some(Rejection::AnswerLeak);
             }
@@ -107,7 +110,16 @@ pub fn check(card: &Candidate) -> Option<Rejection> {
 /// answer "Why …" or "How does …" (those want an explanation). A small model phrasing a question
 /// for a given answer gets this wrong often ("What was the French Revolution?" → "1789").
 pub fn fits(question: &str, answer: &str) -> bool {
-    let asked = words(question);
+    // "When an acid reacts with a base, what is …?": the question is what follows the opener.
+    let asked = question
+        .rsplit_once(", ")
+        .filter(|(_, main)| {
+            words(main).first().is_some_and(|first| {
+                ["what", "which", "who", "when", "how"].contains(&first.as_str())
+            })
+        })
+        .map_or(question, |(_, main)| main);
+    let asked = words(asked);
     let first = asked.first().map_or("", String::as_str);
     let second = asked.get(1).map_or("", String::as_str);
     let answer_words = words(answer);
@@ -148,11 +160,34 @@ const PRONOUNS: [&str; 11] = [
     "it", "its", "they", "them", "their", "this", "these", "he", "she", "es", "sie",
 ];
 
-/// Whether the question refers to something by a pronoun alone ("How many chambers does it have?").
+/// Words after which a pronoun refers back inside the question ("substances that release ions
+/// when they dissolve").
+const SUBORDINATORS: [&str; 8] = [
+    "that", "which", "who", "when", "where", "if", "because", "while",
+];
+
+/// Whether the question refers to something by a pronoun alone ("How many chambers does it
+/// have?"). A possessive after something the question names ("the distance from the centre of a
+/// circle to its edge"), or a pronoun in a clause that follows what it stands for ("substances that
+/// … when they dissolve"), points inside the question and is fine.
 pub fn leans_on_pronoun(question: &str) -> bool {
-    words(question)
-        .iter()
-        .any(|word| PRONOUNS.contains(&word.as_str()))
+    let words = words(question);
+    let content = content_words(question);
+    let mut named = false;
+    let mut subordinate = false;
+    for word in &words {
+        if PRONOUNS.contains(&word.as_str()) {
+            let possessive = ["its", "their"].contains(&word.as_str());
+            if !(named && (possessive || subordinate)) {
+                return true;
+            }
+        } else if SUBORDINATORS.contains(&word.as_str()) {
+            subordinate = named;
+        } else if content.contains(word) {
+            named = true;
+        }
+    }
+    false
 }
 
 /// Whether the question is about the prompt's worked example rather than the text: most of its
@@ -303,6 +338,17 @@ mod tests {
             Some(Rejection::AnswerMismatch)
         );
         assert_eq!(
+            check(&basic(
+                "What does a `for` loop run once for each item?",
+                "for"
+            )),
+            Some(Rejection::AnswerLeak)
+        );
+        assert_eq!(
+            check(&basic("What is its capital?", "Paris")),
+            Some(Rejection::Vague)
+        );
+        assert_eq!(
             check(&basic("When did the cell divide?", "the nucleus")),
             Some(Rejection::AnswerMismatch)
         );
@@ -315,6 +361,18 @@ mod tests {
             ),
             ("How many chambers does the heart have?", "four"),
             ("What is the unit of force?", "the newton"),
+            (
+                "What is the distance from the centre of a circle to its edge called?",
+                "the radius",
+            ),
+            (
+                "What are substances that release ions when they dissolve in water called?",
+                "Acids",
+            ),
+            (
+                "When an acid reacts with a base, what is the reaction called?",
+                "neutralisation",
+            ),
         ] {
             assert_eq!(check(&basic(question, answer)), None, "{question}");
         }

@@ -160,15 +160,52 @@ fn keeps_going(paragraph: &[Mapped], index: usize) -> bool {
     ordinal || initial || next_is_lower || ABBREVIATIONS.contains(&word.to_lowercase().as_str())
 }
 
-/// The mapped characters as a sentence, trimmed; none when they are blank.
+/// The mapped characters as a sentence, trimmed, OCR's digit-for-letter misreads mended; none
+/// when they are blank.
 fn whole(chars: &[Mapped]) -> Option<Sentence> {
     let first = chars.iter().position(|(c, _)| !c.is_whitespace())?;
     let last = chars.iter().rposition(|(c, _)| !c.is_whitespace())?;
+    let text: Vec<char> = chars[first..=last].iter().map(|(c, _)| *c).collect();
     Some(Sentence {
         start: chars[first].1,
         end: chars[last].1 + 1,
-        text: chars[first..=last].iter().map(|(c, _)| *c).collect(),
+        text: mend_misreads(&text),
     })
+}
+
+/// OCR reads `o` as `0` and `l` as `1` inside words (`0nly`, `inventi0ns`, `int0`, `a1so`). A
+/// digit is mended only in a word of lower-case letters: `0` before at least three letters or
+/// after at least two, `1` between two letters. Numbers with units (`10cm`, `1st`, `v0`) and
+/// names like `H1N1` keep their digits.
+fn mend_misreads(text: &[char]) -> String {
+    let mut out = text.to_vec();
+    let mut start = 0;
+    while start < text.len() {
+        if !text[start].is_alphanumeric() {
+            start += 1;
+            continue;
+        }
+        let end = (start..text.len())
+            .find(|&at| !text[at].is_alphanumeric())
+            .unwrap_or(text.len());
+        let word = &text[start..end];
+        let lower = word.iter().all(|c| c.is_ascii_digit() || c.is_lowercase());
+        let digits = word.iter().filter(|c| c.is_ascii_digit()).count();
+        if lower && digits == 1 {
+            let at = word.iter().position(char::is_ascii_digit).unwrap_or(0);
+            let (before, after) = (at, word.len() - at - 1);
+            let mended = match word[at] {
+                '0' if after >= 3 || before >= 2 => Some('o'),
+                '1' if before >= 1 && after >= 1 => Some('l'),
+                _ => None,
+            };
+            if let Some(letter) = mended {
+                out[start + at] = letter;
+            }
+        }
+        start = end;
+    }
+    out.into_iter().collect()
 }
 
 #[cfg(test)]
@@ -215,6 +252,18 @@ mod tests {
         assert_eq!(chars[sentences[0].end - 1], '.');
         assert_eq!(chars[sentences[1].start], 'E');
         assert_eq!(sentences[1].end, chars.len());
+    }
+
+    #[test]
+    fn digits_misread_for_letters_are_mended() {
+        assert_eq!(
+            texts("It fits 0nly one. After inventi0ns, ab0ut int0 a1so 0f."),
+            ["It fits only one.", "After inventions, about into also 0f."]
+        );
+        assert_eq!(
+            texts("Add 10cm on the 1st day; v0 and H1N1 and x1 stay."),
+            ["Add 10cm on the 1st day; v0 and H1N1 and x1 stay."]
+        );
     }
 
     #[test]
