@@ -146,7 +146,8 @@ pub struct OcrSpec {
     /// Tesseract languages the image must have (default `[eng]`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub languages: Vec<String>,
-    /// Word confidence (0-100) under which words leave the text (default 60).
+    /// Word confidence (0-100) under which words are marked low-confidence; they leave the text
+    /// only when a request asks for filtering (default 60).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 100))]
     pub min_confidence: Option<f64>,

@@ -8,12 +8,12 @@ use crate::system;
 
 /// What building and running the services needs from Debian, as `(file or program, package)`:
 /// libtesseract and its English data for the OCR service, poppler-utils for its PDFs, pkg-config to
-/// find libtesseract at build time, the DejaVu font and qpdf for the generated OCR test corpus, and
-/// the `tesseract` program the OCR benchmark compares against; Prometheus (its `promtool` checks
+/// find libtesseract at build time, the DejaVu and Comic Neue (handwriting-like) fonts and qpdf for
+/// the generated OCR test corpus, and the `tesseract` program the OCR benchmark compares against; Prometheus (its `promtool` checks
 /// and unit-tests the alert rules) and Alertmanager (`amtool` checks its configuration) for the
 /// monitoring tests, with node-exporter, Redis and redis_exporter, whose series the System
 /// Resources dashboard reads.
-const SYSTEM_PACKAGES: [(&str, &str); 12] = [
+const SYSTEM_PACKAGES: [(&str, &str); 13] = [
     ("pkg-config", "pkg-config"),
     ("/usr/include/tesseract/capi.h", "libtesseract-dev"),
     (
@@ -26,6 +26,10 @@ const SYSTEM_PACKAGES: [(&str, &str); 12] = [
     (
         "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
         "fonts-dejavu-core",
+    ),
+    (
+        flashcards_ocr_corpus::HANDWRITING_FONT_PATH,
+        "fonts-comic-neue",
     ),
     ("promtool", "prometheus"),
     ("amtool", "prometheus-alertmanager"),

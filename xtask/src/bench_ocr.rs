@@ -1,6 +1,9 @@
 //! `cargo xtask bench-ocr`: OCR throughput of the service's warm Tesseract engines against the
 //! `tesseract` program started once per image, which is what the Python stack in the monitoring
-//! guide does through pytesseract, on the same generated images.
+//! guide does through pytesseract, on the same generated images; then the accuracy of both on
+//! photographed pages (see [`accuracy`]).
+
+mod accuracy;
 
 use std::{
     env, fs,
@@ -36,20 +39,38 @@ const OPENMP_LIMIT: &str = "OMP_THREAD_LIMIT";
 /// How much of a differing text the report shows.
 const SHOWN_CHARS: usize = 160;
 
-pub fn run() -> Result<()> {
+#[derive(Debug, clap::Args)]
+pub struct Options {
+    /// Only the accuracy comparison on photographed pages, not the throughput one.
+    #[arg(long)]
+    pub accuracy_only: bool,
+}
+
+pub fn run(options: &Options) -> Result<()> {
     interrupt::defer_ctrl_c()?;
     apt::ensure_system_packages()?;
     apt::ensure_apt_packages(&[(TIME, "time")])?;
     cargo::build_release(&["-p", "flashcards-ocr", "--bin", "flashcards-ocr"])?;
-    let samples =
-        flashcards_ocr_corpus::bench_images(IMAGES).context("generating the benchmark images")?;
     let scratch = ScratchDir::create(
         env::temp_dir().join(format!("flashcards-bench-ocr-{}", process::id())),
     )?;
+    if !options.accuracy_only {
+        throughput(scratch.path())?;
+    }
+    let degraded =
+        flashcards_ocr_corpus::degraded().context("generating the photographed pages")?;
+    accuracy::run(&degraded, scratch.path())?;
+    Ok(())
+}
+
+/// The service against the CLI on [`IMAGES`] benchmark images.
+fn throughput(scratch: &Path) -> Result<()> {
+    let samples =
+        flashcards_ocr_corpus::bench_images(IMAGES).context("generating the benchmark images")?;
     let files = samples
         .iter()
         .map(|sample| {
-            let path = scratch.path().join(&sample.file_name);
+            let path = scratch.join(&sample.file_name);
             fs::write(&path, &sample.bytes)
                 .with_context(|| format!("writing {}", path.display()))?;
             Ok(path)
@@ -61,7 +82,7 @@ pub fn run() -> Result<()> {
     eprintln!("measuring the tesseract CLI ...");
     // Also the CLI's warm-up: its language data is in the page cache before the timed run.
     let first = files.first().context("no benchmark images")?;
-    let cli_cpu_seconds = cli_cpu_seconds(first, scratch.path())?;
+    let cli_cpu_seconds = cli_cpu_seconds(first, scratch)?;
     let cli = measure(&files, |image| tesseract(image))?;
     print_report(&samples, &service, &cli, cli_cpu_seconds);
     Ok(())

@@ -70,9 +70,10 @@ enum Task {
     /// manifests/install.yaml rendered from the chart. Tests fail when a checked-in copy differs.
     Gen,
     /// Compare OCR throughput on 50 generated images: the OCR service's warm Tesseract engines
-    /// against the `tesseract` program started once per image, as pytesseract does, 2 clients each
-    /// (prints figures, asserts nothing). Installs Tesseract with apt if missing.
-    BenchOcr,
+    /// against the `tesseract` program started once per image, as pytesseract does, 2 clients each;
+    /// then the character error rate of both on photographed pages (blur, noise, skew, shadows, ...)
+    /// per condition (prints figures, asserts nothing). Installs Tesseract with apt if missing.
+    BenchOcr(bench_ocr::Options),
     /// The Kubernetes control plane for the e2e tests (etcd, kube-apiserver, controller-manager,
     /// scheduler, kubectl, kwok, helm), built from their Go modules into ~/.cache/flashcards.
     #[command(subcommand)]
@@ -88,7 +89,7 @@ fn main() -> ExitCode {
         Task::Mlflow(options) => mlflow::run(&options),
         Task::Bench(load) => bench::run(&load).map(|()| ExitCode::SUCCESS),
         Task::Gen => generate::run().map(|()| ExitCode::SUCCESS),
-        Task::BenchOcr => bench_ocr::run().map(|()| ExitCode::SUCCESS),
+        Task::BenchOcr(options) => bench_ocr::run(&options).map(|()| ExitCode::SUCCESS),
         Task::LlmReport(options) => llm_report::run(&options).map(|()| ExitCode::SUCCESS),
         Task::ControlPlane(action) => control_plane::run(&action).map(|()| ExitCode::SUCCESS),
     };

@@ -4,6 +4,7 @@
 //! Everything is generated offline and is byte-for-byte reproducible for a given font file: the
 //! only variation (the benchmark words) comes from a generator seeded with the image index.
 
+mod degrade;
 mod exif;
 mod pdf;
 mod render;
@@ -15,6 +16,7 @@ use image::codecs::jpeg::JpegEncoder;
 use image::metadata::Orientation;
 use image::{ImageEncoder, ImageError, imageops};
 
+pub use degrade::{Condition, HANDWRITING_FONT_PATH};
 use render::{Page, Style, Typeface};
 
 /// Where Debian's `fonts-dejavu-core` installs DejaVu Sans.
@@ -33,6 +35,8 @@ pub struct Sample {
     pub bytes: Vec<u8>,
     /// The exact text on each page, its lines joined with `'\n'`.
     pub pages: Vec<String>,
+    /// What the sample stands for (`clean`, `blur`, `bench`, ...): see [`Condition`].
+    pub condition: &'static str,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -140,6 +144,7 @@ impl Corpus {
         encoder.encode_image(&stored)?;
         Ok(Sample {
             name: "exif_rotated".to_owned(),
+            condition: "exif",
             file_name: "exif_rotated.jpg".to_owned(),
             content_type: "image/jpeg",
             bytes,
@@ -163,6 +168,7 @@ impl Corpus {
             .unzip();
         Ok(Sample {
             name: "scanned".to_owned(),
+            condition: "scanned_pdf",
             file_name: "scanned.pdf".to_owned(),
             content_type: "application/pdf",
             bytes: pdf::scanned(&images)?,
@@ -179,6 +185,7 @@ impl Corpus {
                     render::render(&self.face, &BENCH, &lines.each_ref().map(String::as_str))?;
                 Ok(Sample {
                     name: format!("bench_{index:03}"),
+                    condition: "bench",
                     file_name: format!("{index:03}.png"),
                     content_type: "image/png",
                     bytes: render::png(&page.image)?,
@@ -186,6 +193,14 @@ impl Corpus {
                 })
             })
             .collect()
+    }
+
+    /// Pages as phones photograph them: every [`Condition`], three pages each (one for two
+    /// columns, seven EXIF orientations), with their known text. The handwriting pages need
+    /// Debian's `fonts-comic-neue` ([`HANDWRITING_FONT_PATH`]).
+    pub fn degraded(&self) -> Result<Vec<Sample>, CorpusError> {
+        let handwriting = Typeface::load(Path::new(HANDWRITING_FONT_PATH))?;
+        degrade::degraded(&self.face, &handwriting)
     }
 
     /// Every sample but the benchmark images.
@@ -200,10 +215,16 @@ impl Corpus {
         ])
     }
 
-    fn png(&self, name: &str, style: &Style, paragraphs: &[&str]) -> Result<Sample, CorpusError> {
+    fn png(
+        &self,
+        name: &'static str,
+        style: &Style,
+        paragraphs: &[&str],
+    ) -> Result<Sample, CorpusError> {
         let Page { image, text } = render::render(&self.face, style, paragraphs)?;
         Ok(Sample {
             name: name.to_owned(),
+            condition: name,
             file_name: format!("{name}.png"),
             content_type: "image/png",
             bytes: render::png(&image)?,
@@ -248,6 +269,7 @@ pub fn text_layer_pdf(pages: usize) -> Result<Sample, CorpusError> {
         .collect();
     Ok(Sample {
         name: "text_layer".to_owned(),
+        condition: "text_layer_pdf",
         file_name: "text_layer.pdf".to_owned(),
         content_type: "application/pdf",
         bytes: pdf::text_layer(&lines),
@@ -263,6 +285,11 @@ pub fn scanned_pdf(pages: usize) -> Result<Sample, CorpusError> {
 /// See [`Corpus::bench_images`].
 pub fn bench_images(count: usize) -> Result<Vec<Sample>, CorpusError> {
     Corpus::from_env()?.bench_images(count)
+}
+
+/// See [`Corpus::degraded`].
+pub fn degraded() -> Result<Vec<Sample>, CorpusError> {
+    Corpus::from_env()?.degraded()
 }
 
 /// See [`Corpus::all`].
@@ -384,6 +411,43 @@ mod tests {
         let bench = corpus.bench_images(3).expect("bench images");
         let again = corpus.bench_images(3).expect("bench images");
         assert!(bench.iter().zip(&again).all(|(a, b)| a.bytes == b.bytes));
+    }
+
+    #[test]
+    fn every_condition_has_reproducible_pages_with_their_text() {
+        let corpus = corpus();
+        let pages = corpus.degraded().expect("degraded pages");
+        let again = corpus.degraded().expect("degraded pages");
+        assert!(pages.iter().zip(&again).all(|(a, b)| a.bytes == b.bytes));
+        for condition in Condition::ALL {
+            let of: Vec<&Sample> = pages
+                .iter()
+                .filter(|page| page.condition == condition.name())
+                .collect();
+            assert!(!of.is_empty(), "{condition:?}");
+            for page in of {
+                assert!(page.pages[0].len() > 100, "{}", page.name);
+                image::load_from_memory(&page.bytes).expect("decodes");
+            }
+        }
+        // Each EXIF page, turned upright by its tag, is the clean page.
+        let clean = decode(&pages[0]);
+        for page in pages.iter().filter(|page| page.condition == "exif") {
+            let mut decoder = ImageReader::new(Cursor::new(&page.bytes))
+                .with_guessed_format()
+                .expect("format")
+                .into_decoder()
+                .expect("decoder");
+            let orientation = decoder.orientation().expect("orientation");
+            let mut upright = DynamicImage::from_decoder(decoder).expect("decodes");
+            upright.apply_orientation(orientation);
+            assert_eq!(
+                (upright.width(), upright.height()),
+                clean.dimensions(),
+                "{}",
+                page.name
+            );
+        }
     }
 
     #[test]

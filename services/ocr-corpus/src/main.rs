@@ -8,8 +8,9 @@ use clap::Parser;
 use flashcards_ocr_corpus::{Corpus, FONT_ENV, FONT_PATH, Sample};
 use serde_json::{Value, json};
 
-/// Writes every corpus sample, benchmark images under bench/, and manifest.json (name, file,
-/// content type and the exact text of each page).
+/// Writes every corpus sample, benchmark images under bench/, the photographed-page conditions
+/// under degraded/, and manifest.json (name, file, content type, condition and the exact text of
+/// each page).
 #[derive(Parser)]
 struct Args {
     /// Directory to write into; created if missing.
@@ -39,17 +40,32 @@ fn main() -> anyhow::Result<()> {
         .map(|sample| write(&args.dir, Path::new("bench"), sample))
         .collect::<anyhow::Result<Vec<_>>>()?;
 
+    let degraded_dir = args.dir.join("degraded");
+    fs::create_dir_all(&degraded_dir)
+        .with_context(|| format!("creating {}", degraded_dir.display()))?;
+    let degraded = corpus
+        .degraded()?
+        .into_iter()
+        .map(|sample| write(&args.dir, Path::new("degraded"), sample))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+
     let manifest_path = args.dir.join("manifest.json");
-    let manifest = json!({ "font": args.font, "samples": samples, "bench": bench });
+    let manifest = json!({
+        "font": args.font,
+        "samples": samples,
+        "bench": bench,
+        "degraded": degraded,
+    });
     fs::write(
         &manifest_path,
         serde_json::to_string_pretty(&manifest)? + "\n",
     )
     .with_context(|| format!("writing {}", manifest_path.display()))?;
     println!(
-        "wrote {} samples and {} benchmark images to {}",
+        "wrote {} samples, {} benchmark images and {} degraded pages to {}",
         samples.len(),
         bench.len(),
+        degraded.len(),
         args.dir.display()
     );
     Ok(())
@@ -65,6 +81,7 @@ fn write(root: &Path, subdir: &Path, sample: Sample) -> anyhow::Result<Value> {
         "name": sample.name,
         "file": relative,
         "content_type": sample.content_type,
+        "condition": sample.condition,
         "pages": sample.pages,
     }))
 }

@@ -40,7 +40,8 @@ pub struct Args {
     #[arg(long, env = "OCR_DEADLINE_SECS", default_value_t = 60)]
     pub deadline_secs: u64,
 
-    /// Word confidence (0-100) under which words leave the text, when a request names none.
+    /// Word confidence (0-100) under which words are marked `low_confidence`, when a request
+    /// names none; they leave the text only when the request asks for filtering.
     #[arg(long, env = "OCR_MIN_CONFIDENCE", default_value_t = 60.0)]
     pub min_confidence: f32,
 

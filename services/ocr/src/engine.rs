@@ -30,6 +30,27 @@ pub enum EngineError {
 pub const PAGE_SEG_MODES: [u8; 12] = [1, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13];
 pub const DEFAULT_PAGE_SEG_MODE: u8 = 3;
 
+/// How Tesseract separates ink from paper before reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Threshold {
+    /// One threshold for the whole page (Otsu's): best on evenly lit pages, noisy or not.
+    #[default]
+    Global,
+    /// A threshold for each neighbourhood of `window_px` pixels (Sauvola's): for noisy pages
+    /// under uneven light, where one threshold loses the text in the shadow.
+    Local { window_px: u32 },
+}
+
+impl Threshold {
+    /// The value of Tesseract's `thresholding_method` variable.
+    fn tesseract_method(self) -> &'static str {
+        match self {
+            Self::Global => "0",
+            Self::Local { .. } => "2",
+        }
+    }
+}
+
 pub struct Engine {
     api: TesseractAPI,
     datapath: PathBuf,
@@ -77,6 +98,7 @@ impl Engine {
     pub fn recognize(
         &mut self,
         page: &GrayImage,
+        threshold: Threshold,
         language: &str,
         page_seg_mode: u8,
         ppi: u32,
@@ -89,6 +111,16 @@ impl Engine {
             i32::try_from(page.height()).map_err(|_| EngineError::TooLarge(page.height()))?;
         self.api
             .set_page_seg_mode(TessPageSegMode::from_int(i32::from(page_seg_mode)))?;
+        // Set on every page: the engine keeps variables from one page to the next.
+        self.api
+            .set_variable("thresholding_method", threshold.tesseract_method())?;
+        if let Threshold::Local { window_px } = threshold {
+            // Tesseract sizes the window in inches of the page's resolution.
+            #[allow(clippy::cast_precision_loss)]
+            let inches = f64::from(window_px) / f64::from(ppi.max(1));
+            self.api
+                .set_variable("thresholding_window_size", &format!("{inches:.4}"))?;
+        }
         self.api.set_image(page.as_raw(), width, height, 1, width)?;
         self.api
             .set_source_resolution(i32::try_from(ppi).unwrap_or(300))?;

@@ -166,6 +166,7 @@ pub fn parse_bbox_layout(xhtml: &str) -> Result<Vec<TextLayerPage>, PdfError> {
                             bbox,
                             block,
                             line,
+                            low_confidence: false,
                         });
                     }
                 }

@@ -20,12 +20,12 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     OcrState,
-    engine::{DEFAULT_PAGE_SEG_MODE, EngineError, PAGE_SEG_MODES},
+    engine::{DEFAULT_PAGE_SEG_MODE, EngineError, PAGE_SEG_MODES, Threshold},
     file_type::{self, FileType},
     metrics::Outcome,
     pdf::{self, PdfError, RENDER_DPI},
     pool::{Admission, PoolError},
-    preprocess::{self, DecodeError, Options},
+    preprocess::{self, DecodeError, Options, Prepared},
     tracking,
     words::{Word, mean_confidence, split_by_confidence, text_of},
 };
@@ -61,8 +61,12 @@ async fn languages(State(state): State<OcrState>) -> Json<Languages> {
 pub struct OcrParams {
     /// Language, or languages joined by `+` (see `/v1/languages`); default the service's.
     pub lang: Option<String>,
-    /// 0–100: words under it leave the text and are listed in `filtered_words` instead.
+    /// 0–100: words under it are marked `low_confidence` (default the service's
+    /// `--min-confidence`). Naming it asks for filtering, unless `filter=false`.
     pub min_confidence: Option<f32>,
+    /// Take the low-confidence words out of the text and list them in `filtered_words` (default:
+    /// true when `min_confidence` is given, else false: every word read stays in the text).
+    pub filter: Option<bool>,
     /// Tesseract page segmentation mode: 1 or 3–13 (default 3, fully automatic).
     pub psm: Option<u8>,
     /// Turn pages pure black and white (Otsu) before recognition.
@@ -103,9 +107,10 @@ pub struct PageResult {
     pub text: String,
     /// Mean confidence of every word of the page, filtered ones included; `null` without words.
     pub mean_confidence: Option<f32>,
-    /// Words at or above `min_confidence`.
+    /// The words in `text`: every word read, or with filtering those at or above
+    /// `min_confidence`.
     pub words: Vec<Word>,
-    /// Words under `min_confidence`, left out of `text`.
+    /// With filtering, the words under `min_confidence`, left out of `text`; else empty.
     pub filtered_words: Vec<Word>,
     /// Preprocessing steps that ran, in order (`grayscale`, `upscale:2.00x`, ...).
     pub preprocessing: Vec<String>,
@@ -116,7 +121,10 @@ pub struct PageResult {
 pub struct OcrResponse {
     pub file_type: FileType,
     pub language: String,
+    /// Words under it are marked `low_confidence`.
     pub min_confidence: f32,
+    /// Whether the low-confidence words were taken out of the text.
+    pub filtered: bool,
     pub page_seg_mode: u8,
     pub pages: Vec<PageResult>,
     /// Time spent waiting for an engine.
@@ -208,6 +216,7 @@ fn log_run(
         let requested = tracking::Requested {
             language: params.lang.as_deref().unwrap_or(&settings.default_language),
             min_confidence: params.min_confidence.unwrap_or(settings.min_confidence),
+            filter: params.filter.unwrap_or(params.min_confidence.is_some()),
             psm: params.psm.unwrap_or(DEFAULT_PAGE_SEG_MODE),
             binarize: params.binarize.unwrap_or(false),
         };
@@ -225,6 +234,7 @@ fn log_run(
 struct Job {
     language: String,
     min_confidence: f32,
+    filter: bool,
     page_seg_mode: u8,
     options: Options,
 }
@@ -266,6 +276,7 @@ impl Job {
         Ok(Self {
             language,
             min_confidence,
+            filter: params.filter.unwrap_or(params.min_confidence.is_some()),
             page_seg_mode,
             options: Options {
                 binarize: params.binarize.unwrap_or(false),
@@ -383,6 +394,7 @@ async fn process(
         file_type: kind,
         language: job.language.clone(),
         min_confidence: job.min_confidence,
+        filtered: job.filter,
         page_seg_mode: job.page_seg_mode,
         pages,
         queued_ms,
@@ -432,9 +444,8 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
-struct Prepared {
-    page: GrayImage,
-    steps: Vec<String>,
+struct Decoded {
+    prepared: Prepared,
     decode_ms: f64,
     preprocess_ms: f64,
 }
@@ -455,30 +466,33 @@ async fn image_pages(
         let (image, orientation) = preprocess::decode(&bytes, format, max_pixels)?;
         let decode_ms = millis(started);
         let started = StdInstant::now();
-        let (page, steps) = preprocess::prepare(image, orientation, options, max_pixels);
-        Ok::<_, DecodeError>(Prepared {
-            page,
-            steps,
+        let prepared = preprocess::prepare(image, orientation, options, max_pixels);
+        Ok::<_, DecodeError>(Decoded {
+            prepared,
             decode_ms,
             preprocess_ms: millis(started),
         })
     })
     .await??;
-    let Prepared {
-        page,
-        steps,
+    let Decoded {
+        prepared: Prepared {
+            page,
+            steps,
+            threshold,
+        },
         decode_ms,
         preprocess_ms,
     } = prepared;
     let (width, height) = page.dimensions();
-    let mut recognised = recognise(job, admission, vec![page], deadline, queued_ms).await?;
+    let mut recognised =
+        recognise(job, admission, vec![(page, threshold)], deadline, queued_ms).await?;
     let (words, recognize_ms) = recognised.pop().unwrap_or_default();
     Ok(vec![page_result(
         1,
         PageSource::Ocr,
         (width, height),
         words,
-        job.min_confidence,
+        job,
         steps,
         PageTimings {
             decode_ms: Some(decode_ms),
@@ -508,7 +522,7 @@ async fn pdf_pages(
     let layers = pdf::text_layers(&path, deadline).await?;
 
     let mut pages: Vec<Option<PageResult>> = Vec::with_capacity(layers.len());
-    let mut scanned: Vec<(usize, GrayImage, Vec<String>, f64)> = Vec::new();
+    let mut scanned: Vec<(usize, Prepared, f64)> = Vec::new();
     for (index, layer) in layers.into_iter().enumerate() {
         let number = u32::try_from(index + 1).unwrap_or(u32::MAX);
         let size = (
@@ -521,7 +535,7 @@ async fn pdf_pages(
                 PageSource::TextLayer,
                 size,
                 layer.words,
-                job.min_confidence,
+                job,
                 Vec::new(),
                 PageTimings::default(),
             )));
@@ -534,29 +548,32 @@ async fn pdf_pages(
         preprocess::check_pixels(image.width(), image.height(), settings.max_image_pixels)?;
         let options = job.options;
         let max_pixels = settings.max_image_pixels;
-        let (page, mut steps) = blocking("preparing a page", deadline, move || {
+        let mut prepared = blocking("preparing a page", deadline, move || {
             preprocess::prepare(image.into(), None, options, max_pixels)
         })
         .await?;
-        steps.insert(0, format!("render:{dpi}dpi"));
-        scanned.push((index, page, steps, render_ms));
+        prepared.steps.insert(0, format!("render:{dpi}dpi"));
+        scanned.push((index, prepared, render_ms));
         pages.push(None);
     }
 
     if !scanned.is_empty() {
-        let images = scanned.iter().map(|(_, page, _, _)| page.clone()).collect();
+        let images = scanned
+            .iter()
+            .map(|(_, prepared, _)| (prepared.page.clone(), prepared.threshold))
+            .collect();
         let recognised = recognise(job, admission, images, deadline, queued_ms).await?;
-        for ((index, page, steps, render_ms), (words, recognize_ms)) in
+        for ((index, prepared, render_ms), (words, recognize_ms)) in
             scanned.into_iter().zip(recognised)
         {
             let number = u32::try_from(index + 1).unwrap_or(u32::MAX);
             pages[index] = Some(page_result(
                 number,
                 PageSource::Ocr,
-                page.dimensions(),
+                prepared.page.dimensions(),
                 words,
-                job.min_confidence,
-                steps,
+                job,
+                prepared.steps,
                 PageTimings {
                     render_ms: Some(render_ms),
                     recognize_ms: Some(recognize_ms),
@@ -585,7 +602,7 @@ fn scaled_points(points: f32) -> u32 {
 async fn recognise(
     job: &Job,
     admission: &Admission,
-    pages: Vec<GrayImage>,
+    pages: Vec<(GrayImage, Threshold)>,
     deadline: Instant,
     queued_ms: &mut f64,
 ) -> Result<Vec<(Vec<Word>, f64)>, Failure> {
@@ -600,12 +617,12 @@ async fn recognise(
             return Err(Failure::internal("taking an engine", "the lease was empty"));
         };
         let mut results = Vec::with_capacity(pages.len());
-        for page in &pages {
+        for (page, threshold) in &pages {
             if StdInstant::now() >= stop_at {
                 return Err(Failure::timeout("recognising the pages"));
             }
             let started = StdInstant::now();
-            let words = engine.recognize(page, &language, page_seg_mode, RENDER_DPI)?;
+            let words = engine.recognize(page, *threshold, &language, page_seg_mode, RENDER_DPI)?;
             results.push((words, millis(started)));
         }
         Ok(results)
@@ -619,12 +636,12 @@ fn page_result(
     source: PageSource,
     (width, height): (u32, u32),
     words: Vec<Word>,
-    min_confidence: f32,
+    job: &Job,
     preprocessing: Vec<String>,
     timings: PageTimings,
 ) -> PageResult {
     let mean = mean_confidence(&words);
-    let (kept, filtered) = split_by_confidence(words, min_confidence);
+    let (kept, filtered) = split_by_confidence(words, job.min_confidence, job.filter);
     PageResult {
         page: number,
         source,

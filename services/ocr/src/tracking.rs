@@ -7,7 +7,8 @@
 //! A recognition takes a good fraction of a second, so three small REST calls per request are cheap
 //! beside it, and the logger's bounded queue sheds them under overload.
 //!
-//! - params: `file_type`, `language`, `psm`, `min_confidence`, `binarize` (preprocessing setting);
+//! - params: `file_type`, `language`, `psm`, `min_confidence`, `filter`, `binarize` (preprocessing
+//!   setting);
 //! - metrics: `processing_seconds`, `queued_seconds`, `pages`, `pages_recognised`, `words_total`,
 //!   `words_kept`, `words_filtered`, `low_confidence_ratio`, and over Tesseract's words (not those of
 //!   PDF text layers, which are always 100) `word_confidence_mean`, `_median`, `_p10`, `_min`, plus
@@ -29,6 +30,8 @@ use crate::{
 pub struct Requested<'a> {
     pub language: &'a str,
     pub min_confidence: f32,
+    /// Whether low-confidence words leave the text.
+    pub filter: bool,
     pub psm: u8,
     pub binarize: bool,
 }
@@ -46,6 +49,7 @@ pub fn record(
         .param("language", requested.language)
         .param("psm", requested.psm)
         .param("min_confidence", requested.min_confidence)
+        .param("filter", requested.filter)
         .param("binarize", requested.binarize)
         .metric("processing_seconds", elapsed.as_secs_f64())
         .tag("outcome", outcome.label())
@@ -171,6 +175,7 @@ mod tests {
             },
             block: 1,
             line: 1,
+            low_confidence: false,
         }
     }
 
@@ -192,6 +197,7 @@ mod tests {
     const ASKED: Requested<'static> = Requested {
         language: "eng",
         min_confidence: 60.0,
+        filter: false,
         psm: 3,
         binarize: false,
     };
@@ -202,6 +208,7 @@ mod tests {
             file_type: FileType::Pdf,
             language: "eng".into(),
             min_confidence: 60.0,
+            filtered: true,
             page_seg_mode: 3,
             pages: vec![
                 page(1, PageSource::TextLayer, &[100.0, 100.0], &[]),
@@ -230,6 +237,7 @@ mod tests {
                 ("language", "eng"),
                 ("psm", "3"),
                 ("min_confidence", "60"),
+                ("filter", "false"),
                 ("binarize", "false"),
             ]
         );

@@ -23,6 +23,9 @@ pub struct Word {
     pub block: u32,
     /// 1-based line of the page, counted across blocks.
     pub line: u32,
+    /// Under the request's `min_confidence`: likely misread. The word stays in the page's text
+    /// unless the request asked for filtering.
+    pub low_confidence: bool,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -86,16 +89,27 @@ pub fn parse_tsv(tsv: &str) -> Result<Vec<Word>, TsvError> {
             },
             block: key.0,
             line: line_number,
+            low_confidence: false,
         });
     }
     Ok(words)
 }
 
-/// Words at or above `min_confidence` are kept; the rest are filtered out of the text.
-pub fn split_by_confidence(words: Vec<Word>, min_confidence: f32) -> (Vec<Word>, Vec<Word>) {
-    words
-        .into_iter()
-        .partition(|word| word.confidence >= min_confidence)
+/// Marks the words under `min_confidence`; with `filter`, those leave the kept words and are
+/// returned apart: `(kept, filtered)`.
+pub fn split_by_confidence(
+    mut words: Vec<Word>,
+    min_confidence: f32,
+    filter: bool,
+) -> (Vec<Word>, Vec<Word>) {
+    for word in &mut words {
+        word.low_confidence = word.confidence < min_confidence;
+    }
+    if filter {
+        words.into_iter().partition(|word| !word.low_confidence)
+    } else {
+        (words, Vec::new())
+    }
 }
 
 /// The kept words as text: words of a line joined by spaces, lines by newlines, blocks by a blank line.
@@ -180,10 +194,25 @@ mod tests {
     #[test]
     fn the_filter_splits_at_the_threshold_inclusive() {
         let words = parse_tsv(TSV).expect("parses");
-        let (kept, filtered) = split_by_confidence(words, 88.0);
+        let (kept, filtered) = split_by_confidence(words, 88.0, true);
         let names = |words: &[Word]| words.iter().map(|w| w.text.clone()).collect::<Vec<_>>();
         assert_eq!(names(&kept), ["Hello", "next", "Block"]);
         assert_eq!(names(&filtered), ["wor1d"]);
+        assert!(filtered[0].low_confidence && !kept[0].low_confidence);
+    }
+
+    #[test]
+    fn without_filtering_low_confidence_words_stay_marked() {
+        let words = parse_tsv(TSV).expect("parses");
+        let (kept, filtered) = split_by_confidence(words, 88.0, false);
+        assert!(filtered.is_empty());
+        let marked: Vec<&str> = kept
+            .iter()
+            .filter(|word| word.low_confidence)
+            .map(|word| word.text.as_str())
+            .collect();
+        assert_eq!(marked, ["wor1d"]);
+        assert_eq!(text_of(&kept), "Hello wor1d\nnext\n\nBlock");
     }
 
     #[test]

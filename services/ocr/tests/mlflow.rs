@@ -104,6 +104,7 @@ async fn recognitions_and_refusals_are_runs_with_confidence_analysis_and_error_p
         ("language", "eng"),
         ("psm", "6"),
         ("min_confidence", "70"),
+        ("filter", "true"),
         ("binarize", "false"),
     ] {
         assert_eq!(run_entry(run, "params", key), value, "{key}");

@@ -143,6 +143,65 @@ async fn filtered_words_are_exactly_those_under_the_threshold() {
     assert_eq!(text.split_whitespace().collect::<Vec<_>>(), kept_text);
 }
 
+/// Photographed pages that Tesseract alone misreads (skewed, in a shadow, stored turned) or that
+/// need their text scaled up (blurred, small) read as well as clean ones, and the answer names the
+/// step that made the difference.
+#[tokio::test]
+async fn photographed_pages_read_at_99_percent() {
+    let server = start(default_settings()).await;
+    let pages = corpus::degraded().unwrap();
+    for (condition, step) in [
+        ("skew", Some("deskew:")),
+        ("uneven_light", Some("flatten_light:")),
+        ("exif", Some("exif_orientation:")),
+        ("blur", Some("upscale:")),
+        ("perspective", None),
+        ("two_columns", None),
+    ] {
+        let chosen: Vec<&corpus::Sample> = pages
+            .iter()
+            .filter(|page| page.condition == condition)
+            .take(2)
+            .collect();
+        assert!(!chosen.is_empty(), "{condition}");
+        for sample in chosen {
+            let answer = recognise(&server, "", sample).await;
+            let text = &page_texts(&answer)[0];
+            let accuracy = character_accuracy(&sample.pages[0], text);
+            let steps = answer["pages"][0]["preprocessing"].to_string();
+            println!("{:<16} accuracy {accuracy:.4}  steps {steps}", sample.name);
+            assert!(accuracy >= 0.99, "{}: {accuracy}\n{text}", sample.name);
+            if let Some(step) = step {
+                assert!(steps.contains(step), "{}: {steps}", sample.name);
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn by_default_low_confidence_words_stay_in_the_text_marked() {
+    let server = start(default_settings()).await;
+    let low = corpus::low_contrast_png().unwrap();
+    let answer = recognise(&server, "", &low).await;
+    assert_eq!(answer["filtered"], false);
+    let threshold = answer["min_confidence"].as_f64().unwrap();
+    let page = &answer["pages"][0];
+    assert!(page["filtered_words"].as_array().unwrap().is_empty());
+    let words = page["words"].as_array().unwrap();
+    for word in words {
+        let low = word["confidence"].as_f64().unwrap() < threshold;
+        assert_eq!(word["low_confidence"].as_bool(), Some(low), "{word}");
+    }
+    let text: Vec<&str> = page["text"].as_str().unwrap().split_whitespace().collect();
+    let read: Vec<&str> = words.iter().map(|w| w["text"].as_str().unwrap()).collect();
+    assert_eq!(text, read, "every word read is in the text");
+
+    let asked = recognise(&server, "?filter=true", &low).await;
+    assert_eq!(asked["filtered"], true);
+    let kept = asked["pages"][0]["words"].as_array().unwrap();
+    assert!(kept.iter().all(|word| word["low_confidence"] == false));
+}
+
 #[tokio::test]
 async fn metrics_count_known_requests() {
     let server = start(default_settings()).await;
