@@ -298,9 +298,10 @@ const GERMAN: [&str; 14] = [
     "zu",
 ];
 
-/// English function words: one of them makes a sentence English.
-const ENGLISH: [&str; 9] = ["the", "of", "and", "is", "are", "a", "an", "to", "in"];
+/// English function words (not `in`, which German shares).
+const ENGLISH: [&str; 8] = ["the", "of", "and", "is", "are", "a", "an", "to"];
 
+/// A sentence is German when it holds more German function words than English ones.
 fn is_german(sentence: &str) -> bool {
     let words: Vec<String> = sentence
         .split_whitespace()
@@ -309,8 +310,13 @@ fn is_german(sentence: &str) -> bool {
                 .to_lowercase()
         })
         .collect();
-    words.iter().any(|word| GERMAN.contains(&word.as_str()))
-        && !words.iter().any(|word| ENGLISH.contains(&word.as_str()))
+    let count = |list: &[&str]| {
+        words
+            .iter()
+            .filter(|word| list.contains(&word.as_str()))
+            .count()
+    };
+    count(&GERMAN) > count(&ENGLISH)
 }
 
 /// The first noun of a German sentence after its first word: German nouns are capitalised.
@@ -1118,6 +1124,14 @@ mod tests {
             answer("Der erste Reichspräsident war Friedrich Ebert."),
             "Friedrich Ebert"
         );
+        // `in` is German too: these are German sentences.
+        for german in [
+            "Die Weimarer Republik war die erste parlamentarische Demokratie in Deutschland.",
+            "In den feinen Kapillaren findet der Austausch von Sauerstoff und Kohlenstoffdioxid statt.",
+        ] {
+            assert!(is_german(german), "{german}");
+        }
+        assert!(!is_german("The die is cast in the game."));
     }
 
     #[test]
