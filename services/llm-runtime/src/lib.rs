@@ -1,0 +1,7 @@
+//! Local inference for the LLM service. So far: reading GGUF model files (header, metadata and
+//! tensor index, the tensor data memory-mapped in place) and turning the reference models' block
+//! formats back into numbers, with every malformed or unsupported file refused by an error that
+//! names what is wrong.
+
+pub mod gguf;
+pub mod quant;
