@@ -1,0 +1,65 @@
+//! Our tokenizer against llama.cpp's, on the test model: `cargo xtask test` runs llama.cpp's
+//! server with SmolLM2 (FLASHCARDS_TEST_LLM_URL, FLASHCARDS_TEST_LLM_MODEL), whose
+//! `/extras/tokenize` tokenizes with special tokens parsed, as we do.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+
+use flashcards_llm_runtime::{gguf::Gguf, tokenizer::Tokenizer};
+use serde_json::{Value, json};
+
+/// ASCII, accents, CJK, emoji, code, numbers, runs of spaces and newlines, the chat template's
+/// special tokens, contractions, and nothing at all.
+const TEXTS: [&str; 14] = [
+    "Hello world",
+    "The mitochondrion makes ATP.",
+    "naïve café résumé Übergröße",
+    "日本語のテキスト 中文",
+    "emoji 🙂🚀 done",
+    "fn main() {\n    println!(\"{}\", x + 1);\n}",
+    "12345 3.14159 1,000,000",
+    "a  b   c\n\n\nd\t\te",
+    "<|im_start|>user\nHi there<|im_end|>\n<|im_start|>assistant\n",
+    "   leading and trailing   ",
+    "don't I'll we've THEY'RE",
+    "Photosynthesis: 6CO2 + 6H2O → C6H12O6 + 6O2",
+    "\n",
+    "",
+];
+
+#[tokio::test]
+async fn token_ids_are_llama_cpps() {
+    let url = std::env::var("FLASHCARDS_TEST_LLM_URL").expect(
+        "FLASHCARDS_TEST_LLM_URL is not set: run the tests with `cargo xtask test`, which starts \
+         llama.cpp's server with SmolLM2",
+    );
+    let model = std::env::var("FLASHCARDS_TEST_LLM_MODEL").unwrap();
+    let gguf = Gguf::open(Path::new(&model)).unwrap();
+    let tokenizer = Tokenizer::from_gguf(&gguf).unwrap();
+    let client = reqwest::Client::new();
+    for text in TEXTS {
+        let answer: Value = client
+            .post(format!("{url}/extras/tokenize"))
+            .json(&json!({ "input": text }))
+            .send()
+            .await
+            .unwrap()
+            .error_for_status()
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let expected: Vec<u32> = answer["tokens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|id| u32::try_from(id.as_u64().unwrap()).unwrap())
+            .collect();
+        let ours = tokenizer.encode(text);
+        assert_eq!(ours, expected, "{text:?}");
+        if !text.is_empty() {
+            assert_eq!(tokenizer.decode(&ours), text, "round trip of {text:?}");
+        }
+    }
+}
