@@ -6,5 +6,6 @@
 
 pub mod gguf;
 pub mod kernels;
+pub mod model;
 pub mod quant;
 pub mod tokenizer;
