@@ -100,9 +100,8 @@ impl Run {
     }
 }
 
-/// Starts the release service with one engine per client, warms it up, measures it and stops it,
-/// so that it takes no CPU from the CLI's run.
-fn measure_service(samples: &[Sample]) -> Result<Run> {
+/// The release service with one engine per client, ready; it stops when dropped.
+fn start_service() -> Result<(Server, SocketAddr)> {
     let address = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()?));
     let mut service = Server::start(
         "flashcards-ocr",
@@ -114,6 +113,13 @@ fn measure_service(samples: &[Sample]) -> Result<Run> {
             .env("RUST_LOG", "warn"),
     )?;
     service.wait_ready(address, "/readyz")?;
+    Ok((service, address))
+}
+
+/// Starts the service, warms it up, measures it and stops it, so that it takes no CPU from the
+/// CLI's run.
+fn measure_service(samples: &[Sample]) -> Result<Run> {
+    let (_service, address) = start_service()?;
     let images: Vec<&[u8]> = samples
         .iter()
         .map(|sample| sample.bytes.as_slice())

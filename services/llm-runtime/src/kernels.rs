@@ -4,7 +4,10 @@
 //! of each block. Decoding is memory-bound, so reading 4–6 bits a weight instead of 32 is the speed.
 //! This is the portable version; [`crate::quant::dequantize`] is its reference.
 
-use crate::{gguf::TensorType, quant::f16_to_f32};
+use crate::{
+    gguf::TensorType,
+    quant::{half, scale_min_k4},
+};
 
 /// Weights per activation block.
 pub const QK: usize = 32;
@@ -49,10 +52,6 @@ pub enum KernelError {
         expected: usize,
         got: usize,
     },
-}
-
-fn half(bytes: &[u8], at: usize) -> f32 {
-    f16_to_f32(u16::from_le_bytes([bytes[at], bytes[at + 1]]))
 }
 
 /// Σ w·a over one row of `kind` weights (`row` holds its blocks) and the quantized activations.
@@ -120,17 +119,6 @@ fn dot(kind: TensorType, row: &[u8], activations: &[ActivationBlock]) -> f32 {
 #[allow(clippy::cast_precision_loss)]
 fn int(value: i32) -> f32 {
     value as f32
-}
-
-fn scale_min_k4(j: usize, packed: &[u8]) -> (u8, u8) {
-    if j < 4 {
-        (packed[j] & 63, packed[j + 4] & 63)
-    } else {
-        (
-            (packed[j + 4] & 0xF) | ((packed[j - 4] >> 6) << 4),
-            (packed[j + 4] >> 4) | ((packed[j] >> 6) << 4),
-        )
-    }
 }
 
 /// One Q4_K super-block (256 weights) against 8 activation blocks: sub-block `2c` is the low

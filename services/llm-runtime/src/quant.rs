@@ -39,7 +39,8 @@ pub fn f16_to_f32(bits: u16) -> f32 {
     f32::from_bits(sign | magnitude)
 }
 
-fn half(bytes: &[u8], at: usize) -> f32 {
+/// The little-endian half at `at`.
+pub(crate) fn half(bytes: &[u8], at: usize) -> f32 {
     f16_to_f32(u16::from_le_bytes([bytes[at], bytes[at + 1]]))
 }
 
@@ -113,7 +114,7 @@ fn q5_0(block: &[u8], out: &mut Vec<f32>) {
 }
 
 /// The 6-bit scale and minimum of sub-block `j` (of 8) in Q4_K's 12 packed bytes.
-fn scale_min_k4(j: usize, packed: &[u8]) -> (u8, u8) {
+pub(crate) fn scale_min_k4(j: usize, packed: &[u8]) -> (u8, u8) {
     if j < 4 {
         (packed[j] & 63, packed[j + 4] & 63)
     } else {

@@ -19,7 +19,7 @@ use imageproc::{
 use crate::{
     CLEAN, CorpusError, Sample, exif,
     render::{self, Page, Style, Typeface},
-    text,
+    text::{self, SplitMix64},
 };
 
 /// Where Debian's `fonts-comic-neue` installs Comic Neue: a free font drawn after handwriting.
@@ -287,38 +287,13 @@ fn stored_for(upright: &GrayImage, orientation: Orientation) -> GrayImage {
     image.into_luma8()
 }
 
-/// SplitMix64: a small, fixed generator, so the corpus is the same on every machine and version.
-struct Noise(u64);
-
-impl Noise {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in (0, 1].
-    #[allow(clippy::cast_precision_loss)]
-    fn uniform(&mut self) -> f32 {
-        ((self.next() >> 40) as f32 + 1.0) / (1_u64 << 24) as f32
-    }
-
-    /// Standard normal (Box–Muller).
-    fn normal(&mut self) -> f32 {
-        let (u, v) = (self.uniform(), self.uniform());
-        (-2.0 * u.ln()).sqrt() * (std::f32::consts::TAU * v).cos()
-    }
-}
-
 #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 fn level(value: f32) -> u8 {
     value.round().clamp(0.0, 255.0) as u8
 }
 
 fn noisy(image: &GrayImage, sigma: f32, seed: u64) -> GrayImage {
-    let mut noise = Noise(seed);
+    let mut noise = SplitMix64(seed);
     let mut out = image.clone();
     for pixel in out.pixels_mut() {
         pixel.0[0] = level(f32::from(pixel.0[0]) + sigma * noise.normal());

@@ -157,16 +157,29 @@ pub(crate) fn bench_lines(index: usize) -> [String; 3] {
 }
 
 /// SplitMix64 (Steele, Lea and Flood): tiny, well mixed, and fixed forever, unlike a library
-/// generator whose output may change between versions.
-struct SplitMix64(u64);
+/// generator whose output may change between versions. It picks the benchmark words and the
+/// sensor noise of the photographed pages.
+pub(crate) struct SplitMix64(pub(crate) u64);
 
 impl SplitMix64 {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
+    }
+
+    /// Uniform in (0, 1].
+    #[allow(clippy::cast_precision_loss)]
+    fn uniform(&mut self) -> f32 {
+        ((self.next() >> 40) as f32 + 1.0) / (1_u64 << 24) as f32
+    }
+
+    /// Standard normal (Box–Muller).
+    pub(crate) fn normal(&mut self) -> f32 {
+        let (u, v) = (self.uniform(), self.uniform());
+        (-2.0 * u.ln()).sqrt() * (std::f32::consts::TAU * v).cos()
     }
 }
 

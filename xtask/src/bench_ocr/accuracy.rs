@@ -5,18 +5,15 @@
 use std::{
     collections::HashMap,
     fs,
-    net::{Ipv4Addr, SocketAddr},
     path::{Path, PathBuf},
-    process::Command,
 };
 
 use anyhow::{Context, Result};
-use flashcards_e2e::workspace::free_port;
 use flashcards_ocr_corpus::Sample;
 use serde_json::Value;
 
-use super::{CLIENTS, QUEUE, fold_whitespace, levenshtein, measure, tesseract};
-use crate::{cargo, http, server::Server};
+use super::{fold_whitespace, levenshtein, measure, start_service, tesseract};
+use crate::http;
 
 /// The goal: mean character error rate over the conditions.
 const GOAL_MEAN_CER: f64 = 0.01;
@@ -61,17 +58,7 @@ pub(super) fn run(samples: &[Sample], scratch: &Path) -> Result<()> {
 }
 
 fn read_with_service(samples: &[Sample]) -> Result<Vec<ServiceReading>> {
-    let address = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()?));
-    let mut service = Server::start(
-        "flashcards-ocr",
-        Command::new(cargo::release_binary("flashcards-ocr"))
-            .arg("--listen")
-            .arg(address.to_string())
-            .args(["--engines", &CLIENTS.to_string()])
-            .args(["--queue", &QUEUE.to_string()])
-            .env("RUST_LOG", "warn"),
-    )?;
-    service.wait_ready(address, "/readyz")?;
+    let (_service, address) = start_service()?;
     let answers = measure(samples, |sample| {
         let response = http::send(
             address,
