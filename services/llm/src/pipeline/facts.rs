@@ -70,11 +70,29 @@ pub struct Plan {
 /// Every sentence that offers an answer, best first (ties keep the text's order).
 pub fn rank(sentences: &[Sentence]) -> Vec<Fact> {
     let topic = topic(sentences);
+    let mut known = topic.clone();
+    let entries = std::cell::Cell::new(0_usize);
     let mut facts: Vec<Fact> = sentences
         .iter()
         .enumerate()
         .filter_map(|(index, sentence)| {
-            plan(&sentence.text, &topic).map(|plan| Fact {
+            let planned = match glossary(&sentence.text) {
+                // A vocabulary list is learnt both ways: every other entry asks for the meaning.
+                Some((term, meaning)) if entries.replace(entries.get() + 1) % 2 == 1 => {
+                    Some(Plan {
+                        question: Some(format!("What does '{term}' mean?")),
+                        answer: meaning,
+                        ask_model: false,
+                    })
+                }
+                _ => plan(&sentence.text, &known),
+            };
+            known.extend(
+                content_words(&sentence.text)
+                    .iter()
+                    .map(|word| singular(word)),
+            );
+            planned.map(|plan| Fact {
                 sentence: index,
                 worth: worth(&sentence.text, index),
                 plan,
@@ -119,16 +137,24 @@ fn singular(word: &str) -> String {
     }
 }
 
-/// Whether every content word of `phrase` is a topic word.
+/// Whether at least half the content words of `phrase` are known.
 fn is_topic(phrase: &str, topic: &[String]) -> bool {
     let words = content_words(phrase);
-    !words.is_empty() && words.iter().all(|word| topic.contains(&singular(word)))
+    let known = words
+        .iter()
+        .filter(|word| topic.contains(&singular(word)))
+        .count();
+    !words.is_empty() && known == words.len()
 }
 
 /// A score of how much a sentence states something to learn: a defined term, a date, a number, a
 /// formula or code, named things and specialist words count; a very short line or a long
 /// rambling one, or an opening sentence that only introduces the topic, count less.
 pub fn worth(sentence: &str, position: usize) -> f64 {
+    // Entries of a vocabulary list are worth the same: they are learnt in the list's order.
+    if glossary(sentence).is_some() {
+        return 3.0;
+    }
     let tokens = tokens(sentence);
     let words = tokens.len();
     let mut score = 0.0;
@@ -144,9 +170,6 @@ pub fn worth(sentence: &str, position: usize) -> f64 {
         score += 1.0;
     }
     if !formulas(sentence).is_empty() || !code(sentence).is_empty() {
-        score += 2.0;
-    }
-    if glossary(sentence).is_some() {
         score += 2.0;
     }
     let named = tokens
@@ -196,6 +219,11 @@ pub fn plan(sentence: &str, topic: &[String]) -> Option<Plan> {
         return asked(answer, Some(question));
     }
     let tokens = tokens(sentence);
+    if !dates(sentence).is_empty()
+        && let Some(planned) = actor(sentence).and_then(|name| asked(name, None))
+    {
+        return Some(planned);
+    }
     let exact = dates(sentence)
         .into_iter()
         .chain(formulas(sentence))
@@ -713,6 +741,62 @@ fn naming(sentence: &str) -> Vec<String> {
     terms
 }
 
+/// The person who acts in a sentence: a name of two or more capitalised words followed by a verb
+/// of action (`James Watt patented`) or after `by` (`invented by James Hargreaves`). In a dated
+/// sentence the student learns who did it; the date is asked where the event is the subject
+/// (`King Louis XVI was executed in 1793`).
+fn actor(sentence: &str) -> Option<String> {
+    let words: Vec<&str> = sentence.split_whitespace().collect();
+    let capitalised = |word: &str| {
+        let bare = word.trim_end_matches([',', '.', ';', ':']);
+        bare.chars().next().is_some_and(char::is_uppercase)
+            && bare.chars().all(char::is_alphabetic)
+            && !STOPWORDS.contains(&bare.to_lowercase().as_str())
+            && !MONTHS.iter().any(|month| month.eq_ignore_ascii_case(bare))
+    };
+    let mut at = 0;
+    while at < words.len() {
+        let run = words[at..]
+            .iter()
+            .take_while(|word| capitalised(word))
+            .count();
+        let last = words.get(at + run.max(1) - 1).copied().unwrap_or_default();
+        // A comma inside the run ends the name ("Britain, France and Russia" is no one).
+        let whole = words[at..at + run]
+            .iter()
+            .rev()
+            .skip(1)
+            .all(|word| !word.ends_with(','));
+        if run >= 2 && whole {
+            let name = words[at..at + run]
+                .join(" ")
+                .trim_end_matches([',', '.', ';', ':'])
+                .to_owned();
+            let before = at.checked_sub(1).map(|before| words[before].to_lowercase());
+            let after = words.get(at + run).map(|word| {
+                word.trim_matches(|c: char| !c.is_alphabetic())
+                    .to_lowercase()
+            });
+            let acts = !last.ends_with([',', '.', ';', ':'])
+                && after.is_some_and(|verb| {
+                    (english::is_verb(&verb) || verb.ends_with("ed"))
+                        && !["is", "are", "was", "were", "has", "have", "had"]
+                            .contains(&verb.as_str())
+                });
+            // "The French Revolution began": a thing, not a person.
+            let thing = before
+                .as_deref()
+                .is_some_and(|word| ["the", "a", "an"].contains(&word))
+                || words[at] == "The";
+            if !thing && (acts || before.as_deref() == Some("by")) {
+                return Some(name);
+            }
+        }
+        at += run.max(1);
+    }
+    None
+}
+
 /// Dates as the sentence writes them: `14 July 1789`, `30. Januar 1933`, `July 1789`, or a year
 /// alone; the full date first.
 fn dates(sentence: &str) -> Vec<String> {
@@ -815,13 +899,39 @@ fn is_prose(word: &str) -> bool {
 
 /// Code between backticks, and calls written in the prose: `len(nums)`, `O(log n)`.
 fn code(sentence: &str) -> Vec<String> {
-    let mut found: Vec<String> = sentence
-        .split('`')
+    let parts: Vec<&str> = sentence.split('`').collect();
+    let mut found: Vec<String> = parts
+        .iter()
+        .enumerate()
         .skip(1)
         .step_by(2)
-        .map(str::trim)
-        .filter(|code| !code.is_empty())
-        .map(str::to_owned)
+        .filter(|(at, code)| {
+            // "written in square brackets like `[3, 1, 4]`": an example shows the fact, it is not it.
+            let example = parts[at - 1]
+                .trim_end()
+                .rsplit(' ')
+                .next()
+                .is_some_and(|word| ["like", "e.g.", "as"].contains(&word.to_lowercase().as_str()));
+            !code.trim().is_empty() && !example
+        })
+        .map(|(at, code)| {
+            let code = code.trim();
+            // "The method `nums.append(5)`": the method is the fact, the call its example.
+            let introduced = parts[at - 1]
+                .trim_end()
+                .rsplit(' ')
+                .next()
+                .is_some_and(|word| ["method", "function"].contains(&word.to_lowercase().as_str()));
+            match code.split_once('(') {
+                Some((callee, _)) if introduced => callee
+                    .rsplit('.')
+                    .next()
+                    .filter(|name| !name.is_empty())
+                    .unwrap_or(code)
+                    .to_owned(),
+                _ => code.to_owned(),
+            }
+        })
         .collect();
     let prose: String = sentence.split('`').step_by(2).collect::<Vec<_>>().join(" ");
     let mut rest = prose.as_str();
@@ -1015,7 +1125,17 @@ mod tests {
                 "Ohm's law says that so V = I × R, where R is the resistance.",
                 "V = I × R",
             ),
-            ("The function `len(nums)` counts items.", "len(nums)"),
+            ("The function `len(nums)` counts items.", "len"),
+            ("The call `sorted(nums)` returns a copy.", "sorted(nums)"),
+            (
+                "In 1769 James Watt patented an improved steam engine.",
+                "James Watt",
+            ),
+            (
+                "The spinning jenny was invented by James Hargreaves around 1764.",
+                "James Hargreaves",
+            ),
+            ("King Louis XVI was executed in 1793.", "1793"),
             ("Binary search runs in O(log n) time.", "O(log n)"),
             ("Most enzymes work best at 37 °C here.", "37 °C"),
             ("The heart has four chambers.", "four chambers"),
@@ -1026,6 +1146,7 @@ mod tests {
             assert!(plan.ask_model);
         }
         assert!(!answer("written like `nums = [3, 1, 4]` here").starts_with('='));
+        assert!(!answer("Lists are written in square brackets like `[3, 1, 4]`.").contains('['));
         assert_eq!(
             answer("The war began in 1914 and ended on 11 November 1918."),
             "11 November 1918"
@@ -1102,6 +1223,44 @@ mod tests {
                 "ephemeral".to_owned(),
                 Some("What is the word for 'lasting for a very short time'?".to_owned())
             )
+        );
+    }
+
+    #[test]
+    fn a_vocabulary_list_is_asked_both_ways_in_its_order() {
+        let lines = [
+            "ephemeral (adj.) – lasting for a very short time",
+            "ubiquitous (adj.) – present or found everywhere",
+            "meticulous (adj.) – showing great attention to detail",
+        ];
+        let sentences: Vec<Sentence> = lines
+            .iter()
+            .map(|text| Sentence {
+                start: 0,
+                end: text.len(),
+                text: (*text).to_owned(),
+            })
+            .collect();
+        let asked: Vec<(String, Option<String>)> = rank(&sentences)
+            .into_iter()
+            .map(|fact| (fact.plan.answer, fact.plan.question))
+            .collect();
+        assert_eq!(
+            asked,
+            [
+                (
+                    "ephemeral".to_owned(),
+                    Some("What is the word for 'lasting for a very short time'?".to_owned())
+                ),
+                (
+                    "present or found everywhere".to_owned(),
+                    Some("What does 'ubiquitous' mean?".to_owned())
+                ),
+                (
+                    "meticulous".to_owned(),
+                    Some("What is the word for 'showing great attention to detail'?".to_owned())
+                ),
+            ]
         );
     }
 
