@@ -248,6 +248,11 @@ pub fn plan(sentence: &str, topic: &[String]) -> Option<Plan> {
     if exact.is_some() {
         return exact;
     }
+    if english
+        && let Some(planned) = reported(sentence, topic).and_then(|answer| asked(answer, None))
+    {
+        return Some(planned);
+    }
     if english {
         let clause = english::clause(sentence)
             .filter(|clause| usable_subject(&clause.subject) && !reports(&clause.predicate));
@@ -308,6 +313,27 @@ fn unit(sentence: &str) -> Option<(String, Option<String>)> {
             )
         });
     Some((unit, question))
+}
+
+/// What a law or rule says (`The third law says that every action has an equal and opposite
+/// reaction`): the new information comes last, so the answer is the complement's last phrase
+/// that is not the topic, the longest of those ending there.
+fn reported(sentence: &str, topic: &[String]) -> Option<String> {
+    let clause = english::clause(sentence)?;
+    if !reports(&clause.predicate) {
+        return None;
+    }
+    let (_, complement) = clause.predicate.split_once(" that ")?;
+    let complement = complement.trim_end_matches(['.', '!']);
+    phrases(&tokens(complement))
+        .into_iter()
+        .filter(|phrase| !is_topic(phrase, topic))
+        .filter_map(|phrase| {
+            let (_, end) = find_ignoring_case(complement, &phrase)?;
+            Some((end, phrase.len(), phrase))
+        })
+        .max_by_key(|(end, length, _)| (*end, *length))
+        .map(|(_, _, phrase)| phrase)
 }
 
 /// A predicate that reports what something says ("says that …"): its subject is not the fact.
@@ -1147,6 +1173,10 @@ mod tests {
         }
         assert!(!answer("written like `nums = [3, 1, 4]` here").starts_with('='));
         assert!(!answer("Lists are written in square brackets like `[3, 1, 4]`.").contains('['));
+        assert_eq!(
+            answer("The third law says that every action has an equal and opposite reaction."),
+            "opposite reaction"
+        );
         assert_eq!(
             answer("The war began in 1914 and ended on 11 November 1918."),
             "11 November 1918"
