@@ -46,12 +46,37 @@ pub fn supports_question(question: &str, support: &str) -> bool {
     if asked.is_empty() {
         return false;
     }
+    if !names_stand_in(question, support) {
+        return false;
+    }
     let support = content_words(support);
     let found = asked
         .iter()
         .filter(|word| support.iter().any(|known| same_word(word, known)))
         .count();
     found as f64 / asked.len() as f64 >= MIN_QUESTION_SUPPORT
+}
+
+/// Whether every name the question mentions (a capitalised word after its first) stands in the
+/// support: a small model adds names the notes never mention ("When did the border between East
+/// Germany and Poland open?"), and a card about them tests nothing the learner wrote down.
+fn names_stand_in(question: &str, support: &str) -> bool {
+    let support: Vec<String> = support
+        .split_whitespace()
+        .map(|word| {
+            word.trim_matches(|c: char| !c.is_alphanumeric())
+                .to_lowercase()
+        })
+        .collect();
+    question
+        .split_whitespace()
+        .skip(1)
+        .map(|word| word.trim_matches(|c: char| !c.is_alphanumeric()))
+        .filter(|word| word.chars().next().is_some_and(char::is_uppercase))
+        .all(|name| {
+            let name = name.to_lowercase();
+            support.iter().any(|known| same_word(&name, known))
+        })
 }
 
 /// The sentence's clauses: split at commas, semicolons, colons and joining words.
@@ -141,6 +166,20 @@ mod tests {
             !supports_question("What is it called?", sentence),
             "nothing asked"
         );
+    }
+
+    #[test]
+    fn a_question_naming_what_the_notes_do_not_is_not_supported() {
+        let sentence = "After mass peaceful protests in East Germany, the border was opened on \
+                        9 November 1989.";
+        assert!(!supports_question(
+            "When did the border between East Germany and Poland open?",
+            sentence
+        ));
+        assert!(supports_question(
+            "When was the border of East Germany opened?",
+            sentence
+        ));
     }
 
     #[test]
