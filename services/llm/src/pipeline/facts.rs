@@ -71,21 +71,26 @@ pub struct Plan {
 pub fn rank(sentences: &[Sentence]) -> Vec<Fact> {
     let topic = topic(sentences);
     let mut known = topic.clone();
-    let entries = std::cell::Cell::new(0_usize);
+    let mut entries = 0_usize;
     let mut facts: Vec<Fact> = sentences
         .iter()
         .enumerate()
         .filter_map(|(index, sentence)| {
             let planned = match glossary(&sentence.text) {
                 // A vocabulary list is learnt both ways: every other entry asks for the meaning.
-                Some((term, meaning)) if entries.replace(entries.get() + 1) % 2 == 1 => {
-                    Some(Plan {
-                        question: Some(format!("What does '{term}' mean?")),
-                        answer: meaning,
-                        ask_model: false,
-                    })
+                Some((term, meaning)) => {
+                    entries += 1;
+                    if entries.is_multiple_of(2) {
+                        Some(Plan {
+                            question: Some(format!("What does '{term}' mean?")),
+                            answer: meaning,
+                            ask_model: false,
+                        })
+                    } else {
+                        plan(&sentence.text, &known)
+                    }
                 }
-                _ => plan(&sentence.text, &known),
+                None => plan(&sentence.text, &known),
             };
             known.extend(
                 content_words(&sentence.text)
@@ -137,14 +142,10 @@ fn singular(word: &str) -> String {
     }
 }
 
-/// Whether at least half the content words of `phrase` are known.
+/// Whether every content word of `phrase` is known: a topic word or one of an earlier sentence.
 fn is_topic(phrase: &str, topic: &[String]) -> bool {
     let words = content_words(phrase);
-    let known = words
-        .iter()
-        .filter(|word| topic.contains(&singular(word)))
-        .count();
-    !words.is_empty() && known == words.len()
+    !words.is_empty() && words.iter().all(|word| topic.contains(&singular(word)))
 }
 
 /// A score of how much a sentence states something to learn: a defined term, a date, a number, a
@@ -219,12 +220,13 @@ pub fn plan(sentence: &str, topic: &[String]) -> Option<Plan> {
         return asked(answer, Some(question));
     }
     let tokens = tokens(sentence);
-    if !dates(sentence).is_empty()
+    let dates = dates(sentence);
+    if !dates.is_empty()
         && let Some(planned) = actor(sentence).and_then(|name| asked(name, None))
     {
         return Some(planned);
     }
-    let exact = dates(sentence)
+    let exact = dates
         .into_iter()
         .chain(formulas(sentence))
         .find_map(|answer| asked(answer, None));
@@ -931,23 +933,22 @@ fn code(sentence: &str) -> Vec<String> {
         .enumerate()
         .skip(1)
         .step_by(2)
-        .filter(|(at, code)| {
-            // "written in square brackets like `[3, 1, 4]`": an example shows the fact, it is not it.
-            let example = parts[at - 1]
-                .trim_end()
-                .rsplit(' ')
-                .next()
-                .is_some_and(|word| ["like", "e.g.", "as"].contains(&word.to_lowercase().as_str()));
-            !code.trim().is_empty() && !example
-        })
         .map(|(at, code)| {
-            let code = code.trim();
-            // "The method `nums.append(5)`": the method is the fact, the call its example.
-            let introduced = parts[at - 1]
+            let before = parts[at - 1]
                 .trim_end()
                 .rsplit(' ')
                 .next()
-                .is_some_and(|word| ["method", "function"].contains(&word.to_lowercase().as_str()));
+                .unwrap_or_default()
+                .to_lowercase();
+            (before, code.trim())
+        })
+        // "written in square brackets like `[3, 1, 4]`": an example shows the fact, it is not it.
+        .filter(|(before, code)| {
+            !code.is_empty() && !["like", "e.g.", "as"].contains(&before.as_str())
+        })
+        .map(|(before, code)| {
+            // "The method `nums.append(5)`": the method is the fact, the call its example.
+            let introduced = ["method", "function"].contains(&before.as_str());
             match code.split_once('(') {
                 Some((callee, _)) if introduced => callee
                     .rsplit('.')
@@ -1039,6 +1040,18 @@ fn phrases(tokens: &[String]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each line a sentence of its own (offsets are not looked at here).
+    fn sentences_of(lines: &[&str]) -> Vec<Sentence> {
+        lines
+            .iter()
+            .map(|text| Sentence {
+                start: 0,
+                end: text.len(),
+                text: (*text).to_owned(),
+            })
+            .collect()
+    }
 
     fn planned(sentence: &str) -> (String, Option<String>) {
         let plan = plan(sentence, &[]).expect(sentence);
@@ -1233,15 +1246,8 @@ mod tests {
         )
         .expect("planned");
         assert_eq!(plan.answer, "clouds");
-        let sentences: Vec<Sentence> =
-            ["Water falls.", "Water rises.", "Water flows.", "Ice melts."]
-                .iter()
-                .map(|text| Sentence {
-                    start: 0,
-                    end: text.len(),
-                    text: (*text).to_owned(),
-                })
-                .collect();
+        let sentences =
+            sentences_of(&["Water falls.", "Water rises.", "Water flows.", "Ice melts."]);
         assert_eq!(super::topic(&sentences), ["water"]);
     }
 
@@ -1263,15 +1269,7 @@ mod tests {
             "ubiquitous (adj.) – present or found everywhere",
             "meticulous (adj.) – showing great attention to detail",
         ];
-        let sentences: Vec<Sentence> = lines
-            .iter()
-            .map(|text| Sentence {
-                start: 0,
-                end: text.len(),
-                text: (*text).to_owned(),
-            })
-            .collect();
-        let asked: Vec<(String, Option<String>)> = rank(&sentences)
+        let asked: Vec<(String, Option<String>)> = rank(&sentences_of(&lines))
             .into_iter()
             .map(|fact| (fact.plan.answer, fact.plan.question))
             .collect();

@@ -3,7 +3,7 @@
 //! before it (which may name what "it" refers to), or the card tests something the notes do not
 //! say.
 
-use super::text::content_words;
+use super::text::{content_words, words};
 
 /// Words that join two clauses of one sentence (a comma, semicolon or colon also ends one).
 const JOINERS: [&str; 5] = ["and", "but", "while", "whereas", "whilst"];
@@ -61,22 +61,14 @@ pub fn supports_question(question: &str, support: &str) -> bool {
 /// support: a small model adds names the notes never mention ("When did the border between East
 /// Germany and Poland open?"), and a card about them tests nothing the learner wrote down.
 fn names_stand_in(question: &str, support: &str) -> bool {
-    let support: Vec<String> = support
-        .split_whitespace()
-        .map(|word| {
-            word.trim_matches(|c: char| !c.is_alphanumeric())
-                .to_lowercase()
-        })
-        .collect();
+    let support = words(support);
     question
         .split_whitespace()
         .skip(1)
         .map(|word| word.trim_matches(|c: char| !c.is_alphanumeric()))
         .filter(|word| word.chars().next().is_some_and(char::is_uppercase))
-        .all(|name| {
-            let name = name.to_lowercase();
-            support.iter().any(|known| same_word(&name, known))
-        })
+        .flat_map(words)
+        .all(|name| support.iter().any(|known| same_word(&name, known)))
 }
 
 /// The sentence's clauses: split at commas, semicolons, colons and joining words.
@@ -179,6 +171,10 @@ mod tests {
         assert!(supports_question(
             "When was the border of East Germany opened?",
             sentence
+        ));
+        assert!(supports_question(
+            "What does Newton's third law say?",
+            "Newton's third law says that every action has a reaction."
         ));
     }
 
