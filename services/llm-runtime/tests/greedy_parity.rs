@@ -10,7 +10,9 @@
 use std::path::Path;
 
 use flashcards_llm_runtime::{gguf::Gguf, model::Model, tokenizer::Tokenizer};
-use serde_json::{Value, json};
+use serde_json::json;
+
+mod common;
 
 const PROMPTS: [&str; 10] = [
     "The capital of France is",
@@ -40,10 +42,7 @@ fn argmax(logits: &[f32]) -> u32 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn greedy_generations_match_llama_cpps() {
-    let url = std::env::var("FLASHCARDS_TEST_LLM_URL").expect(
-        "FLASHCARDS_TEST_LLM_URL is not set: run the tests with `cargo xtask test`, which starts \
-         llama.cpp's server with SmolLM2",
-    );
+    let url = common::server_url();
     let path = std::env::var("FLASHCARDS_TEST_LLM_MODEL").unwrap();
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     let tokenizer = Tokenizer::from_gguf(&Gguf::open(Path::new(&path)).unwrap()).unwrap();
@@ -53,22 +52,17 @@ async fn greedy_generations_match_llama_cpps() {
     let mut same = 0;
     let mut parted = Vec::new();
     for prompt in PROMPTS {
-        let answer: Value = client
-            .post(format!("{url}/v1/completions"))
-            .json(&json!({
+        let answer = common::post_json(
+            &client,
+            &format!("{url}/v1/completions"),
+            &json!({
                 "prompt": prompt,
                 "max_tokens": TOKENS,
                 "temperature": 0.0,
                 "repeat_penalty": 1.0,
-            }))
-            .send()
-            .await
-            .unwrap()
-            .error_for_status()
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            }),
+        )
+        .await;
         let theirs = answer["choices"][0]["text"].as_str().unwrap().to_owned();
         let mut session = model.session(512);
         let mut logits = Vec::new();

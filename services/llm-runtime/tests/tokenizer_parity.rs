@@ -7,7 +7,9 @@
 use std::path::Path;
 
 use flashcards_llm_runtime::{gguf::Gguf, tokenizer::Tokenizer};
-use serde_json::{Value, json};
+use serde_json::json;
+
+mod common;
 
 /// ASCII, accents, CJK, emoji, code, numbers, runs of spaces and newlines, the chat template's
 /// special tokens, contractions, and nothing at all.
@@ -30,26 +32,18 @@ const TEXTS: [&str; 14] = [
 
 #[tokio::test]
 async fn token_ids_are_llama_cpps() {
-    let url = std::env::var("FLASHCARDS_TEST_LLM_URL").expect(
-        "FLASHCARDS_TEST_LLM_URL is not set: run the tests with `cargo xtask test`, which starts \
-         llama.cpp's server with SmolLM2",
-    );
+    let url = common::server_url();
     let model = std::env::var("FLASHCARDS_TEST_LLM_MODEL").unwrap();
     let gguf = Gguf::open(Path::new(&model)).unwrap();
     let tokenizer = Tokenizer::from_gguf(&gguf).unwrap();
     let client = reqwest::Client::new();
     for text in TEXTS {
-        let answer: Value = client
-            .post(format!("{url}/extras/tokenize"))
-            .json(&json!({ "input": text }))
-            .send()
-            .await
-            .unwrap()
-            .error_for_status()
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let answer = common::post_json(
+            &client,
+            &format!("{url}/extras/tokenize"),
+            &json!({ "input": text }),
+        )
+        .await;
         let expected: Vec<u32> = answer["tokens"]
             .as_array()
             .unwrap()
