@@ -225,6 +225,8 @@ impl Model {
         let mut projected = vec![0.0; c.width];
         let (mut gate, mut up) = (vec![0.0; c.feed_forward], vec![0.0; c.feed_forward]);
         let position = session.position;
+        // Every head of every layer turns by the same angles at this position.
+        let angles = rotary_angles(position, c.head_dim, c.rope_base);
         for (index, layer) in self.layers.iter().enumerate() {
             let normed = rms_norm(&x, &layer.attn_norm, c.epsilon);
             self.product(&layer.q, &normed, &mut q)?;
@@ -239,9 +241,9 @@ impl Model {
                 .chunks_exact_mut(c.head_dim)
                 .chain(k.chunks_exact_mut(c.head_dim))
             {
-                rotate(head, position, c.rope_base, c.rope);
+                rotate(head, &angles, c.rope);
             }
-            let stride = c.kv_heads * c.head_dim;
+            let stride = kv_out;
             let layer_start = index * session.context * stride;
             let at = layer_start + position * stride;
             session.keys[at..at + stride].copy_from_slice(&k);
@@ -356,13 +358,18 @@ fn add(x: &mut [f32], y: &[f32]) {
     }
 }
 
-/// Rotary position embedding of one head at `position`.
+/// The (sine, cosine) of the angle each of a head's `dim / 2` pairs turns by at `position`.
 #[allow(clippy::cast_precision_loss)]
-fn rotate(head: &mut [f32], position: usize, base: f32, rope: Rope) {
+fn rotary_angles(position: usize, dim: usize, base: f32) -> Vec<(f32, f32)> {
+    (0..dim / 2)
+        .map(|i| (position as f32 * base.powf(-2.0 * i as f32 / dim as f32)).sin_cos())
+        .collect()
+}
+
+/// Rotary position embedding of one head, by the angles of its position.
+fn rotate(head: &mut [f32], angles: &[(f32, f32)], rope: Rope) {
     let dim = head.len();
-    for i in 0..dim / 2 {
-        let theta = position as f32 * base.powf(-2.0 * i as f32 / dim as f32);
-        let (sin, cos) = theta.sin_cos();
+    for (i, &(sin, cos)) in angles.iter().enumerate() {
         let (a, b) = match rope {
             Rope::Adjacent => (2 * i, 2 * i + 1),
             Rope::Halves => (i, i + dim / 2),
@@ -413,13 +420,17 @@ mod tests {
     #[test]
     fn rotation_pairs_differ_by_architecture_and_keep_length() {
         let mut adjacent = [1.0, 0.0, 1.0, 0.0];
-        rotate(&mut adjacent, 1, 10_000.0, Rope::Adjacent);
+        rotate(
+            &mut adjacent,
+            &rotary_angles(1, 4, 10_000.0),
+            Rope::Adjacent,
+        );
         // Pair (0, 1) turns by 1 radian; pair (2, 3) by 1/100.
         assert!((adjacent[0] - 1.0_f32.cos()).abs() < 1e-6);
         assert!((adjacent[1] - 1.0_f32.sin()).abs() < 1e-6);
         assert!((adjacent[2] - 0.01_f32.cos()).abs() < 1e-6);
         let mut halves = [1.0, 1.0, 0.0, 0.0];
-        rotate(&mut halves, 1, 10_000.0, Rope::Halves);
+        rotate(&mut halves, &rotary_angles(1, 4, 10_000.0), Rope::Halves);
         assert!((halves[0] - 1.0_f32.cos()).abs() < 1e-6);
         assert!((halves[2] - 1.0_f32.sin()).abs() < 1e-6);
         let length: f32 = halves.iter().map(|v| v * v).sum();
