@@ -414,6 +414,21 @@ pub fn clause(sentence: &str) -> Option<Clause> {
 /// "What …?" (or "Who …?" for a person's name) asking for the clause's subject: its predicate with
 /// its verbs made to agree with a singular subject.
 pub fn subject_question(clause: &Clause) -> String {
+    let asker = if is_name(&clause.subject) {
+        "Who"
+    } else {
+        "What"
+    };
+    asked_by(clause, asker)
+}
+
+/// "What type of inflation …?": asks which kind of `kind` the clause's subject is, for a subject
+/// that is a kind of the topic (`Cost-push inflation happens when …`).
+pub fn kind_question(clause: &Clause, kind: &str) -> String {
+    asked_by(clause, &format!("What type of {}", kind.to_lowercase()))
+}
+
+fn asked_by(clause: &Clause, asker: &str) -> String {
     let words: Vec<&str> = clause.predicate.split_whitespace().collect();
     let mut agreed = Vec::with_capacity(words.len());
     let mut expect_verb = true;
@@ -432,11 +447,6 @@ pub fn subject_question(clause: &Clause) -> String {
             }
         }
     }
-    let asker = if is_name(&clause.subject) {
-        "Who"
-    } else {
-        "What"
-    };
     let question = format!("{asker} {}?", agreed.join(" "));
     if clause.opener.is_empty() {
         question
@@ -444,7 +454,7 @@ pub fn subject_question(clause: &Clause) -> String {
         format!(
             "{} {}{}",
             clause.opener,
-            asker.to_lowercase(),
+            lower_first(asker),
             &question[asker.len()..]
         )
     }

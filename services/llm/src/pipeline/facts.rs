@@ -90,6 +90,18 @@ pub fn rank(sentences: &[Sentence]) -> Vec<Fact> {
                         plan(&sentence.text, &known)
                     }
                 }
+                None if index == 0 => {
+                    let mut opening = known.clone();
+                    opening.extend(english::clause(&sentence.text).into_iter().flat_map(
+                        |clause| {
+                            content_words(&clause.subject)
+                                .iter()
+                                .map(|word| singular(word))
+                                .collect::<Vec<_>>()
+                        },
+                    ));
+                    plan(&sentence.text, &opening)
+                }
                 None => plan(&sentence.text, &known),
             };
             known.extend(
@@ -161,7 +173,7 @@ pub fn worth(sentence: &str, position: usize) -> f64 {
     let mut score = 0.0;
     if !naming(sentence).is_empty() || meaning(sentence).is_some() {
         score += 3.0;
-    } else if definition(sentence).is_some() {
+    } else if definition(sentence).is_some() || identification(sentence).is_some() {
         score += 2.0;
     }
     if !dates(sentence).is_empty() {
@@ -219,6 +231,14 @@ pub fn plan(sentence: &str, topic: &[String]) -> Option<Plan> {
     if let Some((answer, question)) = meaning(sentence) {
         return asked(answer, Some(question));
     }
+    if let Some(planned) =
+        identification(sentence).and_then(|(answer, question)| asked(answer, question))
+    {
+        return Some(planned);
+    }
+    if let Some(planned) = named_aside(sentence).and_then(|answer| asked(answer, None)) {
+        return Some(planned);
+    }
     let tokens = tokens(sentence);
     let dates = dates(sentence);
     if !dates.is_empty()
@@ -234,6 +254,13 @@ pub fn plan(sentence: &str, topic: &[String]) -> Option<Plan> {
         return exact;
     }
     if let Some(planned) = unit(sentence).and_then(|(answer, question)| asked(answer, question)) {
+        return Some(planned);
+    }
+    if let Some(planned) = english
+        .then(|| differentia(sentence, topic))
+        .flatten()
+        .and_then(|answer| asked(answer, None))
+    {
         return Some(planned);
     }
     if let Some(planned) =
@@ -256,17 +283,23 @@ pub fn plan(sentence: &str, topic: &[String]) -> Option<Plan> {
         return Some(planned);
     }
     if english {
-        let clause = english::clause(sentence)
-            .filter(|clause| usable_subject(&clause.subject) && !reports(&clause.predicate));
+        let clause = english::clause(sentence).filter(|clause| !reports(&clause.predicate));
         if let Some(clause) = clause {
             let subject = trim_examples(&clause.subject);
-            if !is_topic(&subject, topic) {
-                return asked(subject, Some(english::subject_question(&clause)));
+            let pronoun = !usable_subject(&clause.subject);
+            if !pronoun && !is_topic(&subject, topic) {
+                let question = match kind_of_topic(&subject, topic) {
+                    Some(kind) => english::kind_question(&clause, &kind),
+                    None => english::subject_question(&clause),
+                };
+                return asked(subject, Some(question));
             }
-            // The topic is no answer: ask for what the sentence says of it.
-            let object = phrases(&self::tokens(&clause.predicate))
-                .into_iter()
-                .find(|phrase| !is_topic(phrase, topic));
+            // A pronoun or the topic is no answer: ask for what the sentence says of it.
+            let object = object_phrase(&clause.predicate, topic).or_else(|| {
+                phrases(&self::tokens(&clause.predicate))
+                    .into_iter()
+                    .find(|phrase| !is_topic(phrase, topic))
+            });
             if let Some(planned) = object.and_then(|object| asked(object, None)) {
                 return Some(planned);
             }
@@ -406,6 +439,19 @@ fn usable_subject(subject: &str) -> bool {
         && words
             .iter()
             .any(|word| !STOPWORDS.contains(&word.as_str()) && !not_answer(word))
+}
+
+/// `Cost-push inflation` when the text is about inflation: the topic word the subject ends on,
+/// which the subject names a kind of.
+fn kind_of_topic(subject: &str, topic: &[String]) -> Option<String> {
+    let words: Vec<&str> = subject.split_whitespace().collect();
+    let (head, modifiers) = words.split_last()?;
+    // "Each enzyme" is every enzyme, not a kind of one.
+    let modified = modifiers
+        .iter()
+        .any(|word| !STOPWORDS.contains(&word.to_lowercase().as_str()))
+        && !modifiers.iter().any(|word| not_answer(word));
+    (modified && is_topic(head, topic)).then(|| singular(head))
 }
 
 /// The subject without the examples it lists ("Precipitation such as rain or snow").
@@ -551,9 +597,13 @@ fn named_phrase(sentence: &str) -> Option<String> {
 }
 
 /// Prepositions that open a phrase inside a sentence.
-const PREPOSITIONS: [&str; 12] = [
+const PREPOSITIONS: [&str; 15] = [
     "in", "on", "at", "of", "into", "through", "from", "with", "by", "for", "under", "over",
+    "without", "between", "during",
 ];
+
+/// Particles of phrasal verbs (`speed up`, `break down`).
+const PARTICLES: [&str; 4] = ["up", "down", "out", "off"];
 
 /// `In a covalent bond, two atoms share …`: the term the sentence opens on, when it names one.
 fn opening_term(sentence: &str) -> Option<String> {
@@ -582,6 +632,97 @@ fn german_definition(sentence: &str) -> Option<String> {
         }
     }
     (at >= 1 && !predicate.is_empty() && predicate.len() <= 4).then(|| predicate.join(" "))
+}
+
+/// Adjectives that make a subject pick out one thing: `The leading case … is`, `Der erste
+/// Reichspräsident war`.
+const SPECIFYING: [&str; 16] = [
+    "first",
+    "last",
+    "only",
+    "leading",
+    "main",
+    "chief",
+    "principal",
+    "immediate",
+    "erste",
+    "ersten",
+    "letzte",
+    "letzten",
+    "einzige",
+    "wichtigste",
+    "größte",
+    "bekannteste",
+];
+
+/// Words ending like a superlative that are not one.
+const NOT_SUPERLATIVES: [&str; 8] = [
+    "forest", "interest", "harvest", "protest", "request", "honest", "modest", "suggest",
+];
+
+/// `The leading case on duty of care is Donoghue v Stevenson (1932), …` → (`Donoghue v
+/// Stevenson`, "What is the leading case on duty of care?"): a subject that picks out one thing
+/// is answered by the name after the copula, which is the fact even in a dated sentence. A short
+/// subject (`The immediate trigger`) needs the sentence's context, so the model phrases that one;
+/// a superlative (`The largest rainforest`) stands alone.
+fn identification(sentence: &str) -> Option<(String, Option<String>)> {
+    let words: Vec<&str> = sentence.split_whitespace().collect();
+    let lower = |at: usize| {
+        words.get(at).map(|word| {
+            word.trim_matches(|c: char| !c.is_alphanumeric())
+                .to_lowercase()
+        })
+    };
+    let article = lower(0)?;
+    let adjective = lower(1)?;
+    let superlative = adjective.chars().count() > 5
+        && adjective.ends_with("est")
+        && !NOT_SUPERLATIVES.contains(&adjective.as_str());
+    if !["the", "der", "die", "das"].contains(&article.as_str())
+        || !(SPECIFYING.contains(&adjective.as_str()) || superlative)
+    {
+        return None;
+    }
+    let copula = (3..words.len().min(9)).find(|&at| {
+        ["is", "are", "was", "were", "ist", "sind", "war", "waren"].contains(&words[at])
+            && !words[at - 1].ends_with(',')
+    })?;
+    let complement = clause_end(&words[copula + 1..].join(" "));
+    // The name, without the year in brackets or where and when it happened.
+    let mut name: Vec<&str> = Vec::new();
+    for word in complement.split_whitespace() {
+        let place_or_time = name.len() >= 2 && ["in", "on", "at", "during"].contains(&word);
+        if word.starts_with('(') || place_or_time {
+            break;
+        }
+        name.push(word);
+    }
+    if name.is_empty() || name.len() > 8 {
+        return None;
+    }
+    let subject = words[..copula].join(" ");
+    let question = ((copula >= 4 || superlative) && !is_german(sentence))
+        .then(|| format!("What {} {}?", words[copula], english::lower_first(&subject)));
+    Some((name.join(" "), question))
+}
+
+/// `The Treaty of Versailles, signed in 1919, forced Germany …` → `The Treaty of Versailles`:
+/// a named subject whose date stands in an aside; the date is said in passing, the name is what
+/// the sentence is about.
+fn named_aside(sentence: &str) -> Option<String> {
+    let mut parts = sentence.splitn(3, ", ");
+    let subject = parts.next()?;
+    let aside = parts.next()?;
+    parts.next()?;
+    let named = subject.split_whitespace().count() <= 6
+        && subject
+            .split_whitespace()
+            .skip(1)
+            .any(|word| word.chars().next().is_some_and(char::is_uppercase));
+    let participle = aside.split_whitespace().next().is_some_and(|first| {
+        first.chars().count() > 3 && first.ends_with("ed") || english::is_verb(first)
+    });
+    (named && participle && !dates(aside).is_empty()).then(|| subject.to_owned())
 }
 
 /// `X means Y` → (Y, "What does X mean?").
@@ -659,6 +800,47 @@ fn definition(sentence: &str) -> Option<(String, Option<String>)> {
         .to_owned();
     let question = opened(&opener, &format!("what {verb} {described} called?"));
     Some((subject, Some(question)))
+}
+
+/// `Acids are substances that release hydrogen ions …` → `hydrogen ions`: when the term defined
+/// is the topic, the learner knows it already, and what sets it apart (the object of the
+/// relative clause after its kind) is the fact to learn.
+fn differentia(sentence: &str, topic: &[String]) -> Option<String> {
+    let (_, subject, _, rest) = copula(sentence)?;
+    if !is_topic(&subject, topic) {
+        return None;
+    }
+    let words: Vec<&str> = rest.split_whitespace().collect();
+    let relative = words
+        .iter()
+        .take(6)
+        .position(|word| ["that", "which", "who"].contains(word))?;
+    // "the process by which …" and "a rise, which …" describe; they do not set apart.
+    let before = words.get(relative.checked_sub(1)?)?;
+    if before.ends_with(',') || PREPOSITIONS.contains(&before.to_lowercase().as_str()) {
+        return None;
+    }
+    // "substances that release …": the relative clause's own verb, so the kind is its subject.
+    let verb = words.get(relative + 1)?;
+    if !english::is_verb(verb.trim_matches(|c: char| !c.is_alphabetic())) {
+        return None;
+    }
+    let object = words[relative + 2..].join(" ");
+    object_phrase(&object, topic).or_else(|| {
+        // "speed up chemical reactions": the verb's particle is not part of its object.
+        let run: Vec<&str> = object
+            .split_whitespace()
+            .skip_while(|word| PARTICLES.contains(word))
+            .take_while(|word| {
+                word.chars().all(char::is_alphanumeric)
+                    && !is_prose(word)
+                    && !not_answer(word)
+                    && !PREPOSITIONS.contains(word)
+                    && !PARTICLES.contains(word)
+            })
+            .collect();
+        (!run.is_empty()).then(|| run.join(" "))
+    })
 }
 
 /// A phrase up to the end of its clause: the first comma, semicolon or relative word.
@@ -999,6 +1181,59 @@ fn quantities(tokens: &[String]) -> Vec<String> {
     found
 }
 
+/// Articles and possessives that open a noun phrase.
+const DETERMINERS: [&str; 5] = ["the", "a", "an", "its", "their"];
+
+/// The first noun phrase of a predicate that is not the topic: words after an article, up to the
+/// next function word or punctuation (`takes place in the chloroplasts, which …` →
+/// `chloroplasts`). An article marks a noun where a bare word (`lie close to`) may be an adverb.
+fn object_phrase(predicate: &str, topic: &[String]) -> Option<String> {
+    // The main clause only: a relative clause says something of its own.
+    let words: Vec<&str> = predicate
+        .split_whitespace()
+        .take_while(|word| !["which", "that", "who", "whom", "where"].contains(word))
+        .collect();
+    // A name needs no article (`began in Britain`): it opens its phrase itself.
+    let opens = |at: usize| {
+        let word = words[at];
+        if DETERMINERS.contains(&word.to_lowercase().as_str()) {
+            Some(at + 1)
+        } else {
+            let name = at > 0
+                && word.chars().next().is_some_and(char::is_uppercase)
+                && !is_prose(word)
+                && !DETERMINERS.contains(&words[at - 1].to_lowercase().as_str());
+            name.then_some(at)
+        }
+    };
+    (0..words.len()).filter_map(opens).find_map(|start| {
+        let mut phrase: Vec<&str> = Vec::new();
+        for word in &words[start..] {
+            let bare = word.trim_matches(|c: char| !c.is_alphanumeric());
+            if bare.is_empty() || is_prose(bare) || not_answer(bare) || english::is_verb(bare) {
+                break;
+            }
+            phrase.push(bare);
+            // "a small, dense nucleus": a comma between adjectives does not end the phrase.
+            let listed = word.ends_with(',')
+                && words.get(start + phrase.len()).is_some_and(|next| {
+                    !is_prose(next)
+                        && !next.ends_with("ly")
+                        && !DETERMINERS.contains(&next.to_lowercase().as_str())
+                });
+            if listed {
+                phrase.clear();
+                continue;
+            }
+            if word.ends_with([',', ';', ':', '.', '!', '?']) || phrase.len() == 4 {
+                break;
+            }
+        }
+        let phrase = phrase.join(" ");
+        (!phrase.is_empty() && !is_topic(&phrase, topic)).then_some(phrase)
+    })
+}
+
 /// Runs of content words (between punctuation and function words), longest first, then their
 /// last word (the head of an English noun phrase): `cell wall`, `cellulose`, `hydrogen ions`.
 fn phrases(tokens: &[String]) -> Vec<String> {
@@ -1213,11 +1448,164 @@ mod tests {
             answer("Precipitation such as rain or snow returns the water to the ground."),
             "Precipitation"
         );
+    }
+
+    #[test]
+    fn a_pronoun_or_topic_subject_is_answered_by_the_first_noun_phrase_after_it() {
         assert_eq!(
             answer(
                 "It takes place in the chloroplasts, which contain the green pigment chlorophyll."
             ),
-            "green pigment chlorophyll"
+            "chloroplasts"
+        );
+        assert_eq!(
+            plan(
+                "The Industrial Revolution began in Britain in the second half of the century.",
+                &["industrial".to_owned(), "revolution".to_owned()]
+            )
+            .expect("a plan")
+            .answer,
+            "Britain"
+        );
+        assert_eq!(
+            plan(
+                "The plates sit on a small, dense layer of rock.",
+                &["plate".to_owned()]
+            )
+            .expect("a plan")
+            .answer,
+            "dense layer"
+        );
+    }
+
+    #[test]
+    fn a_kind_of_the_topic_is_asked_for_by_its_kind() {
+        let inflation = ["inflation".to_owned()];
+        assert_eq!(
+            plan(
+                "Cost-push inflation happens when production costs, such as wages, rise.",
+                &inflation
+            )
+            .expect("a plan")
+            .question
+            .as_deref(),
+            Some("What type of inflation happens when production costs, such as wages, rise?")
+        );
+        // "Each enzyme" is every enzyme.
+        assert_eq!(
+            plan(
+                "Each enzyme has an active site with a specific shape.",
+                &["enzyme".to_owned()]
+            )
+            .expect("a plan")
+            .question
+            .as_deref(),
+            Some("What has an active site with a specific shape?")
+        );
+    }
+
+    #[test]
+    fn the_opening_sentence_subject_is_the_topic() {
+        let facts = rank(&sentences_of(&[
+            "Tropical rainforests lie close to the equator, mainly between the tropics.",
+            "The largest rainforest is the Amazon, which covers much of Brazil.",
+        ]));
+        let answers: Vec<&str> = facts.iter().map(|fact| fact.plan.answer.as_str()).collect();
+        assert!(answers.contains(&"equator"), "{answers:?}");
+    }
+
+    #[test]
+    fn a_subject_that_picks_out_one_thing_is_answered_by_the_name_after_it() {
+        assert_eq!(
+            planned(
+                "The leading case on duty of care is Donoghue v Stevenson (1932), in which a woman found a snail."
+            ),
+            (
+                "Donoghue v Stevenson".to_owned(),
+                Some("What is the leading case on duty of care?".to_owned())
+            )
+        );
+        assert_eq!(
+            planned("The largest rainforest is the Amazon, which covers much of Brazil."),
+            (
+                "the Amazon".to_owned(),
+                Some("What is the largest rainforest?".to_owned())
+            )
+        );
+        // Too short to stand alone: the model phrases it from the sentence.
+        assert_eq!(
+            planned(
+                "The immediate trigger was the assassination of Archduke Franz Ferdinand in Sarajevo on 28 June 1914."
+            ),
+            (
+                "the assassination of Archduke Franz Ferdinand".to_owned(),
+                None
+            )
+        );
+        assert_eq!(
+            answer("Der erste Reichspräsident war Friedrich Ebert."),
+            "Friedrich Ebert"
+        );
+        assert!(
+            worth("Der erste Reichspräsident war Friedrich Ebert.", 3)
+                > worth("Die Republik hatte viele Parteien in Berlin.", 3)
+        );
+        // "forest" ends like a superlative and is none.
+        assert_eq!(
+            identification("The forest floor is dark and damp, with little light."),
+            None
+        );
+    }
+
+    #[test]
+    fn a_date_in_an_aside_leaves_the_named_subject_as_the_answer() {
+        assert_eq!(
+            answer("The Treaty of Versailles, signed in 1919, forced Germany to pay reparations."),
+            "The Treaty of Versailles"
+        );
+        assert_eq!(answer("King Louis XVI was executed in 1793."), "1793");
+    }
+
+    #[test]
+    fn a_topic_defined_by_what_it_does_is_asked_for_that() {
+        let acids = ["acid".to_owned()];
+        let answer_of = |sentence: &str| plan(sentence, &acids).expect(sentence).answer;
+        assert_eq!(
+            answer_of("Acids are substances that release hydrogen ions (H+) in water."),
+            "hydrogen ions"
+        );
+        assert_eq!(
+            plan(
+                "A stack is a data structure that follows the LIFO rule: last in, first out.",
+                &["stack".to_owned()]
+            )
+            .expect("a plan")
+            .answer,
+            "LIFO"
+        );
+        assert_eq!(
+            plan(
+                "Enzymes are biological catalysts that speed up chemical reactions without being used up.",
+                &["enzyme".to_owned()]
+            )
+            .expect("a plan")
+            .answer,
+            "chemical reactions"
+        );
+        // A term that is not the topic is still asked for by its definition.
+        assert_eq!(
+            answer("Acids are substances that release hydrogen ions (H+) in water."),
+            "Acids"
+        );
+        // "the process by which …" describes the kind; it does not set it apart.
+        assert_eq!(
+            plan(
+                "Photosynthesis is the process by which green plants make their own food.",
+                &["photosynthesis".to_owned()]
+            )
+            .expect("a plan")
+            .answer,
+            "Photosynthesis"
         );
     }
 
