@@ -378,8 +378,18 @@ pub fn clause(sentence: &str) -> Option<Clause> {
     let mut start = 0;
     let first = words.first()?.trim_end_matches(',').to_lowercase();
     if OPENERS.contains(&first.as_str()) {
-        let comma = words.iter().take(12).position(|word| word.ends_with(','))?;
-        start = comma + 1;
+        let comma = words.iter().take(12).position(|word| word.ends_with(','));
+        // "In many countries it is measured …": a short opener without its comma ends where a
+        // pronoun takes up the subject.
+        let pronoun = words
+            .iter()
+            .take(comma.unwrap_or(8).min(8))
+            .position(|word| ["it", "they", "he", "she", "we"].contains(word));
+        start = match (pronoun, comma) {
+            (Some(at), _) if at >= 2 => at,
+            (_, Some(comma)) => comma + 1,
+            _ => return None,
+        };
     } else if CONNECTIVES.contains(&first.as_str()) {
         start = 1;
     }

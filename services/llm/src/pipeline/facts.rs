@@ -77,10 +77,11 @@ pub fn rank(sentences: &[Sentence]) -> Vec<Fact> {
         .enumerate()
         .filter_map(|(index, sentence)| {
             let planned = match glossary(&sentence.text) {
-                // A vocabulary list is learnt both ways: every other entry asks for the meaning.
+                // A vocabulary list is learnt both ways, every other entry asking for the
+                // meaning, and the meaning first: a learner recognises a word before using it.
                 Some((term, meaning)) => {
                     entries += 1;
-                    if entries.is_multiple_of(2) {
+                    if !entries.is_multiple_of(2) {
                         Some(Plan {
                             question: Some(format!("What does '{term}' mean?")),
                             answer: meaning,
@@ -116,6 +117,15 @@ pub fn rank(sentences: &[Sentence]) -> Vec<Fact> {
             })
         })
         .collect();
+    // A later sentence that comes back to an answer (`The converse: if a^2 + b^2 = c^2 …`) would
+    // ask the same again; the sentence that first states it keeps it.
+    let mut answers: Vec<String> = Vec::new();
+    facts.retain(|fact| {
+        let answer = super::text::normalised(&fact.plan.answer);
+        let new = !answers.contains(&answer);
+        answers.push(answer);
+        new
+    });
     facts.sort_by(|a, b| {
         b.worth
             .total_cmp(&a.worth)
@@ -236,7 +246,10 @@ pub fn plan(sentence: &str, topic: &[String]) -> Option<Plan> {
     {
         return Some(planned);
     }
-    if let Some(planned) = named_aside(sentence).and_then(|answer| asked(answer, None)) {
+    if let Some(planned) = named_aside(sentence)
+        .or_else(|| explained_name(sentence))
+        .and_then(|answer| asked(answer, None))
+    {
         return Some(planned);
     }
     let tokens = tokens(sentence);
@@ -248,8 +261,16 @@ pub fn plan(sentence: &str, topic: &[String]) -> Option<Plan> {
     }
     let exact = dates
         .into_iter()
-        .chain(formulas(sentence))
-        .find_map(|answer| asked(answer, None));
+        .map(|date| {
+            let question = passive_date_question(sentence, &date);
+            (date, question)
+        })
+        .chain(
+            formulas(sentence)
+                .into_iter()
+                .map(|formula| (formula, None)),
+        )
+        .find_map(|(answer, question)| asked(answer, question));
     if exact.is_some() {
         return exact;
     }
@@ -359,24 +380,66 @@ fn reported(sentence: &str, topic: &[String]) -> Option<String> {
         return None;
     }
     let (_, complement) = clause.predicate.split_once(" that ")?;
+    // The first thing said: "that the defendant owed them a duty of care, that the duty …".
+    let complement = complement.split(", ").next().unwrap_or(complement);
     let complement = complement.trim_end_matches(['.', '!']);
     phrases(&tokens(complement))
         .into_iter()
         .filter(|phrase| !is_topic(phrase, topic))
         .filter_map(|phrase| {
-            let (_, end) = find_ignoring_case(complement, &phrase)?;
-            Some((end, phrase.len(), phrase))
+            let (start, end) = find_ignoring_case(complement, &phrase)?;
+            Some((end, start, phrase))
         })
-        .max_by_key(|(end, length, _)| (*end, *length))
-        .map(|(_, _, phrase)| phrase)
+        .max_by_key(|(end, start, _)| (*end, std::cmp::Reverse(*start)))
+        .map(|(end, start, phrase)| {
+            // "a duty of care": a phrase joined by `of` to another is one phrase.
+            let content = |word: &&str| !is_prose(word) && word.chars().all(char::is_alphanumeric);
+            let after: Vec<&str> = complement[end..]
+                .strip_prefix(" of ")
+                .unwrap_or_default()
+                .split_whitespace()
+                .take_while(content)
+                .collect();
+            let mut before: Vec<&str> = complement[..start]
+                .strip_suffix(" of ")
+                .unwrap_or_default()
+                .split_whitespace()
+                .rev()
+                .take_while(content)
+                .collect();
+            before.reverse();
+            [before.join(" "), phrase, after.join(" ")]
+                .into_iter()
+                .filter(|part| !part.is_empty())
+                .collect::<Vec<_>>()
+                .join(" of ")
+        })
 }
 
 /// A predicate that reports what something says ("says that …"): its subject is not the fact.
 fn reports(predicate: &str) -> bool {
-    let mut words = predicate.split_whitespace();
-    let verb = words.next().unwrap_or_default().to_lowercase();
+    let mut words = predicate.split_whitespace().map(str::to_lowercase);
+    let mut verb = words.next().unwrap_or_default();
+    // "must prove that …": what has to be shown is the fact, not who shows it.
+    if ["must", "should", "has", "have"].contains(&verb.as_str()) {
+        verb = words
+            .next()
+            .filter(|next| next != "to")
+            .or_else(|| words.next())
+            .unwrap_or_default();
+    }
     [
-        "says", "say", "states", "state", "shows", "show", "means", "suggests",
+        "says",
+        "say",
+        "states",
+        "state",
+        "shows",
+        "show",
+        "means",
+        "suggests",
+        "prove",
+        "proves",
+        "establish",
     ]
     .contains(&verb.as_str())
 }
@@ -725,6 +788,31 @@ fn named_aside(sentence: &str) -> Option<String> {
     (named && participle && !dates(aside).is_empty()).then(|| subject.to_owned())
 }
 
+/// `… a crowd stormed the Bastille, a fortress and prison in Paris` → `the Bastille`: a name
+/// the sentence stops to explain is what it wants learnt, more than when it happened.
+fn explained_name(sentence: &str) -> Option<String> {
+    let words: Vec<&str> = sentence.split_whitespace().collect();
+    let capitalised = |word: &str| word.chars().next().is_some_and(char::is_uppercase);
+    let comma = (1..words.len().saturating_sub(1)).find(|&at| {
+        words[at].ends_with(',') && ["a", "an"].contains(&words[at + 1]) && capitalised(words[at])
+    })?;
+    let mut start = comma;
+    while start > 1 && (capitalised(words[start - 1]) || words[start - 1] == "of") {
+        start -= 1;
+    }
+    if words[start] == "of" {
+        start += 1;
+    }
+    if start > 0 && words[start - 1] == "the" {
+        start -= 1;
+    }
+    let name = words[start..=comma].join(" ");
+    // "In Python, a list …": the comma closes an opening phrase, not a name's explanation.
+    let opener = PREPOSITIONS.contains(&words[0].to_lowercase().as_str())
+        && words[1..start].iter().all(|word| *word == "the");
+    (start > 0 && !opener).then(|| name.trim_end_matches(',').to_owned())
+}
+
 /// `X means Y` → (Y, "What does X mean?").
 fn meaning(sentence: &str) -> Option<(String, String)> {
     let words: Vec<&str> = sentence.split_whitespace().collect();
@@ -1007,6 +1095,47 @@ fn actor(sentence: &str) -> Option<String> {
     None
 }
 
+/// `After the protests, the border was opened on 9 November 1989.` → "After the protests, when
+/// was the border opened?": a passive event ending on its date needs no model to ask for it.
+fn passive_date_question(sentence: &str, date: &str) -> Option<String> {
+    let clause = english::clause(sentence)?;
+    if !usable_subject(&clause.subject) {
+        return None;
+    }
+    let predicate = clause.predicate.trim_end_matches(['.', '!']);
+    let rest = predicate
+        .strip_suffix(date)?
+        .trim_end()
+        .strip_suffix(" in")
+        .or_else(|| predicate.strip_suffix(date)?.trim_end().strip_suffix(" on"))?;
+    let words: Vec<&str> = rest.split_whitespace().collect();
+    let (auxiliary, verbs) = words.split_first()?;
+    let (participle, adverbs) = verbs.split_last()?;
+    let passive = ["was", "were"].contains(auxiliary)
+        && participle.chars().all(char::is_alphabetic)
+        && (participle.ends_with("ed")
+            || participle.ends_with("en")
+            || english::is_verb(participle))
+        && adverbs.iter().all(|word| word.ends_with("ly"));
+    // A dated event's subject without an article is most often a name (`Germany was …`).
+    let articled = clause
+        .subject
+        .split_whitespace()
+        .next()
+        .is_some_and(|first| DETERMINERS.contains(&first.to_lowercase().as_str()));
+    let subject = if articled {
+        english::lower_first(&clause.subject)
+    } else {
+        clause.subject.clone()
+    };
+    passive.then(|| {
+        opened(
+            &clause.opener,
+            &format!("when {auxiliary} {subject} {}?", verbs.join(" ")),
+        )
+    })
+}
+
 /// Dates as the sentence writes them: `14 July 1789`, `30. Januar 1933`, `July 1789`, or a year
 /// alone; the full date first.
 fn dates(sentence: &str) -> Vec<String> {
@@ -1210,7 +1339,13 @@ fn object_phrase(predicate: &str, topic: &[String]) -> Option<String> {
         let mut phrase: Vec<&str> = Vec::new();
         for word in &words[start..] {
             let bare = word.trim_matches(|c: char| !c.is_alphanumeric());
-            if bare.is_empty() || is_prose(bare) || not_answer(bare) || english::is_verb(bare) {
+            // "(CPI)": a bracket adds an aside to the phrase, not a word of it.
+            if word.starts_with('(')
+                || bare.is_empty()
+                || is_prose(bare)
+                || not_answer(bare)
+                || english::is_verb(bare)
+            {
                 break;
             }
             phrase.push(bare);
@@ -1409,7 +1544,6 @@ mod tests {
                 "The spinning jenny was invented by James Hargreaves around 1764.",
                 "James Hargreaves",
             ),
-            ("King Louis XVI was executed in 1793.", "1793"),
             ("Binary search runs in O(log n) time.", "O(log n)"),
             ("Most enzymes work best at 37 °C here.", "37 °C"),
             ("The heart has four chambers.", "four chambers"),
@@ -1475,6 +1609,79 @@ mod tests {
             .expect("a plan")
             .answer,
             "dense layer"
+        );
+    }
+
+    #[test]
+    fn a_passive_event_ending_on_its_date_asks_when() {
+        assert_eq!(
+            planned("King Louis XVI was executed in 1793."),
+            (
+                "1793".to_owned(),
+                Some("When was King Louis XVI executed?".to_owned())
+            )
+        );
+        assert_eq!(
+            planned("After mass protests, the border was opened on 9 November 1989."),
+            (
+                "9 November 1989".to_owned(),
+                Some("After mass protests, when was the border opened?".to_owned())
+            )
+        );
+        assert_eq!(
+            planned("Germany was officially reunified on 3 October 1990.")
+                .1
+                .as_deref(),
+            Some("When was Germany officially reunified?")
+        );
+        // Active, or more after the date: the model phrases it.
+        assert_eq!(planned("The French Revolution began in 1789.").1, None);
+        assert_eq!(
+            planned("The wall was built in 1961 to stop people leaving.").1,
+            None
+        );
+    }
+
+    #[test]
+    fn a_later_sentence_with_the_same_answer_gives_way_to_the_first() {
+        let facts = rank(&sentences_of(&[
+            "Pythagoras' theorem states that \\(a^2 + b^2 = c^2\\), where c is the hypotenuse.",
+            "The converse is also true: if the sides satisfy \\(a^2 + b^2 = c^2\\), the angle is right.",
+        ]));
+        assert_eq!(facts.len(), 1, "{facts:?}");
+        assert_eq!(facts[0].sentence, 0);
+    }
+
+    #[test]
+    fn what_must_be_proved_is_the_fact() {
+        assert_eq!(
+            answer(
+                "To succeed, the claimant must prove that the defendant owed them a duty of care, that the duty was breached."
+            ),
+            "duty of care"
+        );
+    }
+
+    #[test]
+    fn a_name_the_sentence_explains_is_the_answer() {
+        assert_eq!(
+            answer("On 14 July 1789 a crowd stormed the Bastille, a fortress and prison in Paris."),
+            "the Bastille"
+        );
+        // The comma of an opening phrase explains nothing.
+        assert_ne!(
+            answer("In Python, a list stores an ordered collection of items."),
+            "Python"
+        );
+    }
+
+    #[test]
+    fn a_pronoun_after_a_short_opener_is_the_subject() {
+        assert_eq!(
+            answer(
+                "In many countries it is measured with the Consumer Price Index (CPI), which tracks prices."
+            ),
+            "Consumer Price Index"
         );
     }
 
@@ -1651,7 +1858,7 @@ mod tests {
     }
 
     #[test]
-    fn a_vocabulary_list_is_asked_both_ways_in_its_order() {
+    fn a_vocabulary_list_is_asked_both_ways_in_its_order_meaning_first() {
         let lines = [
             "ephemeral (adj.) – lasting for a very short time",
             "ubiquitous (adj.) – present or found everywhere",
@@ -1665,16 +1872,16 @@ mod tests {
             asked,
             [
                 (
-                    "ephemeral".to_owned(),
-                    Some("What is the word for 'lasting for a very short time'?".to_owned())
+                    "lasting for a very short time".to_owned(),
+                    Some("What does 'ephemeral' mean?".to_owned())
                 ),
                 (
-                    "present or found everywhere".to_owned(),
-                    Some("What does 'ubiquitous' mean?".to_owned())
+                    "ubiquitous".to_owned(),
+                    Some("What is the word for 'present or found everywhere'?".to_owned())
                 ),
                 (
-                    "meticulous".to_owned(),
-                    Some("What is the word for 'showing great attention to detail'?".to_owned())
+                    "showing great attention to detail".to_owned(),
+                    Some("What does 'meticulous' mean?".to_owned())
                 ),
             ]
         );
