@@ -166,18 +166,49 @@ pub struct LlmSpec {
     pub upstream: Option<UpstreamSpec>,
 }
 
+impl LlmSpec {
+    /// The model the LLM pod runs itself: the one named, or the default one when no upstream is
+    /// named either, so that an empty spec is a working stack.
+    pub fn local_model(&self) -> Option<LocalModelSpec> {
+        match (&self.upstream, &self.local) {
+            (Some(_), _) => None,
+            (None, local) => Some(local.clone().unwrap_or_default()),
+        }
+    }
+}
+
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LocalModelSpec {
-    /// The model to serve, e.g. `smollm2-135m-instruct` or `qwen2.5-0.5b-instruct`.
+    /// The model to serve, a GGUF file of that name on the model volume (default
+    /// `qwen2.5-coder-0.5b-instruct`, the model whose cards meet the quality goal;
+    /// `smollm2-135m-instruct` is smaller and faster).
+    #[serde(default = "default_local_model")]
     pub model: String,
     /// Size of the volume caching the model file (default 2Gi).
     #[serde(default = "default_model_storage")]
     pub storage: Quantity,
 }
 
+/// The model a local LLM serves unless told otherwise: Qwen2.5-Coder-0.5B-Instruct meets the card
+/// quality goal of docs/card-quality.md; SmolLM2-135M does not.
+pub const DEFAULT_LOCAL_MODEL: &str = "qwen2.5-coder-0.5b-instruct";
+
+fn default_local_model() -> String {
+    DEFAULT_LOCAL_MODEL.to_owned()
+}
+
 fn default_model_storage() -> Quantity {
     Quantity("2Gi".to_owned())
+}
+
+impl Default for LocalModelSpec {
+    fn default() -> Self {
+        Self {
+            model: default_local_model(),
+            storage: default_model_storage(),
+        }
+    }
 }
 
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -484,6 +515,25 @@ mod tests {
                 - 0.05)
                 .abs()
                 < 1e-12
+        );
+    }
+
+    #[test]
+    fn a_local_model_defaults_to_the_one_that_meets_the_card_goal() {
+        let spec: FlashcardStackSpec =
+            serde_json::from_str(r#"{"llm": {"local": {}}}"#).expect("parses");
+        let local = spec.llm.local.clone().expect("a local model");
+        assert_eq!(local.model, "qwen2.5-coder-0.5b-instruct");
+        assert_eq!(spec.llm.local_model(), Some(local));
+        // No model named and no upstream either: the default model, not a pod without one.
+        assert_eq!(
+            LlmSpec::default().local_model(),
+            Some(LocalModelSpec::default())
+        );
+        let yaml = crd_yaml().expect("renders");
+        assert!(
+            yaml.contains("default: qwen2.5-coder-0.5b-instruct"),
+            "{yaml}"
         );
     }
 

@@ -171,7 +171,7 @@ pub fn run(options: &Options) -> Result<ExitCode> {
     }
 }
 
-/// The LLM upstream for `cargo xtask up`: SmolLM2 on a free port, announced on stdout.
+/// The LLM upstream for `cargo xtask up`: the chosen model on a free port, announced on stdout.
 pub fn start_upstream(model: Model) -> Result<LlamaServer> {
     let llama = LlamaServer::start(model)?;
     println!(

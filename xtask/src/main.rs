@@ -48,7 +48,7 @@ enum Task {
         cargo_args: Vec<String>,
     },
     /// Build the services in release mode and run the stack locally (backend on SQLite, OCR, LLM on
-    /// llama.cpp with SmolLM2) until Ctrl-C.
+    /// llama.cpp with Qwen2.5-Coder-0.5B) until Ctrl-C.
     Up(up::Options),
     /// Run llama.cpp's OpenAI-compatible server with a small model in the foreground until
     /// Ctrl-C. The first run builds llama-cpp-python from source (several minutes) and downloads

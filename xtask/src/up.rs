@@ -35,8 +35,9 @@ pub struct Options {
     #[arg(long, default_value = "127.0.0.1:8001")]
     llm_listen: SocketAddr,
 
-    /// The model llama.cpp serves: smollm2 (small and fast) or qwen05b (better cards, slower).
-    #[arg(long, value_enum, default_value = "smollm2")]
+    /// The model llama.cpp serves: qwen05b (the cards meet the quality goal) or smollm2 (smaller
+    /// and faster).
+    #[arg(long, value_enum, default_value = "qwen05b")]
     llm_model: llama::Model,
 
     /// Folder for flashcards.db and, with --mlflow, MLflow's runs in mlflow/

@@ -193,7 +193,7 @@ fn data_volume(stack: &FlashcardStack, component: Component) -> Option<(String, 
         Component::Backend if stack.spec.backend.database.postgres.is_none() => {
             Some((pvc::claim_name(stack, component), DATA_DIR))
         }
-        Component::Llm if stack.spec.llm.local.is_some() => {
+        Component::Llm if stack.spec.llm.local_model().is_some() => {
             Some((pvc::claim_name(stack, component), MODELS_DIR))
         }
         _ => None,
@@ -244,7 +244,7 @@ fn args(stack: &FlashcardStack, component: Component) -> Vec<String> {
             args.push("--llm-url".to_owned());
             args.push(service_url(stack, Component::Llm));
         }
-        Component::Llm => match (&stack.spec.llm.upstream, &stack.spec.llm.local) {
+        Component::Llm => match (&stack.spec.llm.upstream, stack.spec.llm.local_model()) {
             (Some(upstream), _) => {
                 args.push("--upstream-url".to_owned());
                 args.push(upstream.url.clone());
@@ -253,11 +253,11 @@ fn args(stack: &FlashcardStack, component: Component) -> Vec<String> {
                     args.push(model.clone());
                 }
             }
-            (None, Some(local)) => {
+            (None, local) => {
+                let model = local.unwrap_or_default().model;
                 args.push("--model".to_owned());
-                args.push(format!("{MODELS_DIR}/{}.gguf", local.model));
+                args.push(format!("{MODELS_DIR}/{model}.gguf"));
             }
-            (None, None) => {}
         },
         Component::Ocr | Component::Web | Component::Redis | Component::Mlflow => {}
     }

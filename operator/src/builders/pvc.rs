@@ -31,8 +31,8 @@ pub fn claims(stack: &FlashcardStack) -> Vec<PersistentVolumeClaim> {
     }) {
         claims.push(claim(stack, Component::Backend, sqlite.storage));
     }
-    if let Some(local) = &stack.spec.llm.local {
-        claims.push(claim(stack, Component::Llm, local.storage.clone()));
+    if let Some(local) = stack.spec.llm.local_model() {
+        claims.push(claim(stack, Component::Llm, local.storage));
     }
     if stack.spec.mlflow.enabled {
         let size = stack
@@ -88,7 +88,18 @@ mod tests {
                 .filter_map(|claim| claim.metadata.name)
                 .collect()
         };
-        assert_eq!(names(FlashcardStackSpec::default()), ["study-backend-data"]);
+        assert_eq!(
+            names(FlashcardStackSpec::default()),
+            ["study-backend-data", "study-llm-data"],
+            "SQLite, and the default model's volume"
+        );
+        let mut upstream = FlashcardStackSpec::default();
+        upstream.llm.upstream = Some(crate::crd::UpstreamSpec {
+            url: "http://ollama:11434".into(),
+            model: None,
+            api_key_secret_ref: None,
+        });
+        assert_eq!(names(upstream), ["study-backend-data"], "no model to keep");
         let mut spec = FlashcardStackSpec::default();
         spec.backend.database.postgres = Some(PostgresSpec {
             secret_ref: SecretKeyRef {
@@ -115,6 +126,11 @@ mod tests {
     #[test]
     fn mlflow_gets_a_volume_when_enabled_which_is_kept_when_disabled() {
         let mut spec = FlashcardStackSpec::default();
+        spec.llm.upstream = Some(crate::crd::UpstreamSpec {
+            url: "http://ollama:11434".into(),
+            model: None,
+            api_key_secret_ref: None,
+        });
         assert_eq!(claims(&stack(spec.clone())).len(), 1, "SQLite alone");
         assert_eq!(
             kept(&stack(spec.clone())),
