@@ -34,6 +34,8 @@ pub enum ModelError {
     ContextFull(usize),
     #[error("token {0} is outside the vocabulary")]
     Token(u32),
+    #[error("the prompt has no tokens")]
+    EmptyPrompt,
 }
 
 /// How rotary embeddings pair a head's dimensions.
@@ -54,6 +56,8 @@ pub struct Config {
     pub kv_heads: usize,
     pub head_dim: usize,
     pub vocabulary: usize,
+    /// The longest sequence the model was trained on.
+    pub context: usize,
     epsilon: f32,
     rope_base: f32,
     rope: Rope,
@@ -120,6 +124,7 @@ impl Model {
             kv_heads,
             head_dim: width / heads.max(1),
             vocabulary: to_usize(embedding_info.dims.get(1).copied().unwrap_or(0)),
+            context: to_usize(gguf.get_u64(&key("context_length"))?),
             epsilon: gguf.get_f32(&key("attention.layer_norm_rms_epsilon"))?,
             rope_base: gguf.get_f32(&key("rope.freq_base")).unwrap_or(10_000.0),
             rope,
@@ -181,6 +186,7 @@ impl Model {
         Session {
             keys: vec![0.0; size],
             values: vec![0.0; size],
+            hidden: Vec::new(),
             context,
             position: 0,
         }
@@ -211,6 +217,32 @@ impl Model {
 
     /// Feeds one token at the session's next position; returns the logits for the token after it.
     pub fn step(&self, session: &mut Session, token: u32) -> Result<Vec<f32>, ModelError> {
+        self.advance(session, token)?;
+        self.logits(session)
+    }
+
+    /// Feeds a prompt; returns the logits for the token after its last. Only the last token's
+    /// logits are computed: the output matrix is a large part of each step.
+    pub fn prefill(&self, session: &mut Session, tokens: &[u32]) -> Result<Vec<f32>, ModelError> {
+        let (last, before) = tokens.split_last().ok_or(ModelError::EmptyPrompt)?;
+        for token in before {
+            self.advance(session, *token)?;
+        }
+        self.step(session, *last)
+    }
+
+    /// The logits for the token after the session's last, from its final hidden state.
+    fn logits(&self, session: &Session) -> Result<Vec<f32>, ModelError> {
+        let c = &self.config;
+        let normed = rms_norm(&session.hidden, &self.output_norm, c.epsilon);
+        let mut logits = vec![0.0; c.vocabulary];
+        self.product(&self.output, &normed, &mut logits)?;
+        Ok(logits)
+    }
+
+    /// Runs one token through every layer, filling its place in the cache and leaving its final
+    /// hidden state in the session.
+    fn advance(&self, session: &mut Session, token: u32) -> Result<(), ModelError> {
         let c = &self.config;
         if session.position >= session.context {
             return Err(ModelError::ContextFull(session.context));
@@ -268,10 +300,8 @@ impl Model {
             add(&mut x, &projected);
         }
         session.position += 1;
-        let normed = rms_norm(&x, &self.output_norm, c.epsilon);
-        let mut logits = vec![0.0; c.vocabulary];
-        self.product(&self.output, &normed, &mut logits)?;
-        Ok(logits)
+        session.hidden = x;
+        Ok(())
     }
 
     fn embed(&self, token: u32) -> Result<Vec<f32>, ModelError> {
@@ -293,6 +323,8 @@ impl Model {
 pub struct Session {
     keys: Vec<f32>,
     values: Vec<f32>,
+    /// The last token's output of the final layer.
+    hidden: Vec<f32>,
     context: usize,
     position: usize,
 }

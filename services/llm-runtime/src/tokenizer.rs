@@ -216,6 +216,16 @@ impl Tokenizer {
         self.tokens.len()
     }
 
+    /// A token's text as the vocabulary writes it (`<|im_end|>`, `Ġthe`).
+    pub fn token(&self, id: u32) -> Option<&str> {
+        self.tokens.get(id as usize).map(String::as_str)
+    }
+
+    /// The id of a token written exactly so.
+    pub fn id(&self, token: &str) -> Option<u32> {
+        self.ids.get(token).copied()
+    }
+
     /// The text cut at special tokens: each piece, with the special token's id when it is one.
     fn split_special<'a>(&self, text: &'a str) -> Vec<(&'a str, Option<u32>)> {
         let mut pieces = Vec::new();

@@ -1,6 +1,8 @@
-//! Where completions come from. [`ModelBackend`] is the seam a local runtime plugs into; this
-//! module's [`OpenAiUpstream`] speaks the OpenAI chat-completions protocol (llama.cpp's server,
-//! Ollama, vLLM) with timeouts and jittered retries.
+//! Where completions come from. [`ModelBackend`] is the seam; [`local::LocalModel`] runs a GGUF
+//! model in process, and this module's [`OpenAiUpstream`] speaks the OpenAI chat-completions
+//! protocol (llama.cpp's server, Ollama, vLLM) with timeouts and jittered retries.
+
+pub mod local;
 
 use std::{
     future::Future,

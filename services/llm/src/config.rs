@@ -1,6 +1,8 @@
 //! The LLM service's command line; every flag also reads an environment variable.
 
-use clap::Parser;
+use std::path::PathBuf;
+
+use clap::{ArgGroup, Parser};
 use flashcards_bootstrap::CommonArgs;
 
 #[derive(Debug, Clone, Parser)]
@@ -9,14 +11,25 @@ use flashcards_bootstrap::CommonArgs;
     version,
     about = "The flashcards LLM service: grounded flashcards from text"
 )]
+// Where completions come from: a model file run in process, or a server; exactly one.
+#[command(group(ArgGroup::new("backend").required(true).args(["model", "upstream_url"])))]
 pub struct Args {
     #[command(flatten)]
     pub common: CommonArgs,
 
+    /// A GGUF model file to run in this process (llama or qwen2 architecture), e.g.
+    /// `/models/qwen2.5-coder-0.5b-instruct.gguf`.
+    #[arg(long, env = "MODEL")]
+    pub model: Option<PathBuf>,
+
+    /// Threads for the local model's matrix products [default: the CPUs this process may use].
+    #[arg(long, env = "MODEL_THREADS")]
+    pub model_threads: Option<usize>,
+
     /// OpenAI-compatible server to generate with (llama.cpp's server, Ollama, vLLM), e.g.
     /// `http://127.0.0.1:8080`.
     #[arg(long, env = "UPSTREAM_URL")]
-    pub upstream_url: String,
+    pub upstream_url: Option<String>,
 
     /// Model to ask the upstream for [default: the first one it lists].
     #[arg(long, env = "UPSTREAM_MODEL")]

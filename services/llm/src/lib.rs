@@ -15,7 +15,10 @@ use flashcards_bootstrap::{ServiceBuilder, health::Readiness, mlflow::MlflowLogg
 use tokio::sync::Semaphore;
 use utoipa_axum::router::OpenApiRouter;
 
-use backend::{ModelBackend, OpenAiUpstream, UpstreamSettings};
+use backend::{
+    ModelBackend, OpenAiUpstream, UpstreamSettings,
+    local::{LoadError, LocalModel},
+};
 pub use config::Args;
 use metrics::LlmMetrics;
 
@@ -57,20 +60,29 @@ impl LlmState {
     }
 }
 
-/// The upstream backend and settings from the command line.
-pub fn from_args(args: &Args) -> (Arc<dyn ModelBackend>, Settings) {
-    let upstream = OpenAiUpstream::new(UpstreamSettings {
-        url: args.upstream_url.clone(),
-        model: args.upstream_model.clone(),
-        api_key: args.upstream_api_key.clone(),
-        timeout: Duration::from_secs(args.upstream_timeout_secs.max(1)),
-        retries: args.upstream_retries,
-    });
+/// The backend (a local model, loaded here, or an upstream server) and settings from the command
+/// line.
+pub fn from_args(args: &Args) -> Result<(Arc<dyn ModelBackend>, Settings), LoadError> {
+    let backend: Arc<dyn ModelBackend> = match (&args.model, &args.upstream_url) {
+        (Some(path), _) => {
+            let threads = args.model_threads.unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+            });
+            Arc::new(LocalModel::load(path, threads.max(1))?)
+        }
+        (None, url) => Arc::new(OpenAiUpstream::new(UpstreamSettings {
+            url: url.clone().unwrap_or_default(),
+            model: args.upstream_model.clone(),
+            api_key: args.upstream_api_key.clone(),
+            timeout: Duration::from_secs(args.upstream_timeout_secs.max(1)),
+            retries: args.upstream_retries,
+        })),
+    };
     let settings = Settings {
         max_concurrent_generations: args.max_concurrent_generations.max(1),
         max_text_chars: args.max_text_chars,
     };
-    (Arc::new(upstream), settings)
+    Ok((backend, settings))
 }
 
 /// Everything the LLM service serves, with the shared bootstrap around it; ready when the model

@@ -24,7 +24,7 @@ async fn main() -> anyhow::Result<()> {
         service.registry(),
     )
     .context("starting MLflow logging")?;
-    let (backend, settings) = from_args(&args);
+    let (backend, settings) = from_args(&args).context("starting the model backend")?;
     let state = LlmState::new(backend, settings, metrics).with_mlflow(mlflow.clone());
 
     let listener = tokio::net::TcpListener::bind(args.common.listen)

@@ -208,7 +208,8 @@ pub struct Models {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ModelInfo {
     pub id: String,
-    /// Where completions come from: `openai-compatible` upstream.
+    /// Where completions come from: `local` (a model file run in process) or an
+    /// `openai-compatible` upstream.
     pub backend: &'static str,
 }
 

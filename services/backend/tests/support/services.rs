@@ -61,7 +61,7 @@ pub async fn start_llm() -> String {
         config::parse_from(["flashcards-llm", "--upstream-url", &upstream], 8001).unwrap();
     let mut service = ServiceBuilder::new("flashcards-llm", "test");
     let metrics = flashcards_llm::metrics::LlmMetrics::register(service.registry());
-    let (backend, settings) = flashcards_llm::from_args(&args);
+    let (backend, settings) = flashcards_llm::from_args(&args).expect("the upstream backend");
     let router = flashcards_llm::app(
         service,
         flashcards_llm::LlmState::new(backend, settings, metrics),

@@ -30,8 +30,19 @@ pub struct LlmServer {
 /// The service in front of `upstream`, configured by `extra` flags; MLflow logging is on when they
 /// name a tracking server, as in `main`.
 pub async fn start(upstream: &str, extra: &[&str]) -> LlmServer {
-    let mut argv = vec!["flashcards-llm", "--upstream-url", upstream];
+    let mut argv = vec!["--upstream-url", upstream];
     argv.extend_from_slice(extra);
+    start_with(&argv).await
+}
+
+/// The service with the model file at `path` run in process.
+pub async fn start_local(path: &str) -> LlmServer {
+    start_with(&["--model", path]).await
+}
+
+async fn start_with(flags: &[&str]) -> LlmServer {
+    let mut argv = vec!["flashcards-llm"];
+    argv.extend_from_slice(flags);
     let args: Args = config::parse_from(argv, 8001).unwrap();
     let mut service = ServiceBuilder::new("flashcards-llm", "test");
     let metrics = LlmMetrics::register(service.registry());
@@ -40,7 +51,7 @@ pub async fn start(upstream: &str, extra: &[&str]) -> LlmServer {
         service.registry(),
     )
     .unwrap();
-    let (backend, settings) = from_args(&args);
+    let (backend, settings) = from_args(&args).expect("the model backend");
     let router = app(
         service,
         LlmState::new(backend, settings, metrics).with_mlflow(mlflow),

@@ -1,0 +1,171 @@
+//! Text generation: the prompt's tokens through the model, then one token at a time picked from
+//! the logits (greedy, or temperature and top-p from a seed) until a stop token, the token limit
+//! or the caller says stop.
+
+use rand::{Rng, SeedableRng, rngs::StdRng};
+
+use crate::model::{Model, ModelError};
+
+/// How the next token is picked.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sampling {
+    /// 0 picks the likeliest token (greedy); higher flattens the distribution.
+    pub temperature: f32,
+    /// Only the likeliest tokens whose probabilities add up to this are candidates (1 = all).
+    pub top_p: f32,
+    pub seed: u64,
+}
+
+impl Sampling {
+    pub const GREEDY: Self = Self {
+        temperature: 0.0,
+        top_p: 1.0,
+        seed: 0,
+    };
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finish {
+    /// A stop token came (not part of the output).
+    Stop,
+    /// `max_tokens` were generated.
+    Length,
+    /// The caller stopped it (a client went away).
+    Cancelled,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Generated {
+    pub tokens: Vec<u32>,
+    pub prompt_tokens: usize,
+    pub finish: Finish,
+}
+
+/// Generates after `prompt`. `on_token` sees each token as it is picked and returns `false` to
+/// stop. The cache is sized for the prompt and `max_tokens`, within the model's context.
+pub fn generate(
+    model: &Model,
+    prompt: &[u32],
+    max_tokens: usize,
+    stop: &[u32],
+    sampling: Sampling,
+    mut on_token: impl FnMut(u32) -> bool,
+) -> Result<Generated, ModelError> {
+    let context = prompt.len() + max_tokens;
+    if context > model.config.context {
+        return Err(ModelError::ContextFull(model.config.context));
+    }
+    let mut session = model.session(context);
+    let mut rng = StdRng::seed_from_u64(sampling.seed);
+    let mut logits = model.prefill(&mut session, prompt)?;
+    let mut tokens = Vec::new();
+    let finish = loop {
+        if tokens.len() == max_tokens {
+            break Finish::Length;
+        }
+        let token = pick(&logits, sampling, &mut rng);
+        if stop.contains(&token) {
+            break Finish::Stop;
+        }
+        tokens.push(token);
+        if !on_token(token) {
+            break Finish::Cancelled;
+        }
+        if tokens.len() < max_tokens {
+            logits = model.step(&mut session, token)?;
+        }
+    };
+    Ok(Generated {
+        tokens,
+        prompt_tokens: prompt.len(),
+        finish,
+    })
+}
+
+/// The next token: the likeliest at temperature 0 (the first of equals), else drawn from the
+/// softmax of `logits / temperature` cut to the top-p nucleus.
+pub fn pick(logits: &[f32], sampling: Sampling, rng: &mut impl Rng) -> u32 {
+    let likeliest =
+        logits
+            .iter()
+            .enumerate()
+            .fold((0, f32::NEG_INFINITY), |best, (index, &logit)| {
+                if logit > best.1 { (index, logit) } else { best }
+            });
+    if sampling.temperature <= 0.0 {
+        return u32::try_from(likeliest.0).unwrap_or(0);
+    }
+    let mut candidates: Vec<(usize, f32)> = logits
+        .iter()
+        .enumerate()
+        .map(|(index, &logit)| (index, ((logit - likeliest.1) / sampling.temperature).exp()))
+        .collect();
+    candidates.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let total: f32 = candidates.iter().map(|(_, weight)| weight).sum();
+    let mut kept = 0.0;
+    let nucleus = candidates
+        .iter()
+        .position(|(_, weight)| {
+            kept += weight / total;
+            kept >= sampling.top_p
+        })
+        .map_or(candidates.len(), |last| last + 1);
+    candidates.truncate(nucleus);
+    let mass: f32 = candidates.iter().map(|(_, weight)| weight).sum();
+    let mut draw = rng.random::<f32>() * mass;
+    for (index, weight) in &candidates {
+        draw -= weight;
+        if draw <= 0.0 {
+            return u32::try_from(*index).unwrap_or(0);
+        }
+    }
+    candidates
+        .last()
+        .map_or(0, |(index, _)| u32::try_from(*index).unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn greedy_takes_the_likeliest_and_the_first_of_equals() {
+        let mut rng = StdRng::seed_from_u64(1);
+        assert_eq!(pick(&[0.1, 3.0, 2.0], Sampling::GREEDY, &mut rng), 1);
+        assert_eq!(pick(&[5.0, 5.0, 1.0], Sampling::GREEDY, &mut rng), 0);
+    }
+
+    #[test]
+    fn top_p_keeps_only_the_nucleus() {
+        // Token 0 holds nearly all the mass: a small top-p never draws another.
+        let sampling = Sampling {
+            temperature: 1.0,
+            top_p: 0.5,
+            seed: 0,
+        };
+        let mut rng = StdRng::seed_from_u64(7);
+        for _ in 0..200 {
+            assert_eq!(pick(&[10.0, 0.0, 0.0, 0.0], sampling, &mut rng), 0);
+        }
+    }
+
+    #[test]
+    fn temperature_draws_follow_the_distribution_and_the_seed() {
+        let sampling = Sampling {
+            temperature: 1.0,
+            top_p: 1.0,
+            seed: 0,
+        };
+        let logits = [0.0, 2.0_f32.ln()]; // probabilities 1/3 and 2/3
+        let draws = |seed| {
+            let mut rng = StdRng::seed_from_u64(seed);
+            (0..3000)
+                .map(|_| pick(&logits, sampling, &mut rng))
+                .collect::<Vec<_>>()
+        };
+        let ones = draws(3).iter().filter(|&&token| token == 1).count();
+        assert!((1850..2150).contains(&ones), "{ones} of 3000");
+        assert_eq!(draws(3), draws(3));
+        assert_ne!(draws(3), draws(4));
+    }
+}
