@@ -96,7 +96,8 @@ pub struct Model {
     layers: Vec<Layer>,
     output_norm: Vec<f32>,
     output: Matrix,
-    threads: usize,
+    /// The threads every matrix product is split across.
+    pool: rayon::ThreadPool,
 }
 
 fn to_usize(value: u64) -> usize {
@@ -175,7 +176,7 @@ impl Model {
             layers,
             output_norm,
             output,
-            threads: threads.max(1),
+            pool: kernels::pool(threads),
         })
     }
 
@@ -204,7 +205,7 @@ impl Model {
                 *columns,
                 x,
                 out,
-                self.threads,
+                &self.pool,
             )?,
             Matrix::Dense { values, columns } => {
                 for (row, slot) in values.chunks_exact(*columns).zip(out.iter_mut()) {
