@@ -258,6 +258,11 @@ impl LlamaServer {
     pub fn model_path(&self) -> &Path {
         &self.model_path
     }
+
+    /// The server's process id, for its memory use.
+    pub fn pid(&self) -> u32 {
+        self.server.pid()
+    }
 }
 
 /// The virtualenv with llama-cpp-python's server, built the first time (several minutes).

