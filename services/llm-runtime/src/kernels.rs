@@ -77,58 +77,67 @@ fn dot32_unsigned(w: &[u8; QK], a: &[i8; QK]) -> i32 {
     sum
 }
 
-/// Σ w·a over one row of `kind` weights (`row` holds its blocks) and the quantized activations.
-/// Each block is first unpacked to 32 signed bytes, then dotted whole.
+/// Σ w·a of one row of `kind` weights (`row` holds its blocks) with each token's quantized
+/// activations (`activations` holds `tokens × blocks`, token after token), added to `sums`, one
+/// per token. Each block is unpacked once and dotted with every token's block.
 #[inline(always)]
-fn dot(kind: TensorType, row: &[u8], activations: &[ActivationBlock]) -> f32 {
-    let mut w = [0_i8; QK];
+#[allow(clippy::cast_possible_wrap)]
+fn dot(kind: TensorType, row: &[u8], activations: &[ActivationBlock], sums: &mut [f32]) {
+    let blocks = activations.len() / sums.len().max(1);
+    let token = |t: usize, b: usize| &activations[t * blocks + b];
     match kind {
-        TensorType::Q8_0 => row
-            .chunks_exact(34)
-            .zip(activations)
-            .map(|(block, a)| {
+        TensorType::Q8_0 => {
+            let mut w = [0_i8; QK];
+            for (b, block) in row.chunks_exact(34).enumerate() {
                 for (slot, byte) in w.iter_mut().zip(&block[2..34]) {
-                    *slot = i8::from_le_bytes([*byte]);
+                    *slot = *byte as i8;
                 }
-                half(block, 0) * a.scale * int(dot32(&w, &a.q))
-            })
-            .sum(),
-        TensorType::Q4_1 => row
-            .chunks_exact(20)
-            .zip(activations)
-            .map(|(block, a)| {
-                let sum = dot32_unsigned(&nibbles(&block[4..20]), &a.q);
-                half(block, 0) * a.scale * int(sum) + half(block, 2) * a.scale * int(a.sum)
-            })
-            .sum(),
-        TensorType::Q5_0 => row
-            .chunks_exact(22)
-            .zip(activations)
-            .map(|(block, a)| {
-                let mut values = nibbles(&block[6..22]);
+                let d = half(block, 0);
+                for (t, sum) in sums.iter_mut().enumerate() {
+                    let a = token(t, b);
+                    *sum += d * a.scale * int(dot32(&w, &a.q));
+                }
+            }
+        }
+        TensorType::Q4_1 => {
+            for (b, block) in row.chunks_exact(20).enumerate() {
+                let w = nibbles(&block[4..20]);
+                let (d, m) = (half(block, 0), half(block, 2));
+                for (t, sum) in sums.iter_mut().enumerate() {
+                    let a = token(t, b);
+                    *sum += d * a.scale * int(dot32_unsigned(&w, &a.q)) + m * a.scale * int(a.sum);
+                }
+            }
+        }
+        TensorType::Q5_0 => {
+            for (b, block) in row.chunks_exact(22).enumerate() {
+                let mut w = nibbles(&block[6..22]);
                 // Weight j's fifth bit is bit j of bytes 2..6, added eight weights at a time.
-                for (eight, bits) in values.chunks_exact_mut(8).zip(&block[2..6]) {
+                for (eight, bits) in w.chunks_exact_mut(8).zip(&block[2..6]) {
                     let mut word = [0_u8; 8];
                     word.copy_from_slice(eight);
                     let spread = u64::from_le_bytes(word) | FIFTH_BITS[usize::from(*bits)];
                     eight.copy_from_slice(&spread.to_le_bytes());
                 }
-                // Σ (w − 16)·a = Σ w·a − 16 Σ a.
-                let sum = dot32_unsigned(&values, &a.q) - 16 * a.sum;
-                half(block, 0) * a.scale * int(sum)
-            })
-            .sum(),
-        TensorType::Q4K => row
-            .chunks_exact(144)
-            .zip(activations.chunks_exact(8))
-            .map(|(block, a)| dot_q4_k(block, a))
-            .sum(),
-        TensorType::Q6K => row
-            .chunks_exact(210)
-            .zip(activations.chunks_exact(8))
-            .map(|(block, a)| dot_q6_k(block, a))
-            .sum(),
-        _ => 0.0,
+                let d = half(block, 0);
+                for (t, sum) in sums.iter_mut().enumerate() {
+                    let a = token(t, b);
+                    // Σ (w − 16)·a = Σ w·a − 16 Σ a.
+                    *sum += d * a.scale * int(dot32_unsigned(&w, &a.q) - 16 * a.sum);
+                }
+            }
+        }
+        TensorType::Q4K => {
+            for (super_block, block) in row.chunks_exact(144).enumerate() {
+                dot_q4_k(block, |sub| 8 * super_block + sub, &token, sums);
+            }
+        }
+        TensorType::Q6K => {
+            for (super_block, block) in row.chunks_exact(210).enumerate() {
+                dot_q6_k(block, |sub| 8 * super_block + sub, &token, sums);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -172,76 +181,92 @@ fn int(value: i32) -> f32 {
     value as f32
 }
 
-/// One Q4_K super-block (256 weights) against 8 activation blocks: sub-block `2c` is the low
-/// nibbles of value bytes `32c..32c + 32`, sub-block `2c + 1` their high nibbles.
+/// One Q4_K super-block (256 weights) against 8 activation blocks per token (`index` gives a
+/// sub-block's activation block, `token` a token's): sub-block `2c` is the low nibbles of value
+/// bytes `32c..32c + 32`, sub-block `2c + 1` their high nibbles. The super-block is unpacked
+/// once; each token's share is summed over it before joining the row's sum, as llama.cpp does.
 #[inline(always)]
-#[allow(clippy::cast_possible_wrap)]
-fn dot_q4_k(block: &[u8], activations: &[ActivationBlock]) -> f32 {
+fn dot_q4_k<'a>(
+    block: &[u8],
+    index: impl Fn(usize) -> usize,
+    token: &impl Fn(usize, usize) -> &'a ActivationBlock,
+    sums: &mut [f32],
+) {
     let (d, dmin) = (half(block, 0), half(block, 2));
     let packed = &block[4..16];
-    let mut total = 0.0;
-    let mut w = [0_i8; QK];
+    let mut w = [[0_u8; QK]; 8];
+    let mut scales = [(0.0_f32, 0.0_f32); 8];
     for (chunk, qs) in block[16..144].chunks_exact(32).enumerate() {
-        for (nibble, a) in [
-            (0, &activations[2 * chunk]),
-            (4, &activations[2 * chunk + 1]),
-        ] {
-            let (scale, min) = scale_min_k4(2 * chunk + nibble / 4, packed);
-            for (slot, q) in w.iter_mut().zip(qs) {
-                *slot = ((q >> nibble) & 0xF) as i8;
+        for nibble in [0, 4] {
+            let sub = 2 * chunk + nibble / 4;
+            let (scale, min) = scale_min_k4(sub, packed);
+            scales[sub] = (f32::from(scale), f32::from(min));
+            for (slot, q) in w[sub].iter_mut().zip(qs) {
+                *slot = (q >> nibble) & 0xF;
             }
-            let sum = dot32(&w, &a.q);
-            total +=
-                a.scale * (d * f32::from(scale) * int(sum) - dmin * f32::from(min) * int(a.sum));
         }
     }
-    total
+    for (t, sum) in sums.iter_mut().enumerate() {
+        let mut total = 0.0;
+        for (sub, (w, (scale, min))) in w.iter().zip(scales).enumerate() {
+            let a = token(t, index(sub));
+            total += a.scale * (d * scale * int(dot32_unsigned(w, &a.q)) - dmin * min * int(a.sum));
+        }
+        *sum += total;
+    }
 }
 
-/// One Q6_K super-block against 8 activation blocks; sub-blocks of 16 share an activation block's
-/// scale two by two.
+/// One Q6_K super-block against 8 activation blocks per token; sub-blocks of 16 share an
+/// activation block's scale two by two, and the values' offset of 32 comes off through sums of
+/// the activations. Unpacked once, summed per token as [`dot_q4_k`] does.
 #[inline(always)]
-#[allow(clippy::cast_possible_wrap)]
-fn dot_q6_k(block: &[u8], activations: &[ActivationBlock]) -> f32 {
+fn dot_q6_k<'a>(
+    block: &[u8],
+    index: impl Fn(usize) -> usize,
+    token: &impl Fn(usize, usize) -> &'a ActivationBlock,
+    sums: &mut [f32],
+) {
     let d = half(block, 208);
     let scales = &block[192..208];
-    let mut total = 0.0;
-    let mut w = [0_i8; QK];
+    let mut w = [[0_u8; QK]; 8];
     for half_block in 0..2 {
         let low = &block[64 * half_block..64 * half_block + 64];
         let high = &block[128 + 32 * half_block..128 + 32 * half_block + 32];
         // Rows r = 0..4 of 32 weights: weight 32r + l of this half.
         for row in 0..4 {
-            let a = &activations[4 * half_block + row];
             let (nibbles, shift) = match row {
                 0 => (&low[..32], 0),
                 1 => (&low[32..], 0),
                 2 => (&low[..32], 4),
                 _ => (&low[32..], 4),
             };
-            for ((slot, low), high) in w.iter_mut().zip(nibbles).zip(high) {
-                *slot = (((low >> shift) & 0xF) | (((high >> (2 * row)) & 3) << 4)) as i8 - 32;
-            }
-            let (first, second) = w.split_at(16);
-            let (a_first, a_second) = a.q.split_at(16);
-            for (sub, (w, x)) in [(first, a_first), (second, a_second)]
-                .into_iter()
-                .enumerate()
-            {
-                let sum: i32 = w
-                    .iter()
-                    .zip(x)
-                    .map(|(w, x)| i32::from(*w) * i32::from(*x))
-                    .sum();
-                let scale = i8::from_le_bytes([scales[8 * half_block + 2 * row + sub]]);
-                total += d * a.scale * f32::from(scale) * int(sum);
+            for ((slot, low), high) in w[4 * half_block + row].iter_mut().zip(nibbles).zip(high) {
+                *slot = ((low >> shift) & 0xF) | (((high >> (2 * row)) & 3) << 4);
             }
         }
     }
-    total
+    for (t, sum) in sums.iter_mut().enumerate() {
+        let mut total = 0.0;
+        for (sub, w) in w.iter().enumerate() {
+            let a = token(t, index(sub));
+            let (mut low_sum, mut high_sum) = (0_i32, 0_i32);
+            let (mut low_a, mut high_a) = (0_i32, 0_i32);
+            for l in 0..16 {
+                low_sum += i32::from(w[l]) * i32::from(a.q[l]);
+                low_a += i32::from(a.q[l]);
+                high_sum += i32::from(w[l + 16]) * i32::from(a.q[l + 16]);
+                high_a += i32::from(a.q[l + 16]);
+            }
+            let first = f32::from(i8::from_le_bytes([scales[2 * sub]]));
+            let second = f32::from(i8::from_le_bytes([scales[2 * sub + 1]]));
+            total += d * a.scale * first * int(low_sum - 32 * low_a);
+            total += d * a.scale * second * int(high_sum - 32 * high_a);
+        }
+        *sum += total;
+    }
 }
 
-/// `out[i] = row i · activations` for consecutive rows of `row_bytes` each.
+/// `out[r × tokens + t] = row r · token t` for consecutive rows of `row_bytes` each.
 #[inline(always)]
 fn rows(
     kind: TensorType,
@@ -249,9 +274,14 @@ fn rows(
     row_bytes: usize,
     activations: &[ActivationBlock],
     out: &mut [f32],
+    tokens: usize,
 ) {
-    for (slot, row) in out.iter_mut().zip(weights.chunks_exact(row_bytes)) {
-        *slot = dot(kind, row, activations);
+    for (sums, row) in out
+        .chunks_exact_mut(tokens)
+        .zip(weights.chunks_exact(row_bytes))
+    {
+        sums.fill(0.0);
+        dot(kind, row, activations, sums);
     }
 }
 
@@ -264,8 +294,9 @@ fn rows_avx2(
     row_bytes: usize,
     activations: &[ActivationBlock],
     out: &mut [f32],
+    tokens: usize,
 ) {
-    rows(kind, weights, row_bytes, activations, out);
+    rows(kind, weights, row_bytes, activations, out, tokens);
 }
 
 /// [`rows`] with the widest vectors this CPU has.
@@ -275,17 +306,18 @@ fn rows_fastest(
     row_bytes: usize,
     activations: &[ActivationBlock],
     out: &mut [f32],
+    tokens: usize,
 ) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         // SAFETY: the CPU was just found to have both features `rows_avx2` is compiled for.
         #[allow(unsafe_code)]
         unsafe {
-            rows_avx2(kind, weights, row_bytes, activations, out);
+            rows_avx2(kind, weights, row_bytes, activations, out, tokens);
         }
         return;
     }
-    rows(kind, weights, row_bytes, activations, out);
+    rows(kind, weights, row_bytes, activations, out, tokens);
 }
 
 /// `out = W · x` for a `rows × columns` matrix of `kind` weights stored row after row, the rows
@@ -295,6 +327,20 @@ pub fn matvec(
     weights: &[u8],
     columns: usize,
     x: &[f32],
+    out: &mut [f32],
+    pool: &rayon::ThreadPool,
+) -> Result<(), KernelError> {
+    matmul(kind, weights, columns, x, out, pool)
+}
+
+/// `out[t] = W · x[t]` for each of the tokens whose activations `xs` holds one after another
+/// (`tokens × columns`), written to `out` the same way (`tokens × rows`). Each weight row is read
+/// and unpacked once for all the tokens: a prompt costs far less than as many single products.
+pub fn matmul(
+    kind: TensorType,
+    weights: &[u8],
+    columns: usize,
+    xs: &[f32],
     out: &mut [f32],
     pool: &rayon::ThreadPool,
 ) -> Result<(), KernelError> {
@@ -310,31 +356,53 @@ pub fn matvec(
         usize::try_from(block_elements).unwrap_or(usize::MAX),
         usize::try_from(block_bytes).unwrap_or(usize::MAX),
     );
-    if x.len() != columns || !columns.is_multiple_of(block_elements) {
+    if columns == 0 || !xs.len().is_multiple_of(columns) || !columns.is_multiple_of(block_elements)
+    {
         return Err(KernelError::Shape {
             what: "activations",
             expected: columns,
-            got: x.len(),
+            got: xs.len(),
         });
     }
+    let tokens = xs.len() / columns;
+    if tokens == 0 || !out.len().is_multiple_of(tokens) {
+        return Err(KernelError::Shape {
+            what: "outputs",
+            expected: tokens,
+            got: out.len(),
+        });
+    }
+    let row_count = out.len() / tokens;
     let row_bytes = columns / block_elements * block_bytes;
-    if weights.len() != row_bytes * out.len() {
+    if weights.len() != row_bytes * row_count {
         return Err(KernelError::Shape {
             what: "weight bytes",
-            expected: row_bytes * out.len(),
+            expected: row_bytes * row_count,
             got: weights.len(),
         });
     }
-    let activations = quantize_activations(x);
-    // A few parts per thread, so that one slow thread does not hold the others up.
-    let per_part = out.len().div_ceil(4 * pool.current_num_threads()).max(1);
+    let activations = quantize_activations(xs);
+    // Row after row, a token's result each; a few parts per thread, so that one slow thread does
+    // not hold the others up.
+    let mut by_row = vec![0.0_f32; out.len()];
+    let per_part = row_count.div_ceil(4 * pool.current_num_threads()).max(1);
     pool.install(|| {
-        out.par_chunks_mut(per_part)
+        by_row
+            .par_chunks_mut(per_part * tokens)
             .zip(weights.par_chunks(per_part * row_bytes))
             .for_each(|(out, weights)| {
-                rows_fastest(kind, weights, row_bytes, &activations, out);
+                rows_fastest(kind, weights, row_bytes, &activations, out, tokens);
             });
     });
+    if tokens == 1 {
+        out.copy_from_slice(&by_row);
+    } else {
+        for (row, values) in by_row.chunks_exact(tokens).enumerate() {
+            for (token, value) in values.iter().enumerate() {
+                out[token * row_count + row] = *value;
+            }
+        }
+    }
     Ok(())
 }
 
@@ -470,16 +538,49 @@ mod tests {
             let data = weights(kind, row_count, columns);
             let row_bytes = data.len() / row_count;
             let (mut portable, mut vectorised) = (vec![0.0; row_count], vec![0.0; row_count]);
-            rows(kind, &data, row_bytes, &activations, &mut portable);
+            rows(kind, &data, row_bytes, &activations, &mut portable, 1);
             // SAFETY: the CPU has AVX2 and FMA, checked above.
             #[allow(unsafe_code)]
             unsafe {
-                rows_avx2(kind, &data, row_bytes, &activations, &mut vectorised);
+                rows_avx2(kind, &data, row_bytes, &activations, &mut vectorised, 1);
             }
             for (a, b) in portable.iter().zip(&vectorised) {
                 assert!(
                     (a - b).abs() <= 1e-3 * a.abs().max(1.0),
                     "{kind}: {a} against {b}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn many_tokens_at_once_are_the_tokens_one_by_one() {
+        let (row_count, columns, tokens) = (9, 512, 3);
+        let xs: Vec<f32> = (0..tokens)
+            .flat_map(|token| {
+                activations(columns)
+                    .into_iter()
+                    .map(move |value| value * (token as f32 + 0.5))
+            })
+            .collect();
+        let two = pool(2);
+        for kind in [
+            TensorType::Q8_0,
+            TensorType::Q4_1,
+            TensorType::Q5_0,
+            TensorType::Q4K,
+            TensorType::Q6K,
+        ] {
+            let data = weights(kind, row_count, columns);
+            let mut together = vec![0.0; tokens * row_count];
+            matmul(kind, &data, columns, &xs, &mut together, &two).expect("runs");
+            for (token, x) in xs.chunks_exact(columns).enumerate() {
+                let mut alone = vec![0.0; row_count];
+                matvec(kind, &data, columns, x, &mut alone, &two).expect("runs");
+                assert_eq!(
+                    &together[token * row_count..(token + 1) * row_count],
+                    &alone[..],
+                    "{kind}, token {token}"
                 );
             }
         }

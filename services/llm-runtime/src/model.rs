@@ -100,6 +100,10 @@ pub struct Model {
     pool: rayon::ThreadPool,
 }
 
+/// Prompt tokens run through the layers together: enough to read each matrix once for many
+/// tokens, few enough that their activations stay in cache.
+pub const PREFILL_BATCH: usize = 32;
+
 fn to_usize(value: u64) -> usize {
     usize::try_from(value).unwrap_or(usize::MAX)
 }
@@ -193,13 +197,15 @@ impl Model {
         }
     }
 
+    /// `out = M · x` for each of the tokens whose rows `x` holds (`tokens × columns` in,
+    /// `tokens × rows` out).
     fn product(&self, matrix: &Matrix, x: &[f32], out: &mut [f32]) -> Result<(), ModelError> {
         match matrix {
             Matrix::Quantized {
                 kind,
                 range,
                 columns,
-            } => kernels::matvec(
+            } => kernels::matmul(
                 *kind,
                 &self.gguf.bytes()[range.clone()],
                 *columns,
@@ -208,8 +214,11 @@ impl Model {
                 &self.pool,
             )?,
             Matrix::Dense { values, columns } => {
-                for (row, slot) in values.chunks_exact(*columns).zip(out.iter_mut()) {
-                    *slot = row.iter().zip(x).map(|(w, v)| w * v).sum();
+                let rows = values.len() / columns;
+                for (x, out) in x.chunks_exact(*columns).zip(out.chunks_exact_mut(rows)) {
+                    for (row, slot) in values.chunks_exact(*columns).zip(out.iter_mut()) {
+                        *slot = row.iter().zip(x).map(|(w, v)| w * v).sum();
+                    }
                 }
             }
         }
@@ -222,14 +231,17 @@ impl Model {
         self.logits(session)
     }
 
-    /// Feeds a prompt; returns the logits for the token after its last. Only the last token's
-    /// logits are computed: the output matrix is a large part of each step.
+    /// Feeds a prompt, [`PREFILL_BATCH`] tokens at a time; returns the logits for the token after
+    /// its last. Only the last token's logits are computed: the output matrix is a large part of
+    /// each step.
     pub fn prefill(&self, session: &mut Session, tokens: &[u32]) -> Result<Vec<f32>, ModelError> {
-        let (last, before) = tokens.split_last().ok_or(ModelError::EmptyPrompt)?;
-        for token in before {
-            self.advance(session, *token)?;
+        if tokens.is_empty() {
+            return Err(ModelError::EmptyPrompt);
         }
-        self.step(session, *last)
+        for batch in tokens.chunks(PREFILL_BATCH) {
+            self.advance_many(session, batch)?;
+        }
+        self.logits(session)
     }
 
     /// The logits for the token after the session's last, from its final hidden state.
@@ -244,54 +256,76 @@ impl Model {
     /// Runs one token through every layer, filling its place in the cache and leaving its final
     /// hidden state in the session.
     fn advance(&self, session: &mut Session, token: u32) -> Result<(), ModelError> {
+        self.advance_many(session, &[token])
+    }
+
+    /// Runs tokens through every layer together, each matrix read once for all of them, filling
+    /// their places in the cache; each attends to the cache up to its own position. Leaves the
+    /// last token's final hidden state in the session.
+    fn advance_many(&self, session: &mut Session, tokens: &[u32]) -> Result<(), ModelError> {
         let c = &self.config;
-        if session.position >= session.context {
+        let n = tokens.len();
+        let start = session.position;
+        if start + n > session.context {
             return Err(ModelError::ContextFull(session.context));
         }
-        if token as usize >= c.vocabulary {
-            return Err(ModelError::Token(token));
+        let mut x = Vec::with_capacity(n * c.width);
+        for &token in tokens {
+            if token as usize >= c.vocabulary {
+                return Err(ModelError::Token(token));
+            }
+            x.extend(self.embed(token)?);
         }
-        let mut x = self.embed(token)?;
         let (q_out, kv_out) = (c.heads * c.head_dim, c.kv_heads * c.head_dim);
-        let (mut q, mut k, mut v) = (vec![0.0; q_out], vec![0.0; kv_out], vec![0.0; kv_out]);
-        let mut attended = vec![0.0; q_out];
-        let mut projected = vec![0.0; c.width];
-        let (mut gate, mut up) = (vec![0.0; c.feed_forward], vec![0.0; c.feed_forward]);
-        let position = session.position;
-        // Every head of every layer turns by the same angles at this position.
-        let angles = rotary_angles(position, c.head_dim, c.rope_base);
+        let (mut q, mut k, mut v) = (
+            vec![0.0; n * q_out],
+            vec![0.0; n * kv_out],
+            vec![0.0; n * kv_out],
+        );
+        let mut attended = vec![0.0; n * q_out];
+        let mut projected = vec![0.0; n * c.width];
+        let (mut gate, mut up) = (vec![0.0; n * c.feed_forward], vec![0.0; n * c.feed_forward]);
+        // Every head of every layer turns by the same angles at a position.
+        let angles: Vec<Vec<(f32, f32)>> = (start..start + n)
+            .map(|position| rotary_angles(position, c.head_dim, c.rope_base))
+            .collect();
+        let stride = kv_out;
         for (index, layer) in self.layers.iter().enumerate() {
-            let normed = rms_norm(&x, &layer.attn_norm, c.epsilon);
+            let normed = rms_norm_rows(&x, &layer.attn_norm, c.epsilon, c.width);
             self.product(&layer.q, &normed, &mut q)?;
             self.product(&layer.k, &normed, &mut k)?;
             self.product(&layer.v, &normed, &mut v)?;
             if let Some([qb, kb, vb]) = &layer.biases {
-                add(&mut q, qb);
-                add(&mut k, kb);
-                add(&mut v, vb);
+                add_rows(&mut q, qb);
+                add_rows(&mut k, kb);
+                add_rows(&mut v, vb);
             }
-            for head in q
-                .chunks_exact_mut(c.head_dim)
-                .chain(k.chunks_exact_mut(c.head_dim))
-            {
-                rotate(head, &angles, c.rope);
+            for (i, angles) in angles.iter().enumerate() {
+                for head in q[i * q_out..(i + 1) * q_out]
+                    .chunks_exact_mut(c.head_dim)
+                    .chain(k[i * kv_out..(i + 1) * kv_out].chunks_exact_mut(c.head_dim))
+                {
+                    rotate(head, angles, c.rope);
+                }
             }
-            let stride = kv_out;
             let layer_start = index * session.context * stride;
-            let at = layer_start + position * stride;
-            session.keys[at..at + stride].copy_from_slice(&k);
-            session.values[at..at + stride].copy_from_slice(&v);
-            attend(
-                c,
-                &q,
-                &session.keys[layer_start..layer_start + (position + 1) * stride],
-                &session.values[layer_start..layer_start + (position + 1) * stride],
-                &mut attended,
-            );
+            let at = layer_start + start * stride;
+            session.keys[at..at + n * stride].copy_from_slice(&k);
+            session.values[at..at + n * stride].copy_from_slice(&v);
+            for i in 0..n {
+                let seen = layer_start..layer_start + (start + i + 1) * stride;
+                attend(
+                    c,
+                    &q[i * q_out..(i + 1) * q_out],
+                    &session.keys[seen.clone()],
+                    &session.values[seen],
+                    &mut attended[i * q_out..(i + 1) * q_out],
+                );
+            }
             self.product(&layer.output, &attended, &mut projected)?;
             add(&mut x, &projected);
 
-            let normed = rms_norm(&x, &layer.ffn_norm, c.epsilon);
+            let normed = rms_norm_rows(&x, &layer.ffn_norm, c.epsilon, c.width);
             self.product(&layer.gate, &normed, &mut gate)?;
             self.product(&layer.up, &normed, &mut up)?;
             for (g, u) in gate.iter_mut().zip(&up) {
@@ -300,8 +334,8 @@ impl Model {
             self.product(&layer.down, &gate, &mut projected)?;
             add(&mut x, &projected);
         }
-        session.position += 1;
-        session.hidden = x;
+        session.position += n;
+        session.hidden = x.split_off((n - 1) * c.width);
         Ok(())
     }
 
@@ -376,6 +410,20 @@ fn matrix(gguf: &Gguf, name: &str, columns: usize, rows: usize) -> Result<Matrix
             columns,
         },
     })
+}
+
+/// [`rms_norm`] of each `width`-long row of `x`.
+fn rms_norm_rows(x: &[f32], weight: &[f32], epsilon: f32, width: usize) -> Vec<f32> {
+    x.chunks_exact(width)
+        .flat_map(|row| rms_norm(row, weight, epsilon))
+        .collect()
+}
+
+/// Adds `bias` to each of `x`'s rows.
+fn add_rows(x: &mut [f32], bias: &[f32]) {
+    for row in x.chunks_exact_mut(bias.len()) {
+        add(row, bias);
+    }
 }
 
 fn rms_norm(x: &[f32], weight: &[f32], epsilon: f32) -> Vec<f32> {

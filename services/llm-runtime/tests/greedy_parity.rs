@@ -99,3 +99,30 @@ fn model_eos(path: &str) -> u32 {
     let gguf = Gguf::open(Path::new(path)).unwrap();
     u32::try_from(gguf.get_u64("tokenizer.ggml.eos_token_id").unwrap()).unwrap()
 }
+
+/// A prompt fed in batches ([`Model::prefill`]) ends in the logits of feeding it token by token:
+/// each matrix row is unpacked once for the batch, but every token's sums are the same numbers.
+#[test]
+fn a_prompt_in_batches_is_its_tokens_one_by_one() {
+    let path = std::env::var("FLASHCARDS_TEST_LLM_MODEL").unwrap();
+    let tokenizer = Tokenizer::from_gguf(&Gguf::open(Path::new(&path)).unwrap()).unwrap();
+    let model = Model::load(Gguf::open(Path::new(&path)).unwrap(), 2).unwrap();
+    // Longer than one batch, so that the second batch attends to the first one's cache.
+    let prompt = tokenizer.encode(&PROMPTS.join(" ").repeat(2));
+    assert!(prompt.len() > flashcards_llm_runtime::model::PREFILL_BATCH + 1);
+    let mut batched = model.session(prompt.len());
+    let together = model.prefill(&mut batched, &prompt).unwrap();
+    let mut single = model.session(prompt.len());
+    let mut alone = Vec::new();
+    for token in &prompt {
+        alone = model.step(&mut single, *token).unwrap();
+    }
+    assert_eq!(batched.position(), single.position());
+    assert_eq!(argmax(&together), argmax(&alone));
+    let largest = together
+        .iter()
+        .zip(&alone)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0_f32, f32::max);
+    assert!(largest <= 1e-4, "logits differ by up to {largest}");
+}
