@@ -27,6 +27,26 @@ pub struct ChatRequest {
     pub max_tokens: u32,
     /// The JSON schema the answer must follow, if the backend can enforce one.
     pub schema: Option<Value>,
+    pub sampling: SamplingParams,
+}
+
+/// How the next token is picked.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SamplingParams {
+    /// 0 is greedy.
+    pub temperature: f64,
+    /// Only the likeliest tokens whose probabilities add up to this are drawn from (1 = all).
+    pub top_p: f64,
+    pub seed: Option<u64>,
+}
+
+impl SamplingParams {
+    /// The pipeline's: greedy, so the same text gives the same cards.
+    pub const GREEDY: Self = Self {
+        temperature: TEMPERATURE,
+        top_p: 1.0,
+        seed: None,
+    };
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -67,6 +87,11 @@ pub trait ModelBackend: Send + Sync {
     /// The model's name as reported to clients.
     fn model<'a>(&'a self) -> BackendFuture<'a, String>;
     fn complete<'a>(&'a self, request: &'a ChatRequest) -> BackendFuture<'a, Completion>;
+    /// Whether a request's JSON schema constrains what the model writes (else it is only a hint,
+    /// and the caller must check the answer).
+    fn enforces_schema(&self) -> bool {
+        true
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -264,8 +289,12 @@ pub fn chat_body(model: &str, request: &ChatRequest, schema: Option<&Value>) -> 
         "model": model,
         "messages": messages,
         "max_tokens": request.max_tokens,
-        "temperature": TEMPERATURE,
+        "temperature": request.sampling.temperature,
+        "top_p": request.sampling.top_p,
     });
+    if let Some(seed) = request.sampling.seed {
+        body["seed"] = json!(seed);
+    }
     if let Some(schema) = schema {
         body["response_format"] = json!({
             "type": "json_object",
@@ -354,6 +383,7 @@ mod tests {
             }],
             max_tokens: 10,
             schema: None,
+            sampling: SamplingParams::GREEDY,
         };
         let schema = json!({"type": "object"});
         let body = chat_body("m", &request, Some(&schema));

@@ -1,4 +1,6 @@
-//! `POST /v1/generate` and `GET /v1/models`.
+//! `POST /v1/generate`, `GET /v1/models` and (in [`chat`]) `POST /v1/chat/completions`.
+
+pub mod chat;
 
 use std::time::Instant;
 
@@ -19,6 +21,7 @@ pub fn router() -> OpenApiRouter<LlmState> {
     OpenApiRouter::new()
         .routes(routes!(generate))
         .routes(routes!(models))
+        .routes(routes!(chat::chat_completions))
 }
 
 pub const DEFAULT_MAX_CARDS: usize = 10;

@@ -292,3 +292,30 @@ async fn a_busy_upstream_is_retried_then_given_up_on() {
         "{answer}"
     );
 }
+
+#[tokio::test]
+async fn chat_completions_pass_through_to_the_upstream_with_its_schema() {
+    let server = start(&upstream_url(), &[]).await;
+    let schema = json!({
+        "type": "object",
+        "properties": {"colour": {"type": "string"}},
+        "required": ["colour"],
+    });
+    let answer: Value = Client::new()
+        .post(format!("{}/v1/chat/completions", server.base))
+        .json(&json!({
+            "messages": [{"role": "user", "content": "Name a primary colour as JSON."}],
+            "max_tokens": 40,
+            "response_format": {"type": "json_schema", "json_schema": {"name": "c", "schema": schema}},
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let content = answer["choices"][0]["message"]["content"].as_str().unwrap();
+    let parsed: Value = serde_json::from_str(content).expect("the schema held the model to JSON");
+    assert!(parsed["colour"].is_string(), "{answer}");
+    assert_eq!(answer["model"], "SmolLM2-135M-Instruct", "{answer}");
+}

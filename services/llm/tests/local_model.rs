@@ -126,3 +126,90 @@ fn a_missing_truncated_or_foreign_file_is_a_clear_error() {
     let error = load(foreign.path().to_str().unwrap()).unwrap();
     assert!(error.contains(foreign.path().to_str().unwrap()), "{error}");
 }
+
+/// `POST /v1/chat/completions` on `server`: the status and the JSON answer.
+async fn chat(base: &str, body: serde_json::Value) -> (StatusCode, serde_json::Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{base}/v1/chat/completions"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    (
+        status,
+        response.json().await.unwrap_or(serde_json::Value::Null),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_local_model_answers_openai_chat_completions() {
+    let server = start_local(&model_path()).await;
+    let (status, answer) = chat(
+        &server.base,
+        json!({
+            "model": "anything",
+            "messages": [{"role": "user", "content": "Name three primary colours."}],
+            "max_tokens": 12,
+            "n": 1,
+        }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["object"], "chat.completion");
+    assert_eq!(answer["choices"][0]["message"]["role"], "assistant");
+    assert!(
+        !answer["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap()
+            .is_empty(),
+        "{answer}"
+    );
+    let usage = &answer["usage"];
+    assert!(usage["prompt_tokens"].as_u64().unwrap() > 5, "{answer}");
+    assert!(
+        usage["completion_tokens"].as_u64().unwrap() <= 12,
+        "{answer}"
+    );
+    assert_eq!(
+        usage["total_tokens"].as_u64().unwrap(),
+        usage["prompt_tokens"].as_u64().unwrap() + usage["completion_tokens"].as_u64().unwrap()
+    );
+
+    // Sampled with a seed: the same seed, the same answer.
+    let sampled = json!({
+        "messages": [{"role": "user", "content": "Write a word."}],
+        "max_tokens": 8, "temperature": 1.0, "top_p": 0.9, "seed": 42,
+    });
+    let (_, first) = chat(&server.base, sampled.clone()).await;
+    let (_, second) = chat(&server.base, sampled).await;
+    assert_eq!(
+        first["choices"][0]["message"]["content"],
+        second["choices"][0]["message"]["content"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn chat_requests_it_cannot_honour_are_refused_with_the_reason() {
+    let server = start_local(&model_path()).await;
+    let user = json!([{"role": "user", "content": "hi"}]);
+    for (body, reason) in [
+        (json!({"messages": []}), "empty"),
+        (
+            json!({"messages": [{"role": "tool", "content": "x"}]}),
+            "role",
+        ),
+        (json!({"messages": user, "stream": true}), "streaming"),
+        (json!({"messages": user, "max_tokens": 0}), "max_tokens"),
+        (json!({"messages": user, "temperature": 3.5}), "temperature"),
+        (
+            json!({"messages": user, "response_format": {"type": "json_schema",
+                "json_schema": {"schema": {"type": "object"}}}}),
+            "schema-constrained",
+        ),
+    ] {
+        let (status, answer) = chat(&server.base, body).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+        assert!(answer.to_string().contains(reason), "{reason}: {answer}");
+    }
+}

@@ -132,6 +132,11 @@ impl ModelBackend for LocalModel {
         Box::pin(async move { Ok(self.name.clone()) })
     }
 
+    /// Not yet: the runtime has no constrained decoding.
+    fn enforces_schema(&self) -> bool {
+        false
+    }
+
     fn complete<'a>(&'a self, request: &'a ChatRequest) -> BackendFuture<'a, Completion> {
         Box::pin(async move {
             let messages: Vec<Message> = request
@@ -152,6 +157,12 @@ impl ModelBackend for LocalModel {
             let _guard = CancelOnDrop(cancelled.clone());
             let parts = self.parts.clone();
             let max_tokens = request.max_tokens as usize;
+            #[allow(clippy::cast_possible_truncation)]
+            let sampling = Sampling {
+                temperature: request.sampling.temperature as f32,
+                top_p: request.sampling.top_p as f32,
+                seed: request.sampling.seed.unwrap_or(0),
+            };
             let generated = tokio::task::spawn_blocking(move || {
                 let tokens = parts.tokenizer.encode(&prompt);
                 let generated = generate::generate(
@@ -159,7 +170,7 @@ impl ModelBackend for LocalModel {
                     &tokens,
                     max_tokens,
                     &parts.stop,
-                    Sampling::GREEDY,
+                    sampling,
                     |_| !cancelled.load(Ordering::Relaxed),
                 )?;
                 let text = parts.tokenizer.decode(&generated.tokens);

@@ -16,7 +16,7 @@ pub mod text;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::backend::{BackendError, ChatRequest, ModelBackend};
+use crate::backend::{BackendError, ChatRequest, ModelBackend, SamplingParams};
 use cards::{Candidate, CardKind};
 use sentences::Sentence;
 
@@ -157,6 +157,7 @@ pub async fn generate(
                         ),
                         max_tokens: prompt::MAX_TOKENS_PER_CARD,
                         schema: Some(prompt::output_schema()),
+                        sampling: SamplingParams::GREEDY,
                     })
                     .await?;
                 generation.usage.prompt_tokens += completion.prompt_tokens;
