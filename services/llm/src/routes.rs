@@ -202,10 +202,24 @@ fn validate(state: &LlmState, input: GenerateInput) -> Result<pipeline::Request,
     })
 }
 
+/// The service's model, in OpenAI's list shape (`object`, `data`) for tools that speak it, and
+/// with the backend and prompt version for ours.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Models {
+    /// Always `list`.
+    pub object: &'static str,
+    pub data: Vec<OpenAiModel>,
     pub models: Vec<ModelInfo>,
     pub prompt_version: &'static str,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OpenAiModel {
+    pub id: String,
+    /// Always `model`.
+    pub object: &'static str,
+    /// Always `flashcards`.
+    pub owned_by: &'static str,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -225,6 +239,12 @@ async fn models(State(state): State<LlmState>) -> Result<Json<Models>, ApiError>
         .await
         .map_err(|err| unavailable(&err))?;
     Ok(Json(Models {
+        object: "list",
+        data: vec![OpenAiModel {
+            id: id.clone(),
+            object: "model",
+            owned_by: "flashcards",
+        }],
         models: vec![ModelInfo {
             id,
             backend: state.backend.kind(),

@@ -34,6 +34,11 @@ async fn cards_come_from_the_model_file_run_in_process() {
         .await
         .unwrap();
     assert_eq!(models["models"][0]["backend"], "local", "{models}");
+    assert_eq!(models["object"], "list", "{models}");
+    assert_eq!(
+        models["data"][0]["id"], models["models"][0]["id"],
+        "{models}"
+    );
     let stem = std::path::Path::new(&path).file_stem().unwrap();
     assert_eq!(
         models["models"][0]["id"],
