@@ -87,6 +87,20 @@ pub trait ModelBackend: Send + Sync {
     /// The model's name as reported to clients.
     fn model<'a>(&'a self) -> BackendFuture<'a, String>;
     fn complete<'a>(&'a self, request: &'a ChatRequest) -> BackendFuture<'a, Completion>;
+    /// Like [`ModelBackend::complete`], handing each piece of the answer to `pieces` as it is
+    /// made; a backend that cannot stream sends the whole answer as one piece.
+    fn complete_streaming<'a>(
+        &'a self,
+        request: &'a ChatRequest,
+        pieces: tokio::sync::mpsc::Sender<String>,
+    ) -> BackendFuture<'a, Completion> {
+        Box::pin(async move {
+            let completion = self.complete(request).await?;
+            // A receiver that went away wants nothing more.
+            let _ = pieces.send(completion.content.clone()).await;
+            Ok(completion)
+        })
+    }
     /// Whether a request's JSON schema constrains what the model writes (else it is only a hint,
     /// and the caller must check the answer).
     fn enforces_schema(&self) -> bool {

@@ -204,7 +204,6 @@ async fn chat_requests_it_cannot_honour_are_refused_with_the_reason() {
             json!({"messages": [{"role": "tool", "content": "x"}]}),
             "role",
         ),
-        (json!({"messages": user, "stream": true}), "streaming"),
         (json!({"messages": user, "max_tokens": 0}), "max_tokens"),
         (json!({"messages": user, "temperature": 3.5}), "temperature"),
         (
@@ -217,4 +216,60 @@ async fn chat_requests_it_cannot_honour_are_refused_with_the_reason() {
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
         assert!(answer.to_string().contains(reason), "{reason}: {answer}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_streamed_answer_is_the_whole_answer_in_pieces() {
+    let server = start_local(&model_path()).await;
+    let ask = |stream: bool| {
+        json!({
+            "messages": [{"role": "user", "content": "Name three primary colours."}],
+            "max_tokens": 16,
+            "stream": stream,
+        })
+    };
+    let (_, whole) = chat(&server.base, ask(false)).await;
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1/chat/completions", server.base))
+        .json(&ask(true))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let body = response.text().await.unwrap();
+    let data: Vec<&str> = body
+        .lines()
+        .filter_map(|line| line.strip_prefix("data: "))
+        .collect();
+    assert_eq!(data.last(), Some(&"[DONE]"), "{body}");
+    let chunks: Vec<serde_json::Value> = data[..data.len() - 1]
+        .iter()
+        .map(|chunk| serde_json::from_str(chunk).unwrap())
+        .collect();
+    assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
+    assert!(chunks.len() > 3, "one chunk per piece: {body}");
+    let text: String = chunks
+        .iter()
+        .filter_map(|chunk| chunk["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(
+        text,
+        whole["choices"][0]["message"]["content"].as_str().unwrap()
+    );
+    let last = chunks.last().unwrap();
+    assert_eq!(
+        last["choices"][0]["finish_reason"],
+        whole["choices"][0]["finish_reason"]
+    );
+    assert!(
+        chunks
+            .iter()
+            .all(|chunk| chunk["object"] == "chat.completion.chunk")
+    );
 }

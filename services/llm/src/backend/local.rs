@@ -19,7 +19,7 @@ use flashcards_llm_runtime::{
     model::Model,
     tokenizer::Tokenizer,
 };
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, mpsc};
 
 use super::{BackendError, BackendFuture, ChatRequest, Completion, ModelBackend};
 
@@ -138,58 +138,96 @@ impl ModelBackend for LocalModel {
     }
 
     fn complete<'a>(&'a self, request: &'a ChatRequest) -> BackendFuture<'a, Completion> {
-        Box::pin(async move {
-            let messages: Vec<Message> = request
-                .messages
-                .iter()
-                .map(|message| Message::new(message.role, &message.content))
-                .collect();
-            let prompt = self
-                .parts
-                .template
-                .render(&messages)
-                .map_err(|err| BackendError::Rejected(err.to_string()))?;
-            let _permit =
-                self.compute.acquire().await.map_err(|_| {
-                    BackendError::Unavailable("the model is shutting down".to_owned())
-                })?;
-            let cancelled = Arc::new(AtomicBool::new(false));
-            let _guard = CancelOnDrop(cancelled.clone());
-            let parts = self.parts.clone();
-            let max_tokens = request.max_tokens as usize;
-            #[allow(clippy::cast_possible_truncation)]
-            let sampling = Sampling {
-                temperature: request.sampling.temperature as f32,
-                top_p: request.sampling.top_p as f32,
-                seed: request.sampling.seed.unwrap_or(0),
-            };
-            let generated = tokio::task::spawn_blocking(move || {
-                let tokens = parts.tokenizer.encode(&prompt);
-                let generated = generate::generate(
-                    &parts.model,
-                    &tokens,
-                    max_tokens,
-                    &parts.stop,
-                    sampling,
-                    |_| !cancelled.load(Ordering::Relaxed),
-                )?;
-                let text = parts.tokenizer.decode(&generated.tokens);
-                Ok::<_, flashcards_llm_runtime::model::ModelError>((generated, text))
-            })
-            .await
-            .map_err(|err| BackendError::Unavailable(format!("the model stopped: {err}")))?
+        Box::pin(self.run(request, None))
+    }
+
+    fn complete_streaming<'a>(
+        &'a self,
+        request: &'a ChatRequest,
+        pieces: mpsc::Sender<String>,
+    ) -> BackendFuture<'a, Completion> {
+        Box::pin(self.run(request, Some(pieces)))
+    }
+}
+
+impl LocalModel {
+    /// Generates the answer to `request`, handing each new piece of text to `pieces` as it is
+    /// made when there is a receiver; a receiver that goes away stops the generation, as a
+    /// dropped future does.
+    async fn run(
+        &self,
+        request: &ChatRequest,
+        pieces: Option<mpsc::Sender<String>>,
+    ) -> Result<Completion, BackendError> {
+        let messages: Vec<Message> = request
+            .messages
+            .iter()
+            .map(|message| Message::new(message.role, &message.content))
+            .collect();
+        let prompt = self
+            .parts
+            .template
+            .render(&messages)
             .map_err(|err| BackendError::Rejected(err.to_string()))?;
-            let (generated, content) = generated;
-            if generated.finish == Finish::Cancelled {
-                return Err(BackendError::Unavailable(
-                    "the generation was cancelled".to_owned(),
-                ));
-            }
-            Ok(Completion {
-                content,
-                prompt_tokens: generated.prompt_tokens as u64,
-                completion_tokens: generated.tokens.len() as u64,
-            })
+        let _permit = self
+            .compute
+            .acquire()
+            .await
+            .map_err(|_| BackendError::Unavailable("the model is shutting down".to_owned()))?;
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let _guard = CancelOnDrop(cancelled.clone());
+        let parts = self.parts.clone();
+        let max_tokens = request.max_tokens as usize;
+        #[allow(clippy::cast_possible_truncation)]
+        let sampling = Sampling {
+            temperature: request.sampling.temperature as f32,
+            top_p: request.sampling.top_p as f32,
+            seed: request.sampling.seed.unwrap_or(0),
+        };
+        let generated = tokio::task::spawn_blocking(move || {
+            let tokens = parts.tokenizer.encode(&prompt);
+            let mut so_far = Vec::new();
+            let mut sent = 0;
+            let generated = generate::generate(
+                &parts.model,
+                &tokens,
+                max_tokens,
+                &parts.stop,
+                sampling,
+                |token| {
+                    if cancelled.load(Ordering::Relaxed) {
+                        return false;
+                    }
+                    let Some(pieces) = &pieces else {
+                        return true;
+                    };
+                    so_far.push(token);
+                    let text = parts.tokenizer.decode(&so_far);
+                    // A character split across tokens waits for its last byte.
+                    if text.ends_with(char::REPLACEMENT_CHARACTER) || text.len() <= sent {
+                        return true;
+                    }
+                    let piece = text[sent..].to_owned();
+                    sent = text.len();
+                    pieces.blocking_send(piece).is_ok()
+                },
+            )?;
+            let text = parts.tokenizer.decode(&generated.tokens);
+            Ok::<_, flashcards_llm_runtime::model::ModelError>((generated, text))
+        })
+        .await
+        .map_err(|err| BackendError::Unavailable(format!("the model stopped: {err}")))?
+        .map_err(|err| BackendError::Rejected(err.to_string()))?;
+        let (generated, content) = generated;
+        if generated.finish == Finish::Cancelled {
+            return Err(BackendError::Unavailable(
+                "the generation was cancelled".to_owned(),
+            ));
+        }
+        Ok(Completion {
+            content,
+            prompt_tokens: generated.prompt_tokens as u64,
+            completion_tokens: generated.tokens.len() as u64,
         })
     }
 }

@@ -1,17 +1,28 @@
-//! `POST /v1/chat/completions`: the model behind the service, OpenAI-compatible (non-streaming),
-//! so that other tools can use it as a local model server too.
+//! `POST /v1/chat/completions`: the model behind the service, OpenAI-compatible (whole answers
+//! or server-sent events), so that other tools can use it as a local model server too.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::{
+    convert::Infallible,
+    time::{SystemTime, UNIX_EPOCH},
+};
 
-use axum::extract::State;
+use axum::{
+    extract::State,
+    response::{
+        IntoResponse, Response,
+        sse::{Event, Sse},
+    },
+};
 use flashcards_bootstrap::{ApiError, error::ErrorBody, extract::Json};
+use futures::{Stream, StreamExt, stream};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Value, json};
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use utoipa::ToSchema;
 
 use crate::{
     LlmState,
-    backend::{ChatRequest, SamplingParams},
+    backend::{ChatRequest, Completion, SamplingParams},
     pipeline::prompt::Message,
 };
 
@@ -37,7 +48,7 @@ pub struct ChatCompletionInput {
     /// `{"type": "text"}`, or `{"type": "json_schema", "json_schema": {"schema": {...}}}`.
     #[schema(value_type = Option<Object>)]
     pub response_format: Option<Value>,
-    /// Must be false or absent: streaming is not served yet.
+    /// Answer as server-sent events (`text/event-stream`), a chunk per piece of text.
     pub stream: Option<bool>,
 }
 
@@ -76,18 +87,20 @@ pub struct ChatUsage {
 }
 
 #[utoipa::path(post, path = "/v1/chat/completions", tag = "llm", request_body = ChatCompletionInput,
-    responses((status = 200, body = ChatCompletion),
+    responses((status = 200, body = ChatCompletion,
+            description = "the answer; with `stream: true`, `text/event-stream` chunks instead"),
         (status = 422, body = ErrorBody),
         (status = 503, body = ErrorBody, description = "busy, or the model is unavailable; see Retry-After")))]
 pub async fn chat_completions(
     State(state): State<LlmState>,
     Json(input): Json<ChatCompletionInput>,
-) -> Result<Json<ChatCompletion>, ApiError> {
+) -> Result<Response, ApiError> {
     state.metrics.request();
+    let streaming = input.stream == Some(true);
     let request = validate(&state, input).inspect_err(|_| {
         state.metrics.error("invalid_request");
     })?;
-    let Ok(_permit) = state.slots.clone().try_acquire_owned() else {
+    let Ok(permit) = state.slots.clone().try_acquire_owned() else {
         state.metrics.error("overload");
         return Err(ApiError::Unavailable {
             detail: format!(
@@ -97,6 +110,15 @@ pub async fn chat_completions(
             retry_after_secs: Some(1),
         });
     };
+    let model = state.backend.model().await.unwrap_or_default();
+    let created = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs());
+    let id = format!("chatcmpl-{created}-{:x}", rand::random::<u64>());
+    if streaming {
+        return Ok(streamed(state, request, permit, Chunks { id, created, model }).into_response());
+    }
+    let _permit = permit;
     let _active = state.metrics.active();
     let completion = state.backend.complete(&request).await.map_err(|err| {
         state.metrics.error(err.kind());
@@ -105,17 +127,9 @@ pub async fn chat_completions(
             retry_after_secs: Some(5),
         }
     })?;
-    let model = state.backend.model().await.unwrap_or_default();
-    let created = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs());
-    let finish_reason = if completion.completion_tokens >= u64::from(request.max_tokens) {
-        "length"
-    } else {
-        "stop"
-    };
+    let finish_reason = finish_reason(&completion, &request);
     Ok(Json(ChatCompletion {
-        id: format!("chatcmpl-{created}-{:x}", rand::random::<u64>()),
+        id,
         object: "chat.completion",
         created,
         model,
@@ -132,14 +146,127 @@ pub async fn chat_completions(
             completion_tokens: completion.completion_tokens,
             total_tokens: completion.prompt_tokens + completion.completion_tokens,
         },
-    }))
+    })
+    .into_response())
+}
+
+/// `length` when the answer used every token it was allowed, else `stop`.
+fn finish_reason(completion: &Completion, request: &ChatRequest) -> &'static str {
+    if completion.completion_tokens >= u64::from(request.max_tokens) {
+        "length"
+    } else {
+        "stop"
+    }
+}
+
+/// What every chunk of a streamed answer repeats.
+struct Chunks {
+    id: String,
+    created: u64,
+    model: String,
+}
+
+impl Chunks {
+    fn event(&self, delta: &Value, finish_reason: Option<&str>) -> Event {
+        Event::default().data(
+            json!({
+                "id": self.id,
+                "object": "chat.completion.chunk",
+                "created": self.created,
+                "model": self.model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+            })
+            .to_string(),
+        )
+    }
+}
+
+/// What the generating task tells the stream.
+enum Streamed {
+    Piece(String),
+    /// The finish reason.
+    Finished(&'static str),
+    Failed(String),
+}
+
+/// Stops the generating task when the stream is dropped (the client went away).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The answer as server-sent events, OpenAI's way: a chunk naming the role, a chunk per piece of
+/// text, a last chunk with the finish reason, then `[DONE]`; an error midway is an `error` event.
+/// The generation runs in a task of its own, stopped when the client goes away.
+fn streamed(
+    state: LlmState,
+    request: ChatRequest,
+    permit: OwnedSemaphorePermit,
+    chunks: Chunks,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let (events, received) = mpsc::channel::<Streamed>(64);
+    let task = tokio::spawn(async move {
+        let _permit = permit;
+        let _active = state.metrics.active();
+        let (pieces, mut pieced) = mpsc::channel::<String>(64);
+        let relay = async {
+            while let Some(piece) = pieced.recv().await {
+                if events.send(Streamed::Piece(piece)).await.is_err() {
+                    break;
+                }
+            }
+        };
+        let (result, ()) = tokio::join!(state.backend.complete_streaming(&request, pieces), relay);
+        let last = match result {
+            Ok(completion) => Streamed::Finished(finish_reason(&completion, &request)),
+            Err(err) => {
+                state.metrics.error(err.kind());
+                Streamed::Failed(err.to_string())
+            }
+        };
+        // A client that went away wants nothing more.
+        let _ = events.send(last).await;
+    });
+    let guard = AbortOnDrop(task);
+    let first = chunks.event(&json!({"role": "assistant", "content": ""}), None);
+    let rest = stream::unfold(
+        (received, guard, chunks, false),
+        |(mut received, guard, chunks, finished)| async move {
+            if finished {
+                return None;
+            }
+            let (events, finished) = match received.recv().await? {
+                Streamed::Piece(piece) => {
+                    (vec![chunks.event(&json!({"content": piece}), None)], false)
+                }
+                Streamed::Finished(reason) => (
+                    vec![
+                        chunks.event(&json!({}), Some(reason)),
+                        Event::default().data("[DONE]"),
+                    ],
+                    true,
+                ),
+                Streamed::Failed(message) => (
+                    vec![
+                        Event::default()
+                            .event("error")
+                            .data(json!({"error": {"message": message}}).to_string()),
+                    ],
+                    true,
+                ),
+            };
+            Some((stream::iter(events), (received, guard, chunks, finished)))
+        },
+    )
+    .flatten();
+    Sse::new(stream::once(async { first }).chain(rest).map(Ok))
 }
 
 fn validate(state: &LlmState, input: ChatCompletionInput) -> Result<ChatRequest, ApiError> {
     let invalid = |detail: &str| Err(ApiError::Unprocessable(detail.to_owned()));
-    if input.stream == Some(true) {
-        return invalid("streaming (`stream: true`) is not served yet; ask without it");
-    }
     if input.messages.is_empty() {
         return invalid("`messages` is empty");
     }
