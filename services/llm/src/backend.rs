@@ -3,6 +3,7 @@
 //! protocol (llama.cpp's server, Ollama, vLLM) with timeouts and jittered retries.
 
 pub mod local;
+pub mod metered;
 
 use std::{
     future::Future,

@@ -18,6 +18,7 @@ use utoipa_axum::router::OpenApiRouter;
 use backend::{
     ModelBackend, OpenAiUpstream, UpstreamSettings,
     local::{LoadError, LocalModel},
+    metered::Metered,
 };
 pub use config::Args;
 use metrics::LlmMetrics;
@@ -43,10 +44,11 @@ pub struct LlmState {
 }
 
 impl LlmState {
+    /// The state for `backend`, whose every model call `metrics` then counts.
     pub fn new(backend: Arc<dyn ModelBackend>, settings: Settings, metrics: LlmMetrics) -> Self {
         Self {
             slots: Arc::new(Semaphore::new(settings.max_concurrent_generations.max(1))),
-            backend,
+            backend: Arc::new(Metered::new(backend, metrics.clone())),
             settings: Arc::new(settings),
             metrics,
             mlflow: MlflowLogger::disabled(),

@@ -15,6 +15,10 @@ const DURATION_BUCKETS: [f64; 12] = [
     0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0,
 ];
 
+/// From a slow CPU's few tokens a second to a GPU server's hundreds.
+const TOKEN_RATE_BUCKETS: [f64; 10] =
+    [1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0];
+
 #[derive(Clone)]
 pub struct LlmMetrics {
     requests: Counter,
@@ -22,6 +26,9 @@ pub struct LlmMetrics {
     generated: Counter,
     active: Gauge,
     errors: Family<ErrorLabels, Counter>,
+    prompt_tokens: Counter,
+    completion_tokens: Counter,
+    token_rate: Histogram,
 }
 
 impl LlmMetrics {
@@ -32,6 +39,9 @@ impl LlmMetrics {
             generated: Counter::default(),
             active: Gauge::default(),
             errors: Family::default(),
+            prompt_tokens: Counter::default(),
+            completion_tokens: Counter::default(),
+            token_rate: Histogram::new(TOKEN_RATE_BUCKETS),
         };
         registry.register(
             "llm_generation_requests",
@@ -58,7 +68,32 @@ impl LlmMetrics {
             "Generation errors by type: invalid_request, overload, timeout, upstream, invalid_output",
             metrics.errors.clone(),
         );
+        registry.register(
+            "llm_prompt_tokens",
+            "Prompt tokens the model read, over all model calls",
+            metrics.prompt_tokens.clone(),
+        );
+        registry.register(
+            "llm_completion_tokens",
+            "Tokens the model wrote, over all model calls (their rate is the service's tokens/s)",
+            metrics.completion_tokens.clone(),
+        );
+        registry.register(
+            "llm_completion_tokens_per_second",
+            "Tokens written per second of each model call, prompt included",
+            metrics.token_rate.clone(),
+        );
         metrics
+    }
+
+    /// One model call: its tokens, and how fast it wrote them.
+    pub fn model_call(&self, prompt_tokens: u64, completion_tokens: u64, seconds: f64) {
+        self.prompt_tokens.inc_by(prompt_tokens);
+        self.completion_tokens.inc_by(completion_tokens);
+        if completion_tokens > 0 && seconds > 0.0 {
+            #[allow(clippy::cast_precision_loss)]
+            self.token_rate.observe(completion_tokens as f64 / seconds);
+        }
     }
 
     pub fn request(&self) {

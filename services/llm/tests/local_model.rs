@@ -180,6 +180,17 @@ async fn the_local_model_answers_openai_chat_completions() {
         usage["total_tokens"].as_u64().unwrap(),
         usage["prompt_tokens"].as_u64().unwrap() + usage["completion_tokens"].as_u64().unwrap()
     );
+    // Every model call is counted, with its tokens per second.
+    #[allow(clippy::cast_precision_loss)]
+    let written = usage["completion_tokens"].as_u64().unwrap() as f64;
+    assert_eq!(server.metric("llm_completion_tokens_total").await, written);
+    assert_eq!(
+        server
+            .metric("llm_completion_tokens_per_second_count")
+            .await,
+        1.0
+    );
+    assert!(server.metric("llm_prompt_tokens_total").await > 5.0);
 
     // Sampled with a seed: the same seed, the same answer.
     let sampled = json!({
