@@ -56,10 +56,18 @@ pub enum KernelError {
     },
 }
 
-/// Σ w·a over 32 weights and 32 activations, in integers. Written so that the compiler turns it
-/// into vector multiply-adds (see [`rows`]).
+/// Σ w·a over 32 weights and 32 activations, in integers: with AVX2, in two multiply-add
+/// instructions (`AVX2` is true only inside [`rows_avx2`]), else in a loop the compiler
+/// vectorises as it can.
 #[inline(always)]
-fn dot32(w: &[i8; QK], a: &[i8; QK]) -> i32 {
+fn dot32<const AVX2: bool>(w: &[i8; QK], a: &[i8; QK]) -> i32 {
+    #[cfg(target_arch = "x86_64")]
+    if AVX2 {
+        // SAFETY: `AVX2` is true only in code reached from `rows_avx2`, which runs only on CPUs
+        // found to have AVX2.
+        #[allow(unsafe_code)]
+        return unsafe { avx2::dot32(w, a) };
+    }
     let mut sum = 0_i32;
     for (w, a) in w.iter().zip(a) {
         sum += i32::from(*w) * i32::from(*a);
@@ -69,12 +77,116 @@ fn dot32(w: &[i8; QK], a: &[i8; QK]) -> i32 {
 
 /// [`dot32`] for unsigned weights (nibbles, 5- and 6-bit values before their offset).
 #[inline(always)]
-fn dot32_unsigned(w: &[u8; QK], a: &[i8; QK]) -> i32 {
-    let mut sum = 0_i32;
-    for (w, a) in w.iter().zip(a) {
-        sum += i32::from(*w) * i32::from(*a);
+fn dot32_unsigned<const AVX2: bool>(w: &[u8; QK], a: &[i8; QK]) -> i32 {
+    #[cfg(target_arch = "x86_64")]
+    if AVX2 {
+        // SAFETY: as in `dot32`.
+        #[allow(unsafe_code)]
+        return unsafe { avx2::dot32_unsigned(w, a) };
     }
-    sum
+    let (low, high) = dot16x2_unsigned::<false>(w, a);
+    low + high
+}
+
+/// [`dot32_unsigned`] of the first 16 weights and of the last 16, apart.
+#[inline(always)]
+fn dot16x2_unsigned<const AVX2: bool>(w: &[u8; QK], a: &[i8; QK]) -> (i32, i32) {
+    #[cfg(target_arch = "x86_64")]
+    if AVX2 {
+        // SAFETY: as in `dot32`.
+        #[allow(unsafe_code)]
+        return unsafe { avx2::dot16x2_unsigned(w, a) };
+    }
+    let (mut low, mut high) = (0_i32, 0_i32);
+    for l in 0..16 {
+        low += i32::from(w[l]) * i32::from(a[l]);
+        high += i32::from(w[l + 16]) * i32::from(a[l + 16]);
+    }
+    (low, high)
+}
+
+/// The AVX2 forms of the integer dot products (as llama.cpp computes them): unsigned bytes times
+/// signed bytes summed in pairs to 16 bits (`maddubs`; 6-bit weights times 8-bit activations
+/// cannot overflow it), then in fours to 32 bits.
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+mod avx2 {
+    use std::arch::x86_64::{
+        __m256i, _mm_add_epi32, _mm_cvtsi128_si32, _mm_shuffle_epi32, _mm256_castsi256_si128,
+        _mm256_extracti128_si256, _mm256_loadu_si256, _mm256_madd_epi16, _mm256_maddubs_epi16,
+        _mm256_set1_epi16, _mm256_sign_epi8,
+    };
+
+    use super::QK;
+
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn quads(w: __m256i, a: __m256i) -> __m256i {
+        _mm256_madd_epi16(_mm256_maddubs_epi16(w, a), _mm256_set1_epi16(1))
+    }
+
+    /// The sums of the low and the high 128 bits' four 32-bit lanes.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn halves(v: __m256i) -> (i32, i32) {
+        let sum = |v| {
+            let v = _mm_add_epi32(v, _mm_shuffle_epi32::<0b01_00_11_10>(v));
+            _mm_cvtsi128_si32(_mm_add_epi32(v, _mm_shuffle_epi32::<0b10_11_00_01>(v)))
+        };
+        (
+            sum(_mm256_castsi256_si128(v)),
+            sum(_mm256_extracti128_si256::<1>(v)),
+        )
+    }
+
+    /// The sum of all eight 32-bit lanes.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn total(v: __m256i) -> i32 {
+        let v = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
+        let v = _mm_add_epi32(v, _mm_shuffle_epi32::<0b01_00_11_10>(v));
+        _mm_cvtsi128_si32(_mm_add_epi32(v, _mm_shuffle_epi32::<0b10_11_00_01>(v)))
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn dot32_unsigned(w: &[u8; QK], a: &[i8; QK]) -> i32 {
+        // SAFETY: both arrays are 32 bytes, what one unaligned 256-bit load reads.
+        let (w, a) = unsafe {
+            (
+                _mm256_loadu_si256(w.as_ptr().cast()),
+                _mm256_loadu_si256(a.as_ptr().cast()),
+            )
+        };
+        total(quads(w, a))
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn dot32(w: &[i8; QK], a: &[i8; QK]) -> i32 {
+        // SAFETY: both arrays are 32 bytes, what one unaligned 256-bit load reads.
+        let (w, a) = unsafe {
+            (
+                _mm256_loadu_si256(w.as_ptr().cast()),
+                _mm256_loadu_si256(a.as_ptr().cast()),
+            )
+        };
+        // |w| times a with w's sign: the unsigned-by-signed product of signed weights.
+        total(quads(_mm256_sign_epi8(w, w), _mm256_sign_epi8(a, w)))
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn dot16x2_unsigned(w: &[u8; QK], a: &[i8; QK]) -> (i32, i32) {
+        // SAFETY: both arrays are 32 bytes, what one unaligned 256-bit load reads.
+        let (w, a) = unsafe {
+            (
+                _mm256_loadu_si256(w.as_ptr().cast()),
+                _mm256_loadu_si256(a.as_ptr().cast()),
+            )
+        };
+        halves(quads(w, a))
+    }
 }
 
 /// Σ w·a of one row of `kind` weights (`row` holds its blocks) with each token's quantized
@@ -82,7 +194,12 @@ fn dot32_unsigned(w: &[u8; QK], a: &[i8; QK]) -> i32 {
 /// per token. Each block is unpacked once and dotted with every token's block.
 #[inline(always)]
 #[allow(clippy::cast_possible_wrap)]
-fn dot(kind: TensorType, row: &[u8], activations: &[ActivationBlock], sums: &mut [f32]) {
+fn dot<const AVX2: bool>(
+    kind: TensorType,
+    row: &[u8],
+    activations: &[ActivationBlock],
+    sums: &mut [f32],
+) {
     let blocks = activations.len() / sums.len().max(1);
     let token = |t: usize, b: usize| &activations[t * blocks + b];
     match kind {
@@ -95,7 +212,7 @@ fn dot(kind: TensorType, row: &[u8], activations: &[ActivationBlock], sums: &mut
                 let d = half(block, 0);
                 for (t, sum) in sums.iter_mut().enumerate() {
                     let a = token(t, b);
-                    *sum += d * a.scale * int(dot32(&w, &a.q));
+                    *sum += d * a.scale * int(dot32::<AVX2>(&w, &a.q));
                 }
             }
         }
@@ -105,7 +222,8 @@ fn dot(kind: TensorType, row: &[u8], activations: &[ActivationBlock], sums: &mut
                 let (d, m) = (half(block, 0), half(block, 2));
                 for (t, sum) in sums.iter_mut().enumerate() {
                     let a = token(t, b);
-                    *sum += d * a.scale * int(dot32_unsigned(&w, &a.q)) + m * a.scale * int(a.sum);
+                    *sum += d * a.scale * int(dot32_unsigned::<AVX2>(&w, &a.q))
+                        + m * a.scale * int(a.sum);
                 }
             }
         }
@@ -123,18 +241,18 @@ fn dot(kind: TensorType, row: &[u8], activations: &[ActivationBlock], sums: &mut
                 for (t, sum) in sums.iter_mut().enumerate() {
                     let a = token(t, b);
                     // Σ (w − 16)·a = Σ w·a − 16 Σ a.
-                    *sum += d * a.scale * int(dot32_unsigned(&w, &a.q) - 16 * a.sum);
+                    *sum += d * a.scale * int(dot32_unsigned::<AVX2>(&w, &a.q) - 16 * a.sum);
                 }
             }
         }
         TensorType::Q4K => {
             for (super_block, block) in row.chunks_exact(144).enumerate() {
-                dot_q4_k(block, |sub| 8 * super_block + sub, &token, sums);
+                dot_q4_k::<AVX2>(block, |sub| 8 * super_block + sub, &token, sums);
             }
         }
         TensorType::Q6K => {
             for (super_block, block) in row.chunks_exact(210).enumerate() {
-                dot_q6_k(block, |sub| 8 * super_block + sub, &token, sums);
+                dot_q6_k::<AVX2>(block, |sub| 8 * super_block + sub, &token, sums);
             }
         }
         _ => {}
@@ -186,7 +304,7 @@ fn int(value: i32) -> f32 {
 /// bytes `32c..32c + 32`, sub-block `2c + 1` their high nibbles. The super-block is unpacked
 /// once; each token's share is summed over it before joining the row's sum, as llama.cpp does.
 #[inline(always)]
-fn dot_q4_k<'a>(
+fn dot_q4_k<'a, const AVX2: bool>(
     block: &[u8],
     index: impl Fn(usize) -> usize,
     token: &impl Fn(usize, usize) -> &'a ActivationBlock,
@@ -210,7 +328,8 @@ fn dot_q4_k<'a>(
         let mut total = 0.0;
         for (sub, (w, (scale, min))) in w.iter().zip(scales).enumerate() {
             let a = token(t, index(sub));
-            total += a.scale * (d * scale * int(dot32_unsigned(w, &a.q)) - dmin * min * int(a.sum));
+            total += a.scale
+                * (d * scale * int(dot32_unsigned::<AVX2>(w, &a.q)) - dmin * min * int(a.sum));
         }
         *sum += total;
     }
@@ -220,7 +339,7 @@ fn dot_q4_k<'a>(
 /// activation block's scale two by two, and the values' offset of 32 comes off through sums of
 /// the activations. Unpacked once, summed per token as [`dot_q4_k`] does.
 #[inline(always)]
-fn dot_q6_k<'a>(
+fn dot_q6_k<'a, const AVX2: bool>(
     block: &[u8],
     index: impl Fn(usize) -> usize,
     token: &impl Fn(usize, usize) -> &'a ActivationBlock,
@@ -249,14 +368,8 @@ fn dot_q6_k<'a>(
         let mut total = 0.0;
         for (sub, w) in w.iter().enumerate() {
             let a = token(t, index(sub));
-            let (mut low_sum, mut high_sum) = (0_i32, 0_i32);
-            let (mut low_a, mut high_a) = (0_i32, 0_i32);
-            for l in 0..16 {
-                low_sum += i32::from(w[l]) * i32::from(a.q[l]);
-                low_a += i32::from(a.q[l]);
-                high_sum += i32::from(w[l + 16]) * i32::from(a.q[l + 16]);
-                high_a += i32::from(a.q[l + 16]);
-            }
+            let (low_sum, high_sum) = dot16x2_unsigned::<AVX2>(w, &a.q);
+            let (low_a, high_a) = dot16x2_unsigned::<AVX2>(&[1; QK], &a.q);
             let first = f32::from(i8::from_le_bytes([scales[2 * sub]]));
             let second = f32::from(i8::from_le_bytes([scales[2 * sub + 1]]));
             total += d * a.scale * first * int(low_sum - 32 * low_a);
@@ -268,7 +381,7 @@ fn dot_q6_k<'a>(
 
 /// `out[r × tokens + t] = row r · token t` for consecutive rows of `row_bytes` each.
 #[inline(always)]
-fn rows(
+fn rows<const AVX2: bool>(
     kind: TensorType,
     weights: &[u8],
     row_bytes: usize,
@@ -281,11 +394,12 @@ fn rows(
         .zip(weights.chunks_exact(row_bytes))
     {
         sums.fill(0.0);
-        dot(kind, row, activations, sums);
+        dot::<AVX2>(kind, row, activations, sums);
     }
 }
 
-/// [`rows`] compiled for AVX2: the same code, which the compiler then vectorises 256 bits wide.
+/// [`rows`] compiled for AVX2: the compiler vectorises it 256 bits wide, and its integer dot
+/// products are the `avx2` module's.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn rows_avx2(
@@ -296,7 +410,7 @@ fn rows_avx2(
     out: &mut [f32],
     tokens: usize,
 ) {
-    rows(kind, weights, row_bytes, activations, out, tokens);
+    rows::<true>(kind, weights, row_bytes, activations, out, tokens);
 }
 
 /// [`rows`] with the widest vectors this CPU has.
@@ -317,7 +431,7 @@ fn rows_fastest(
         }
         return;
     }
-    rows(kind, weights, row_bytes, activations, out, tokens);
+    rows::<false>(kind, weights, row_bytes, activations, out, tokens);
 }
 
 /// `out = W · x` for a `rows × columns` matrix of `kind` weights stored row after row, the rows
@@ -538,7 +652,7 @@ mod tests {
             let data = weights(kind, row_count, columns);
             let row_bytes = data.len() / row_count;
             let (mut portable, mut vectorised) = (vec![0.0; row_count], vec![0.0; row_count]);
-            rows(kind, &data, row_bytes, &activations, &mut portable, 1);
+            rows::<false>(kind, &data, row_bytes, &activations, &mut portable, 1);
             // SAFETY: the CPU has AVX2 and FMA, checked above.
             #[allow(unsafe_code)]
             unsafe {
