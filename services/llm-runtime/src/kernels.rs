@@ -2,7 +2,8 @@
 //! quantized once per call to 8-bit blocks of 32 (a scale each, and the block's sum for formats with
 //! an offset), and each weight row is dotted with it in integers, block by block, scaled at the end
 //! of each block. Decoding is memory-bound, so reading 4–6 bits a weight instead of 32 is the speed.
-//! This is the portable version; [`crate::quant::dequantize`] is its reference.
+//! The code runs portable or, on CPUs with AVX2, with AVX2 integer dot products;
+//! [`crate::quant::dequantize`] is the reference both are tested against.
 
 use rayon::prelude::*;
 
