@@ -56,10 +56,32 @@ pub struct Options {
     /// Leave the baseline out (quicker, when trying a change to the pipeline).
     #[arg(long)]
     skip_baseline: bool,
+    /// What runs the model for the pipeline: llama.cpp's server, or the LLM service itself
+    /// (`--model`, services/llm-runtime). The baseline always asks llama.cpp.
+    #[arg(long, value_enum, default_value = "llama-cpp")]
+    runtime: Runtime,
     /// MLflow tracking server to log the run to [default: one started here, keeping its runs in
     /// ~/.local/share/flashcards/mlflow like `cargo xtask up --mlflow`].
     #[arg(long, env = "MLFLOW_URL")]
     mlflow_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Runtime {
+    /// llama.cpp's server, which the service asks as its upstream.
+    LlamaCpp,
+    /// The service's own runtime on the same GGUF file.
+    Local,
+}
+
+impl Runtime {
+    /// The `runtime` param of the MLflow run.
+    fn describe(self) -> String {
+        match self {
+            Self::LlamaCpp => format!("llama.cpp server ({})", llama::LLAMA_CPP_PYTHON),
+            Self::Local => "flashcards-llm-runtime (in process)".to_owned(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -112,6 +134,7 @@ pub fn run(options: &Options) -> Result<()> {
 /// What one model's pipeline and baseline did over the passages.
 struct Report {
     model: String,
+    runtime: Runtime,
     prompt_version: String,
     cards_asked: usize,
     pipeline: BTreeMap<String, Score>,
@@ -124,17 +147,20 @@ fn score_model(model: Model, passages: &[Passage], options: &Options) -> Result<
     let cards = options.cards;
     let llama = LlamaServer::start_alone(model)?;
     let llm_address = SocketAddr::from(([127, 0, 0, 1], free_port()?));
-    let mut service = Server::start(
-        "flashcards-llm",
-        Command::new(cargo::release_binary("flashcards-llm"))
-            .arg("--listen")
-            .arg(llm_address.to_string())
+    let mut command = Command::new(cargo::release_binary("flashcards-llm"));
+    command
+        .arg("--listen")
+        .arg(llm_address.to_string())
+        .env("RUST_LOG", "warn");
+    match options.runtime {
+        Runtime::LlamaCpp => command
             .arg("--upstream-url")
             .arg(llama.url())
             .arg("--upstream-timeout-secs")
-            .arg(MODEL_TIMEOUT.as_secs().to_string())
-            .env("RUST_LOG", "warn"),
-    )?;
+            .arg(MODEL_TIMEOUT.as_secs().to_string()),
+        Runtime::Local => command.arg("--model").arg(llama.model_path()),
+    };
+    let mut service = Server::start("flashcards-llm", &mut command)?;
     service.wait_ready(llm_address, "/readyz")?;
     let upstream: SocketAddr = llama
         .url()
@@ -143,6 +169,7 @@ fn score_model(model: Model, passages: &[Passage], options: &Options) -> Result<
         .context("reading the llama.cpp address")?;
     let mut report = Report {
         model: llama.model_id().to_owned(),
+        runtime: options.runtime,
         prompt_version: String::new(),
         cards_asked: cards,
         pipeline: BTreeMap::new(),
@@ -477,8 +504,12 @@ impl Report {
         let (pipeline, baseline) = (total(&self.pipeline), total(&self.baseline));
         println!();
         println!(
-            "model: {}   prompt: {}   passages: {}   cards asked per passage: {}",
-            self.model, self.prompt_version, pipeline.passages, self.cards_asked
+            "model: {}   runtime: {}   prompt: {}   passages: {}   cards asked per passage: {}",
+            self.model,
+            self.runtime.describe(),
+            self.prompt_version,
+            pipeline.passages,
+            self.cards_asked
         );
         println!("{}", header(""));
         println!("{}", row("pipeline", &pipeline));
@@ -527,10 +558,7 @@ fn log_to_mlflow(url: &str, report: &Report, passages: &std::path::Path) -> Resu
         Duration::from_secs_f64(pipeline.seconds + baseline.seconds),
     )
     .param("model", &report.model)
-    .param(
-        "runtime",
-        format!("llama.cpp server ({})", llama::LLAMA_CPP_PYTHON),
-    )
+    .param("runtime", report.runtime.describe())
     .param("prompt_version", &report.prompt_version)
     .param("cards_asked_per_passage", report.cards_asked)
     .param("passages", pipeline.passages)
