@@ -152,26 +152,13 @@ mod avx2 {
     #[inline]
     #[target_feature(enable = "avx2")]
     pub unsafe fn dot32_unsigned(w: &[u8; QK], a: &[i8; QK]) -> i32 {
-        // SAFETY: both arrays are 32 bytes, what one unaligned 256-bit load reads.
-        let (w, a) = unsafe {
-            (
-                _mm256_loadu_si256(w.as_ptr().cast()),
-                _mm256_loadu_si256(a.as_ptr().cast()),
-            )
-        };
-        total(quads(w, a))
+        total(quads(load(w), load(a)))
     }
 
     #[inline]
     #[target_feature(enable = "avx2")]
     pub unsafe fn dot32(w: &[i8; QK], a: &[i8; QK]) -> i32 {
-        // SAFETY: both arrays are 32 bytes, what one unaligned 256-bit load reads.
-        let (w, a) = unsafe {
-            (
-                _mm256_loadu_si256(w.as_ptr().cast()),
-                _mm256_loadu_si256(a.as_ptr().cast()),
-            )
-        };
+        let (w, a) = (load(w), load(a));
         // |w| times a with w's sign: the unsigned-by-signed product of signed weights.
         total(quads(_mm256_sign_epi8(w, w), _mm256_sign_epi8(a, w)))
     }
@@ -179,14 +166,16 @@ mod avx2 {
     #[inline]
     #[target_feature(enable = "avx2")]
     pub unsafe fn dot16x2_unsigned(w: &[u8; QK], a: &[i8; QK]) -> (i32, i32) {
-        // SAFETY: both arrays are 32 bytes, what one unaligned 256-bit load reads.
-        let (w, a) = unsafe {
-            (
-                _mm256_loadu_si256(w.as_ptr().cast()),
-                _mm256_loadu_si256(a.as_ptr().cast()),
-            )
-        };
-        halves(quads(w, a))
+        halves(quads(load(w), load(a)))
+    }
+
+    /// 32 bytes in one register.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn load<T>(bytes: &[T; QK]) -> __m256i {
+        const { assert!(size_of::<T>() == 1) };
+        // SAFETY: the array is 32 one-byte values, what one unaligned 256-bit load reads.
+        unsafe { _mm256_loadu_si256(bytes.as_ptr().cast()) }
     }
 }
 
