@@ -13,7 +13,7 @@ use anyhow::{Context, Result, anyhow, ensure};
 use serde_json::{Value, json};
 
 use crate::{
-    cargo, http,
+    apt, cargo, http,
     llama::{LlamaServer, Model},
 };
 
@@ -22,6 +22,8 @@ const DECODE_TOKENS: usize = 64;
 /// The goals: decode at least half llama.cpp's speed, memory at most 1.3 times its.
 const DECODE_GOAL: f64 = 0.5;
 const RSS_GOAL: f64 = 1.3;
+/// GNU time, for the peak memory of our side's process.
+const TIME: &str = "/usr/bin/time";
 /// Longest wait for one llama.cpp answer.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -55,6 +57,7 @@ fn prompt(variant: &str) -> String {
 }
 
 pub fn run(options: &Options) -> Result<()> {
+    apt::ensure_apt_packages(&[(TIME, "time")])?;
     cargo::build_release(&["-p", "flashcards-llm-runtime", "--example", "decode_bench"])?;
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     let mut rows = Vec::new();
@@ -157,10 +160,14 @@ fn llama_cpp(server: &LlamaServer) -> Result<Figures> {
 }
 
 /// This runtime in a process of its own (the release example `decode_bench`), so that its peak
-/// memory is the model's alone.
+/// memory, which GNU time reports, is the model's alone.
 #[allow(clippy::cast_precision_loss)]
 fn ours(model: &std::path::Path, threads: usize) -> Result<Figures> {
-    let output = Command::new(cargo::release_example("decode_bench"))
+    let memory = std::env::temp_dir().join(format!("flashcards-bench-llm-{}", std::process::id()));
+    let output = Command::new(TIME)
+        .args(["-f", "%M", "-o"])
+        .arg(&memory)
+        .arg(cargo::release_example("decode_bench"))
         .arg(model)
         .arg(prompt("Notes"))
         .arg(DECODE_TOKENS.to_string())
@@ -179,11 +186,17 @@ fn ours(model: &std::path::Path, threads: usize) -> Result<Figures> {
             .as_f64()
             .ok_or_else(|| anyhow!("decode_bench printed no {field}: {line}"))
     };
+    let kib: u64 = std::fs::read_to_string(&memory)
+        .with_context(|| format!("reading {}", memory.display()))?
+        .trim()
+        .parse()
+        .context("reading GNU time's maximum resident set")?;
+    let _ = std::fs::remove_file(&memory);
     Ok(Figures {
         prompt_tokens: line["prompt_tokens"].as_u64().unwrap_or(0),
         prompt_per_second: number("prompt_tokens")? / number("prompt_seconds")?,
         decode_per_second: number("decode_tokens")? / number("decode_seconds")?,
-        peak_rss_bytes: line["peak_rss_bytes"].as_u64().unwrap_or(0),
+        peak_rss_bytes: kib * 1024,
     })
 }
 

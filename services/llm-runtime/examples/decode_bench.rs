@@ -1,6 +1,6 @@
 //! One side of `cargo xtask bench-llm`: this runtime on a GGUF file, the same prompt and thread
-//! count llama.cpp gets. Prints one JSON line: prompt and decode tokens and seconds, and this
-//! process's peak resident memory.
+//! count llama.cpp gets. Prints one JSON line: prompt and decode tokens and seconds (the caller
+//! measures the process's memory).
 
 use std::{path::Path, process::ExitCode, time::Instant};
 
@@ -56,28 +56,7 @@ fn run(model: &str, prompt: &str, decode: &str, threads: &str) -> Result<String,
     let decode_seconds = started.elapsed().as_secs_f64();
     Ok(format!(
         "{{\"prompt_tokens\": {}, \"prompt_seconds\": {prompt_seconds}, \"decode_tokens\": {decode}, \
-         \"decode_seconds\": {decode_seconds}, \"peak_rss_bytes\": {}}}",
+         \"decode_seconds\": {decode_seconds}}}",
         tokens.len(),
-        peak_rss_bytes()
     ))
-}
-
-/// This process's peak resident set (VmHWM), 0 where /proc does not tell.
-fn peak_rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find_map(|line| line.strip_prefix("VmHWM:"))
-                .and_then(|value| {
-                    value
-                        .trim()
-                        .trim_end_matches("kB")
-                        .trim()
-                        .parse::<u64>()
-                        .ok()
-                })
-        })
-        .map_or(0, |kib| kib * 1024)
 }
