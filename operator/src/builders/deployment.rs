@@ -244,8 +244,12 @@ fn args(stack: &FlashcardStack, component: Component) -> Vec<String> {
             args.push("--llm-url".to_owned());
             args.push(service_url(stack, Component::Llm));
         }
-        Component::Llm => match (&stack.spec.llm.upstream, stack.spec.llm.local_model()) {
-            (Some(upstream), _) => {
+        Component::Llm => {
+            // `local_model` is `None` exactly when an upstream is named.
+            if let Some(local) = stack.spec.llm.local_model() {
+                args.push("--model".to_owned());
+                args.push(format!("{MODELS_DIR}/{}.gguf", local.model));
+            } else if let Some(upstream) = &stack.spec.llm.upstream {
                 args.push("--upstream-url".to_owned());
                 args.push(upstream.url.clone());
                 if let Some(model) = &upstream.model {
@@ -253,12 +257,7 @@ fn args(stack: &FlashcardStack, component: Component) -> Vec<String> {
                     args.push(model.clone());
                 }
             }
-            (None, local) => {
-                let model = local.unwrap_or_default().model;
-                args.push("--model".to_owned());
-                args.push(format!("{MODELS_DIR}/{model}.gguf"));
-            }
-        },
+        }
         Component::Ocr | Component::Web | Component::Redis | Component::Mlflow => {}
     }
     if stack.spec.mlflow.enabled && matches!(component, Component::Ocr | Component::Llm) {

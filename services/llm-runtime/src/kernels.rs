@@ -488,19 +488,23 @@ pub fn matmul(
     let activations = quantize_activations(xs);
     // Row after row, a token's result each; a few parts per thread, so that one slow thread does
     // not hold the others up.
-    let mut by_row = vec![0.0_f32; out.len()];
     let per_part = row_count.div_ceil(4 * pool.current_num_threads()).max(1);
-    pool.install(|| {
-        by_row
-            .par_chunks_mut(per_part * tokens)
-            .zip(weights.par_chunks(per_part * row_bytes))
-            .for_each(|(out, weights)| {
-                rows_fastest(kind, weights, row_bytes, &activations, out, tokens);
-            });
-    });
+    let compute = |by_row: &mut [f32]| {
+        pool.install(|| {
+            by_row
+                .par_chunks_mut(per_part * tokens)
+                .zip(weights.par_chunks(per_part * row_bytes))
+                .for_each(|(out, weights)| {
+                    rows_fastest(kind, weights, row_bytes, &activations, out, tokens);
+                });
+        });
+    };
+    // One token's results are already in `out`'s order; several are turned to token after token.
     if tokens == 1 {
-        out.copy_from_slice(&by_row);
+        compute(out);
     } else {
+        let mut by_row = vec![0.0_f32; out.len()];
+        compute(&mut by_row);
         for (row, values) in by_row.chunks_exact(tokens).enumerate() {
             for (token, value) in values.iter().enumerate() {
                 out[token * row_count + row] = *value;

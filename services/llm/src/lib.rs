@@ -55,6 +55,23 @@ impl LlmState {
         }
     }
 
+    /// A generation slot, held until dropped; when every slot is taken, the 503 to answer
+    /// (counted as an `overload` error).
+    pub fn slot(
+        &self,
+    ) -> Result<tokio::sync::OwnedSemaphorePermit, flashcards_bootstrap::ApiError> {
+        self.slots.clone().try_acquire_owned().map_err(|_| {
+            self.metrics.error("overload");
+            flashcards_bootstrap::ApiError::Unavailable {
+                detail: format!(
+                    "{} generations are already running",
+                    self.settings.max_concurrent_generations
+                ),
+                retry_after_secs: Some(1),
+            }
+        })
+    }
+
     #[must_use]
     pub fn with_mlflow(mut self, mlflow: MlflowLogger) -> Self {
         self.mlflow = mlflow;

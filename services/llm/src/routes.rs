@@ -70,17 +70,12 @@ async fn generate(
             return Err(err);
         }
     };
-    let Ok(_permit) = state.slots.clone().try_acquire_owned() else {
-        state.metrics.error("overload");
-        let err = ApiError::Unavailable {
-            detail: format!(
-                "{} generations are already running",
-                state.settings.max_concurrent_generations
-            ),
-            retry_after_secs: Some(1),
-        };
-        log_run(&state, Some(&request), "overload", received, Err(&err));
-        return Err(err);
+    let _permit = match state.slot() {
+        Ok(permit) => permit,
+        Err(err) => {
+            log_run(&state, Some(&request), "overload", received, Err(&err));
+            return Err(err);
+        }
     };
     // Dropped with this future when the client disconnects, which also drops the upstream call.
     let _active = state.metrics.active();

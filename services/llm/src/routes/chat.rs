@@ -100,16 +100,7 @@ pub async fn chat_completions(
     let request = validate(&state, input).inspect_err(|_| {
         state.metrics.error("invalid_request");
     })?;
-    let Ok(permit) = state.slots.clone().try_acquire_owned() else {
-        state.metrics.error("overload");
-        return Err(ApiError::Unavailable {
-            detail: format!(
-                "{} generations are already running",
-                state.settings.max_concurrent_generations
-            ),
-            retry_after_secs: Some(1),
-        });
-    };
+    let permit = state.slot()?;
     let model = state.backend.model().await.unwrap_or_default();
     let created = SystemTime::now()
         .duration_since(UNIX_EPOCH)
