@@ -12,10 +12,7 @@ use std::{
 use anyhow::{Context, Result, anyhow, ensure};
 use serde_json::{Value, json};
 
-use crate::{
-    apt, cargo, http,
-    llama::{LlamaServer, Model},
-};
+use crate::{apt, cargo, http, llama::LlamaServer, models::Model};
 
 /// Tokens generated after the prompt on each side.
 const DECODE_TOKENS: usize = 64;

@@ -26,8 +26,9 @@ use serde_json::{Value, json};
 
 use crate::{
     cargo, http, interrupt,
-    llama::{self, LlamaServer, Model},
+    llama::{self, LlamaServer},
     mlflow::{self, MlflowServer},
+    models::Model,
     server::Server,
 };
 use score::{KeyFact, StudyCard};

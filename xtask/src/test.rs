@@ -11,11 +11,8 @@ use std::{
 use anyhow::{Context, Result};
 
 use crate::{
-    apt, cargo, control_plane, interrupt,
-    llama::{LlamaServer, Model},
-    mlflow::MlflowServer,
-    postgres::Cluster,
-    summary::Totals,
+    apt, cargo, control_plane, interrupt, llama::LlamaServer, mlflow::MlflowServer, models::Model,
+    postgres::Cluster, summary::Totals,
 };
 
 /// The variable through which the test suites find PostgreSQL.

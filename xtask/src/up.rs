@@ -1,5 +1,6 @@
-//! `cargo xtask up`: the backend (on SQLite) and the OCR service in release mode, with embedded
-//! defaults, and llama.cpp's server as the LLM upstream, until Ctrl-C.
+//! `cargo xtask up`: the backend (on SQLite), the OCR service and the LLM service running its model
+//! itself, in release mode with embedded defaults, until Ctrl-C. No Python on the way: the model
+//! comes from its PyPI wheels through [`models`].
 //!
 //! MLflow is opt-in (`--mlflow`): it costs a minute's install the first time and a Python server's
 //! memory, and the stack works without it. Without the flag the services still log to the server
@@ -15,8 +16,9 @@ use std::{
 use anyhow::{Context, Result};
 
 use crate::{
-    apt, cargo, interrupt, llama,
+    apt, cargo, interrupt,
     mlflow::{self, MlflowServer},
+    models::{self, Model},
     paths,
     server::{Server, reachable},
 };
@@ -35,10 +37,10 @@ pub struct Options {
     #[arg(long, default_value = "127.0.0.1:8001")]
     llm_listen: SocketAddr,
 
-    /// The model llama.cpp serves: qwen05b (the cards meet the quality goal) or smollm2 (smaller
-    /// and faster).
+    /// The model the LLM service runs: qwen05b (the cards meet the quality goal) or smollm2
+    /// (smaller and faster).
     #[arg(long, value_enum, default_value = "qwen05b")]
-    llm_model: llama::Model,
+    llm_model: Model,
 
     /// Folder for flashcards.db and, with --mlflow, MLflow's runs in mlflow/
     /// [default: ~/.local/share/flashcards]
@@ -99,15 +101,16 @@ pub fn run(options: &Options) -> Result<ExitCode> {
         .as_ref()
         .map(|mlflow| vec!["--mlflow-url", mlflow.url()])
         .unwrap_or_default();
-    let llm_upstream = llama::start_upstream(options.llm_model)?;
+    let model = models::ensure_model(options.llm_model)?;
+    println!("LLM model: {} ({})", options.llm_model, model.display());
     let llm_address = reachable(options.llm_listen);
     let mut llm = Server::start(
         "flashcards-llm",
         Command::new(cargo::release_binary("flashcards-llm"))
             .arg("--listen")
             .arg(options.llm_listen.to_string())
-            .arg("--upstream-url")
-            .arg(llm_upstream.url())
+            .arg("--model")
+            .arg(&model)
             .args(&mlflow_args),
     )?;
 

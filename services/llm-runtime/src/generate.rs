@@ -1,10 +1,21 @@
 //! Text generation: the prompt's tokens through the model, then one token at a time picked from
 //! the logits (greedy, or temperature and top-p from a seed) until a stop token, the token limit
-//! or the caller says stop.
+//! or the caller says stop. A constraint, when given, masks the logits before each pick.
 
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
-use crate::model::{Model, ModelError};
+use crate::{
+    constraint::{ConstraintError, JsonConstraint},
+    model::{Model, ModelError, Session},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum GenerateError {
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Constraint(#[from] ConstraintError),
+}
 
 /// How the next token is picked.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -26,7 +37,7 @@ impl Sampling {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Finish {
-    /// A stop token came (not part of the output).
+    /// A stop token came (not part of the output), or the constrained document is complete.
     Stop,
     /// `max_tokens` were generated.
     Length,
@@ -41,38 +52,58 @@ pub struct Generated {
     pub finish: Finish,
 }
 
-/// Generates after `prompt`. `on_token` sees each token as it is picked and returns `false` to
-/// stop. The cache is sized for the prompt and `max_tokens`, within the model's context.
+/// Generates after `prompt` in `session`, whose cache must hold the prompt and `max_tokens`. The
+/// part of the prompt the session already holds (the same tokens from the start) is not computed
+/// again: a chat's fixed instructions and examples are read once for many requests. `on_token`
+/// sees each token as it is picked and returns `false` to stop. With a `constraint`, only tokens
+/// it allows are picked, and the output ends when its document does.
+#[allow(clippy::too_many_arguments)]
 pub fn generate(
     model: &Model,
+    session: &mut Session,
     prompt: &[u32],
     max_tokens: usize,
     stop: &[u32],
     sampling: Sampling,
+    mut constraint: Option<&mut JsonConstraint>,
     mut on_token: impl FnMut(u32) -> bool,
-) -> Result<Generated, ModelError> {
+) -> Result<Generated, GenerateError> {
     let context = prompt.len() + max_tokens;
-    if context > model.config.context {
-        return Err(ModelError::ContextFull(model.config.context));
+    if context > session.capacity() {
+        return Err(ModelError::ContextFull(session.capacity()).into());
     }
-    let mut session = model.session(context);
+    // At least the prompt's last token is fed again: its logits start the answer.
+    let reused = common_prefix(session.tokens(), prompt).min(prompt.len().saturating_sub(1));
+    session.rewind(reused);
     let mut rng = StdRng::seed_from_u64(sampling.seed);
-    let mut logits = model.prefill(&mut session, prompt)?;
+    let mut logits = model.prefill(session, &prompt[reused..])?;
     let mut tokens = Vec::new();
     let finish = loop {
         if tokens.len() == max_tokens {
             break Finish::Length;
         }
+        if let Some(constraint) = constraint.as_deref_mut() {
+            constraint.mask(&mut logits, stop)?;
+        }
         let token = pick(&logits, sampling, &mut rng);
         if stop.contains(&token) {
             break Finish::Stop;
+        }
+        if let Some(constraint) = constraint.as_deref_mut() {
+            constraint.accept(token)?;
         }
         tokens.push(token);
         if !on_token(token) {
             break Finish::Cancelled;
         }
+        if constraint
+            .as_deref()
+            .is_some_and(JsonConstraint::is_finished)
+        {
+            break Finish::Stop;
+        }
         if tokens.len() < max_tokens {
-            logits = model.step(&mut session, token)?;
+            logits = model.step(session, token)?;
         }
     };
     Ok(Generated {
@@ -80,6 +111,11 @@ pub fn generate(
         prompt_tokens: prompt.len(),
         finish,
     })
+}
+
+/// How many tokens `a` and `b` share from the start.
+fn common_prefix(a: &[u32], b: &[u32]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
 
 /// The next token: the likeliest at temperature 0 (the first of equals), else drawn from the
@@ -92,25 +128,31 @@ pub fn pick(logits: &[f32], sampling: Sampling, rng: &mut impl Rng) -> u32 {
             .fold((0, f32::NEG_INFINITY), |best, (index, &logit)| {
                 if logit > best.1 { (index, logit) } else { best }
             });
-    if sampling.temperature <= 0.0 {
+    if sampling.temperature <= 0.0 || likeliest.1 == f32::NEG_INFINITY {
         return u32::try_from(likeliest.0).unwrap_or(0);
     }
+    // Masked tokens (minus infinity) weigh nothing and are never candidates.
     let mut candidates: Vec<(usize, f32)> = logits
         .iter()
         .enumerate()
-        .map(|(index, &logit)| (index, ((logit - likeliest.1) / sampling.temperature).exp()))
-        .collect();
-    candidates.sort_by(|a, b| b.1.total_cmp(&a.1));
-    let total: f32 = candidates.iter().map(|(_, weight)| weight).sum();
-    let mut kept = 0.0;
-    let nucleus = candidates
-        .iter()
-        .position(|(_, weight)| {
-            kept += weight / total;
-            kept >= sampling.top_p
+        .filter_map(|(index, &logit)| {
+            let weight = ((logit - likeliest.1) / sampling.temperature).exp();
+            (weight > 0.0).then_some((index, weight))
         })
-        .map_or(candidates.len(), |last| last + 1);
-    candidates.truncate(nucleus);
+        .collect();
+    if sampling.top_p < 1.0 {
+        candidates.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let total: f32 = candidates.iter().map(|(_, weight)| weight).sum();
+        let mut kept = 0.0;
+        let nucleus = candidates
+            .iter()
+            .position(|(_, weight)| {
+                kept += weight / total;
+                kept >= sampling.top_p
+            })
+            .map_or(candidates.len(), |last| last + 1);
+        candidates.truncate(nucleus);
+    }
     let mass: f32 = candidates.iter().map(|(_, weight)| weight).sum();
     let mut draw = rng.random::<f32>() * mass;
     for (index, weight) in &candidates {
@@ -133,6 +175,34 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(1);
         assert_eq!(pick(&[0.1, 3.0, 2.0], Sampling::GREEDY, &mut rng), 1);
         assert_eq!(pick(&[5.0, 5.0, 1.0], Sampling::GREEDY, &mut rng), 0);
+    }
+
+    #[test]
+    fn the_common_prefix_stops_at_the_first_difference() {
+        assert_eq!(common_prefix(&[1, 2, 3, 4], &[1, 2, 5]), 2);
+        assert_eq!(common_prefix(&[], &[1]), 0);
+        assert_eq!(common_prefix(&[1, 2], &[1, 2, 3]), 2);
+    }
+
+    #[test]
+    fn masked_tokens_are_never_drawn() {
+        let sampling = Sampling {
+            temperature: 1.0,
+            top_p: 1.0,
+            seed: 0,
+        };
+        let logits = [
+            f32::NEG_INFINITY,
+            0.0,
+            f32::NEG_INFINITY,
+            0.5,
+            f32::NEG_INFINITY,
+        ];
+        let mut rng = StdRng::seed_from_u64(11);
+        for _ in 0..2000 {
+            let token = pick(&logits, sampling, &mut rng);
+            assert!(token == 1 || token == 3, "drew masked token {token}");
+        }
     }
 
     #[test]

@@ -704,7 +704,7 @@ mod tests {
         assert_eq!(blocks[1].q[31], 127);
         assert_eq!(
             blocks[0].sum,
-            blocks[0].q.iter().map(|q| i32::from(*q)).sum()
+            blocks[0].q.iter().map(|q| i32::from(*q)).sum::<i32>()
         );
         let zeros = quantize_activations(&[0.0; 32]);
         assert_eq!(zeros[0].scale, 0.0);

@@ -193,7 +193,7 @@ impl Model {
             values: vec![0.0; size],
             hidden: Vec::new(),
             context,
-            position: 0,
+            tokens: Vec::new(),
         }
     }
 
@@ -265,7 +265,7 @@ impl Model {
     fn advance_many(&self, session: &mut Session, tokens: &[u32]) -> Result<(), ModelError> {
         let c = &self.config;
         let n = tokens.len();
-        let start = session.position;
+        let start = session.tokens.len();
         if start + n > session.context {
             return Err(ModelError::ContextFull(session.context));
         }
@@ -334,7 +334,7 @@ impl Model {
             self.product(&layer.down, &gate, &mut projected)?;
             add(&mut x, &projected);
         }
-        session.position += n;
+        session.tokens.extend_from_slice(tokens);
         session.hidden = x.split_off((n - 1) * c.width);
         Ok(())
     }
@@ -361,12 +361,29 @@ pub struct Session {
     /// The last token's output of the final layer.
     hidden: Vec<f32>,
     context: usize,
-    position: usize,
+    /// The tokens fed so far, one per cached position.
+    tokens: Vec<u32>,
 }
 
 impl Session {
     pub fn position(&self) -> usize {
-        self.position
+        self.tokens.len()
+    }
+
+    /// The tokens fed so far.
+    pub fn tokens(&self) -> &[u32] {
+        &self.tokens
+    }
+
+    /// How many tokens the cache holds.
+    pub fn capacity(&self) -> usize {
+        self.context
+    }
+
+    /// Forgets every token from `position` on: the cache before it stays valid for a sequence
+    /// that starts the same way. The next token must be fed before logits are asked for.
+    pub fn rewind(&mut self, position: usize) {
+        self.tokens.truncate(position);
     }
 }
 

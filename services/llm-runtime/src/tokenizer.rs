@@ -52,6 +52,8 @@ pub struct Tokenizer {
     expressions: Vec<Regex>,
     /// GPT-2's printable character for each byte.
     byte_chars: [char; 256],
+    /// The byte each of those characters stands for.
+    char_bytes: HashMap<char, u8>,
 }
 
 impl std::fmt::Debug for Tokenizer {
@@ -161,13 +163,18 @@ impl Tokenizer {
             .map(|((token, _), id)| (token.clone(), id))
             .collect();
         specials.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.1.cmp(&b.1)));
+        let byte_chars = byte_chars();
+        let char_bytes = (0..=u8::MAX)
+            .map(|byte| (byte_chars[usize::from(byte)], byte))
+            .collect();
         Ok(Self {
             tokens,
             ids,
             ranks,
             specials,
             expressions,
-            byte_chars: byte_chars(),
+            byte_chars,
+            char_bytes,
         })
     }
 
@@ -189,27 +196,41 @@ impl Tokenizer {
 
     /// The text of token ids (byte-level tokens turned back into their bytes).
     pub fn decode(&self, ids: &[u32]) -> String {
-        let mut reverse = HashMap::with_capacity(256);
-        for (byte, c) in self.byte_chars.iter().enumerate() {
-            reverse.insert(*c, u8::try_from(byte).unwrap_or(0));
-        }
         let mut bytes = Vec::new();
         for id in ids {
-            let Some(token) = self.tokens.get(*id as usize) else {
-                continue;
-            };
-            if self.specials.iter().any(|(_, special)| special == id) {
-                bytes.extend_from_slice(token.as_bytes());
-                continue;
-            }
-            for c in token.chars() {
-                match reverse.get(&c) {
-                    Some(byte) => bytes.push(*byte),
-                    None => bytes.extend_from_slice(c.to_string().as_bytes()),
-                }
-            }
+            self.append_bytes(*id, &mut bytes);
         }
         String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    /// The bytes one token stands for: a special token's own text, a byte-level token's bytes,
+    /// nothing for an id outside the vocabulary. A token may end inside a UTF-8 character.
+    pub fn token_bytes(&self, id: u32) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        self.append_bytes(id, &mut bytes);
+        bytes
+    }
+
+    fn append_bytes(&self, id: u32, bytes: &mut Vec<u8>) {
+        let Some(token) = self.tokens.get(id as usize) else {
+            return;
+        };
+        if self.is_special(id) {
+            bytes.extend_from_slice(token.as_bytes());
+            return;
+        }
+        for c in token.chars() {
+            match self.char_bytes.get(&c) {
+                Some(byte) => bytes.push(*byte),
+                None => bytes.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
+            }
+        }
+    }
+
+    /// Whether the token is a control or user-defined token (`<|im_end|>`), matched whole and
+    /// never produced by byte-level merges.
+    pub fn is_special(&self, id: u32) -> bool {
+        self.specials.iter().any(|(_, special)| *special == id)
     }
 
     pub fn vocabulary_size(&self) -> usize {

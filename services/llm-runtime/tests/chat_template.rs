@@ -69,7 +69,18 @@ async fn the_chat_prompt_and_its_greedy_answer_are_llama_cpps() {
             .as_str()
             .unwrap()
             .to_owned();
-        let ours = generate(&model, &prompt, 24, &stop, Sampling::GREEDY, |_| true).unwrap();
+        let mut session = model.session(prompt.len() + 24);
+        let ours = generate(
+            &model,
+            &mut session,
+            &prompt,
+            24,
+            &stop,
+            Sampling::GREEDY,
+            None,
+            |_| true,
+        )
+        .unwrap();
         let start = tokenizer.decode(&ours.tokens[..AGREED.min(ours.tokens.len())]);
         println!(
             "llama.cpp: {theirs:?}\nours:      {:?}",

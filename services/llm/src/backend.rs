@@ -102,10 +102,10 @@ pub trait ModelBackend: Send + Sync {
             Ok(completion)
         })
     }
-    /// Whether a request's JSON schema constrains what the model writes (else it is only a hint,
-    /// and the caller must check the answer).
-    fn enforces_schema(&self) -> bool {
-        true
+    /// Why `schema` cannot constrain what the model writes, if it cannot; a backend that only
+    /// passes the schema on has nothing to say.
+    fn schema_error(&self, _schema: &Value) -> Option<String> {
+        None
     }
 }
 

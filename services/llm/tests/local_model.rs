@@ -8,7 +8,10 @@ mod support;
 use std::io::Write;
 
 use flashcards_bootstrap::config;
-use flashcards_llm::{Args, from_args};
+use flashcards_llm::{
+    Args, from_args,
+    pipeline::{cards, prompt},
+};
 use reqwest::StatusCode;
 use serde_json::json;
 use support::start_local;
@@ -219,8 +222,10 @@ async fn chat_requests_it_cannot_honour_are_refused_with_the_reason() {
         (json!({"messages": user, "temperature": 3.5}), "temperature"),
         (
             json!({"messages": user, "response_format": {"type": "json_schema",
-                "json_schema": {"schema": {"type": "object"}}}}),
-            "schema-constrained",
+                "json_schema": {"schema": {"type": "object",
+                    "properties": {"n": {"type": "integer", "minimum": 5, "maximum": 1}},
+                    "required": ["n"]}}}}),
+            "response_format.json_schema.schema",
         ),
     ] {
         let (status, answer) = chat(&server.base, body).await;
@@ -283,4 +288,51 @@ async fn a_streamed_answer_is_the_whole_answer_in_pieces() {
             .iter()
             .all(|chunk| chunk["object"] == "chat.completion.chunk")
     );
+}
+
+/// The bar for constrained decoding: 100 answers sampled at temperature 1.0, each from its
+/// own seed, with the pipeline's prompt and token limit, all parse against the card schema.
+#[tokio::test(flavor = "multi_thread")]
+async fn sampled_answers_always_parse_against_the_card_schema() {
+    let server = start_local(&model_path()).await;
+    let messages: Vec<serde_json::Value> = prompt::messages(
+        "Mitochondria release energy from glucose and make ATP.",
+        "ATP",
+        None,
+    )
+    .iter()
+    .map(|message| json!({"role": message.role, "content": message.content}))
+    .collect();
+    let mut longest = 0;
+    for seed in 0..100 {
+        let (status, answer) = chat(
+            &server.base,
+            json!({
+                "messages": messages,
+                "max_tokens": prompt::MAX_TOKENS_PER_CARD,
+                "temperature": 1.0,
+                "seed": seed,
+                "response_format": {"type": "json_schema",
+                    "json_schema": {"name": "card", "schema": prompt::output_schema()}},
+            }),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "seed {seed}: {answer}");
+        let choice = &answer["choices"][0];
+        let content = choice["message"]["content"].as_str().unwrap();
+        assert_eq!(choice["finish_reason"], "stop", "seed {seed}: {content:?}");
+        // The whole answer is the document: no prose around it for a lenient parser to skip.
+        let document: serde_json::Value = serde_json::from_str(content)
+            .unwrap_or_else(|err| panic!("seed {seed}: {content:?} is not JSON: {err}"));
+        let reply = cards::parse_reply(content)
+            .unwrap_or_else(|err| panic!("seed {seed}: {content:?}: {err}"));
+        assert_eq!(document["question"], reply.question.as_str());
+        let chars = reply.question.chars().count();
+        assert!(
+            chars as u64 <= prompt::MAX_QUESTION_CHARS,
+            "seed {seed}: {chars} characters"
+        );
+        longest = longest.max(chars);
+    }
+    println!("100 sampled answers parse; the longest question has {longest} characters");
 }

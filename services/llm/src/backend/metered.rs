@@ -58,7 +58,7 @@ impl ModelBackend for Metered {
         })
     }
 
-    fn enforces_schema(&self) -> bool {
-        self.inner.enforces_schema()
+    fn schema_error(&self, schema: &serde_json::Value) -> Option<String> {
+        self.inner.schema_error(schema)
     }
 }

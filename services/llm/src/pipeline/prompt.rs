@@ -47,8 +47,13 @@ pub const EXAMPLES: [(&str, &str, &str); 5] = [
     ),
 ];
 
-/// Tokens the model may write for one question, with the JSON around it.
-pub const MAX_TOKENS_PER_CARD: u32 = 64;
+/// Longest question, in characters, the schema allows.
+pub const MAX_QUESTION_CHARS: u64 = 160;
+
+/// Tokens the model may write for one question, with the JSON around it: more than the longest
+/// question the schema allows can take when each token carries at least one of its characters, so
+/// a schema-constrained answer ends before the limit cuts it.
+pub const MAX_TOKENS_PER_CARD: u32 = 192;
 
 fn user(sentence: &str, answer: &str) -> String {
     format!("Sentence: {sentence}\nAnswer: {answer}")
@@ -90,8 +95,9 @@ pub fn messages(sentence: &str, answer: &str, language: Option<&str>) -> Vec<Mes
 pub fn output_schema() -> Value {
     json!({
         "type": "object",
-        "properties": {"question": {"type": "string", "maxLength": 200}},
-        "required": ["question"]
+        "properties": {"question": {"type": "string", "maxLength": MAX_QUESTION_CHARS}},
+        "required": ["question"],
+        "additionalProperties": false
     })
 }
 

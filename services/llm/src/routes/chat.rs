@@ -312,12 +312,11 @@ fn validate(state: &LlmState, input: ChatCompletionInput) -> Result<ChatRequest,
             _ => return invalid("`response_format.type` must be `text` or `json_schema`"),
         },
     };
-    // A schema the model is not held to would be a promise the answer may break.
-    if schema.is_some() && !state.backend.enforces_schema() {
-        return invalid(
-            "this model runs without schema-constrained decoding yet; ask without \
-             `response_format` and check the answer",
-        );
+    if let Some(reason) = schema
+        .as_ref()
+        .and_then(|schema| state.backend.schema_error(schema))
+    {
+        return invalid(&format!("`response_format.json_schema.schema`: {reason}"));
     }
     Ok(ChatRequest {
         messages,
