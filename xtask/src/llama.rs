@@ -25,8 +25,15 @@ use crate::{
 /// What is built into the virtualenv; the server's flags below are those of this version.
 pub const LLAMA_CPP_PYTHON: &str = "llama-cpp-python[server]==0.3.36";
 
-/// The virtualenv's folder under the cache, named after the version so an upgrade builds anew.
-const LLAMA_CPP_FOLDER: &str = "llama-cpp-0.3.36";
+/// The virtualenv's folder under the cache, named after the version and the instruction set so
+/// that a change of either builds anew.
+const LLAMA_CPP_FOLDER: &str = "llama-cpp-0.3.36-x86-64-v3";
+
+/// llama.cpp built for x86-64-v3 (AVX2, FMA, F16C), not for the CPU at hand: the reference's
+/// numbers are then the same on every machine the tests run on, and they are the numbers our
+/// AVX2 kernels compute (greedy parity turns on their last bits). Elsewhere cmake ignores them.
+const LLAMA_CPP_CMAKE_ARGS: &str = "-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON \
+     -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX512=OFF -DGGML_AVX_VNNI=OFF";
 
 /// What building llama.cpp needs, as `(program, Debian package)`: cmake, C and C++ compilers, and
 /// make, cmake's generator when ninja is not at hand. No Python headers: the package builds a
@@ -66,7 +73,13 @@ pub fn run(options: &Options) -> Result<ExitCode> {
     // Fail now rather than after a build of several minutes.
     TcpListener::bind(options.listen)
         .with_context(|| format!("cannot listen on {}", options.listen))?;
-    let mut llama = LlamaServer::start_on(options.model, options.listen, true, shared_threads())?;
+    let mut llama = LlamaServer::start_on(
+        options.model,
+        options.listen,
+        true,
+        shared_threads(),
+        Kernels::Stock,
+    )?;
     println!(
         "llama.cpp server is running: {}  (model {:?}, OpenAI API under /v1) — Ctrl-C to stop",
         llama.url(),
@@ -91,21 +104,42 @@ pub struct LlamaServer {
     model_path: PathBuf,
 }
 
+/// Which of llama.cpp's matrix kernels the server runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kernels {
+    /// The stock kernels only. llama.cpp also has a tiled kernel for K-quant products of 8
+    /// tokens or more, faster on long prompts but adding in another order.
+    Stock,
+    /// Whatever llama.cpp finds fastest.
+    Fastest,
+}
+
+/// The variable by which ggml's CPU backend turns its tiled K-quant kernel off (`0`).
+const TILED_KERNELS_VAR: &str = "GGML_CPU_TILED_MM";
+
 impl LlamaServer {
     /// Builds what is missing and starts the server on a free loopback port, quietly: only its
-    /// warnings and errors reach the terminal.
+    /// warnings and errors reach the terminal. Its kernels are llama.cpp's stock ones, whose
+    /// numbers the local runtime reproduces bit for bit: the reference of the parity tests.
     pub fn start(model: Model) -> Result<Self> {
         let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()?));
-        Self::start_on(model, listen, false, shared_threads())
+        Self::start_on(model, listen, false, shared_threads(), Kernels::Stock)
     }
 
-    /// Like [`LlamaServer::start`], with all cores: for measurements that run nothing beside it.
+    /// Like [`LlamaServer::start`], with all cores and llama.cpp's fastest kernels: for
+    /// measurements that run nothing beside it.
     pub fn start_alone(model: Model) -> Result<Self> {
         let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()?));
-        Self::start_on(model, listen, false, cores())
+        Self::start_on(model, listen, false, cores(), Kernels::Fastest)
     }
 
-    fn start_on(model: Model, listen: SocketAddr, verbose: bool, threads: usize) -> Result<Self> {
+    fn start_on(
+        model: Model,
+        listen: SocketAddr,
+        verbose: bool,
+        threads: usize,
+        kernels: Kernels,
+    ) -> Result<Self> {
         let venv = ensure_server()?;
         let model_path = models::ensure_model(model)?;
         let mut command = Command::new(venv::python(&venv));
@@ -127,6 +161,9 @@ impl LlamaServer {
             .env_remove("PORT")
             .env_remove("CONFIG_FILE")
             .env_remove("API_KEY");
+        if kernels == Kernels::Stock {
+            command.env(TILED_KERNELS_VAR, "0");
+        }
         if !verbose {
             // Uvicorn's access log, a line per request.
             command.stdout(Stdio::null());
@@ -183,7 +220,13 @@ pub fn ensure_server() -> Result<PathBuf> {
         &dir,
         LLAMA_CPP_PYTHON,
         &[LLAMA_CPP_PYTHON],
-        &[("CMAKE_BUILD_PARALLEL_LEVEL", cores().to_string())],
+        &[
+            ("CMAKE_BUILD_PARALLEL_LEVEL", cores().to_string()),
+            ("CMAKE_ARGS", LLAMA_CPP_CMAKE_ARGS.to_owned()),
+            // pip's wheel cache is keyed by version, not by CMAKE_ARGS: a wheel built for
+            // another instruction set must not be reused.
+            ("PIP_NO_CACHE_DIR", "1".to_owned()),
+        ],
         SERVER_CHECK,
     )
 }

@@ -1,5 +1,5 @@
-//! `cargo xtask test`: the whole workspace's tests against a throwaway PostgreSQL, a llama.cpp
-//! server, a throwaway MLflow server and the e2e tests' Kubernetes binaries (built once), ending
+//! `cargo xtask test`: the whole workspace's tests against a throwaway PostgreSQL, llama.cpp's
+//! server with each reference model, a throwaway MLflow server and the e2e tests' Kubernetes binaries (built once), ending
 //! with one summary line.
 
 use std::{
@@ -24,6 +24,11 @@ const POSTGRES_URL_VAR: &str = "FLASHCARDS_TEST_POSTGRES_URL";
 const LLM_URL_VAR: &str = "FLASHCARDS_TEST_LLM_URL";
 const LLM_MODEL_VAR: &str = "FLASHCARDS_TEST_LLM_MODEL";
 
+/// The same for the second reference model, Qwen2.5-Coder-0.5B-Instruct, which the LLM runtime's
+/// parity tests also run.
+const QWEN_URL_VAR: &str = "FLASHCARDS_TEST_QWEN_URL";
+const QWEN_MODEL_VAR: &str = "FLASHCARDS_TEST_QWEN_MODEL";
+
 /// The variable through which the OCR, LLM and bootstrap tests find an MLflow tracking server.
 const MLFLOW_URL_VAR: &str = "FLASHCARDS_TEST_MLFLOW_URL";
 
@@ -42,6 +47,21 @@ pub fn run(cargo_args: &[String]) -> ExitCode {
     }
 }
 
+/// llama.cpp's server with `model`, unless `url_var` names one already running.
+fn reference_server(model: Model, url_var: &str) -> Result<Option<LlamaServer>> {
+    if env::var_os(url_var).is_some() {
+        eprintln!("using the LLM server from {url_var}");
+        return Ok(None);
+    }
+    let server = LlamaServer::start(model)?;
+    eprintln!(
+        "test LLM server (llama.cpp, {}) is up at {}",
+        server.model_id(),
+        server.url()
+    );
+    Ok(Some(server))
+}
+
 /// Runs cargo test; returns whether it succeeded and the summed results. The cluster, the LLM and
 /// the MLflow server, if we started them, are stopped when this returns, whatever happened.
 fn run_suites(cargo_args: &[String]) -> Result<(bool, Totals)> {
@@ -58,21 +78,8 @@ fn run_suites(cargo_args: &[String]) -> Result<(bool, Totals)> {
         }
         None => Some(control_plane::ensure_built(control_plane::DEFAULT_JOBS)?),
     };
-    let llm = match env::var_os(LLM_URL_VAR) {
-        Some(_) => {
-            eprintln!("using the LLM server from {LLM_URL_VAR}");
-            None
-        }
-        None => {
-            let llm = LlamaServer::start(Model::SmolLm2)?;
-            eprintln!(
-                "test LLM server (llama.cpp, {}) is up at {}",
-                llm.model_id(),
-                llm.url()
-            );
-            Some(llm)
-        }
-    };
+    let llm = reference_server(Model::SmolLm2, LLM_URL_VAR)?;
+    let qwen = reference_server(Model::Qwen05b, QWEN_URL_VAR)?;
     let mlflow = match env::var_os(MLFLOW_URL_VAR) {
         Some(_) => {
             eprintln!("using the MLflow server from {MLFLOW_URL_VAR}");
@@ -119,10 +126,15 @@ fn run_suites(cargo_args: &[String]) -> Result<(bool, Totals)> {
                 &artifacts.grafana_dashboard_crd,
             );
     }
-    if let Some(llm) = &llm {
-        command
-            .env(LLM_URL_VAR, llm.url())
-            .env(LLM_MODEL_VAR, llm.model_path());
+    for (server, url_var, model_var) in [
+        (&llm, LLM_URL_VAR, LLM_MODEL_VAR),
+        (&qwen, QWEN_URL_VAR, QWEN_MODEL_VAR),
+    ] {
+        if let Some(server) = server {
+            command
+                .env(url_var, server.url())
+                .env(model_var, server.model_path());
+        }
     }
     if let Some(mlflow) = &mlflow {
         command.env(MLFLOW_URL_VAR, mlflow.url());

@@ -118,18 +118,24 @@ fn common_prefix(a: &[u32], b: &[u32]) -> usize {
     a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
 
-/// The next token: the likeliest at temperature 0 (the first of equals), else drawn from the
-/// softmax of `logits / temperature` cut to the top-p nucleus.
-pub fn pick(logits: &[f32], sampling: Sampling, rng: &mut impl Rng) -> u32 {
-    let likeliest =
+/// The likeliest token and its logit: the first of equals, token 0 if every logit is −∞.
+pub fn likeliest(logits: &[f32]) -> (u32, f32) {
+    let (index, logit) =
         logits
             .iter()
             .enumerate()
             .fold((0, f32::NEG_INFINITY), |best, (index, &logit)| {
                 if logit > best.1 { (index, logit) } else { best }
             });
+    (u32::try_from(index).unwrap_or(0), logit)
+}
+
+/// The next token: the likeliest at temperature 0, else drawn from the softmax of
+/// `logits / temperature` cut to the top-p nucleus.
+pub fn pick(logits: &[f32], sampling: Sampling, rng: &mut impl Rng) -> u32 {
+    let likeliest = likeliest(logits);
     if sampling.temperature <= 0.0 || likeliest.1 == f32::NEG_INFINITY {
-        return u32::try_from(likeliest.0).unwrap_or(0);
+        return likeliest.0;
     }
     // Masked tokens (minus infinity) weigh nothing and are never candidates.
     let mut candidates: Vec<(usize, f32)> = logits

@@ -4,45 +4,120 @@
 //! of each block. Decoding is memory-bound, so reading 4–6 bits a weight instead of 32 is the speed.
 //! The code runs portable or, on CPUs with AVX2, with AVX2 integer dot products;
 //! [`crate::quant::dequantize`] is the reference both are tested against.
+//!
+//! The activations are quantized the way llama.cpp's CPU backend quantizes them for each weight
+//! format (its "vec dot type"), to the rounding of every scale: greedy decoding turns on near ties
+//! between two tokens, and parity with llama.cpp on the same file needs the same sums.
 
 use rayon::prelude::*;
 
 use crate::{
+    elementwise::{LANES, lanes_total, multiply_add},
     gguf::TensorType,
-    quant::{half, scale_min_k4},
+    quant::{half, round_to_half, scale_min_k4},
 };
 
 /// Weights per activation block.
 pub const QK: usize = 32;
+
+/// Weights per K-quant super-block, which share one activation scale.
+const QK_K: usize = 256;
+
+/// How the activations are quantized for products with one weight format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActivationFormat {
+    /// Blocks of 32 scaled by `max |x| / 127`, the scale kept in half precision (for Q8_0 and
+    /// Q5_0 weights).
+    Q8_0,
+    /// As [`Self::Q8_0`], with `scale × Σq` also kept in half precision (for Q4_1 weights).
+    Q8_1,
+    /// Super-blocks of 256 with one single-precision scale, the value of largest magnitude mapped
+    /// to −127 (for the K-quants).
+    Q8K,
+}
+
+impl ActivationFormat {
+    /// The format products with `kind` weights take, if we have a kernel for them.
+    pub fn for_weights(kind: TensorType) -> Option<Self> {
+        match kind {
+            TensorType::Q8_0 | TensorType::Q5_0 => Some(Self::Q8_0),
+            TensorType::Q4_1 => Some(Self::Q8_1),
+            TensorType::Q4K | TensorType::Q6K => Some(Self::Q8K),
+            _ => None,
+        }
+    }
+
+    /// How many activations share a scale.
+    fn group(self) -> usize {
+        match self {
+            Self::Q8_0 | Self::Q8_1 => QK,
+            Self::Q8K => QK_K,
+        }
+    }
+}
 
 /// 32 activations as `scale × q`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ActivationBlock {
     pub scale: f32,
     pub q: [i8; QK],
-    /// Σ q, for weight formats with an offset (Q4_1, Q4_K).
+    /// Σ q, for weight formats with an offset (Q5_0, Q4_K, Q6_K).
     pub sum: i32,
+    /// `scale × Σq` rounded to half precision, Q4_1's offset term ([`ActivationFormat::Q8_1`]).
+    pub scaled_sum: f32,
 }
 
-/// `x` (a multiple of 32 long) quantized to 8 bits per block of 32, each block scaled by its largest
-/// magnitude.
+/// `x` (a multiple of the format's group long) quantized to 8 bits per block of 32.
 #[allow(clippy::cast_possible_truncation)]
-pub fn quantize_activations(x: &[f32]) -> Vec<ActivationBlock> {
-    x.chunks_exact(QK)
-        .map(|chunk| {
-            let largest = chunk
-                .iter()
-                .fold(0.0_f32, |max, value| max.max(value.abs()));
-            let scale = largest / 127.0;
-            let inverse = if scale == 0.0 { 0.0 } else { 1.0 / scale };
+pub fn quantize_activations(x: &[f32], format: ActivationFormat) -> Vec<ActivationBlock> {
+    let mut blocks = Vec::with_capacity(x.len() / QK);
+    for group in x.chunks_exact(format.group()) {
+        // The group's scale, and what each value is multiplied by before rounding.
+        let (scale, multiplier) =
+            match format {
+                ActivationFormat::Q8_0 | ActivationFormat::Q8_1 => {
+                    let largest = group.iter().fold(0.0_f32, |max, v| max.max(v.abs()));
+                    let multiplier = if largest == 0.0 { 0.0 } else { 127.0 / largest };
+                    (largest / 127.0, multiplier)
+                }
+                ActivationFormat::Q8K => {
+                    // The first value of the largest magnitude, with its sign.
+                    let extreme = group.iter().fold(0.0_f32, |extreme, &v| {
+                        if v.abs() > extreme.abs() { v } else { extreme }
+                    });
+                    if extreme == 0.0 {
+                        (0.0, 0.0)
+                    } else {
+                        let multiplier = -127.0 / extreme;
+                        (1.0 / multiplier, multiplier)
+                    }
+                }
+            };
+        for chunk in group.chunks_exact(QK) {
             let mut q = [0_i8; QK];
             for (slot, value) in q.iter_mut().zip(chunk) {
-                *slot = (value * inverse).round().clamp(-127.0, 127.0) as i8;
+                // Half to even, as both of llama.cpp's roundings do; −128 cannot come out.
+                *slot = (value * multiplier).round_ties_even().clamp(-127.0, 127.0) as i8;
             }
-            let sum = q.iter().map(|value| i32::from(*value)).sum();
-            ActivationBlock { scale, q, sum }
-        })
-        .collect()
+            let sum: i32 = q.iter().map(|value| i32::from(*value)).sum();
+            #[allow(clippy::cast_precision_loss)]
+            let scaled_sum = round_to_half(scale * sum as f32);
+            blocks.push(ActivationBlock {
+                scale: match format {
+                    ActivationFormat::Q8_0 | ActivationFormat::Q8_1
+                        if std::env::var_os("FC_NOHALF").is_none() =>
+                    {
+                        round_to_half(scale)
+                    }
+                    _ => scale,
+                },
+                q,
+                sum,
+                scaled_sum,
+            });
+        }
+    }
+    blocks
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -57,23 +132,78 @@ pub enum KernelError {
     },
 }
 
-/// Σ w·a over 32 weights and 32 activations, in integers: with AVX2, in two multiply-add
-/// instructions (`AVX2` is true only inside [`rows_avx2`]), else in a loop the compiler
-/// vectorises as it can.
+/// Σ w·a over 32 weights and 32 activations in integers, as 8 lanes of 4 consecutive products:
+/// with AVX2 in two multiply-add instructions (`AVX2` is true only inside [`rows_avx2`]), else
+/// in a loop the compiler vectorises as it can.
 #[inline(always)]
-fn dot32<const AVX2: bool>(w: &[i8; QK], a: &[i8; QK]) -> i32 {
+fn quads<const AVX2: bool>(w: &[i8; QK], a: &[i8; QK]) -> [i32; LANES] {
     #[cfg(target_arch = "x86_64")]
     if AVX2 {
         // SAFETY: `AVX2` is true only in code reached from `rows_avx2`, which runs only on CPUs
         // found to have AVX2.
         #[allow(unsafe_code)]
-        return unsafe { avx2::dot32(w, a) };
+        return unsafe { avx2::quads_signed(w, a) };
     }
-    let mut sum = 0_i32;
-    for (w, a) in w.iter().zip(a) {
-        sum += i32::from(*w) * i32::from(*a);
+    let mut lanes = [0_i32; LANES];
+    for (lane, (w, a)) in lanes
+        .iter_mut()
+        .zip(w.chunks_exact(4).zip(a.chunks_exact(4)))
+    {
+        *lane = w
+            .iter()
+            .zip(a)
+            .map(|(w, a)| i32::from(*w) * i32::from(*a))
+            .sum();
     }
-    sum
+    lanes
+}
+
+/// [`quads`] for unsigned weights (nibbles).
+#[inline(always)]
+fn quads_unsigned<const AVX2: bool>(w: &[u8; QK], a: &[i8; QK]) -> [i32; LANES] {
+    #[cfg(target_arch = "x86_64")]
+    if AVX2 {
+        // SAFETY: as in `quads`.
+        #[allow(unsafe_code)]
+        return unsafe { avx2::quads_unsigned(w, a) };
+    }
+    let mut lanes = [0_i32; LANES];
+    for (lane, (w, a)) in lanes
+        .iter_mut()
+        .zip(w.chunks_exact(4).zip(a.chunks_exact(4)))
+    {
+        *lane = w
+            .iter()
+            .zip(a)
+            .map(|(w, a)| i32::from(*w) * i32::from(*a))
+            .sum();
+    }
+    lanes
+}
+
+/// One token's running sum along a weight row, in llama.cpp's accumulators: 8 lanes of block
+/// products, a scalar added to them at the end (Q4_1's offsets; Q4_K's products) and one taken
+/// away (Q4_K's offsets).
+#[derive(Debug, Clone, Copy, Default)]
+struct RowSum {
+    lanes: [f32; LANES],
+    rest: f32,
+    less: f32,
+}
+
+impl RowSum {
+    /// `lanes += d × products`, lane by lane.
+    #[inline(always)]
+    #[allow(clippy::cast_precision_loss)]
+    fn add<const FMA: bool>(&mut self, d: f32, products: [i32; LANES]) {
+        for (lane, product) in self.lanes.iter_mut().zip(products) {
+            *lane = multiply_add::<FMA>(d, product as f32, *lane);
+        }
+    }
+
+    fn total(&self) -> f32 {
+        lanes_total(&self.lanes) + self.rest - self.less
+    }
 }
 
 /// [`dot32`] for unsigned weights (nibbles, 5- and 6-bit values before their offset).
@@ -115,10 +245,10 @@ mod avx2 {
     use std::arch::x86_64::{
         __m256i, _mm_add_epi32, _mm_cvtsi128_si32, _mm_shuffle_epi32, _mm256_castsi256_si128,
         _mm256_extracti128_si256, _mm256_loadu_si256, _mm256_madd_epi16, _mm256_maddubs_epi16,
-        _mm256_set1_epi16, _mm256_sign_epi8,
+        _mm256_set1_epi16, _mm256_sign_epi8, _mm256_storeu_si256,
     };
 
-    use super::QK;
+    use super::{LANES, QK};
 
     #[inline]
     #[target_feature(enable = "avx2")]
@@ -157,10 +287,26 @@ mod avx2 {
 
     #[inline]
     #[target_feature(enable = "avx2")]
-    pub unsafe fn dot32(w: &[i8; QK], a: &[i8; QK]) -> i32 {
+    pub unsafe fn quads_signed(w: &[i8; QK], a: &[i8; QK]) -> [i32; LANES] {
         let (w, a) = (load(w), load(a));
         // |w| times a with w's sign: the unsigned-by-signed product of signed weights.
-        total(quads(_mm256_sign_epi8(w, w), _mm256_sign_epi8(a, w)))
+        store(quads(_mm256_sign_epi8(w, w), _mm256_sign_epi8(a, w)))
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn quads_unsigned(w: &[u8; QK], a: &[i8; QK]) -> [i32; LANES] {
+        store(quads(load(w), load(a)))
+    }
+
+    /// The eight 32-bit lanes.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn store(v: __m256i) -> [i32; LANES] {
+        let mut lanes = [0_i32; LANES];
+        // SAFETY: the array is eight 32-bit values, what one unaligned 256-bit store writes.
+        unsafe { _mm256_storeu_si256(lanes.as_mut_ptr().cast(), v) };
+        lanes
     }
 
     #[inline]
@@ -188,7 +334,8 @@ fn dot<const AVX2: bool>(
     kind: TensorType,
     row: &[u8],
     activations: &[ActivationBlock],
-    sums: &mut [f32],
+    sums: &mut [RowSum],
+    grouped: usize,
 ) {
     let blocks = activations.len() / sums.len().max(1);
     let token = |t: usize, b: usize| &activations[t * blocks + b];
@@ -202,7 +349,7 @@ fn dot<const AVX2: bool>(
                 let d = half(block, 0);
                 for (t, sum) in sums.iter_mut().enumerate() {
                     let a = token(t, b);
-                    *sum += d * a.scale * int(dot32::<AVX2>(&w, &a.q));
+                    sum.add::<AVX2>(d * a.scale, quads::<AVX2>(&w, &a.q));
                 }
             }
         }
@@ -212,8 +359,8 @@ fn dot<const AVX2: bool>(
                 let (d, m) = (half(block, 0), half(block, 2));
                 for (t, sum) in sums.iter_mut().enumerate() {
                     let a = token(t, b);
-                    *sum += d * a.scale * int(dot32_unsigned::<AVX2>(&w, &a.q))
-                        + m * a.scale * int(a.sum);
+                    sum.rest += m * a.scaled_sum;
+                    sum.add::<AVX2>(d * a.scale, quads_unsigned::<AVX2>(&w, &a.q));
                 }
             }
         }
@@ -227,17 +374,17 @@ fn dot<const AVX2: bool>(
                     let spread = u64::from_le_bytes(word) | FIFTH_BITS[usize::from(*bits)];
                     eight.copy_from_slice(&spread.to_le_bytes());
                 }
+                let w = w.map(|value| value as i8 - 16);
                 let d = half(block, 0);
                 for (t, sum) in sums.iter_mut().enumerate() {
                     let a = token(t, b);
-                    // Σ (w − 16)·a = Σ w·a − 16 Σ a.
-                    *sum += d * a.scale * int(dot32_unsigned::<AVX2>(&w, &a.q) - 16 * a.sum);
+                    sum.add::<AVX2>(d * a.scale, quads::<AVX2>(&w, &a.q));
                 }
             }
         }
         TensorType::Q4K => {
             for (super_block, block) in row.chunks_exact(144).enumerate() {
-                dot_q4_k::<AVX2>(block, |sub| 8 * super_block + sub, &token, sums);
+                dot_q4_k::<AVX2>(block, |sub| 8 * super_block + sub, &token, sums, grouped);
             }
         }
         TensorType::Q6K => {
@@ -292,48 +439,61 @@ fn int(value: i32) -> f32 {
 /// One Q4_K super-block (256 weights) against 8 activation blocks per token (`index` gives a
 /// sub-block's activation block, `token` a token's): sub-block `2c` is the low nibbles of value
 /// bytes `32c..32c + 32`, sub-block `2c + 1` their high nibbles. The super-block is unpacked
-/// once; each token's share is summed over it before joining the row's sum, as llama.cpp does.
+/// once. Its 8 activation blocks share one scale, so each token's share is summed in integers
+/// and scaled once, the products and the offsets apart, as llama.cpp's repacked kernel does.
 #[inline(always)]
 fn dot_q4_k<'a, const AVX2: bool>(
     block: &[u8],
     index: impl Fn(usize) -> usize,
     token: &impl Fn(usize, usize) -> &'a ActivationBlock,
-    sums: &mut [f32],
+    sums: &mut [RowSum],
+    grouped: usize,
 ) {
     let (d, dmin) = (half(block, 0), half(block, 2));
     let packed = &block[4..16];
     let mut w = [[0_u8; QK]; 8];
-    let mut scales = [(0.0_f32, 0.0_f32); 8];
+    let mut scales = [(0_i32, 0_i32); 8];
     for (chunk, qs) in block[16..144].chunks_exact(32).enumerate() {
         for nibble in [0, 4] {
             let sub = 2 * chunk + nibble / 4;
             let (scale, min) = scale_min_k4(sub, packed);
-            scales[sub] = (f32::from(scale), f32::from(min));
+            scales[sub] = (i32::from(scale), i32::from(min));
             for (slot, q) in w[sub].iter_mut().zip(qs) {
                 *slot = (q >> nibble) & 0xF;
             }
         }
     }
     for (t, sum) in sums.iter_mut().enumerate() {
-        let mut total = 0.0;
-        for (sub, (w, (scale, min))) in w.iter().zip(scales).enumerate() {
-            let a = token(t, index(sub));
-            total += a.scale
-                * (d * scale * int(dot32_unsigned::<AVX2>(w, &a.q)) - dmin * min * int(a.sum));
+        // Four tokens at a time, llama.cpp scales each 64 weights' sums apart; one token, the
+        // whole super-block's.
+        let part = if t < grouped { 2 } else { 8 };
+        let a_scale = token(t, index(0)).scale;
+        for (chunk, (w, scales)) in w
+            .chunks_exact(part)
+            .zip(scales.chunks_exact(part))
+            .enumerate()
+        {
+            let (mut products, mut offsets) = (0_i32, 0_i32);
+            for (sub, (w, (scale, min))) in w.iter().zip(scales).enumerate() {
+                let a = token(t, index(chunk * part + sub));
+                products += scale * dot32_unsigned::<AVX2>(w, &a.q);
+                offsets += min * a.sum;
+            }
+            sum.rest = multiply_add::<AVX2>(int(products), d * a_scale, sum.rest);
+            sum.less = multiply_add::<AVX2>(int(offsets), dmin * a_scale, sum.less);
         }
-        *sum += total;
     }
 }
 
 /// One Q6_K super-block against 8 activation blocks per token; sub-blocks of 16 share an
 /// activation block's scale two by two, and the values' offset of 32 comes off through sums of
-/// the activations. Unpacked once, summed per token as [`dot_q4_k`] does.
+/// the activations. Unpacked once, summed per token in integer lanes as llama.cpp sums them.
 #[inline(always)]
 fn dot_q6_k<'a, const AVX2: bool>(
     block: &[u8],
     index: impl Fn(usize) -> usize,
     token: &impl Fn(usize, usize) -> &'a ActivationBlock,
-    sums: &mut [f32],
+    sums: &mut [RowSum],
 ) {
     let d = half(block, 208);
     let scales = &block[192..208];
@@ -355,17 +515,25 @@ fn dot_q6_k<'a, const AVX2: bool>(
         }
     }
     for (t, sum) in sums.iter_mut().enumerate() {
-        let mut total = 0.0;
+        // llama.cpp's lanes: lane l holds products 4l..4l + 4 of every row of 32, times that
+        // half-row's scale, less the offset of row l's two halves.
+        let mut lanes = [0_i32; LANES];
         for (sub, w) in w.iter().enumerate() {
             let a = token(t, index(sub));
-            let (low_sum, high_sum) = dot16x2_unsigned::<AVX2>(w, &a.q);
+            let products = quads_unsigned::<AVX2>(w, &a.q);
             let (low_a, high_a) = dot16x2_unsigned::<AVX2>(&[1; QK], &a.q);
-            let first = f32::from(i8::from_le_bytes([scales[2 * sub]]));
-            let second = f32::from(i8::from_le_bytes([scales[2 * sub + 1]]));
-            total += d * a.scale * first * int(low_sum - 32 * low_a);
-            total += d * a.scale * second * int(high_sum - 32 * high_a);
+            let first = i32::from(i8::from_le_bytes([scales[2 * sub]]));
+            let second = i32::from(i8::from_le_bytes([scales[2 * sub + 1]]));
+            for (lane, (product, scale)) in lanes.iter_mut().zip(
+                products
+                    .iter()
+                    .zip([first, first, first, first, second, second, second, second]),
+            ) {
+                *lane += scale * product;
+            }
+            lanes[sub] -= 32 * (first * low_a + second * high_a);
         }
-        *sum += total;
+        sum.add::<AVX2>(token(t, index(0)).scale * d, lanes);
     }
 }
 
@@ -378,13 +546,18 @@ fn rows<const AVX2: bool>(
     activations: &[ActivationBlock],
     out: &mut [f32],
     tokens: usize,
+    grouped: usize,
 ) {
-    for (sums, row) in out
+    let mut sums = vec![RowSum::default(); tokens];
+    for (out, row) in out
         .chunks_exact_mut(tokens)
         .zip(weights.chunks_exact(row_bytes))
     {
-        sums.fill(0.0);
-        dot::<AVX2>(kind, row, activations, sums);
+        sums.fill(RowSum::default());
+        dot::<AVX2>(kind, row, activations, &mut sums, grouped);
+        for (out, sum) in out.iter_mut().zip(&sums) {
+            *out = sum.total();
+        }
     }
 }
 
@@ -399,8 +572,9 @@ fn rows_avx2(
     activations: &[ActivationBlock],
     out: &mut [f32],
     tokens: usize,
+    grouped: usize,
 ) {
-    rows::<true>(kind, weights, row_bytes, activations, out, tokens);
+    rows::<true>(kind, weights, row_bytes, activations, out, tokens, grouped);
 }
 
 /// [`rows`] with the widest vectors this CPU has.
@@ -411,17 +585,18 @@ fn rows_fastest(
     activations: &[ActivationBlock],
     out: &mut [f32],
     tokens: usize,
+    grouped: usize,
 ) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         // SAFETY: the CPU was just found to have both features `rows_avx2` is compiled for.
         #[allow(unsafe_code)]
         unsafe {
-            rows_avx2(kind, weights, row_bytes, activations, out, tokens);
+            rows_avx2(kind, weights, row_bytes, activations, out, tokens, grouped);
         }
         return;
     }
-    rows::<false>(kind, weights, row_bytes, activations, out, tokens);
+    rows::<false>(kind, weights, row_bytes, activations, out, tokens, grouped);
 }
 
 /// `out = W · x` for a `rows × columns` matrix of `kind` weights stored row after row, the rows
@@ -434,12 +609,14 @@ pub fn matvec(
     out: &mut [f32],
     pool: &rayon::ThreadPool,
 ) -> Result<(), KernelError> {
-    matmul(kind, weights, columns, x, out, pool)
+    matmul(kind, weights, columns, x, out, pool, 0)
 }
 
 /// `out[t] = W · x[t]` for each of the tokens whose activations `xs` holds one after another
 /// (`tokens × columns`), written to `out` the same way (`tokens × rows`). Each weight row is read
 /// and unpacked once for all the tokens: a prompt costs far less than as many single products.
+/// The first `grouped` tokens are summed as llama.cpp sums the tokens it takes four at a time
+/// (which changes only Q4_K's order of additions), the others as it sums a lone token.
 pub fn matmul(
     kind: TensorType,
     weights: &[u8],
@@ -447,15 +624,10 @@ pub fn matmul(
     xs: &[f32],
     out: &mut [f32],
     pool: &rayon::ThreadPool,
+    grouped: usize,
 ) -> Result<(), KernelError> {
-    let (block_elements, block_bytes) = match kind {
-        TensorType::Q8_0
-        | TensorType::Q4_1
-        | TensorType::Q5_0
-        | TensorType::Q4K
-        | TensorType::Q6K => kind.block().ok_or(KernelError::Unsupported(kind))?,
-        other => return Err(KernelError::Unsupported(other)),
-    };
+    let format = ActivationFormat::for_weights(kind).ok_or(KernelError::Unsupported(kind))?;
+    let (block_elements, block_bytes) = kind.block().ok_or(KernelError::Unsupported(kind))?;
     let (block_elements, block_bytes) = (
         usize::try_from(block_elements).unwrap_or(usize::MAX),
         usize::try_from(block_bytes).unwrap_or(usize::MAX),
@@ -485,7 +657,7 @@ pub fn matmul(
             got: weights.len(),
         });
     }
-    let activations = quantize_activations(xs);
+    let activations = quantize_activations(xs, format);
     // Row after row, a token's result each; a few parts per thread, so that one slow thread does
     // not hold the others up.
     let per_part = row_count.div_ceil(4 * pool.current_num_threads()).max(1);
@@ -495,7 +667,7 @@ pub fn matmul(
                 .par_chunks_mut(per_part * tokens)
                 .zip(weights.par_chunks(per_part * row_bytes))
                 .for_each(|(out, weights)| {
-                    rows_fastest(kind, weights, row_bytes, &activations, out, tokens);
+                    rows_fastest(kind, weights, row_bytes, &activations, out, tokens, grouped);
                 });
         });
     };
@@ -635,7 +807,6 @@ mod tests {
             return;
         }
         let (row_count, columns) = (7, 768);
-        let activations = quantize_activations(&activations(columns));
         for kind in [
             TensorType::Q8_0,
             TensorType::Q4_1,
@@ -643,14 +814,16 @@ mod tests {
             TensorType::Q4K,
             TensorType::Q6K,
         ] {
+            let format = ActivationFormat::for_weights(kind).expect("has a kernel");
+            let activations = quantize_activations(&activations(columns), format);
             let data = weights(kind, row_count, columns);
             let row_bytes = data.len() / row_count;
             let (mut portable, mut vectorised) = (vec![0.0; row_count], vec![0.0; row_count]);
-            rows::<false>(kind, &data, row_bytes, &activations, &mut portable, 1);
+            rows::<false>(kind, &data, row_bytes, &activations, &mut portable, 1, 0);
             // SAFETY: the CPU has AVX2 and FMA, checked above.
             #[allow(unsafe_code)]
             unsafe {
-                rows_avx2(kind, &data, row_bytes, &activations, &mut vectorised, 1);
+                rows_avx2(kind, &data, row_bytes, &activations, &mut vectorised, 1, 0);
             }
             for (a, b) in portable.iter().zip(&vectorised) {
                 assert!(
@@ -681,7 +854,7 @@ mod tests {
         ] {
             let data = weights(kind, row_count, columns);
             let mut together = vec![0.0; tokens * row_count];
-            matmul(kind, &data, columns, &xs, &mut together, &two).expect("runs");
+            matmul(kind, &data, columns, &xs, &mut together, &two, 0).expect("runs");
             for (token, x) in xs.chunks_exact(columns).enumerate() {
                 let mut alone = vec![0.0; row_count];
                 matvec(kind, &data, columns, x, &mut alone, &two).expect("runs");
@@ -695,20 +868,46 @@ mod tests {
     }
 
     #[test]
-    fn activations_round_to_eight_bits_per_block() {
+    fn activations_round_to_eight_bits_per_block_of_32_with_half_precision_scales() {
         let x: Vec<f32> = (0..64).map(|i| i as f32 - 32.0).collect();
-        let blocks = quantize_activations(&x);
-        assert_eq!(blocks.len(), 2);
-        assert_eq!(blocks[0].q[0], -127);
-        assert!((blocks[0].scale - 32.0 / 127.0).abs() < 1e-6);
-        assert_eq!(blocks[1].q[31], 127);
-        assert_eq!(
-            blocks[0].sum,
-            blocks[0].q.iter().map(|q| i32::from(*q)).sum::<i32>()
-        );
-        let zeros = quantize_activations(&[0.0; 32]);
+        for format in [ActivationFormat::Q8_0, ActivationFormat::Q8_1] {
+            let blocks = quantize_activations(&x, format);
+            assert_eq!(blocks.len(), 2);
+            assert_eq!(blocks[0].q[0], -127);
+            assert_eq!(blocks[0].scale, round_to_half(32.0 / 127.0));
+            assert_eq!(blocks[1].q[31], 127);
+            // −1 × 127/32 = −3.97 rounds to −4; −16 × 127/32 = −63.5 is a tie: to the even −64.
+            assert_eq!(blocks[0].q[31], -4);
+            assert_eq!(blocks[0].q[16], -64);
+            let sum = blocks[0].q.iter().map(|q| i32::from(*q)).sum::<i32>();
+            assert_eq!(blocks[0].sum, sum);
+            assert_eq!(
+                blocks[0].scaled_sum,
+                round_to_half(32.0 / 127.0 * sum as f32)
+            );
+        }
+        let zeros = quantize_activations(&[0.0; 32], ActivationFormat::Q8_0);
         assert_eq!(zeros[0].scale, 0.0);
         assert!(zeros[0].q.iter().all(|q| *q == 0));
+    }
+
+    #[test]
+    fn k_quant_activations_share_one_scale_per_256_with_the_extreme_at_minus_127() {
+        let x: Vec<f32> = (0..256).map(|i| i as f32 - 100.0).collect();
+        let blocks = quantize_activations(&x, ActivationFormat::Q8K);
+        assert_eq!(blocks.len(), 8);
+        // The largest magnitude is +155: it maps to −127, so the scale is negative.
+        assert_eq!(blocks[7].q[31], -127);
+        assert!(blocks.iter().all(|block| block.scale == blocks[0].scale));
+        assert!((blocks[0].scale + 155.0 / 127.0).abs() < 1e-6);
+        for (value, (block, i)) in x.iter().zip(
+            blocks
+                .iter()
+                .flat_map(|block| (0..QK).map(move |i| (block, i))),
+        ) {
+            let back = block.scale * f32::from(block.q[i]);
+            assert!((back - value).abs() <= 0.5 * block.scale.abs() + 1e-4);
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 pub mod chat;
 pub mod constraint;
+pub mod elementwise;
 pub mod extension;
 pub mod generate;
 pub mod gguf;

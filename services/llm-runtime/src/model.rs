@@ -12,7 +12,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::{
     extension::{
-        self, ExtensionError, Heads, LayerCache, QuantizedMatrix, Rope, rms_norm_rows,
+        self, ExtensionError, Heads, LayerCache, Pass, QuantizedMatrix, Rope, rms_norm_rows,
         rotary_angles,
     },
     gguf::{Gguf, GgufError, TensorInfo, TensorType},
@@ -223,7 +223,7 @@ impl Model {
     }
 
     /// `x · Mᵀ`: each row of `x` (a token) times the matrix.
-    fn product(&self, matrix: &Matrix, x: Tensor<2>) -> Result<Tensor<2>, ModelError> {
+    fn product(&self, matrix: &Matrix, x: Tensor<2>, pass: Pass) -> Result<Tensor<2>, ModelError> {
         Ok(match matrix {
             Matrix::Quantized {
                 kind,
@@ -238,6 +238,7 @@ impl Model {
                     columns: *columns,
                     rows: *rows,
                 },
+                pass,
                 &self.pool,
             )?,
             Matrix::Dense(transposed) => x.matmul(transposed.as_ref().clone()),
@@ -247,7 +248,7 @@ impl Model {
     /// Feeds one token at the session's next position; returns the logits for the token after it.
     pub fn step(&self, session: &mut Session, token: u32) -> Result<Vec<f32>, ModelError> {
         self.pool.install(|| {
-            self.advance_many(session, &[token])?;
+            self.advance_many(session, &[token], Pass::Decode)?;
             self.logits(session)
         })
     }
@@ -260,8 +261,9 @@ impl Model {
             return Err(ModelError::EmptyPrompt);
         }
         self.pool.install(|| {
-            for batch in tokens.chunks(PREFILL_BATCH) {
-                self.advance_many(session, batch)?;
+            for (index, batch) in tokens.chunks(PREFILL_BATCH).enumerate() {
+                let pass = prompt_pass(tokens.len(), index * PREFILL_BATCH, batch.len());
+                self.advance_many(session, batch, pass)?;
             }
             self.logits(session)
         })
@@ -272,7 +274,9 @@ impl Model {
         let c = &self.config;
         let hidden = session.hidden.clone().ok_or(ModelError::EmptyPrompt)?;
         let normed = rms_norm_rows(hidden, &self.output_norm, c.epsilon)?;
-        let logits = self.product(&self.output, normed)?;
+        // One row: llama.cpp's order of sums for it is its single-token one (the reference files'
+        // output matrices are Q8_0, which sums alike in both).
+        let logits = self.product(&self.output, normed, Pass::Decode)?;
         logits
             .into_data()
             .try_into_vec::<f32>()
@@ -282,7 +286,12 @@ impl Model {
     /// Runs tokens through every layer together, each matrix read once for all of them, filling
     /// their places in the cache; each attends to the cache up to its own position. Leaves the
     /// last token's final hidden state in the session.
-    fn advance_many(&self, session: &mut Session, tokens: &[u32]) -> Result<(), ModelError> {
+    fn advance_many(
+        &self,
+        session: &mut Session,
+        tokens: &[u32],
+        pass: Pass,
+    ) -> Result<(), ModelError> {
         let c = &self.config;
         let n = tokens.len();
         let start = session.tokens.len();
@@ -314,9 +323,9 @@ impl Model {
             .zip(session.values.chunks_exact_mut(layer_size))
         {
             let normed = rms_norm_rows(x.clone(), &layer.attn_norm, c.epsilon)?;
-            let mut q = self.product(&layer.q, normed.clone())?;
-            let mut k = self.product(&layer.k, normed.clone())?;
-            let mut v = self.product(&layer.v, normed)?;
+            let mut q = self.product(&layer.q, normed.clone(), pass)?;
+            let mut k = self.product(&layer.k, normed.clone(), pass)?;
+            let mut v = self.product(&layer.v, normed, pass)?;
             if let Some([qb, kb, vb]) = &layer.biases {
                 q = q + qb.clone();
                 k = k + kb.clone();
@@ -325,13 +334,13 @@ impl Model {
             let q = extension::rotary(q, &angles, c.head_dim, c.rope)?;
             let k = extension::rotary(k, &angles, c.head_dim, c.rope)?;
             let cache = LayerCache { keys, values };
-            let attended = extension::attention(q, k, v, cache, start, heads)?;
-            x = x + self.product(&layer.output, attended)?;
+            let attended = extension::attention(q, k, v, cache, start, heads, pass)?;
+            x = x + self.product(&layer.output, attended, pass)?;
 
             let normed = rms_norm_rows(x.clone(), &layer.ffn_norm, c.epsilon)?;
-            let gate = self.product(&layer.gate, normed.clone())?;
-            let up = self.product(&layer.up, normed)?;
-            x = x + self.product(&layer.down, extension::swiglu(gate, up)?)?;
+            let gate = self.product(&layer.gate, normed.clone(), pass)?;
+            let up = self.product(&layer.up, normed, pass)?;
+            x = x + self.product(&layer.down, extension::swiglu(gate, up)?, pass)?;
         }
         session.tokens.extend_from_slice(tokens);
         session.hidden = Some(x.slice([n - 1..n, 0..c.width]));
@@ -383,6 +392,25 @@ impl Session {
     /// that starts the same way. The next token must be fed before logits are asked for.
     pub fn rewind(&mut self, position: usize) {
         self.tokens.truncate(position);
+    }
+}
+
+/// The tokens llama.cpp takes into one batch of a prompt.
+const LLAMA_BATCH: usize = 512;
+const _: () = assert!(LLAMA_BATCH.is_multiple_of(PREFILL_BATCH));
+
+/// How llama.cpp takes tokens `offset..offset + count` of a prompt of `total`: in batches of
+/// [`LLAMA_BATCH`], each of two tokens or more as a prompt, its repacked Q4_K kernel taking the
+/// tokens four at a time until fewer than four are left; a batch of one token as decoding.
+fn prompt_pass(total: usize, offset: usize, count: usize) -> Pass {
+    let batch_start = offset - offset % LLAMA_BATCH;
+    let batch = (total - batch_start).min(LLAMA_BATCH);
+    if batch < 2 {
+        return Pass::Decode;
+    }
+    let grouped_end = batch_start + batch - batch % 4;
+    Pass::Prompt {
+        grouped: grouped_end.saturating_sub(offset).min(count),
     }
 }
 
@@ -440,4 +468,23 @@ fn matrix(
 fn row(values: Vec<f32>, device: &Device) -> Tensor<2> {
     let length = values.len();
     Tensor::<2>::from_data(TensorData::new(values, [1, length]), device)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn llama_cpp_takes_a_prompt_in_batches_of_512_and_its_tokens_in_fours() {
+        // 10 tokens: the first 8 four at a time.
+        assert_eq!(prompt_pass(10, 0, 10), Pass::Prompt { grouped: 8 });
+        // A 70-token prompt fed 32 at a time: the last 6 tokens, 4 of them grouped.
+        assert_eq!(prompt_pass(70, 32, 32), Pass::Prompt { grouped: 32 });
+        assert_eq!(prompt_pass(70, 64, 6), Pass::Prompt { grouped: 4 });
+        // One token is decoded, alone or as a second batch of its own.
+        assert_eq!(prompt_pass(1, 0, 1), Pass::Decode);
+        assert_eq!(prompt_pass(513, 512, 1), Pass::Decode);
+        // A second batch of 3 tokens is a prompt with none of them grouped.
+        assert_eq!(prompt_pass(515, 512, 3), Pass::Prompt { grouped: 0 });
+    }
 }

@@ -19,30 +19,29 @@ pub enum QuantError {
 /// What [`dequantize`] reads, for error messages and the README.
 pub const SUPPORTED: &str = "F32, F16, Q8_0, Q4_1, Q5_0, Q4_K, Q6_K";
 
-/// IEEE half precision to single.
-pub fn f16_to_f32(bits: u16) -> f32 {
-    let sign = u32::from(bits >> 15) << 31;
-    let exponent = u32::from((bits >> 10) & 0x1F);
-    let mantissa = u32::from(bits & 0x3FF);
-    let magnitude = match (exponent, mantissa) {
-        (0, 0) => 0,
-        // Subnormal: mantissa × 2^-24, exact in f32.
-        (0, _) => {
-            #[allow(clippy::cast_precision_loss)]
-            let value = mantissa as f32 * f32::from_bits(0x3380_0000);
-            value.to_bits()
-        }
-        (0x1F, 0) => 0x7F80_0000,
-        (0x1F, _) => 0x7FC0_0000,
-        _ => ((exponent + 112) << 23) | (mantissa << 13),
-    };
-    f32::from_bits(sign | magnitude)
+/// Every half's f32 value, looked up in the kernels' inner loops (one or two per 32 weights)
+/// rather than converted one at a time there.
+static HALVES: std::sync::LazyLock<Box<[f32]>> = std::sync::LazyLock::new(|| {
+    (0..=u16::MAX)
+        .map(|bits| half::f16::from_bits(bits).to_f32())
+        .collect()
+});
+
+/// `value` rounded to the nearest half-precision number, ties to even: what llama.cpp keeps in
+/// half precision we round the same way.
+pub fn round_to_half(value: f32) -> f32 {
+    half::f16::from_f32(value).to_f32()
 }
 
-/// Every half's f32 value, looked up in the kernels' inner loops (one or two per 32 weights)
-/// rather than decoded bit by bit there.
-static HALVES: std::sync::LazyLock<Box<[f32]>> =
-    std::sync::LazyLock::new(|| (0..=u16::MAX).map(f16_to_f32).collect());
+/// Every one of `values` rounded as [`round_to_half`] does, with F16C where the CPU has it;
+/// `scratch` holds the halves between.
+pub fn round_all_to_half(values: &mut [f32], scratch: &mut Vec<half::f16>) {
+    use half::slice::HalfFloatSliceExt;
+    scratch.clear();
+    scratch.resize(values.len(), half::f16::ZERO);
+    scratch.convert_from_f32_slice(values);
+    scratch.convert_to_f32_slice(values);
+}
 
 /// The little-endian half at `at`.
 #[inline(always)]
@@ -198,14 +197,18 @@ mod tests {
     }
 
     #[test]
-    fn half_precision_values() {
-        assert_eq!(f16_to_f32(0x3C00), 1.0);
-        assert_eq!(f16_to_f32(0xC000), -2.0);
-        assert_eq!(f16_to_f32(0x3555), 0.333_251_95);
-        assert_eq!(f16_to_f32(0x0001), 2.0_f32.powi(-24));
-        assert_eq!(f16_to_f32(0x7C00), f32::INFINITY);
-        assert!(f16_to_f32(0x7E00).is_nan());
-        assert_eq!(f16_to_f32(0x8000).to_bits(), (-0.0_f32).to_bits());
+    fn halves_read_and_round_to_nearest_even() {
+        assert_eq!(half(&0x3C00_u16.to_le_bytes(), 0), 1.0);
+        assert_eq!(half(&0x3555_u16.to_le_bytes(), 0), 0.333_251_95);
+        // 1 + 2^-11 lies halfway between 1 and the next half, 1 + 2^-10: ties go to the even one.
+        assert_eq!(round_to_half(1.0 + 2.0_f32.powi(-11)), 1.0);
+        assert_eq!(
+            round_to_half(1.0 + 3.0 * 2.0_f32.powi(-11)),
+            1.0 + 2.0_f32.powi(-9)
+        );
+        let mut values = vec![1.0 + 2.0_f32.powi(-11), 0.1, -70_000.0, 3.0];
+        round_all_to_half(&mut values, &mut Vec::new());
+        assert_eq!(values, [1.0, round_to_half(0.1), f32::NEG_INFINITY, 3.0]);
     }
 
     #[test]

@@ -54,7 +54,13 @@ pub struct Tokenizer {
     byte_chars: [char; 256],
     /// The byte each of those characters stands for.
     char_bytes: HashMap<char, u8>,
+    /// The tokens that end a generation, see [`Tokenizer::turn_ends`].
+    turn_ends: Vec<u32>,
 }
+
+/// The chat templates' end-of-turn markers, by name: each one the vocabulary has ends a
+/// generation, as the file's end-of-sequence token does.
+pub const TURN_ENDS: [&str; 3] = ["<|im_end|>", "<|endoftext|>", "<|eot_id|>"];
 
 impl std::fmt::Debug for Tokenizer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -167,6 +173,15 @@ impl Tokenizer {
         let char_bytes = (0..=u8::MAX)
             .map(|byte| (byte_chars[usize::from(byte)], byte))
             .collect();
+        let mut turn_ends: Vec<u32> = TURN_ENDS
+            .iter()
+            .filter_map(|token| ids.get(*token).copied())
+            .collect();
+        let end_of_sequence = model
+            .get_u64("tokenizer.ggml.eos_token_id")
+            .ok()
+            .and_then(|id| u32::try_from(id).ok());
+        turn_ends.extend(end_of_sequence.filter(|id| !turn_ends.contains(id)));
         Ok(Self {
             tokens,
             ids,
@@ -175,6 +190,7 @@ impl Tokenizer {
             expressions,
             byte_chars,
             char_bytes,
+            turn_ends,
         })
     }
 
@@ -231,6 +247,13 @@ impl Tokenizer {
     /// never produced by byte-level merges.
     pub fn is_special(&self, id: u32) -> bool {
         self.specials.iter().any(|(_, special)| *special == id)
+    }
+
+    /// The tokens that end a generation: the end-of-turn markers the vocabulary has
+    /// (`<|im_end|>`, `<|endoftext|>`, `<|eot_id|>`, in that order), then the file's
+    /// end-of-sequence token. Empty only for a file that has none of them.
+    pub fn turn_ends(&self) -> &[u32] {
+        &self.turn_ends
     }
 
     pub fn vocabulary_size(&self) -> usize {

@@ -1,11 +1,9 @@
-//! The chat prompt against llama.cpp's server on the test model: the model's own template rendered
-//! here must be the prompt llama.cpp builds from the same file (the same number of tokens, the
-//! tokenizer being checked token by token elsewhere), and greedy generation from it must begin
-//! with llama.cpp's answer.
+//! The chat prompt against llama.cpp's server on each reference model: the model's own template
+//! rendered here must be the prompt llama.cpp builds from the same file (the same number of
+//! tokens, the tokenizer being checked token by token elsewhere), and greedy generation from it
+//! must give llama.cpp's answer (greedy_parity.rs says why the numbers are the same).
 
 #![allow(clippy::unwrap_used)]
-
-use std::path::Path;
 
 use flashcards_llm_runtime::{
     chat::{ChatTemplate, Message},
@@ -18,24 +16,23 @@ use serde_json::json;
 
 mod common;
 
-/// Tokens of each answer that must be llama.cpp's (see greedy_parity.rs for why not all).
-const AGREED: usize = 6;
+use common::Reference;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_chat_prompt_and_its_greedy_answer_are_llama_cpps() {
-    let url = common::server_url();
-    let path = std::env::var("FLASHCARDS_TEST_LLM_MODEL").unwrap();
-    let file = Gguf::open(Path::new(&path)).unwrap();
+    for reference in Reference::both() {
+        check(&reference).await;
+    }
+}
+
+async fn check(reference: &Reference) {
+    let Reference { name, url, model } = reference;
+    let file = Gguf::open(model).unwrap();
     let tokenizer = Tokenizer::from_gguf(&file).unwrap();
     let template = ChatTemplate::from_gguf(&file, &tokenizer).unwrap();
-    let eos = u32::try_from(file.get_u64("tokenizer.ggml.eos_token_id").unwrap()).unwrap();
-    let stop: Vec<u32> = ["<|im_end|>", "<|endoftext|>"]
-        .iter()
-        .filter_map(|token| tokenizer.id(token))
-        .chain([eos])
-        .collect();
+    let stop = tokenizer.turn_ends();
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    let model = Model::load(Gguf::open(Path::new(&path)).unwrap(), threads).unwrap();
+    let model = Model::load(Gguf::open(model).unwrap(), threads).unwrap();
     let client = reqwest::Client::new();
     let conversations = [
         vec![
@@ -63,7 +60,7 @@ async fn the_chat_prompt_and_its_greedy_answer_are_llama_cpps() {
         assert_eq!(
             prompt.len() as u64,
             answer["usage"]["prompt_tokens"].as_u64().unwrap(),
-            "{messages:?}"
+            "{name}: {messages:?}"
         );
         let theirs = answer["choices"][0]["message"]["content"]
             .as_str()
@@ -75,20 +72,14 @@ async fn the_chat_prompt_and_its_greedy_answer_are_llama_cpps() {
             &mut session,
             &prompt,
             24,
-            &stop,
+            stop,
             Sampling::GREEDY,
             None,
             |_| true,
         )
         .unwrap();
-        let start = tokenizer.decode(&ours.tokens[..AGREED.min(ours.tokens.len())]);
-        println!(
-            "llama.cpp: {theirs:?}\nours:      {:?}",
-            tokenizer.decode(&ours.tokens)
-        );
-        assert!(
-            theirs.trim_start().starts_with(start.trim_start()),
-            "{theirs:?} does not begin with {start:?}"
-        );
+        let ours = tokenizer.decode(&ours.tokens);
+        println!("{name}\n  llama.cpp: {theirs:?}\n  ours:      {ours:?}");
+        assert_eq!(ours, theirs, "{name}: {messages:?}");
     }
 }

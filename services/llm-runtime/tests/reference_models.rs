@@ -1,6 +1,6 @@
-//! The reference model files read in place: SmolLM2-135M-Instruct (the test model, which `cargo
-//! xtask test` names in FLASHCARDS_TEST_LLM_MODEL), and any other GGUF file named in
-//! FLASHCARDS_TEST_GGUF_FILES (`:`-separated, e.g. Qwen2.5-Coder-0.5B-Instruct).
+//! The reference model files read in place: SmolLM2-135M-Instruct and Qwen2.5-Coder-0.5B-Instruct,
+//! which `cargo xtask test` downloads and names in FLASHCARDS_TEST_LLM_MODEL and
+//! FLASHCARDS_TEST_QWEN_MODEL.
 
 #![allow(clippy::unwrap_used)]
 
@@ -12,15 +12,14 @@ use flashcards_llm_runtime::{
 };
 
 fn model_files() -> Vec<PathBuf> {
-    let test_model = std::env::var_os("FLASHCARDS_TEST_LLM_MODEL").expect(
-        "FLASHCARDS_TEST_LLM_MODEL is not set: run the tests with `cargo xtask test`, which \
-         downloads SmolLM2",
-    );
-    let mut files = vec![PathBuf::from(test_model)];
-    if let Some(more) = std::env::var_os("FLASHCARDS_TEST_GGUF_FILES") {
-        files.extend(std::env::split_paths(&more));
-    }
-    files
+    ["FLASHCARDS_TEST_LLM_MODEL", "FLASHCARDS_TEST_QWEN_MODEL"]
+        .into_iter()
+        .map(|var| {
+            PathBuf::from(std::env::var_os(var).unwrap_or_else(|| {
+                panic!("{var} is not set: run the tests with `cargo xtask test`")
+            }))
+        })
+        .collect()
 }
 
 #[test]

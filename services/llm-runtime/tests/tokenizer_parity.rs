@@ -1,15 +1,15 @@
-//! Our tokenizer against llama.cpp's, on the test model: `cargo xtask test` runs llama.cpp's
-//! server with SmolLM2 (FLASHCARDS_TEST_LLM_URL, FLASHCARDS_TEST_LLM_MODEL), whose
+//! Our tokenizer against llama.cpp's, on both reference models (SmolLM2's `smollm` and Qwen's
+//! `qwen2` pre-tokenizers): `cargo xtask test` runs llama.cpp's server with each, whose
 //! `/extras/tokenize` tokenizes with special tokens parsed, as we do.
 
 #![allow(clippy::unwrap_used)]
-
-use std::path::Path;
 
 use flashcards_llm_runtime::{gguf::Gguf, tokenizer::Tokenizer};
 use serde_json::json;
 
 mod common;
+
+use common::Reference;
 
 /// ASCII, accents, CJK, emoji, code, numbers, runs of spaces and newlines, the chat template's
 /// special tokens, contractions, and nothing at all.
@@ -32,28 +32,31 @@ const TEXTS: [&str; 14] = [
 
 #[tokio::test]
 async fn token_ids_are_llama_cpps() {
-    let url = common::server_url();
-    let model = std::env::var("FLASHCARDS_TEST_LLM_MODEL").unwrap();
-    let gguf = Gguf::open(Path::new(&model)).unwrap();
-    let tokenizer = Tokenizer::from_gguf(&gguf).unwrap();
     let client = reqwest::Client::new();
-    for text in TEXTS {
-        let answer = common::post_json(
-            &client,
-            &format!("{url}/extras/tokenize"),
-            &json!({ "input": text }),
-        )
-        .await;
-        let expected: Vec<u32> = answer["tokens"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|id| u32::try_from(id.as_u64().unwrap()).unwrap())
-            .collect();
-        let ours = tokenizer.encode(text);
-        assert_eq!(ours, expected, "{text:?}");
-        if !text.is_empty() {
-            assert_eq!(tokenizer.decode(&ours), text, "round trip of {text:?}");
+    for Reference { name, url, model } in Reference::both() {
+        let tokenizer = Tokenizer::from_gguf(&Gguf::open(&model).unwrap()).unwrap();
+        for text in TEXTS {
+            let answer = common::post_json(
+                &client,
+                &format!("{url}/extras/tokenize"),
+                &json!({ "input": text }),
+            )
+            .await;
+            let expected: Vec<u32> = answer["tokens"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|id| u32::try_from(id.as_u64().unwrap()).unwrap())
+                .collect();
+            let ours = tokenizer.encode(text);
+            assert_eq!(ours, expected, "{name}: {text:?}");
+            if !text.is_empty() {
+                assert_eq!(
+                    tokenizer.decode(&ours),
+                    text,
+                    "{name}: round trip of {text:?}"
+                );
+            }
         }
     }
 }

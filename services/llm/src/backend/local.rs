@@ -20,7 +20,7 @@ use flashcards_llm_runtime::{
     generate::{self, Finish, GenerateError, Sampling},
     gguf::Gguf,
     model::{Model, ModelError, Session},
-    tokenizer::Tokenizer,
+    tokenizer::{TURN_ENDS, Tokenizer},
 };
 use tokio::sync::{Semaphore, mpsc};
 
@@ -56,10 +56,6 @@ pub enum LoadError {
         source: flashcards_llm_runtime::constraint::ConstraintError,
     },
 }
-
-/// Tokens that end an answer besides the model's end-of-sequence token: the chat formats' turn
-/// ends, which instruction-tuned models emit when done.
-const TURN_ENDS: [&str; 3] = ["<|im_end|>", "<|endoftext|>", "<|eot_id|>"];
 
 /// The smallest cache a kept session gets, in tokens: enough for the card prompt and its answer,
 /// so that one session serves request after request.
@@ -126,15 +122,7 @@ impl LocalModel {
                 path: shown.clone(),
                 source,
             })?;
-        let mut stop: Vec<u32> = TURN_ENDS
-            .iter()
-            .filter_map(|token| tokenizer.id(token))
-            .collect();
-        stop.extend(
-            file.get_u64("tokenizer.ggml.eos_token_id")
-                .ok()
-                .and_then(|id| u32::try_from(id).ok()),
-        );
+        let stop = tokenizer.turn_ends().to_vec();
         let end = *stop.first().ok_or_else(|| LoadError::NoEndToken {
             path: shown.clone(),
         })?;
