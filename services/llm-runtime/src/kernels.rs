@@ -144,18 +144,7 @@ fn quads<const AVX2: bool>(w: &[i8; QK], a: &[i8; QK]) -> [i32; LANES] {
         #[allow(unsafe_code)]
         return unsafe { avx2::quads_signed(w, a) };
     }
-    let mut lanes = [0_i32; LANES];
-    for (lane, (w, a)) in lanes
-        .iter_mut()
-        .zip(w.chunks_exact(4).zip(a.chunks_exact(4)))
-    {
-        *lane = w
-            .iter()
-            .zip(a)
-            .map(|(w, a)| i32::from(*w) * i32::from(*a))
-            .sum();
-    }
-    lanes
+    portable_quads(w, a)
 }
 
 /// [`quads`] for unsigned weights (nibbles).
@@ -167,6 +156,12 @@ fn quads_unsigned<const AVX2: bool>(w: &[u8; QK], a: &[i8; QK]) -> [i32; LANES] 
         #[allow(unsafe_code)]
         return unsafe { avx2::quads_unsigned(w, a) };
     }
+    portable_quads(w, a)
+}
+
+/// [`quads`] in a loop the compiler vectorises as it can, for signed or unsigned weights.
+#[inline(always)]
+fn portable_quads<W: Copy + Into<i32>>(w: &[W; QK], a: &[i8; QK]) -> [i32; LANES] {
     let mut lanes = [0_i32; LANES];
     for (lane, (w, a)) in lanes
         .iter_mut()
@@ -175,7 +170,7 @@ fn quads_unsigned<const AVX2: bool>(w: &[u8; QK], a: &[i8; QK]) -> [i32; LANES] 
         *lane = w
             .iter()
             .zip(a)
-            .map(|(w, a)| i32::from(*w) * i32::from(*a))
+            .map(|(w, a)| (*w).into() * i32::from(*a))
             .sum();
     }
     lanes
