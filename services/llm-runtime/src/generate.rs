@@ -72,8 +72,11 @@ pub fn generate(
     if context > session.capacity() {
         return Err(ModelError::ContextFull(session.capacity()).into());
     }
-    // At least the prompt's last token is fed again: its logits start the answer.
-    let reused = common_prefix(session.tokens(), prompt).min(prompt.len().saturating_sub(1));
+    let reused = reusable(
+        common_prefix(session.tokens(), prompt),
+        session.prompted(),
+        prompt.len(),
+    );
     session.rewind(reused);
     let mut rng = StdRng::seed_from_u64(sampling.seed);
     let mut logits = model.prefill(session, &prompt[reused..])?;
@@ -111,6 +114,17 @@ pub fn generate(
         prompt_tokens: prompt.len(),
         finish,
     })
+}
+
+/// How many cached tokens a prompt can start from, of the `shared` it has in common with the
+/// session, so that the answer is the one a fresh session gives (the model computes llama.cpp's
+/// numbers, whose order of sums depends on how the tokens are fed): only tokens fed as a prompt
+/// (`prompted`), at least 2 left to feed as a prompt again (the last one's logits start the
+/// answer), and a multiple of 4, as llama.cpp's repacked Q4_K kernel takes a prompt's tokens four
+/// at a time from its start.
+fn reusable(shared: usize, prompted: usize, prompt: usize) -> usize {
+    let reusable = shared.min(prompted).min(prompt.saturating_sub(2));
+    reusable - reusable % 4
 }
 
 /// How many tokens `a` and `b` share from the start.
@@ -175,6 +189,19 @@ pub fn pick(logits: &[f32], sampling: Sampling, rng: &mut impl Rng) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cached_start_is_reused_only_as_a_fresh_prompt_would_compute_it() {
+        // 100 tokens shared and fed as a prompt, a 120-token prompt: all 100.
+        assert_eq!(reusable(100, 100, 120), 100);
+        // Down to a multiple of 4.
+        assert_eq!(reusable(103, 110, 120), 100);
+        // Only what was fed as a prompt, not the answer fed token by token after it.
+        assert_eq!(reusable(110, 90, 120), 88);
+        // The same prompt again: at least two of its tokens are fed anew.
+        assert_eq!(reusable(120, 120, 120), 116);
+        assert_eq!(reusable(5, 5, 5), 0);
+    }
 
     #[test]
     fn greedy_takes_the_likeliest_and_the_first_of_equals() {

@@ -219,6 +219,7 @@ impl Model {
             hidden: None,
             context,
             tokens: Vec::new(),
+            prompted: 0,
         }
     }
 
@@ -260,10 +261,14 @@ impl Model {
         if tokens.is_empty() {
             return Err(ModelError::EmptyPrompt);
         }
+        let start = session.position();
         self.pool.install(|| {
             for (index, batch) in tokens.chunks(PREFILL_BATCH).enumerate() {
                 let pass = prompt_pass(tokens.len(), index * PREFILL_BATCH, batch.len());
                 self.advance_many(session, batch, pass)?;
+            }
+            if tokens.len() > 1 && session.prompted == start {
+                session.prompted = session.position();
             }
             self.logits(session)
         })
@@ -371,6 +376,9 @@ pub struct Session {
     context: usize,
     /// The tokens fed so far, one per cached position.
     tokens: Vec<u32>,
+    /// How many of them, from the first, were fed as a prompt of two tokens or more: their
+    /// cache holds what feeding them in a prompt again would compute.
+    prompted: usize,
 }
 
 impl Session {
@@ -392,6 +400,12 @@ impl Session {
     /// that starts the same way. The next token must be fed before logits are asked for.
     pub fn rewind(&mut self, position: usize) {
         self.tokens.truncate(position);
+        self.prompted = self.prompted.min(position);
+    }
+
+    /// How many tokens from the first were fed as a prompt (see [`Model::prefill`]).
+    pub fn prompted(&self) -> usize {
+        self.prompted
     }
 }
 
