@@ -418,10 +418,9 @@ fn attend<const FMA: bool>(
     values: &[f32],
     out: &mut [f32],
 ) {
-    let dot = |a: &[f32], b: &[f32]| match pass {
-        Pass::Prompt { .. } => dot_in_lanes::<FMA>(a, b),
-        Pass::Decode => dot_in_steps::<FMA>(a, b),
-    };
+    // A function, not a closure: a closure is not compiled with its caller's target features,
+    // and its multiply-adds would be calls into libm.
+    let dot = dot_for::<FMA>;
     let stride = heads.key_value * heads.dim;
     let positions = keys.len() / stride;
     let group = (heads.query / heads.key_value.max(1)).max(1);
@@ -440,7 +439,7 @@ fn attend<const FMA: bool>(
         let seen = &mut weights[..positions];
         for (position, weight) in seen.iter_mut().enumerate() {
             let key = &keys[position * stride + kv * heads.dim..][..heads.dim];
-            *weight = dot(key, query) * scale;
+            *weight = dot(pass, key, query) * scale;
         }
         let largest = seen.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let mut total = 0.0_f64;
@@ -468,8 +467,17 @@ fn attend<const FMA: bool>(
         }
         let target = &mut out[head * heads.dim..(head + 1) * heads.dim];
         for (t, value) in target.iter_mut().zip(by_dimension.chunks_exact(padded)) {
-            *t = dot(value, &weights);
+            *t = dot(pass, value, &weights);
         }
+    }
+}
+
+/// Σ a·b in the order llama.cpp adds it in `pass`.
+#[inline(always)]
+fn dot_for<const FMA: bool>(pass: Pass, a: &[f32], b: &[f32]) -> f32 {
+    match pass {
+        Pass::Prompt { .. } => dot_in_lanes::<FMA>(a, b),
+        Pass::Decode => dot_in_steps::<FMA>(a, b),
     }
 }
 
