@@ -369,11 +369,15 @@ fn dot<const AVX2: bool>(
                     let spread = u64::from_le_bytes(word) | FIFTH_BITS[usize::from(*bits)];
                     eight.copy_from_slice(&spread.to_le_bytes());
                 }
-                let w = w.map(|value| value as i8 - 16);
+                // Signed, as llama.cpp unpacks them (a loop: `map` would not be inlined here).
+                let mut signed = [0_i8; QK];
+                for (slot, value) in signed.iter_mut().zip(w) {
+                    *slot = value as i8 - 16;
+                }
                 let d = half(block, 0);
                 for (t, sum) in sums.iter_mut().enumerate() {
                     let a = token(t, b);
-                    sum.add::<AVX2>(d * a.scale, quads::<AVX2>(&w, &a.q));
+                    sum.add::<AVX2>(d * a.scale, quads::<AVX2>(&signed, &a.q));
                 }
             }
         }
