@@ -33,7 +33,7 @@ async fn check(reference: &Reference) {
     let stop = tokenizer.turn_ends();
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     let model = Model::load(Gguf::open(model).unwrap(), threads).unwrap();
-    let client = reqwest::Client::new();
+    let client = common::client();
     let conversations = [
         vec![
             Message::new("system", "You write flashcards from study notes."),

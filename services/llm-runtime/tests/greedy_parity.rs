@@ -140,7 +140,7 @@ async fn compare(reference: &Reference) -> Vec<String> {
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     let tokenizer = Tokenizer::from_gguf(&Gguf::open(model).unwrap()).unwrap();
     let model = Model::load(Gguf::open(model).unwrap(), threads).unwrap();
-    let client = reqwest::Client::new();
+    let client = common::client();
     let mut failures = Vec::new();
     let (mut same, mut positions, mut ties, mut widest) = (0, 0, 0, 0.0_f64);
     for prompt in PROMPTS {

@@ -32,7 +32,7 @@ const TEXTS: [&str; 14] = [
 
 #[tokio::test]
 async fn token_ids_are_llama_cpps() {
-    let client = reqwest::Client::new();
+    let client = common::client();
     for Reference { name, url, model } in Reference::both() {
         let tokenizer = Tokenizer::from_gguf(&Gguf::open(&model).unwrap()).unwrap();
         for text in TEXTS {

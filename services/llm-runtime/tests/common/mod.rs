@@ -54,6 +54,16 @@ impl Reference {
     }
 }
 
+/// A client that opens a connection per request: llama.cpp's server (uvicorn) closes idle
+/// connections after 5 s, and a request sent on one as it closes is reset (seen between the
+/// parity test's requests, which wait on our model for longer than that).
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("a client builds")
+}
+
 /// POSTs `body` to `url` and reads the JSON answer; any failure fails the test.
 pub async fn post_json(client: &reqwest::Client, url: &str, body: &Value) -> Value {
     client
