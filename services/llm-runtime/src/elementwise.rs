@@ -10,6 +10,36 @@
 //! `FMA` is true in code compiled for AVX2 and FMA, which llama.cpp's build uses; the portable
 //! forms round the product separately and so differ in the last bit.
 
+/// Whether this CPU runs the builds of our kernels compiled for AVX2, FMA and F16C (x86-64-v3,
+/// as llama.cpp is built for the comparisons).
+#[cfg(target_arch = "x86_64")]
+pub fn has_avx2_fma_f16c() -> bool {
+    std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("fma")
+        && std::arch::is_x86_feature_detected!("f16c")
+}
+
+/// `$avx2`, a call of a function compiled for AVX2, FMA and F16C (or some of them), where the CPU
+/// has all three; else `$portable`, the same computation without them.
+macro_rules! fastest {
+    ($avx2:expr, $portable:expr $(,)?) => {{
+        #[cfg(target_arch = "x86_64")]
+        let result = if $crate::elementwise::has_avx2_fma_f16c() {
+            // SAFETY: the CPU was just found to have every feature the function is compiled for.
+            #[allow(unsafe_code)]
+            unsafe {
+                $avx2
+            }
+        } else {
+            $portable
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let result = $portable;
+        result
+    }};
+}
+pub(crate) use fastest;
+
 /// Lanes of the vector sums.
 pub const LANES: usize = 8;
 

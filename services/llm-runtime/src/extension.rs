@@ -12,7 +12,9 @@ use burn::{
 };
 
 use crate::{
-    elementwise::{LANES, STEP, dot_in_lanes, dot_in_steps, exp, lanes_total, multiply_add, silu},
+    elementwise::{
+        LANES, STEP, dot_in_lanes, dot_in_steps, exp, fastest, lanes_total, multiply_add, silu,
+    },
     gguf::TensorType,
     kernels::{self, KernelError},
     quant::round_all_to_half,
@@ -171,14 +173,21 @@ impl RuntimeOps for Flex {
     ) -> Result<FlexTensor, ExtensionError> {
         let rows = rows_of(&x);
         let mut out = values(&x)?.into_owned();
-        rotate_rows_fastest(&mut out, angles, head_dim, rope);
+        fastest!(
+            rotate_rows_avx2(&mut out, angles, head_dim, rope),
+            rotate_rows::<false>(&mut out, angles, head_dim, rope)
+        );
         Ok(tensor(out, rows))
     }
 
     fn swiglu(gate: FlexTensor, up: FlexTensor) -> Result<FlexTensor, ExtensionError> {
         let rows = rows_of(&gate);
         let mut out = values(&gate)?.into_owned();
-        swiglu_fastest(&mut out, &values(&up)?);
+        let up = values(&up)?;
+        fastest!(
+            swiglu_avx2(&mut out, &up),
+            swiglu_rows::<false>(&mut out, &up)
+        );
         Ok(tensor(out, rows))
     }
 
@@ -213,13 +222,10 @@ impl RuntimeOps for Flex {
             .enumerate()
         {
             let seen = (start + i + 1) * stride;
-            attend_fastest(
-                heads,
-                pass,
-                query,
-                &cache.keys[..seen],
-                &cache.values[..seen],
-                target,
+            let (keys, values) = (&cache.keys[..seen], &cache.values[..seen]);
+            fastest!(
+                attend_avx2(heads, pass, query, keys, values, target),
+                attend::<false>(heads, pass, query, keys, values, target)
             );
         }
         Ok(tensor(out, rows))
@@ -356,31 +362,6 @@ fn rotate_rows_avx2(values: &mut [f32], angles: &[Vec<(f32, f32)>], head_dim: us
     rotate_rows::<true>(values, angles, head_dim, rope);
 }
 
-/// [`rotate_rows`] with fused multiply-adds where the CPU has them.
-fn rotate_rows_fastest(
-    values: &mut [f32],
-    angles: &[Vec<(f32, f32)>],
-    head_dim: usize,
-    rope: Rope,
-) {
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2_and_fma() {
-        // SAFETY: the CPU has both features `rotate_rows_avx2` is compiled for.
-        #[allow(unsafe_code)]
-        unsafe {
-            rotate_rows_avx2(values, angles, head_dim, rope);
-        }
-        return;
-    }
-    rotate_rows::<false>(values, angles, head_dim, rope);
-}
-
-/// Whether this CPU runs the AVX2 and FMA builds of our kernels.
-#[cfg(target_arch = "x86_64")]
-fn has_avx2_and_fma() -> bool {
-    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-}
-
 /// How llama.cpp would take the tokens of a step, which decides the order of its sums (and
 /// parity turns on their last bits): a prompt of several tokens goes through its matrix
 /// multiplications, a single token through its vector dot products.
@@ -488,27 +469,6 @@ fn attend_avx2(heads: Heads, pass: Pass, q: &[f32], keys: &[f32], values: &[f32]
     attend::<true>(heads, pass, q, keys, values, out);
 }
 
-/// [`attend`] with the widest vectors and fused multiply-adds where the CPU has them.
-fn attend_fastest(
-    heads: Heads,
-    pass: Pass,
-    q: &[f32],
-    keys: &[f32],
-    values: &[f32],
-    out: &mut [f32],
-) {
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2_and_fma() {
-        // SAFETY: the CPU has both features `attend_avx2` is compiled for.
-        #[allow(unsafe_code)]
-        unsafe {
-            attend_avx2(heads, pass, q, keys, values, out);
-        }
-        return;
-    }
-    attend::<false>(heads, pass, q, keys, values, out);
-}
-
 /// SwiGLU's gate, `silu(gate) · up`, compiled for AVX2 with fused multiply-adds.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
@@ -521,20 +481,6 @@ fn swiglu_rows<const FMA: bool>(gate: &mut [f32], up: &[f32]) {
     for (g, u) in gate.iter_mut().zip(up) {
         *g = silu::<FMA>(*g) * u;
     }
-}
-
-/// SwiGLU's gate with fused multiply-adds where the CPU has them.
-fn swiglu_fastest(gate: &mut [f32], up: &[f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2_and_fma() {
-        // SAFETY: the CPU has both features `swiglu_avx2` is compiled for.
-        #[allow(unsafe_code)]
-        unsafe {
-            swiglu_avx2(gate, up);
-        }
-        return;
-    }
-    swiglu_rows::<false>(gate, up);
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@
 use rayon::prelude::*;
 
 use crate::{
-    elementwise::{LANES, lanes_total, multiply_add},
+    elementwise::{LANES, fastest, lanes_total, multiply_add},
     gguf::TensorType,
     quant::{half, round_to_half, scale_min_k4},
 };
@@ -61,8 +61,10 @@ impl ActivationFormat {
 pub struct ActivationBlock {
     pub scale: f32,
     pub q: [i8; QK],
-    /// Σ q, for weight formats with an offset (Q5_0, Q4_K, Q6_K).
+    /// Σ q, for weight formats with an offset (Q4_1, Q4_K).
     pub sum: i32,
+    /// Σ q over the first 16 and over the last 16, for Q6_K's offset.
+    pub half_sums: [i32; 2],
     /// `scale × Σq` rounded to half precision, Q4_1's offset term ([`ActivationFormat::Q8_1`]).
     pub scaled_sum: f32,
 }
@@ -96,28 +98,35 @@ pub fn quantize_activations(x: &[f32], format: ActivationFormat) -> Vec<Activati
         for chunk in group.chunks_exact(QK) {
             let mut q = [0_i8; QK];
             for (slot, value) in q.iter_mut().zip(chunk) {
-                // Half to even, as both of llama.cpp's roundings do; −128 cannot come out.
-                *slot = (value * multiplier).round_ties_even().clamp(-127.0, 127.0) as i8;
+                *slot = nearest(value * multiplier).clamp(-127.0, 127.0) as i8;
             }
-            let sum: i32 = q.iter().map(|value| i32::from(*value)).sum();
+            let half_sums = [&q[..16], &q[16..]]
+                .map(|half| half.iter().map(|value| i32::from(*value)).sum::<i32>());
+            let sum = half_sums[0] + half_sums[1];
             #[allow(clippy::cast_precision_loss)]
             let scaled_sum = round_to_half(scale * sum as f32);
             blocks.push(ActivationBlock {
                 scale: match format {
-                    ActivationFormat::Q8_0 | ActivationFormat::Q8_1
-                        if std::env::var_os("FC_NOHALF").is_none() =>
-                    {
-                        round_to_half(scale)
-                    }
-                    _ => scale,
+                    ActivationFormat::Q8_0 | ActivationFormat::Q8_1 => round_to_half(scale),
+                    ActivationFormat::Q8K => scale,
                 },
                 q,
                 sum,
+                half_sums,
                 scaled_sum,
             });
         }
     }
     blocks
+}
+
+/// `x` rounded to the nearest integer, ties to even, as both of llama.cpp's roundings do, for
+/// `|x|` below 2²²: adding 1.5 × 2²³ leaves no bits below the units, which rounds as the FPU
+/// does, without a library call for want of SSE4.1's rounding instruction in the portable build.
+#[inline(always)]
+fn nearest(x: f32) -> f32 {
+    const SHIFT: f32 = 12_582_912.0;
+    (x + SHIFT) - SHIFT
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -132,191 +141,234 @@ pub enum KernelError {
     },
 }
 
-/// Σ w·a over 32 weights and 32 activations in integers, as 8 lanes of 4 consecutive products:
-/// with AVX2 in two multiply-add instructions (`AVX2` is true only inside [`rows_avx2`]), else
-/// in a loop the compiler vectorises as it can.
-#[inline(always)]
-fn quads<const AVX2: bool>(w: &[i8; QK], a: &[i8; QK]) -> [i32; LANES] {
-    #[cfg(target_arch = "x86_64")]
-    if AVX2 {
-        // SAFETY: `AVX2` is true only in code reached from `rows_avx2`, which runs only on CPUs
-        // found to have AVX2.
-        #[allow(unsafe_code)]
-        return unsafe { avx2::quads_signed(w, a) };
-    }
-    portable_quads(w, a)
+/// The registers the kernels compute in: eight 32-bit lanes of integers and eight of floats, as
+/// llama.cpp's AVX2 kernels hold them. [`Portable`] keeps them in arrays the compiler vectorises
+/// as it can; [`Avx2`] in AVX2 registers, so that a row's sums stay in registers from block to
+/// block. Integer lanes are exact, so only the float lanes' order of operations must be
+/// llama.cpp's.
+trait Lanes {
+    type Ints: Copy;
+    type Floats: Copy;
+
+    fn ints(values: [i32; LANES]) -> Self::Ints;
+    fn zero() -> Self::Floats;
+    /// The little-endian half-precision number at `at`.
+    fn half(bytes: &[u8], at: usize) -> f32;
+    /// Lane `l`: `scales[l / 4] × Σ w·a` over bytes `4l..4l + 4` of 32 weights and 32
+    /// activations, the weights signed (two's complement) where `SIGNED` says so.
+    fn quads<const SIGNED: bool>(w: &[u8; QK], a: &[i8; QK], scales: [i16; 2]) -> Self::Ints;
+    fn add(x: Self::Ints, y: Self::Ints) -> Self::Ints;
+    fn subtract(x: Self::Ints, y: Self::Ints) -> Self::Ints;
+    /// The sum of the lanes.
+    fn ints_total(x: Self::Ints) -> i32;
+    /// `d × x + acc`, lane by lane.
+    fn multiply_add(d: f32, x: Self::Ints, acc: Self::Floats) -> Self::Floats;
+    /// The lanes summed as [`lanes_total`] sums them.
+    fn total(x: Self::Floats) -> f32;
+    /// `a × b + c` of single numbers, fused in the build whose lanes are (llama.cpp's AVX2
+    /// build fuses them).
+    fn fused(a: f32, b: f32, c: f32) -> f32;
 }
 
-/// [`quads`] for unsigned weights (nibbles).
-#[inline(always)]
-fn quads_unsigned<const AVX2: bool>(w: &[u8; QK], a: &[i8; QK]) -> [i32; LANES] {
-    #[cfg(target_arch = "x86_64")]
-    if AVX2 {
-        // SAFETY: as in `quads`.
-        #[allow(unsafe_code)]
-        return unsafe { avx2::quads_unsigned(w, a) };
+/// [`Lanes`] as arrays, for any CPU.
+struct Portable;
+
+impl Lanes for Portable {
+    type Ints = [i32; LANES];
+    type Floats = [f32; LANES];
+
+    #[inline(always)]
+    fn ints(values: [i32; LANES]) -> Self::Ints {
+        values
     }
-    portable_quads(w, a)
+
+    #[inline(always)]
+    fn zero() -> Self::Floats {
+        [0.0; LANES]
+    }
+
+    #[inline(always)]
+    fn half(bytes: &[u8], at: usize) -> f32 {
+        half(bytes, at)
+    }
+
+    #[inline(always)]
+    fn quads<const SIGNED: bool>(w: &[u8; QK], a: &[i8; QK], scales: [i16; 2]) -> Self::Ints {
+        let mut lanes = [0_i32; LANES];
+        for (l, (lane, (w, a))) in lanes
+            .iter_mut()
+            .zip(w.chunks_exact(4).zip(a.chunks_exact(4)))
+            .enumerate()
+        {
+            let sum: i32 = w
+                .iter()
+                .zip(a)
+                .map(|(w, a)| {
+                    let w = if SIGNED {
+                        i32::from(w.cast_signed())
+                    } else {
+                        i32::from(*w)
+                    };
+                    w * i32::from(*a)
+                })
+                .sum();
+            *lane = i32::from(scales[l / 4]) * sum;
+        }
+        lanes
+    }
+
+    #[inline(always)]
+    fn add(x: Self::Ints, y: Self::Ints) -> Self::Ints {
+        std::array::from_fn(|l| x[l] + y[l])
+    }
+
+    #[inline(always)]
+    fn subtract(x: Self::Ints, y: Self::Ints) -> Self::Ints {
+        std::array::from_fn(|l| x[l] - y[l])
+    }
+
+    #[inline(always)]
+    fn ints_total(x: Self::Ints) -> i32 {
+        x.iter().sum()
+    }
+
+    #[inline(always)]
+    #[allow(clippy::cast_precision_loss)]
+    fn multiply_add(d: f32, x: Self::Ints, acc: Self::Floats) -> Self::Floats {
+        std::array::from_fn(|l| multiply_add::<false>(d, x[l] as f32, acc[l]))
+    }
+
+    #[inline(always)]
+    fn total(x: Self::Floats) -> f32 {
+        lanes_total(&x)
+    }
+
+    #[inline(always)]
+    fn fused(a: f32, b: f32, c: f32) -> f32 {
+        multiply_add::<false>(a, b, c)
+    }
 }
 
-/// [`quads`] in a loop the compiler vectorises as it can, for signed or unsigned weights.
-#[inline(always)]
-fn portable_quads<W: Copy + Into<i32>>(w: &[W; QK], a: &[i8; QK]) -> [i32; LANES] {
-    let mut lanes = [0_i32; LANES];
-    for (lane, (w, a)) in lanes
-        .iter_mut()
-        .zip(w.chunks_exact(4).zip(a.chunks_exact(4)))
-    {
-        *lane = w
-            .iter()
-            .zip(a)
-            .map(|(w, a)| (*w).into() * i32::from(*a))
-            .sum();
+/// [`Lanes`] in AVX2 registers, with llama.cpp's instructions: unsigned bytes times signed bytes
+/// summed in pairs to 16 bits (`maddubs`; no weight format here can overflow it), then in pairs
+/// to 32 bits times a scale (`madd`); fused multiply-adds; F16C half-precision conversions. Its
+/// functions are only instantiated inside [`rows_avx2`], which is compiled for AVX2, FMA and
+/// F16C and runs only on CPUs found to have them: that is what makes their intrinsics sound.
+#[cfg(target_arch = "x86_64")]
+struct Avx2;
+
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+impl Lanes for Avx2 {
+    type Ints = std::arch::x86_64::__m256i;
+    type Floats = std::arch::x86_64::__m256;
+
+    #[inline(always)]
+    fn ints(values: [i32; LANES]) -> Self::Ints {
+        // SAFETY: see the type; the array is the 32 bytes one unaligned load reads.
+        unsafe { std::arch::x86_64::_mm256_loadu_si256(values.as_ptr().cast()) }
     }
-    lanes
+
+    #[inline(always)]
+    fn zero() -> Self::Floats {
+        // SAFETY: see the type.
+        unsafe { std::arch::x86_64::_mm256_setzero_ps() }
+    }
+
+    #[inline(always)]
+    fn half(bytes: &[u8], at: usize) -> f32 {
+        use std::arch::x86_64::{_mm_cvtph_ps, _mm_cvtsi32_si128, _mm_cvtss_f32};
+        let bits = i32::from(u16::from_le_bytes([bytes[at], bytes[at + 1]]));
+        // SAFETY: see the type.
+        unsafe { _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits))) }
+    }
+
+    #[inline(always)]
+    fn quads<const SIGNED: bool>(w: &[u8; QK], a: &[i8; QK], scales: [i16; 2]) -> Self::Ints {
+        use std::arch::x86_64::{
+            _mm_set1_epi16, _mm256_loadu_si256, _mm256_madd_epi16, _mm256_maddubs_epi16,
+            _mm256_set_m128i, _mm256_sign_epi8,
+        };
+        // SAFETY: see the type; both arrays are the 32 bytes one unaligned load reads.
+        unsafe {
+            let (w, a) = (
+                _mm256_loadu_si256(w.as_ptr().cast()),
+                _mm256_loadu_si256(a.as_ptr().cast()),
+            );
+            // Signed weights: |w| times a with w's sign, an unsigned-by-signed product.
+            let (w, a) = if SIGNED {
+                (_mm256_sign_epi8(w, w), _mm256_sign_epi8(a, w))
+            } else {
+                (w, a)
+            };
+            let scales = _mm256_set_m128i(_mm_set1_epi16(scales[1]), _mm_set1_epi16(scales[0]));
+            _mm256_madd_epi16(_mm256_maddubs_epi16(w, a), scales)
+        }
+    }
+
+    #[inline(always)]
+    fn add(x: Self::Ints, y: Self::Ints) -> Self::Ints {
+        // SAFETY: see the type.
+        unsafe { std::arch::x86_64::_mm256_add_epi32(x, y) }
+    }
+
+    #[inline(always)]
+    fn subtract(x: Self::Ints, y: Self::Ints) -> Self::Ints {
+        // SAFETY: see the type.
+        unsafe { std::arch::x86_64::_mm256_sub_epi32(x, y) }
+    }
+
+    #[inline(always)]
+    fn ints_total(x: Self::Ints) -> i32 {
+        let mut lanes = [0_i32; LANES];
+        // SAFETY: see the type; the array is the 32 bytes one unaligned store writes.
+        unsafe { std::arch::x86_64::_mm256_storeu_si256(lanes.as_mut_ptr().cast(), x) };
+        lanes.iter().sum()
+    }
+
+    #[inline(always)]
+    fn multiply_add(d: f32, x: Self::Ints, acc: Self::Floats) -> Self::Floats {
+        use std::arch::x86_64::{_mm256_cvtepi32_ps, _mm256_fmadd_ps, _mm256_set1_ps};
+        // SAFETY: see the type.
+        unsafe { _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(x), acc) }
+    }
+
+    #[inline(always)]
+    fn total(x: Self::Floats) -> f32 {
+        let mut lanes = [0.0_f32; LANES];
+        // SAFETY: see the type; the array is the 32 bytes one unaligned store writes.
+        unsafe { std::arch::x86_64::_mm256_storeu_ps(lanes.as_mut_ptr(), x) };
+        lanes_total(&lanes)
+    }
+
+    #[inline(always)]
+    fn fused(a: f32, b: f32, c: f32) -> f32 {
+        multiply_add::<true>(a, b, c)
+    }
 }
 
 /// One token's running sum along a weight row, in llama.cpp's accumulators: 8 lanes of block
 /// products, a scalar added to them at the end (Q4_1's offsets; Q4_K's products) and one taken
 /// away (Q4_K's offsets).
-#[derive(Debug, Clone, Copy, Default)]
-struct RowSum {
-    lanes: [f32; LANES],
+struct RowSum<L: Lanes> {
+    lanes: L::Floats,
     rest: f32,
     less: f32,
 }
 
-impl RowSum {
-    /// `lanes += d × products`, lane by lane.
+impl<L: Lanes> RowSum<L> {
     #[inline(always)]
-    #[allow(clippy::cast_precision_loss)]
-    fn add<const FMA: bool>(&mut self, d: f32, products: [i32; LANES]) {
-        for (lane, product) in self.lanes.iter_mut().zip(products) {
-            *lane = multiply_add::<FMA>(d, product as f32, *lane);
+    fn new() -> Self {
+        Self {
+            lanes: L::zero(),
+            rest: 0.0,
+            less: 0.0,
         }
     }
 
+    #[inline(always)]
     fn total(&self) -> f32 {
-        lanes_total(&self.lanes) + self.rest - self.less
-    }
-}
-
-/// [`dot32`] for unsigned weights (nibbles, 5- and 6-bit values before their offset).
-#[inline(always)]
-fn dot32_unsigned<const AVX2: bool>(w: &[u8; QK], a: &[i8; QK]) -> i32 {
-    #[cfg(target_arch = "x86_64")]
-    if AVX2 {
-        // SAFETY: as in `dot32`.
-        #[allow(unsafe_code)]
-        return unsafe { avx2::dot32_unsigned(w, a) };
-    }
-    let (low, high) = dot16x2_unsigned::<false>(w, a);
-    low + high
-}
-
-/// [`dot32_unsigned`] of the first 16 weights and of the last 16, apart.
-#[inline(always)]
-fn dot16x2_unsigned<const AVX2: bool>(w: &[u8; QK], a: &[i8; QK]) -> (i32, i32) {
-    #[cfg(target_arch = "x86_64")]
-    if AVX2 {
-        // SAFETY: as in `dot32`.
-        #[allow(unsafe_code)]
-        return unsafe { avx2::dot16x2_unsigned(w, a) };
-    }
-    let (mut low, mut high) = (0_i32, 0_i32);
-    for l in 0..16 {
-        low += i32::from(w[l]) * i32::from(a[l]);
-        high += i32::from(w[l + 16]) * i32::from(a[l + 16]);
-    }
-    (low, high)
-}
-
-/// The AVX2 forms of the integer dot products (as llama.cpp computes them): unsigned bytes times
-/// signed bytes summed in pairs to 16 bits (`maddubs`; 6-bit weights times 8-bit activations
-/// cannot overflow it), then in fours to 32 bits.
-#[cfg(target_arch = "x86_64")]
-#[allow(unsafe_code)]
-mod avx2 {
-    use std::arch::x86_64::{
-        __m256i, _mm_add_epi32, _mm_cvtsi128_si32, _mm_shuffle_epi32, _mm256_castsi256_si128,
-        _mm256_extracti128_si256, _mm256_loadu_si256, _mm256_madd_epi16, _mm256_maddubs_epi16,
-        _mm256_set1_epi16, _mm256_sign_epi8, _mm256_storeu_si256,
-    };
-
-    use super::{LANES, QK};
-
-    #[inline]
-    #[target_feature(enable = "avx2")]
-    fn quads(w: __m256i, a: __m256i) -> __m256i {
-        _mm256_madd_epi16(_mm256_maddubs_epi16(w, a), _mm256_set1_epi16(1))
-    }
-
-    /// The sums of the low and the high 128 bits' four 32-bit lanes.
-    #[inline]
-    #[target_feature(enable = "avx2")]
-    fn halves(v: __m256i) -> (i32, i32) {
-        let sum = |v| {
-            let v = _mm_add_epi32(v, _mm_shuffle_epi32::<0b01_00_11_10>(v));
-            _mm_cvtsi128_si32(_mm_add_epi32(v, _mm_shuffle_epi32::<0b10_11_00_01>(v)))
-        };
-        (
-            sum(_mm256_castsi256_si128(v)),
-            sum(_mm256_extracti128_si256::<1>(v)),
-        )
-    }
-
-    /// The sum of all eight 32-bit lanes.
-    #[inline]
-    #[target_feature(enable = "avx2")]
-    fn total(v: __m256i) -> i32 {
-        let v = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
-        let v = _mm_add_epi32(v, _mm_shuffle_epi32::<0b01_00_11_10>(v));
-        _mm_cvtsi128_si32(_mm_add_epi32(v, _mm_shuffle_epi32::<0b10_11_00_01>(v)))
-    }
-
-    #[inline]
-    #[target_feature(enable = "avx2")]
-    pub unsafe fn dot32_unsigned(w: &[u8; QK], a: &[i8; QK]) -> i32 {
-        total(quads(load(w), load(a)))
-    }
-
-    #[inline]
-    #[target_feature(enable = "avx2")]
-    pub unsafe fn quads_signed(w: &[i8; QK], a: &[i8; QK]) -> [i32; LANES] {
-        let (w, a) = (load(w), load(a));
-        // |w| times a with w's sign: the unsigned-by-signed product of signed weights.
-        store(quads(_mm256_sign_epi8(w, w), _mm256_sign_epi8(a, w)))
-    }
-
-    #[inline]
-    #[target_feature(enable = "avx2")]
-    pub unsafe fn quads_unsigned(w: &[u8; QK], a: &[i8; QK]) -> [i32; LANES] {
-        store(quads(load(w), load(a)))
-    }
-
-    /// The eight 32-bit lanes.
-    #[inline]
-    #[target_feature(enable = "avx2")]
-    fn store(v: __m256i) -> [i32; LANES] {
-        let mut lanes = [0_i32; LANES];
-        // SAFETY: the array is eight 32-bit values, what one unaligned 256-bit store writes.
-        unsafe { _mm256_storeu_si256(lanes.as_mut_ptr().cast(), v) };
-        lanes
-    }
-
-    #[inline]
-    #[target_feature(enable = "avx2")]
-    pub unsafe fn dot16x2_unsigned(w: &[u8; QK], a: &[i8; QK]) -> (i32, i32) {
-        halves(quads(load(w), load(a)))
-    }
-
-    /// 32 bytes in one register.
-    #[inline]
-    #[target_feature(enable = "avx2")]
-    fn load<T>(bytes: &[T; QK]) -> __m256i {
-        const { assert!(size_of::<T>() == 1) };
-        // SAFETY: the array is 32 one-byte values, what one unaligned 256-bit load reads.
-        unsafe { _mm256_loadu_si256(bytes.as_ptr().cast()) }
+        L::total(self.lanes) + self.rest - self.less
     }
 }
 
@@ -324,87 +376,87 @@ mod avx2 {
 /// activations (`activations` holds `tokens × blocks`, token after token), added to `sums`, one
 /// per token. Each block is unpacked once and dotted with every token's block.
 #[inline(always)]
-#[allow(clippy::cast_possible_wrap)]
-fn dot<const AVX2: bool>(
+fn dot<L: Lanes>(
     kind: TensorType,
     row: &[u8],
     activations: &[ActivationBlock],
-    sums: &mut [RowSum],
+    sums: &mut [RowSum<L>],
     grouped: usize,
 ) {
     let blocks = activations.len() / sums.len().max(1);
     let token = |t: usize, b: usize| &activations[t * blocks + b];
     match kind {
         TensorType::Q8_0 => {
-            let mut w = [0_i8; QK];
             for (b, block) in row.chunks_exact(34).enumerate() {
-                for (slot, byte) in w.iter_mut().zip(&block[2..34]) {
-                    *slot = *byte as i8;
-                }
-                let d = half(block, 0);
+                let w = block[2..34].try_into().unwrap_or(&[0; QK]);
+                let d = L::half(block, 0);
                 for (t, sum) in sums.iter_mut().enumerate() {
                     let a = token(t, b);
-                    sum.add::<AVX2>(d * a.scale, quads::<AVX2>(&w, &a.q));
+                    sum.lanes =
+                        L::multiply_add(d * a.scale, L::quads::<true>(w, &a.q, [1, 1]), sum.lanes);
                 }
             }
         }
         TensorType::Q4_1 => {
             for (b, block) in row.chunks_exact(20).enumerate() {
                 let w = nibbles(&block[4..20]);
-                let (d, m) = (half(block, 0), half(block, 2));
+                let (d, m) = (L::half(block, 0), L::half(block, 2));
                 for (t, sum) in sums.iter_mut().enumerate() {
                     let a = token(t, b);
                     sum.rest += m * a.scaled_sum;
-                    sum.add::<AVX2>(d * a.scale, quads_unsigned::<AVX2>(&w, &a.q));
+                    sum.lanes = L::multiply_add(
+                        d * a.scale,
+                        L::quads::<false>(&w, &a.q, [1, 1]),
+                        sum.lanes,
+                    );
                 }
             }
         }
         TensorType::Q5_0 => {
             for (b, block) in row.chunks_exact(22).enumerate() {
                 let mut w = nibbles(&block[6..22]);
-                // Weight j's fifth bit is bit j of bytes 2..6, added eight weights at a time.
+                // Weight j's fifth bit is bit j of bytes 2..6; a weight is its 5 bits less 16,
+                // which in two's complement is its nibble with the high nibble set where the
+                // fifth bit is not (as llama.cpp unpacks it), eight weights at a time.
                 for (eight, bits) in w.chunks_exact_mut(8).zip(&block[2..6]) {
                     let mut word = [0_u8; 8];
                     word.copy_from_slice(eight);
-                    let spread = u64::from_le_bytes(word) | FIFTH_BITS[usize::from(*bits)];
-                    eight.copy_from_slice(&spread.to_le_bytes());
+                    let signed = u64::from_le_bytes(word) | HIGH_NIBBLES_UNLESS[usize::from(*bits)];
+                    eight.copy_from_slice(&signed.to_le_bytes());
                 }
-                // Signed, as llama.cpp unpacks them (a loop: `map` would not be inlined here).
-                let mut signed = [0_i8; QK];
-                for (slot, value) in signed.iter_mut().zip(w) {
-                    *slot = value as i8 - 16;
-                }
-                let d = half(block, 0);
+                let d = L::half(block, 0);
                 for (t, sum) in sums.iter_mut().enumerate() {
                     let a = token(t, b);
-                    sum.add::<AVX2>(d * a.scale, quads::<AVX2>(&signed, &a.q));
+                    sum.lanes =
+                        L::multiply_add(d * a.scale, L::quads::<true>(&w, &a.q, [1, 1]), sum.lanes);
                 }
             }
         }
         TensorType::Q4K => {
             for (super_block, block) in row.chunks_exact(144).enumerate() {
-                dot_q4_k::<AVX2>(block, |sub| 8 * super_block + sub, &token, sums, grouped);
+                dot_q4_k(block, |sub| 8 * super_block + sub, &token, sums, grouped);
             }
         }
         TensorType::Q6K => {
             for (super_block, block) in row.chunks_exact(210).enumerate() {
-                dot_q6_k::<AVX2>(block, |sub| 8 * super_block + sub, &token, sums);
+                dot_q6_k(block, |sub| 8 * super_block + sub, &token, sums);
             }
         }
         _ => {}
     }
 }
 
-/// Each byte's 8 bits spread to 8 bytes, bit `i` to byte `i` as 0 or 16: Q5_0's fifth bits.
-const FIFTH_BITS: [u64; 256] = {
+/// Each byte's 8 bits spread to 8 bytes, byte `i` 0xF0 where bit `i` is clear, else 0: with a
+/// Q5_0 weight's low 4 bits, its fifth bit's contribution as a signed byte less 16.
+const HIGH_NIBBLES_UNLESS: [u64; 256] = {
     let mut table = [0_u64; 256];
     let mut byte = 0;
     while byte < 256 {
         let mut spread = 0_u64;
         let mut bit = 0;
         while bit < 8 {
-            if (byte >> bit) & 1 == 1 {
-                spread |= 16 << (8 * bit);
+            if (byte >> bit) & 1 == 0 {
+                spread |= 0xF0 << (8 * bit);
             }
             bit += 1;
         }
@@ -441,22 +493,22 @@ fn int(value: i32) -> f32 {
 /// once. Its 8 activation blocks share one scale, so each token's share is summed in integers
 /// and scaled once, the products and the offsets apart, as llama.cpp's repacked kernel does.
 #[inline(always)]
-fn dot_q4_k<'a, const AVX2: bool>(
+fn dot_q4_k<'a, L: Lanes>(
     block: &[u8],
     index: impl Fn(usize) -> usize,
     token: &impl Fn(usize, usize) -> &'a ActivationBlock,
-    sums: &mut [RowSum],
+    sums: &mut [RowSum<L>],
     grouped: usize,
 ) {
-    let (d, dmin) = (half(block, 0), half(block, 2));
+    let (d, dmin) = (L::half(block, 0), L::half(block, 2));
     let packed = &block[4..16];
     let mut w = [[0_u8; QK]; 8];
-    let mut scales = [(0_i32, 0_i32); 8];
+    let mut scales = [(0_i16, 0_i32); 8];
     for (chunk, qs) in block[16..144].chunks_exact(32).enumerate() {
         for nibble in [0, 4] {
             let sub = 2 * chunk + nibble / 4;
             let (scale, min) = scale_min_k4(sub, packed);
-            scales[sub] = (i32::from(scale), i32::from(min));
+            scales[sub] = (i16::from(scale), i32::from(min));
             for (slot, q) in w[sub].iter_mut().zip(qs) {
                 *slot = (q >> nibble) & 0xF;
             }
@@ -472,14 +524,14 @@ fn dot_q4_k<'a, const AVX2: bool>(
             .zip(scales.chunks_exact(part))
             .enumerate()
         {
-            let (mut products, mut offsets) = (0_i32, 0_i32);
-            for (sub, (w, (scale, min))) in w.iter().zip(scales).enumerate() {
+            let (mut products, mut offsets) = (L::ints([0; LANES]), 0_i32);
+            for (sub, (w, &(scale, min))) in w.iter().zip(scales).enumerate() {
                 let a = token(t, index(chunk * part + sub));
-                products += scale * dot32_unsigned::<AVX2>(w, &a.q);
+                products = L::add(products, L::quads::<false>(w, &a.q, [scale, scale]));
                 offsets += min * a.sum;
             }
-            sum.rest = multiply_add::<AVX2>(int(products), d * a_scale, sum.rest);
-            sum.less = multiply_add::<AVX2>(int(offsets), dmin * a_scale, sum.less);
+            sum.rest = L::fused(int(L::ints_total(products)), d * a_scale, sum.rest);
+            sum.less = L::fused(int(offsets), dmin * a_scale, sum.less);
         }
     }
 }
@@ -488,14 +540,17 @@ fn dot_q4_k<'a, const AVX2: bool>(
 /// activation block's scale two by two, and the values' offset of 32 comes off through sums of
 /// the activations. Unpacked once, summed per token in integer lanes as llama.cpp sums them.
 #[inline(always)]
-fn dot_q6_k<'a, const AVX2: bool>(
+fn dot_q6_k<'a, L: Lanes>(
     block: &[u8],
     index: impl Fn(usize) -> usize,
     token: &impl Fn(usize, usize) -> &'a ActivationBlock,
-    sums: &mut [RowSum],
+    sums: &mut [RowSum<L>],
 ) {
-    let d = half(block, 208);
-    let scales = &block[192..208];
+    let d = L::half(block, 208);
+    let mut scales = [[0_i16; 2]; 8];
+    for (pair, bytes) in scales.iter_mut().zip(block[192..208].chunks_exact(2)) {
+        *pair = [bytes[0], bytes[1]].map(|byte| i16::from(byte.cast_signed()));
+    }
     let mut w = [[0_u8; QK]; 8];
     for half_block in 0..2 {
         let low = &block[64 * half_block..64 * half_block + 64];
@@ -516,29 +571,22 @@ fn dot_q6_k<'a, const AVX2: bool>(
     for (t, sum) in sums.iter_mut().enumerate() {
         // llama.cpp's lanes: lane l holds products 4l..4l + 4 of every row of 32, times that
         // half-row's scale, less the offset of row l's two halves.
-        let mut lanes = [0_i32; LANES];
-        for (sub, w) in w.iter().enumerate() {
+        let mut lanes = L::ints([0; LANES]);
+        let mut offsets = [0_i32; LANES];
+        for (sub, ((w, scales), offset)) in w.iter().zip(&scales).zip(&mut offsets).enumerate() {
             let a = token(t, index(sub));
-            let products = quads_unsigned::<AVX2>(w, &a.q);
-            let (low_a, high_a) = dot16x2_unsigned::<AVX2>(&[1; QK], &a.q);
-            let first = i32::from(i8::from_le_bytes([scales[2 * sub]]));
-            let second = i32::from(i8::from_le_bytes([scales[2 * sub + 1]]));
-            for (lane, (product, scale)) in lanes.iter_mut().zip(
-                products
-                    .iter()
-                    .zip([first, first, first, first, second, second, second, second]),
-            ) {
-                *lane += scale * product;
-            }
-            lanes[sub] -= 32 * (first * low_a + second * high_a);
+            lanes = L::add(lanes, L::quads::<false>(w, &a.q, *scales));
+            let [first, second] = scales.map(i32::from);
+            *offset = 32 * (first * a.half_sums[0] + second * a.half_sums[1]);
         }
-        sum.add::<AVX2>(token(t, index(0)).scale * d, lanes);
+        let lanes = L::subtract(lanes, L::ints(offsets));
+        sum.lanes = L::multiply_add(token(t, index(0)).scale * d, lanes, sum.lanes);
     }
 }
 
 /// `out[r × tokens + t] = row r · token t` for consecutive rows of `row_bytes` each.
 #[inline(always)]
-fn rows<const AVX2: bool>(
+fn rows<L: Lanes>(
     kind: TensorType,
     weights: &[u8],
     row_bytes: usize,
@@ -547,23 +595,22 @@ fn rows<const AVX2: bool>(
     tokens: usize,
     grouped: usize,
 ) {
-    let mut sums = vec![RowSum::default(); tokens];
+    let mut sums: Vec<RowSum<L>> = (0..tokens).map(|_| RowSum::new()).collect();
     for (out, row) in out
         .chunks_exact_mut(tokens)
         .zip(weights.chunks_exact(row_bytes))
     {
-        sums.fill(RowSum::default());
-        dot::<AVX2>(kind, row, activations, &mut sums, grouped);
+        sums.iter_mut().for_each(|sum| *sum = RowSum::new());
+        dot(kind, row, activations, &mut sums, grouped);
         for (out, sum) in out.iter_mut().zip(&sums) {
             *out = sum.total();
         }
     }
 }
 
-/// [`rows`] compiled for AVX2: the compiler vectorises it 256 bits wide, and its integer dot
-/// products are the `avx2` module's.
+/// [`rows`] in AVX2 registers ([`Avx2`]), compiled for the features those use.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,f16c")]
 fn rows_avx2(
     kind: TensorType,
     weights: &[u8],
@@ -573,29 +620,7 @@ fn rows_avx2(
     tokens: usize,
     grouped: usize,
 ) {
-    rows::<true>(kind, weights, row_bytes, activations, out, tokens, grouped);
-}
-
-/// [`rows`] with the widest vectors this CPU has.
-fn rows_fastest(
-    kind: TensorType,
-    weights: &[u8],
-    row_bytes: usize,
-    activations: &[ActivationBlock],
-    out: &mut [f32],
-    tokens: usize,
-    grouped: usize,
-) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        // SAFETY: the CPU was just found to have both features `rows_avx2` is compiled for.
-        #[allow(unsafe_code)]
-        unsafe {
-            rows_avx2(kind, weights, row_bytes, activations, out, tokens, grouped);
-        }
-        return;
-    }
-    rows::<false>(kind, weights, row_bytes, activations, out, tokens, grouped);
+    rows::<Avx2>(kind, weights, row_bytes, activations, out, tokens, grouped);
 }
 
 /// `out = W · x` for a `rows × columns` matrix of `kind` weights stored row after row, the rows
@@ -666,7 +691,18 @@ pub fn matmul(
                 .par_chunks_mut(per_part * tokens)
                 .zip(weights.par_chunks(per_part * row_bytes))
                 .for_each(|(out, weights)| {
-                    rows_fastest(kind, weights, row_bytes, &activations, out, tokens, grouped);
+                    fastest!(
+                        rows_avx2(kind, weights, row_bytes, &activations, out, tokens, grouped),
+                        rows::<Portable>(
+                            kind,
+                            weights,
+                            row_bytes,
+                            &activations,
+                            out,
+                            tokens,
+                            grouped
+                        )
+                    );
                 });
         });
     };
@@ -799,10 +835,8 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn the_avx2_build_matches_the_portable_one() {
-        if !(std::arch::is_x86_feature_detected!("avx2")
-            && std::arch::is_x86_feature_detected!("fma"))
-        {
-            eprintln!("this CPU has no AVX2: nothing to compare");
+        if !crate::elementwise::has_avx2_fma_f16c() {
+            eprintln!("this CPU has no AVX2, FMA and F16C: nothing to compare");
             return;
         }
         let (row_count, columns) = (7, 768);
@@ -818,8 +852,8 @@ mod tests {
             let data = weights(kind, row_count, columns);
             let row_bytes = data.len() / row_count;
             let (mut portable, mut vectorised) = (vec![0.0; row_count], vec![0.0; row_count]);
-            rows::<false>(kind, &data, row_bytes, &activations, &mut portable, 1, 0);
-            // SAFETY: the CPU has AVX2 and FMA, checked above.
+            rows::<Portable>(kind, &data, row_bytes, &activations, &mut portable, 1, 0);
+            // SAFETY: the CPU has AVX2, FMA and F16C, checked above.
             #[allow(unsafe_code)]
             unsafe {
                 rows_avx2(kind, &data, row_bytes, &activations, &mut vectorised, 1, 0);
