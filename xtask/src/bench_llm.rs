@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::{Context, Result, anyhow, ensure};
+use anyhow::{Context, Result, anyhow, bail, ensure};
 use serde_json::{Value, json};
 
 use crate::{apt, cargo, http, llama::LlamaServer, models::Model};
@@ -19,6 +19,8 @@ const DECODE_TOKENS: usize = 64;
 /// The goals: decode at least half llama.cpp's speed, memory at most 1.3 times its.
 const DECODE_GOAL: f64 = 0.5;
 const RSS_GOAL: f64 = 1.3;
+/// Measurements of llama.cpp's speeds, of which the median is reported.
+const RUNS: usize = 3;
 /// GNU time, for the peak memory of our side's process.
 const TIME: &str = "/usr/bin/time";
 /// Longest wait for one llama.cpp answer.
@@ -109,10 +111,11 @@ fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
 
-/// llama.cpp's server: a warm-up, then one prompt with a single token out (the prompt's time) and
-/// another of the same length with up to [`DECODE_TOKENS`] more (the difference is decoding; the
-/// model may end its text sooner, which the rate allows for). Its peak memory is the server
-/// process's, Python included.
+/// llama.cpp's server: a warm-up, then [`RUNS`] prompts with a single token out (the prompt's
+/// time), then as many streamed with up to [`DECODE_TOKENS`] more, whose decode rate is taken
+/// between the first and the last token's arrival, so prompt time and its jitter stay out of it.
+/// Each figure is the median of the runs. Its peak memory is the server process's, Python
+/// included.
 #[allow(clippy::cast_precision_loss)]
 fn llama_cpp(server: &LlamaServer) -> Result<Figures> {
     let address: SocketAddr = server
@@ -120,40 +123,83 @@ fn llama_cpp(server: &LlamaServer) -> Result<Figures> {
         .trim_start_matches("http://")
         .parse()
         .context("reading the llama.cpp server's address")?;
-    let complete = |text: &str, tokens: usize| -> Result<(f64, u64, u64)> {
+    let request = |text: &str, tokens: usize, stream: bool| {
+        json!({
+            "prompt": text,
+            "max_tokens": tokens,
+            "temperature": 0.0,
+            "repeat_penalty": 1.0,
+            "stream": stream,
+        })
+    };
+    let prompt_time = |text: &str| -> Result<(f64, u64)> {
         let started = Instant::now();
         let answer = http::request_within(
             address,
             "POST",
             "/v1/completions",
             &[],
-            Some(&json!({
-                "prompt": text,
-                "max_tokens": tokens,
-                "temperature": 0.0,
-                "repeat_penalty": 1.0,
-            })),
+            Some(&request(text, 1, false)),
             ANSWER_TIMEOUT,
         )?
         .expect_status(200, "a completion from llama.cpp")?;
         let seconds = started.elapsed().as_secs_f64();
         let body: Value = serde_json::from_str(&answer.body).context("reading the completion")?;
-        let usage = |field: &str| body["usage"][field].as_u64().unwrap_or(0);
-        Ok((seconds, usage("prompt_tokens"), usage("completion_tokens")))
+        Ok((
+            seconds,
+            body["usage"]["prompt_tokens"].as_u64().unwrap_or(0),
+        ))
     };
-    complete(&prompt("Warm-up"), 1)?;
-    let (one, prompt_tokens, _) = complete(&prompt("Notes"), 1)?;
-    let (many, _, generated) = complete(&prompt("Summary"), DECODE_TOKENS + 1)?;
-    ensure!(
-        generated > 1 && many > one,
-        "llama.cpp generated {generated} tokens"
-    );
+    let decode_rate = |text: &str| -> Result<f64> {
+        let events = http::post_event_stream(
+            address,
+            "/v1/completions",
+            &request(text, DECODE_TOKENS, true),
+            ANSWER_TIMEOUT,
+        )?;
+        let token_times: Vec<Instant> = events
+            .iter()
+            .filter(|(_, data)| {
+                serde_json::from_str::<Value>(data).is_ok_and(|event| {
+                    event["choices"][0]["text"]
+                        .as_str()
+                        .is_some_and(|text| !text.is_empty())
+                })
+            })
+            .map(|(at, _)| *at)
+            .collect();
+        let (Some(first), Some(last)) = (token_times.first(), token_times.last()) else {
+            bail!("llama.cpp streamed no tokens");
+        };
+        ensure!(
+            token_times.len() > 1 && last > first,
+            "llama.cpp streamed {} tokens",
+            token_times.len()
+        );
+        Ok((token_times.len() - 1) as f64 / last.duration_since(*first).as_secs_f64())
+    };
+    prompt_time(&prompt("Warm-up"))?;
+    let mut prompt_rates = Vec::new();
+    let mut decode_rates = Vec::new();
+    let mut prompt_tokens = 0;
+    for run in 0..RUNS {
+        let (seconds, tokens) = prompt_time(&prompt(&format!("Notes {run}")))?;
+        prompt_tokens = tokens;
+        prompt_rates.push(tokens as f64 / seconds);
+        decode_rates.push(decode_rate(&prompt(&format!("Summary {run}")))?);
+    }
     Ok(Figures {
         prompt_tokens,
-        prompt_per_second: prompt_tokens as f64 / one,
-        decode_per_second: (generated - 1) as f64 / (many - one),
+        prompt_per_second: median(prompt_rates),
+        decode_per_second: median(decode_rates),
         peak_rss_bytes: peak_rss(server.pid())?,
     })
+}
+
+/// The middle value (the upper of the two middle ones for an even count).
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 /// This runtime in a process of its own (the release example `decode_bench`), so that its peak

@@ -3,9 +3,9 @@
 //! crate.
 
 use std::{
-    io::{Read, Write},
+    io::{BufRead, BufReader, Read, Write},
     net::{SocketAddr, TcpStream},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use anyhow::{Context, Result, bail, ensure};
@@ -102,6 +102,63 @@ pub fn send(
     exchange(address, method, path, headers, body, TIMEOUT)
 }
 
+/// Posts a JSON `body` whose answer is a stream of server-sent events and returns each `data:`
+/// line with the instant it was read, so the times show the server's pace token by token. Chunked
+/// framing is left in place: its size lines never start with `data:`.
+pub fn post_event_stream(
+    address: SocketAddr,
+    path: &str,
+    body: &Value,
+    read_timeout: Duration,
+) -> Result<Vec<(Instant, String)>> {
+    let body = body.to_string();
+    let what = || format!("POST http://{address}{path}");
+    let mut stream = connect(address, read_timeout, &what)?;
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream
+        .write_all(head.as_bytes())
+        .and_then(|()| stream.write_all(body.as_bytes()))
+        .with_context(|| format!("sending {}", what()))?;
+    let mut lines = BufReader::new(stream).lines();
+    let status_line = lines
+        .next()
+        .transpose()
+        .with_context(|| format!("reading the response to {}", what()))?
+        .unwrap_or_default();
+    ensure!(
+        status_line.split(' ').nth(1) == Some("200"),
+        "{}: expected HTTP 200, got {status_line:?}",
+        what()
+    );
+    let mut events = Vec::new();
+    for line in lines {
+        let line = line.with_context(|| format!("reading the events of {}", what()))?;
+        if let Some(data) = line.strip_prefix("data: ") {
+            events.push((Instant::now(), data.to_owned()));
+        }
+    }
+    Ok(events)
+}
+
+/// A connection with `read_timeout` for reading and [`TIMEOUT`] for connecting and writing.
+fn connect(
+    address: SocketAddr,
+    read_timeout: Duration,
+    what: &dyn Fn() -> String,
+) -> Result<TcpStream> {
+    let stream = TcpStream::connect_timeout(&address, TIMEOUT)
+        .with_context(|| format!("connecting for {}", what()))?;
+    stream
+        .set_read_timeout(Some(read_timeout))
+        .and_then(|()| stream.set_write_timeout(Some(TIMEOUT)))
+        .context("setting socket timeouts")?;
+    Ok(stream)
+}
+
 fn exchange(
     address: SocketAddr,
     method: &str,
@@ -120,12 +177,7 @@ fn exchange(
     head.push_str("\r\n");
 
     let what = || format!("{method} http://{address}{path}");
-    let mut stream = TcpStream::connect_timeout(&address, TIMEOUT)
-        .with_context(|| format!("connecting for {}", what()))?;
-    stream
-        .set_read_timeout(Some(read_timeout))
-        .and_then(|()| stream.set_write_timeout(Some(TIMEOUT)))
-        .context("setting socket timeouts")?;
+    let mut stream = connect(address, read_timeout, &what)?;
     stream
         .write_all(head.as_bytes())
         .and_then(|()| stream.write_all(body))

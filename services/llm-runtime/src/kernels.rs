@@ -595,6 +595,16 @@ fn rows<L: Lanes>(
     tokens: usize,
     grouped: usize,
 ) {
+    if tokens == 1 {
+        // A lone token's sums in a one-element array the compiler keeps in registers: summed
+        // through memory, each block would wait for the last block's store.
+        for (out, row) in out.iter_mut().zip(weights.chunks_exact(row_bytes)) {
+            let mut sum = [RowSum::<L>::new()];
+            dot(kind, row, activations, &mut sum, grouped);
+            *out = sum[0].total();
+        }
+        return;
+    }
     let mut sums: Vec<RowSum<L>> = (0..tokens).map(|_| RowSum::new()).collect();
     for (out, row) in out
         .chunks_exact_mut(tokens)
