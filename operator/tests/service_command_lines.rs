@@ -111,14 +111,15 @@ fn every_command_line_the_operator_builds_is_one_its_service_accepts() {
                     }
                     "flashcards-ocr" => parses::<flashcards_ocr::Args>(binary, container, shape),
                     "flashcards-llm" => parses::<flashcards_llm::Args>(binary, container, shape),
+                    "flashcards-web" => parses::<flashcards_web::Args>(binary, container, shape),
                     _ => continue,
                 }
                 checked.push(format!("{shape}: {binary}"));
             }
         }
     }
-    // The three Rust services in each of the four shapes.
-    assert_eq!(checked.len(), 12, "{checked:?}");
+    // The four Rust services in each of the four shapes.
+    assert_eq!(checked.len(), 16, "{checked:?}");
 }
 
 #[test]

@@ -1,5 +1,5 @@
-//! `cargo xtask up`: the backend (on SQLite), the OCR service and the LLM service running its model
-//! itself, in release mode with embedded defaults, until Ctrl-C. No Python on the way: the model
+//! `cargo xtask up`: the web app in front of the backend (on SQLite), the OCR service and the LLM
+//! service running its model itself, in release mode with embedded defaults, until Ctrl-C. No Python on the way: the model
 //! comes from its PyPI wheels through [`models`].
 //!
 //! MLflow is opt-in (`--mlflow`): it costs a minute's install the first time and a Python server's
@@ -25,6 +25,10 @@ use crate::{
 
 #[derive(Debug, clap::Args)]
 pub struct Options {
+    /// Address and port for the web app, the address to open in a browser.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    web_listen: SocketAddr,
+
     /// Address and port for the backend.
     #[arg(long, default_value = "127.0.0.1:8002")]
     listen: SocketAddr,
@@ -61,9 +65,14 @@ pub fn run(options: &Options) -> Result<ExitCode> {
     interrupt::defer_ctrl_c()?;
     // Another server on a port would answer /healthz in ours' place.
     let mlflow_listen = options.mlflow.then_some(options.mlflow_listen);
-    for listen in [options.listen, options.ocr_listen, options.llm_listen]
-        .into_iter()
-        .chain(mlflow_listen)
+    for listen in [
+        options.web_listen,
+        options.listen,
+        options.ocr_listen,
+        options.llm_listen,
+    ]
+    .into_iter()
+    .chain(mlflow_listen)
     {
         TcpListener::bind(listen).with_context(|| {
             format!("cannot listen on {listen} (is flashcards already running?)")
@@ -77,6 +86,8 @@ pub fn run(options: &Options) -> Result<ExitCode> {
         "flashcards-ocr",
         "-p",
         "flashcards-llm",
+        "-p",
+        "flashcards-web",
     ])?;
     let data_dir = match &options.data_dir {
         Some(dir) => dir.clone(),
@@ -135,13 +146,23 @@ pub fn run(options: &Options) -> Result<ExitCode> {
             .arg(format!("http://{llm_address}")),
     )?;
     let address = reachable(options.listen);
+    let mut web = Server::start(
+        "flashcards-web",
+        Command::new(cargo::release_binary("flashcards-web"))
+            .arg("--listen")
+            .arg(options.web_listen.to_string())
+            .arg("--backend-url")
+            .arg(format!("http://{address}")),
+    )?;
+    let web_address = reachable(options.web_listen);
     backend.wait_ready(address, "/healthz")?;
     ocr.wait_ready(ocr_address, "/readyz")?;
     llm.wait_ready(llm_address, "/readyz")?;
+    web.wait_ready(web_address, "/healthz")?;
     println!(
-        "flashcards is running: http://{address}  (API docs: http://{address}/docs; \
-         OCR service: http://{ocr_address}/docs; LLM service: http://{llm_address}/docs) \
-         — Ctrl-C to stop"
+        "flashcards is running: open http://{web_address}  (backend API docs: \
+         http://{address}/docs; OCR service: http://{ocr_address}/docs; LLM service: \
+         http://{llm_address}/docs) — Ctrl-C to stop"
     );
     // Ctrl-C reaches the backend directly (same process group); it shuts down and we return.
     let status = backend.wait()?;

@@ -29,7 +29,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 const MAX_NAME_LENGTH: usize = 200;
 const MAX_DESCRIPTION_LENGTH: usize = 10_000;
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Deck {
     pub id: String,
     pub name: String,
@@ -38,7 +38,7 @@ pub struct Deck {
     pub updated_at: String,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewDeck {
     pub name: String,

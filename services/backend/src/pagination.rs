@@ -40,7 +40,7 @@ impl PageQuery {
     }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Page<T> {
     pub items: Vec<T>,
     /// Pass as `after` to get the next page; absent on the last page.

@@ -83,6 +83,19 @@ impl ServiceBuilder {
             .layer(DefaultBodyLimit::max(self.body_limit_bytes))
             .layer(from_fn_with_state(self.http_metrics, track))
     }
+
+    /// A router of pages rather than an API (the web app): the site's own routes and fallback,
+    /// plus `/healthz`, `/readyz`, `/metrics`, HTTP metrics and panic containment; no OpenAPI
+    /// document, and no body limit of its own, since the site streams uploads on to the backend,
+    /// which enforces its limit (form extractors keep axum's default).
+    pub fn build_site(self, site: Router) -> Router {
+        let registry = Arc::new(self.registry);
+        site.route("/healthz", get(healthz))
+            .route("/readyz", get(readyz).with_state(self.readiness))
+            .route("/metrics", get(metrics).with_state(registry))
+            .layer(CatchPanicLayer::custom(panic_response))
+            .layer(from_fn_with_state(self.http_metrics, track))
+    }
 }
 
 async fn metrics(State(registry): State<Arc<Registry>>) -> Response {

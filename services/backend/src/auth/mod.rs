@@ -92,21 +92,21 @@ const MAX_TOKEN_NAME_LENGTH: usize = 100;
 /// A hundred years: long enough for "until revoked", small enough to stay a date.
 const MAX_TOKEN_DAYS: u32 = 36_500;
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Credentials {
     pub email: String,
     pub password: String,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct User {
     pub id: String,
     pub email: String,
     pub created_at: String,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct LoginResponse {
     pub user: User,
     /// When the session cookie stops working.
@@ -248,7 +248,13 @@ pub async fn create_account(
     }
 }
 
-fn session_cookie(value: &str, max_age_secs: i64, secure: bool) -> Result<HeaderValue, ApiError> {
+/// The `Set-Cookie` value of a session (`Max-Age` 0 with an empty value clears it); the web app
+/// clears it with this too when the backend cannot be reached.
+pub fn session_cookie(
+    value: &str,
+    max_age_secs: i64,
+    secure: bool,
+) -> Result<HeaderValue, ApiError> {
     let secure = if secure { "; Secure" } else { "" };
     HeaderValue::from_str(&format!(
         "{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_secs}{secure}"

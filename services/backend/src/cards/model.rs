@@ -53,7 +53,7 @@ pub struct SourceRef {
     pub bbox: Option<[f64; 4]>,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Card {
     pub id: String,
     pub deck_id: String,

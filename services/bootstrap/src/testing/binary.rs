@@ -81,6 +81,11 @@ impl Service {
         }
     }
 
+    /// `http://<address>` the service announced.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

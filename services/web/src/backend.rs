@@ -1,0 +1,178 @@
+//! The backend's API as the pages call it: the visitor's session cookie passed on, answers read
+//! into the backend's own wire types, and each failure told apart (unreachable, refused with the
+//! backend's message, unreadable).
+
+use std::time::Duration;
+
+use axum::http::{HeaderMap, HeaderValue, header};
+use flashcards_backend::auth::SESSION_COOKIE;
+use flashcards_bootstrap::error::ErrorBody;
+use reqwest::{Method, StatusCode};
+use serde::{Serialize, de::DeserializeOwned};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error("the backend URL {url:?} is not an http(s) URL")]
+    BadUrl { url: String },
+    /// Nothing answered, or not in time.
+    #[error("the backend cannot be reached: {0}")]
+    Unreachable(String),
+    /// The backend answered with an error; `detail` is its message, written for people.
+    #[error("{detail}")]
+    Refused {
+        status: StatusCode,
+        code: String,
+        detail: String,
+    },
+    /// The backend answered something that is not what its API says.
+    #[error("the backend's answer to {what} could not be read: {problem}")]
+    Unreadable { what: String, problem: String },
+}
+
+impl BackendError {
+    /// Whether the visitor has to sign (again) in.
+    pub fn is_unauthorized(&self) -> bool {
+        matches!(self, Self::Refused { status, .. } if *status == StatusCode::UNAUTHORIZED)
+    }
+}
+
+/// A call's answer: its body and the cookies the backend set (a login's session).
+#[derive(Debug)]
+pub struct Answer<T> {
+    pub body: T,
+    pub set_cookies: Vec<HeaderValue>,
+}
+
+/// The backend's base URL and an HTTP client with the page timeout.
+#[derive(Debug, Clone)]
+pub struct Backend {
+    base: String,
+    http: reqwest::Client,
+    /// For the pass-through, which must not cut long uploads or event streams short.
+    unbounded: reqwest::Client,
+}
+
+impl Backend {
+    pub fn new(url: &str, timeout: Duration) -> Result<Self, BackendError> {
+        let base = url.trim_end_matches('/').to_owned();
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(BackendError::BadUrl {
+                url: url.to_owned(),
+            });
+        }
+        Ok(Self {
+            base,
+            http: flashcards_bootstrap::http_client::client(timeout),
+            unbounded: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap_or_default(),
+        })
+    }
+
+    /// `base + path_and_query`, for the pass-through.
+    pub fn url(&self, path_and_query: &str) -> String {
+        format!("{}{path_and_query}", self.base)
+    }
+
+    /// The client the pass-through sends with.
+    pub fn pass_through_client(&self) -> &reqwest::Client {
+        &self.unbounded
+    }
+
+    /// Calls `method path` with `session` (the visitor's cookie value, if any) and a JSON `body`,
+    /// reading a JSON answer into `T`.
+    pub async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        session: Option<&str>,
+        body: Option<&impl Serialize>,
+    ) -> Result<Answer<T>, BackendError> {
+        let what = format!("{method} {path}");
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(session) = session {
+            request = request.header(header::COOKIE, format!("{SESSION_COOKIE}={session}"));
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.map_err(|err| {
+            BackendError::Unreachable(flashcards_bootstrap::http_client::describe(&err))
+        })?;
+        let status = response.status();
+        let set_cookies = response
+            .headers()
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .cloned()
+            .collect();
+        let bytes = response.bytes().await.map_err(|err| {
+            BackendError::Unreachable(flashcards_bootstrap::http_client::describe(&err))
+        })?;
+        if !status.is_success() {
+            let error: ErrorBody =
+                serde_json::from_slice(&bytes).map_err(|err| BackendError::Unreadable {
+                    what: what.clone(),
+                    problem: format!("HTTP {status}: {err}"),
+                })?;
+            return Err(BackendError::Refused {
+                status,
+                code: error.error,
+                detail: error.detail,
+            });
+        }
+        // An empty answer (204) reads as JSON null.
+        let bytes = if bytes.is_empty() {
+            &b"null"[..]
+        } else {
+            &bytes[..]
+        };
+        let body = serde_json::from_slice(bytes).map_err(|err| BackendError::Unreadable {
+            what,
+            problem: err.to_string(),
+        })?;
+        Ok(Answer { body, set_cookies })
+    }
+}
+
+/// The visitor's session cookie among a request's headers.
+pub fn session(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, value)| *name == SESSION_COOKIE && !value.is_empty())
+        .map(|(_, value)| value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_session_among_other_cookies_and_ignores_a_cleared_one() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("theme=dark; flashcards_session=fcs_1; x=y"),
+        );
+        assert_eq!(session(&headers), Some("fcs_1"));
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("flashcards_session="),
+        );
+        assert_eq!(session(&headers), None);
+    }
+
+    #[test]
+    fn only_http_urls_name_a_backend() {
+        assert!(Backend::new("http://backend:8002/", Duration::from_secs(1)).is_ok());
+        assert!(matches!(
+            Backend::new("backend:8002", Duration::from_secs(1)),
+            Err(BackendError::BadUrl { .. })
+        ));
+    }
+}

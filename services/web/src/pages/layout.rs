@@ -1,0 +1,71 @@
+//! The frame every page shares, and the pages that only say something.
+
+use maud::{DOCTYPE, Markup, html};
+
+use crate::assets;
+
+/// Who is signed in, as the header shows it.
+pub struct Visitor<'a> {
+    pub email: &'a str,
+}
+
+/// A whole page: `title` in the tab and as the heading's context, the header with the visitor's
+/// account (or the way in), then `main`.
+pub fn page(title: &str, visitor: Option<&Visitor>, main: &Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                meta name="description" content="Flashcards from your notes, studied with spaced repetition";
+                title { (title) " · flashcards" }
+                link rel="stylesheet" href=(assets::href("app.css"));
+            }
+            body {
+                a class="skip" href="#main" { "Skip to content" }
+                header class="top" {
+                    a class="brand" href="/" { "flashcards" }
+                    @if let Some(visitor) = visitor {
+                        nav aria-label="Main" {
+                            a href="/decks" { "Decks" }
+                        }
+                        form class="account" method="post" action="/sign-out" {
+                            span class="who" { (visitor.email) }
+                            button type="submit" { "Sign out" }
+                        }
+                    } @else {
+                        nav aria-label="Account" {
+                            a href="/sign-in" { "Sign in" }
+                            a href="/sign-up" { "Sign up" }
+                        }
+                    }
+                }
+                main id="main" { (main) }
+            }
+        }
+    }
+}
+
+/// A page with one heading and one paragraph, for the visitor (a refused form, a backend that is
+/// down): never a blank page.
+pub fn message_page(title: &str, message: &str) -> Markup {
+    page(
+        title,
+        None,
+        &html! {
+            h1 { (title) }
+            p role="alert" { (message) }
+            p { a href="/" { "Back to flashcards" } }
+        },
+    )
+}
+
+/// An error next to the form it belongs to, announced to screen readers.
+pub fn form_error(id: &str, message: Option<&str>) -> Markup {
+    html! {
+        @if let Some(message) = message {
+            p class="error" id=(id) role="alert" { (message) }
+        }
+    }
+}

@@ -1,0 +1,367 @@
+//! The web app as a browser meets it, against the real backend binary on a fresh SQLite file:
+//! signing up, in and out, decks, the API on the same origin, the security headers, refused
+//! forms, and a backend that is down. (The full walk through in Chromium is its own test.)
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::Command;
+
+use flashcards_bootstrap::testing::binary::Service;
+use reqwest::{Client, StatusCode, header, redirect::Policy};
+
+const WEB: &str = env!("CARGO_BIN_EXE_flashcards-web");
+const PASSWORD: &str = "correct horse battery";
+
+/// The backend on a fresh SQLite file, and the web app in front of it.
+struct Stack {
+    web: Service,
+    _backend: Service,
+    _dir: tempfile::TempDir,
+}
+
+fn web_before(backend_url: &str) -> Service {
+    let mut command = Command::new(WEB);
+    command.args(["--backend-url", backend_url]);
+    Service::start(command)
+}
+
+impl Stack {
+    fn start(name: &str) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("flashcards-web-{name}-"))
+            .tempdir()
+            .unwrap();
+        let backend = flashcards_e2e::workspace::binary("flashcards-backend").unwrap();
+        let mut command = Command::new(backend);
+        command.arg("--database-url").arg(format!(
+            "sqlite://{}",
+            dir.path().join("cards.db").display()
+        ));
+        let backend = Service::start(command);
+        let web = web_before(&backend.url());
+        Self {
+            web,
+            _backend: backend,
+            _dir: dir,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.web.url())
+    }
+}
+
+/// A browser's way with cookies, without following redirects, so each answer can be checked.
+fn browser() -> Client {
+    Client::builder()
+        .cookie_store(true)
+        .redirect(Policy::none())
+        .build()
+        .unwrap()
+}
+
+fn location(response: &reqwest::Response) -> &str {
+    response.headers()[header::LOCATION].to_str().unwrap()
+}
+
+async fn sign_up(stack: &Stack, browser: &Client, email: &str) {
+    let response = browser
+        .post(stack.url("/sign-up"))
+        .form(&[("email", email), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&response), "/decks");
+    let cookie = response.headers()[header::SET_COOKIE].to_str().unwrap();
+    assert!(
+        cookie.starts_with("flashcards_session=") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
+}
+
+#[tokio::test]
+async fn a_learner_signs_up_makes_a_deck_and_signs_out() {
+    let stack = Stack::start("journey");
+    let browser = browser();
+
+    let decks = browser.get(stack.url("/decks")).send().await.unwrap();
+    assert_eq!(
+        decks.status(),
+        StatusCode::SEE_OTHER,
+        "signed out, sent to sign in"
+    );
+    assert_eq!(location(&decks), "/sign-in");
+
+    sign_up(&stack, &browser, "ada@example.org").await;
+    let page = browser.get(stack.url("/decks")).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let page = page.text().await.unwrap();
+    assert!(
+        page.contains("ada@example.org") && page.contains("No decks yet"),
+        "{page}"
+    );
+
+    let made = browser
+        .post(stack.url("/decks"))
+        .form(&[("name", "Biology <cells> & more")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made.status(), StatusCode::SEE_OTHER);
+    let deck_url = location(&made).to_owned();
+    assert!(deck_url.starts_with("/decks/"), "{deck_url}");
+    let deck = browser.get(stack.url(&deck_url)).send().await.unwrap();
+    assert_eq!(deck.status(), StatusCode::OK);
+    let deck = deck.text().await.unwrap();
+    assert!(
+        deck.contains("Biology &lt;cells&gt; &amp; more"),
+        "escaped: {deck}"
+    );
+    let list = browser
+        .get(stack.url("/decks"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(list.contains(&format!(r#"href="{deck_url}""#)), "{list}");
+
+    let empty = browser
+        .post(stack.url("/decks"))
+        .form(&[("name", "   ")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(empty.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let empty = empty.text().await.unwrap();
+    assert!(
+        empty.contains(r#"role="alert""#) && empty.contains("Name"),
+        "{empty}"
+    );
+
+    let out = browser.post(stack.url("/sign-out")).send().await.unwrap();
+    assert_eq!(out.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&out), "/sign-in");
+    let after = browser.get(stack.url("/decks")).send().await.unwrap();
+    assert_eq!(after.status(), StatusCode::SEE_OTHER, "the session is over");
+}
+
+#[tokio::test]
+async fn another_learners_deck_is_not_found() {
+    let stack = Stack::start("isolation");
+    let (ada, bob) = (browser(), browser());
+    sign_up(&stack, &ada, "ada@example.org").await;
+    sign_up(&stack, &bob, "bob@example.org").await;
+    let made = ada
+        .post(stack.url("/decks"))
+        .form(&[("name", "Private")])
+        .send()
+        .await
+        .unwrap();
+    let deck_url = location(&made).to_owned();
+    let seen = bob.get(stack.url(&deck_url)).send().await.unwrap();
+    assert_eq!(seen.status(), StatusCode::NOT_FOUND);
+    assert!(!seen.text().await.unwrap().contains("Private"));
+    for hostile in ["/decks/..%2Fauth%2Fme", "/decks/a%3Fb", "/decks/a%20b"] {
+        let answer = bob.get(stack.url(hostile)).send().await.unwrap();
+        assert_eq!(answer.status(), StatusCode::NOT_FOUND, "{hostile}");
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_password_says_so_and_keeps_the_email() {
+    let stack = Stack::start("wrong-password");
+    sign_up(&stack, &browser(), "ada@example.org").await;
+    let answer = browser()
+        .post(stack.url("/sign-in"))
+        .form(&[
+            ("email", "ada@example.org"),
+            ("password", "not the password"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::UNAUTHORIZED);
+    let page = answer.text().await.unwrap();
+    assert!(page.contains("Wrong email or password."), "{page}");
+    assert!(page.contains(r#"value="ada@example.org""#), "{page}");
+    assert!(!page.contains("not the password"), "{page}");
+}
+
+#[tokio::test]
+async fn the_api_is_the_backends_on_the_same_origin() {
+    let stack = Stack::start("api");
+    let client = browser();
+    let made = client
+        .post(stack.url("/api/auth/register"))
+        .json(&serde_json::json!({"email": "ada@example.org", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made.status(), StatusCode::CREATED);
+    let login = client
+        .post(stack.url("/api/auth/login"))
+        .json(&serde_json::json!({"email": "ada@example.org", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), StatusCode::OK);
+    let me: serde_json::Value = client
+        .get(stack.url("/api/auth/me"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["email"], "ada@example.org");
+    // The backend's own refusal of a change from another site reaches the browser unchanged.
+    let foreign = client
+        .post(stack.url("/api/decks"))
+        .header("sec-fetch-site", "cross-site")
+        .json(&serde_json::json!({"name": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(foreign.status(), StatusCode::FORBIDDEN);
+    let malformed = client
+        .post(stack.url("/api/decks"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(malformed.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn every_answer_carries_the_security_headers_and_assets_are_cached() {
+    let stack = Stack::start("headers");
+    let page = browser().get(stack.url("/sign-in")).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let headers = page.headers().clone();
+    let csp = headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+    for rule in [
+        "frame-ancestors 'none'",
+        "script-src 'self'",
+        "object-src 'none'",
+    ] {
+        assert!(csp.contains(rule), "{csp}");
+    }
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+    assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+    assert_eq!(headers[header::REFERRER_POLICY], "same-origin");
+    assert_eq!(headers[header::CACHE_CONTROL], "no-store");
+    let body = page.text().await.unwrap();
+    let stylesheet = body
+        .split(r#"rel="stylesheet" href=""#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a stylesheet link")
+        .to_owned();
+    assert!(stylesheet.starts_with("/assets/app.") && stylesheet.ends_with(".css"));
+    let css = browser().get(stack.url(&stylesheet)).send().await.unwrap();
+    assert_eq!(css.status(), StatusCode::OK);
+    assert_eq!(
+        css.headers()[header::CACHE_CONTROL],
+        "public, max-age=31536000, immutable"
+    );
+    assert!(
+        css.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/css")
+    );
+    assert_eq!(
+        browser()
+            .get(stack.url("/assets/app.css"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::NOT_FOUND,
+        "only hashed names are served"
+    );
+    let missing = browser()
+        .get(stack.url("/no/such/page"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    assert!(missing.text().await.unwrap().contains("Page not found"));
+}
+
+#[tokio::test]
+async fn a_form_from_another_site_is_refused() {
+    let stack = Stack::start("cross-site");
+    let browser = browser();
+    sign_up(&stack, &browser, "ada@example.org").await;
+    let forged = browser
+        .post(stack.url("/decks"))
+        .header("sec-fetch-site", "cross-site")
+        .form(&[("name", "forged")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    let list = browser
+        .get(stack.url("/decks"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!list.contains("forged"), "{list}");
+}
+
+#[tokio::test]
+async fn a_backend_that_is_down_is_a_clear_message_and_the_form_keeps_its_values() {
+    // The discard port: nothing answers there.
+    let web = web_before("http://127.0.0.1:9");
+    let client = browser();
+    let sign_in = client
+        .get(format!("{}/sign-in", web.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        sign_in.status(),
+        StatusCode::OK,
+        "pages that need no data still render"
+    );
+    let refused = client
+        .post(format!("{}/sign-in", web.url()))
+        .form(&[("email", "ada@example.org"), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let page = refused.text().await.unwrap();
+    assert!(page.contains("cannot be reached"), "{page}");
+    assert!(page.contains(r#"value="ada@example.org""#), "{page}");
+    let decks = client
+        .get(format!("{}/decks", web.url()))
+        .header(header::COOKIE, "flashcards_session=fcs_x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(decks.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(decks.text().await.unwrap().contains("cannot be reached"));
+    let api = client
+        .get(format!("{}/api/decks", web.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), StatusCode::BAD_GATEWAY);
+    let body: serde_json::Value = api.json().await.unwrap();
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("cannot be reached"),
+        "{body}"
+    );
+}
