@@ -27,6 +27,9 @@ pub struct AppState {
     /// Card-list pages; only with SQLite, where this process sees every write.
     pub pages: Option<Arc<PageCache>>,
     pub reviews: ReviewQueue,
+    /// The scheduler the study queue asks for each rating's next interval (the review writer has
+    /// its own).
+    pub fsrs: Arc<FSRS>,
     pub documents: DocumentSettings,
     pub generation: Generation,
     /// Who may read what only the stack's operators see (alerts); nobody by default.
@@ -55,6 +58,7 @@ impl AppState {
             clock,
             metrics,
             reviews,
+            fsrs: Arc::new(FSRS::default()),
             sessions,
             credentials: Arc::default(),
             logins: Arc::default(),

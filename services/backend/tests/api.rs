@@ -809,6 +809,16 @@ async fn reviews_follow_fsrs_and_are_logged(server: TestServer) {
             "good" => next.good,
             _ => next.easy,
         };
+        // The queue tells each rating's interval beforehand: the one the review then gives.
+        let (_, queue) = ada.get(&format!("/api/decks/{deck}/study")).await;
+        let shown = queue["items"][0]["intervals"][format!("{rating}_secs")]
+            .as_i64()
+            .unwrap();
+        assert_eq!(
+            shown * 1000,
+            expected_due(now, rating, chosen.interval) - now,
+            "review {n}: {queue}"
+        );
         let (status, outcome) = ada
             .post(
                 &format!("/api/cards/{card}/review"),

@@ -20,11 +20,18 @@ struct Source {
     bytes: &'static [u8],
 }
 
-const SOURCES: [Source; 1] = [Source {
-    name: "app.css",
-    media_type: "text/css; charset=utf-8",
-    bytes: include_bytes!("../assets/app.css"),
-}];
+const SOURCES: [Source; 2] = [
+    Source {
+        name: "app.css",
+        media_type: "text/css; charset=utf-8",
+        bytes: include_bytes!("../assets/app.css"),
+    },
+    Source {
+        name: "study.js",
+        media_type: "text/javascript; charset=utf-8",
+        bytes: include_bytes!("../assets/study.js"),
+    },
+];
 
 /// Long enough to count as forever; the name changes with the content.
 const CACHE_FOREVER: &str = "public, max-age=31536000, immutable";

@@ -365,3 +365,122 @@ async fn a_backend_that_is_down_is_a_clear_message_and_the_form_keeps_its_values
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn a_learner_studies_a_card_sees_each_ratings_interval_and_the_summary() {
+    let stack = Stack::start("study");
+    let browser = browser();
+    sign_up(&stack, &browser, "ada@example.org").await;
+    let made = browser
+        .post(stack.url("/decks"))
+        .form(&[("name", "Capitals")])
+        .send()
+        .await
+        .unwrap();
+    let deck_url = location(&made).to_owned();
+    let deck_id = deck_url.trim_start_matches("/decks/").to_owned();
+    let card = browser
+        .post(stack.url(&format!("/api/decks/{deck_id}/cards")))
+        .json(&serde_json::json!({"front": "Capital of Peru?", "back": "Lima"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(card.status(), StatusCode::CREATED);
+
+    let deck = browser
+        .get(stack.url(&deck_url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(deck.contains("Study now (1 due)"), "{deck}");
+
+    let study_url = format!("{deck_url}/study");
+    let front = browser
+        .get(stack.url(&study_url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        front.contains("Capital of Peru?") && front.contains("1 left: 1 new"),
+        "{front}"
+    );
+    assert!(!front.contains("Lima"), "the answer waits: {front}");
+    assert!(front.contains("data-reveal"), "{front}");
+    assert!(
+        front.contains("/assets/study."),
+        "the keys' script: {front}"
+    );
+
+    let back = browser
+        .get(stack.url(&format!("{study_url}?reveal=1")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(back.contains("Lima"), "{back}");
+    for (key, label) in [("1", "Again"), ("2", "Hard"), ("3", "Good"), ("4", "Easy")] {
+        assert!(
+            back.contains(&format!(r#"data-rating-key="{key}""#)),
+            "{back}"
+        );
+        assert!(back.contains(&format!("<span>{label}</span>")), "{back}");
+    }
+    assert!(
+        back.contains("10 min"),
+        "again comes back in ten minutes: {back}"
+    );
+
+    let card_id = card_id_in(&back);
+    let rated = browser
+        .post(stack.url(&study_url))
+        .form(&[
+            ("card_id", card_id.as_str()),
+            ("ordinal", "1"),
+            ("rating", "good"),
+            ("good", "0"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rated.status(), StatusCode::SEE_OTHER);
+    let next = location(&rated).to_owned();
+    assert!(next.ends_with("again=0&hard=0&good=1&easy=0"), "{next}");
+    let summary = browser
+        .get(stack.url(&next))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        summary.contains("Done for now: 1 review in this sitting."),
+        "{summary}"
+    );
+    let deck = browser
+        .get(stack.url(&deck_url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(deck.contains("Nothing due right now."), "{deck}");
+}
+
+/// The card id in a study page's rating form.
+fn card_id_in(page: &str) -> String {
+    page.split(r#"name="card_id" value=""#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a rating form")
+        .to_owned()
+}

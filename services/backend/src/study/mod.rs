@@ -23,8 +23,9 @@ use crate::{
     pagination::check_limit,
     timestamp::rfc3339,
 };
+use fsrs::{FSRS, MemoryState};
 use review_queue::ReviewJob;
-use scheduler::Rating;
+use scheduler::{ItemState, Rating, Scheduled};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -42,7 +43,7 @@ pub struct StudyQuery {
     pub limit: Option<u32>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct StudyItem {
     pub card_id: String,
     /// Which item of the card: 1 for a basic card, the cloze number for a cloze card.
@@ -59,9 +60,44 @@ pub struct StudyItem {
     pub new: bool,
     pub reps: i64,
     pub lapses: i64,
+    /// How long each rating would put the item away, so a study screen can show it on the button.
+    pub intervals: NextIntervals,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+/// Seconds from now until an item is due again after each rating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct NextIntervals {
+    pub again_secs: i64,
+    pub hard_secs: i64,
+    pub good_secs: i64,
+    pub easy_secs: i64,
+}
+
+impl NextIntervals {
+    /// Each rating's outcome (`scheduler::outcomes`) as seconds after `now_ms`.
+    pub fn after(outcomes: &[Scheduled; 4], now_ms: i64) -> Self {
+        let secs = |outcome: &Scheduled| (outcome.due_ms - now_ms).max(0) / 1000;
+        let [again, hard, good, easy] = outcomes;
+        Self {
+            again_secs: secs(again),
+            hard_secs: secs(hard),
+            good_secs: secs(good),
+            easy_secs: secs(easy),
+        }
+    }
+
+    /// The seconds for `rating`.
+    pub fn of(&self, rating: Rating) -> i64 {
+        match rating {
+            Rating::Again => self.again_secs,
+            Rating::Hard => self.hard_secs,
+            Rating::Good => self.good_secs,
+            Rating::Easy => self.easy_secs,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct StudyQueue {
     /// The time the queue was computed for.
     pub now: String,
@@ -69,8 +105,18 @@ pub struct StudyQueue {
     pub items: Vec<StudyItem>,
 }
 
-const QUEUE_COLUMNS: [&str; 8] = [
-    "card_id", "ordinal", "due", "reps", "lapses", "kind", "front", "back",
+const QUEUE_COLUMNS: [&str; 11] = [
+    "card_id",
+    "ordinal",
+    "due",
+    "reps",
+    "lapses",
+    "kind",
+    "front",
+    "back",
+    "stability",
+    "difficulty",
+    "last_review",
 ];
 
 #[derive(Deserialize)]
@@ -83,10 +129,30 @@ struct QueueRow {
     kind: String,
     front: String,
     back: String,
+    stability: Option<f64>,
+    difficulty: Option<f64>,
+    last_review: Option<i64>,
 }
 
 impl QueueRow {
-    fn into_item(self) -> Result<StudyItem, ApiError> {
+    fn into_item(self, fsrs: &FSRS, now_ms: i64) -> Result<StudyItem, ApiError> {
+        // The database holds f64; FSRS computes in f32.
+        #[allow(clippy::cast_possible_truncation)]
+        let memory = self
+            .stability
+            .zip(self.difficulty)
+            .map(|(stability, difficulty)| MemoryState {
+                stability: stability as f32,
+                difficulty: difficulty as f32,
+            });
+        let state = ItemState {
+            memory,
+            last_review_ms: self.last_review,
+            reps: self.reps,
+            lapses: self.lapses,
+        };
+        let outcomes = scheduler::outcomes(fsrs, &state, now_ms)
+            .map_err(|err| ApiError::internal("scheduling a stored item", err))?;
         let kind = CardKind::parse(&self.kind).unwrap_or_default();
         let ordinal = u32::try_from(self.ordinal).unwrap_or_default();
         let (prompt, answer) = match kind {
@@ -105,6 +171,7 @@ impl QueueRow {
             new: self.reps == 0,
             reps: self.reps,
             lapses: self.lapses,
+            intervals: NextIntervals::after(&outcomes, now_ms),
         })
     }
 }
@@ -122,7 +189,8 @@ async fn study_queue(
     let now = state.clock.now_ms();
     let sql = state.db.engine.json_rows(
         "SELECT s.card_id AS card_id, s.ordinal AS ordinal, s.due AS due, s.reps AS reps, \
-         s.lapses AS lapses, c.kind AS kind, c.front AS front, c.back AS back \
+         s.lapses AS lapses, c.kind AS kind, c.front AS front, c.back AS back, \
+         s.stability AS stability, s.difficulty AS difficulty, s.last_review AS last_review \
          FROM study_items s JOIN cards c ON c.id = s.card_id \
          WHERE s.deck_id = $1 AND s.user_id = $2 AND s.due <= $3 \
          ORDER BY s.due, s.card_id, s.ordinal LIMIT $4",
@@ -141,7 +209,7 @@ async fn study_queue(
     }
     let items = rows
         .into_iter()
-        .map(QueueRow::into_item)
+        .map(|row| row.into_item(&state.fsrs, now))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Json(StudyQueue {
         now: rfc3339(now),
@@ -149,7 +217,7 @@ async fn study_queue(
     }))
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReviewInput {
     pub rating: Rating,
@@ -157,7 +225,7 @@ pub struct ReviewInput {
     pub ordinal: Option<u32>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ReviewOutcome {
     pub card_id: String,
     pub ordinal: u32,

@@ -25,6 +25,9 @@ pub enum Rating {
 }
 
 impl Rating {
+    /// Worst to best, as the study buttons list them.
+    pub const ALL: [Self; 4] = [Self::Again, Self::Hard, Self::Good, Self::Easy];
+
     /// FSRS's and Anki's numbering: again 1 … easy 4.
     pub fn number(self) -> i64 {
         match self {
@@ -73,33 +76,51 @@ pub fn interval_days(interval: f32) -> i64 {
     (interval.round() as i64).max(1)
 }
 
+/// What each rating would make of the item, again … easy: one FSRS step for all four, so the
+/// study queue can show every rating's next interval on its button.
+pub fn outcomes(
+    fsrs: &FSRS,
+    item: &ItemState,
+    now_ms: i64,
+) -> Result<[Scheduled; 4], SchedulingError> {
+    let elapsed = elapsed_days(item.last_review_ms, now_ms);
+    let next = fsrs
+        .next_states(item.memory, DESIRED_RETENTION, elapsed)
+        .map_err(|err| SchedulingError(err.to_string()))?;
+    Ok(Rating::ALL.map(|rating| {
+        let chosen = match rating {
+            Rating::Again => &next.again,
+            Rating::Hard => &next.hard,
+            Rating::Good => &next.good,
+            Rating::Easy => &next.easy,
+        };
+        let due_ms = match rating {
+            Rating::Again => now_ms + RELEARNING_STEP_MS,
+            _ => now_ms + interval_days(chosen.interval) * DAY_MS,
+        };
+        let lapsed = rating == Rating::Again && item.reps > 0;
+        Scheduled {
+            memory: chosen.memory,
+            due_ms,
+            elapsed_days: elapsed,
+            reps: item.reps + 1,
+            lapses: item.lapses + i64::from(lapsed),
+        }
+    }))
+}
+
 pub fn schedule(
     fsrs: &FSRS,
     item: &ItemState,
     rating: Rating,
     now_ms: i64,
 ) -> Result<Scheduled, SchedulingError> {
-    let elapsed = elapsed_days(item.last_review_ms, now_ms);
-    let next = fsrs
-        .next_states(item.memory, DESIRED_RETENTION, elapsed)
-        .map_err(|err| SchedulingError(err.to_string()))?;
-    let chosen = match rating {
-        Rating::Again => next.again,
-        Rating::Hard => next.hard,
-        Rating::Good => next.good,
-        Rating::Easy => next.easy,
-    };
-    let due_ms = match rating {
-        Rating::Again => now_ms + RELEARNING_STEP_MS,
-        _ => now_ms + interval_days(chosen.interval) * DAY_MS,
-    };
-    let lapsed = rating == Rating::Again && item.reps > 0;
-    Ok(Scheduled {
-        memory: chosen.memory,
-        due_ms,
-        elapsed_days: elapsed,
-        reps: item.reps + 1,
-        lapses: item.lapses + i64::from(lapsed),
+    let [again, hard, good, easy] = outcomes(fsrs, item, now_ms)?;
+    Ok(match rating {
+        Rating::Again => again,
+        Rating::Hard => hard,
+        Rating::Good => good,
+        Rating::Easy => easy,
     })
 }
 

@@ -12,6 +12,7 @@ use flashcards_backend::{
     cards::model::Card,
     decks::{Deck, NewDeck},
     pagination::Page,
+    study::StudyQueue,
 };
 use maud::{Markup, html};
 use reqwest::Method;
@@ -34,7 +35,10 @@ pub fn router() -> Router<WebState> {
 }
 
 /// The signed-in visitor's session and account; without a session, straight to signing in.
-async fn visitor(state: &WebState, headers: &HeaderMap) -> Result<(String, User), PageError> {
+pub(super) async fn visitor(
+    state: &WebState,
+    headers: &HeaderMap,
+) -> Result<(String, User), PageError> {
     let session = backend::session(headers)
         .ok_or(PageError(BackendError::Refused {
             status: StatusCode::UNAUTHORIZED,
@@ -142,11 +146,20 @@ async fn create(
     }
 }
 
-/// One deck and its cards.
-pub fn deck_page(user: &User, deck: &Deck, cards: &[Card]) -> Markup {
+/// One deck, how many of its items are due, and its cards.
+pub fn deck_page(user: &User, deck: &Deck, due: usize, cards: &[Card]) -> Markup {
     let main = html! {
         p { a href="/decks" { "← All decks" } }
         h1 { (deck.name) }
+        p class="due" {
+            @if due == 0 {
+                "Nothing due right now."
+            } @else {
+                a class="button" href={ "/decks/" (deck.id) "/study" } {
+                    "Study now (" (due) " due)"
+                }
+            }
+        }
         @if cards.is_empty() {
             p { "No cards in this deck yet." }
         } @else {
@@ -205,7 +218,19 @@ async fn deck(
             None => break,
         }
     }
-    Ok(deck_page(&user, &deck, &cards))
+    let due = state
+        .backend
+        .call::<StudyQueue>(
+            Method::GET,
+            &format!("/api/decks/{id}/study?limit=500"),
+            Some(&session),
+            None::<&()>,
+        )
+        .await?
+        .body
+        .items
+        .len();
+    Ok(deck_page(&user, &deck, due, &cards))
 }
 
 /// Whether `value` looks like the backend's ids (letters, digits, `-`, `_`): anything else from
@@ -231,7 +256,7 @@ pub fn encode_query_value(value: &str) -> String {
         .collect()
 }
 
-fn not_found() -> PageError {
+pub(super) fn not_found() -> PageError {
     PageError(BackendError::Refused {
         status: StatusCode::NOT_FOUND,
         code: "not_found".to_owned(),

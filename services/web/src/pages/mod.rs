@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod decks;
 pub mod layout;
+pub mod study;
 
 use axum::{
     Router,
@@ -19,6 +20,7 @@ pub fn router() -> Router<WebState> {
         .route("/", get(|| async { Redirect::to("/decks") }))
         .merge(auth::router())
         .merge(decks::router())
+        .merge(study::router())
         .fallback(not_found)
 }
 
