@@ -4,6 +4,7 @@ mod apt;
 mod bench;
 mod bench_llm;
 mod bench_ocr;
+mod browser;
 mod cargo;
 mod control_plane;
 mod generate;

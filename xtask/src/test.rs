@@ -11,8 +11,8 @@ use std::{
 use anyhow::{Context, Result};
 
 use crate::{
-    apt, cargo, control_plane, interrupt, llama::LlamaServer, mlflow::MlflowServer, models::Model,
-    postgres::Cluster, summary::Totals,
+    apt, browser, cargo, control_plane, interrupt, llama::LlamaServer, mlflow::MlflowServer,
+    models::Model, postgres::Cluster, summary::Totals,
 };
 
 /// The variable through which the test suites find PostgreSQL.
@@ -67,6 +67,7 @@ fn reference_server(model: Model, url_var: &str) -> Result<Option<LlamaServer>> 
 fn run_suites(cargo_args: &[String]) -> Result<(bool, Totals)> {
     interrupt::defer_ctrl_c()?;
     apt::ensure_system_packages()?;
+    browser::ensure_tools()?;
     // First, as it may take long the first time: the servers below would only wait for it.
     let control_plane = match env::var_os(control_plane::BIN_VAR) {
         Some(_) => {

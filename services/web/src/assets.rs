@@ -20,7 +20,12 @@ struct Source {
     bytes: &'static [u8],
 }
 
-const SOURCES: [Source; 2] = [
+const SOURCES: [Source; 3] = [
+    Source {
+        name: "icon.svg",
+        media_type: "image/svg+xml",
+        bytes: include_bytes!("../assets/icon.svg"),
+    },
     Source {
         name: "app.css",
         media_type: "text/css; charset=utf-8",

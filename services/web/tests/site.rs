@@ -4,52 +4,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::Command;
+mod common;
 
-use flashcards_bootstrap::testing::binary::Service;
+use common::{PASSWORD, Stack, web_before};
 use reqwest::{Client, StatusCode, header, redirect::Policy};
-
-const WEB: &str = env!("CARGO_BIN_EXE_flashcards-web");
-const PASSWORD: &str = "correct horse battery";
-
-/// The backend on a fresh SQLite file, and the web app in front of it.
-struct Stack {
-    web: Service,
-    _backend: Service,
-    _dir: tempfile::TempDir,
-}
-
-fn web_before(backend_url: &str) -> Service {
-    let mut command = Command::new(WEB);
-    command.args(["--backend-url", backend_url]);
-    Service::start(command)
-}
-
-impl Stack {
-    fn start(name: &str) -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("flashcards-web-{name}-"))
-            .tempdir()
-            .unwrap();
-        let backend = flashcards_e2e::workspace::binary("flashcards-backend").unwrap();
-        let mut command = Command::new(backend);
-        command.arg("--database-url").arg(format!(
-            "sqlite://{}",
-            dir.path().join("cards.db").display()
-        ));
-        let backend = Service::start(command);
-        let web = web_before(&backend.url());
-        Self {
-            web,
-            _backend: backend,
-            _dir: dir,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.web.url())
-    }
-}
 
 /// A browser's way with cookies, without following redirects, so each answer can be checked.
 fn browser() -> Client {

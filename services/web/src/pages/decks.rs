@@ -164,7 +164,10 @@ pub fn deck_page(user: &User, deck: &Deck, due: usize, cards: &[Card]) -> Markup
             p { "No cards in this deck yet." }
         } @else {
             table class="cards" {
-                caption { (cards.len()) " cards" }
+                caption {
+                    (cards.len())
+                    @if cards.len() == 1 { " card" } @else { " cards" }
+                }
                 thead { tr { th scope="col" { "Front" } th scope="col" { "Back" } th scope="col" { "Tags" } } }
                 tbody {
                     @for card in cards {

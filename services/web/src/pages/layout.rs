@@ -20,6 +20,7 @@ pub fn page(title: &str, visitor: Option<&Visitor>, main: &Markup) -> Markup {
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 meta name="description" content="Flashcards from your notes, studied with spaced repetition";
                 title { (title) " · flashcards" }
+                link rel="icon" type="image/svg+xml" href=(assets::href("icon.svg"));
                 link rel="stylesheet" href=(assets::href("app.css"));
             }
             body {
