@@ -46,13 +46,22 @@ pub struct NewDeck {
     pub description: String,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+/// Serialized (by the web app), absent fields are left out.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeckChanges {
-    #[serde(default, deserialize_with = "not_null")]
+    #[serde(
+        default,
+        deserialize_with = "not_null",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schema(nullable = false)]
     pub name: Option<String>,
-    #[serde(default, deserialize_with = "not_null")]
+    #[serde(
+        default,
+        deserialize_with = "not_null",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schema(nullable = false)]
     pub description: Option<String>,
 }

@@ -27,6 +27,7 @@ on_both_databases!(
     reviews_and_card_edits_write_side_by_side,
     a_write_that_read_first_survives_a_review_committing,
     reviews_follow_fsrs_and_are_logged,
+    due_counts_are_per_deck_and_per_user,
     bad_input_is_rejected_and_changes_nothing,
     metrics_count_known_traffic,
     a_database_outage_answers_503_and_logs_nobody_out,
@@ -877,6 +878,53 @@ async fn reviews_follow_fsrs_and_are_logged(server: TestServer) {
             .map(|row| row.get(0))
             .collect();
     assert_eq!(ratings, [3, 3, 2, 1, 3]);
+}
+
+async fn due_counts_are_per_deck_and_per_user(server: TestServer) {
+    let ada = server.user("ada@example.org").await;
+    let bob = server.user("bob@example.org").await;
+    let geo = ada.deck("geo").await;
+    let chem = ada.deck("chem").await;
+    let _empty = ada.deck("empty").await;
+    let lima = ada.basic(&geo, "Capital of Peru?", "Lima").await;
+    ada.basic(&geo, "Capital of Chile?", "Santiago").await;
+    ada.card(
+        &chem,
+        json!({"kind": "cloze", "front": "{{c1::H2O}} is {{c2::water}}."}),
+    )
+    .await;
+    bob.basic(&bob.deck("bob's").await, "q", "a").await;
+
+    let (status, counts) = ada.get("/api/study/due").await;
+    assert_eq!(status, StatusCode::OK);
+    let mut expected = vec![
+        json!({"deck_id": geo, "due": 2}),
+        json!({"deck_id": chem, "due": 2}),
+    ];
+    expected.sort_by_key(|count| count["deck_id"].as_str().unwrap().to_owned());
+    assert_eq!(
+        counts,
+        json!(expected),
+        "only ada's decks with something due"
+    );
+
+    // A reviewed item leaves the count until it is due again.
+    let (status, _) = ada
+        .post(
+            &format!("/api/cards/{lima}/review"),
+            json!({"rating": "good"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, counts) = ada.get("/api/study/due").await;
+    let geo_due = counts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|count| count["deck_id"] == geo.as_str())
+        .unwrap()["due"]
+        .clone();
+    assert_eq!(geo_due, 1);
 }
 
 async fn bad_input_is_rejected_and_changes_nothing(server: TestServer) {

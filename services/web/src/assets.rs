@@ -20,7 +20,12 @@ struct Source {
     bytes: &'static [u8],
 }
 
-const SOURCES: [Source; 3] = [
+const SOURCES: [Source; 4] = [
+    Source {
+        name: "cloze.js",
+        media_type: "text/javascript; charset=utf-8",
+        bytes: include_bytes!("../assets/cloze.js"),
+    },
     Source {
         name: "icon.svg",
         media_type: "image/svg+xml",

@@ -442,3 +442,178 @@ fn card_id_in(page: &str) -> String {
         .expect("a rating form")
         .to_owned()
 }
+
+#[tokio::test]
+async fn a_learner_manages_decks_and_cards_through_forms() {
+    let stack = Stack::start("manage");
+    let browser = browser();
+    sign_up(&stack, &browser, "ada@example.org").await;
+    let made = browser
+        .post(stack.url("/decks"))
+        .form(&[("name", "Geography")])
+        .send()
+        .await
+        .unwrap();
+    let deck_url = location(&made).to_owned();
+    let get = |path: String| {
+        let browser = browser.clone();
+        let url = stack.url(&path);
+        async move { browser.get(url).send().await.unwrap().text().await.unwrap() }
+    };
+    let post = |path: String, form: Vec<(&'static str, &'static str)>| {
+        let browser = browser.clone();
+        let url = stack.url(&path);
+        async move { browser.post(url).form(&form).send().await.unwrap() }
+    };
+
+    // A basic card and a cloze card through the deck page's form.
+    let added = post(
+        format!("{deck_url}/cards"),
+        vec![
+            ("kind", "basic"),
+            ("front", "Capital of Peru?"),
+            ("back", "Lima"),
+            ("tags", "capitals, south-america"),
+        ],
+    )
+    .await;
+    assert_eq!(added.status(), StatusCode::SEE_OTHER);
+    let added = post(
+        format!("{deck_url}/cards"),
+        vec![
+            ("kind", "cloze"),
+            ("front", "{{c1::Paris}} is on the {{c2::Seine}}."),
+            ("tags", "europe"),
+        ],
+    )
+    .await;
+    assert_eq!(added.status(), StatusCode::SEE_OTHER);
+    let page = get(deck_url.clone()).await;
+    assert!(
+        page.contains("2 cards") && page.contains("Study now (3 due)"),
+        "{page}"
+    );
+    let list = get("/decks".to_owned()).await;
+    assert!(
+        list.contains("3 due"),
+        "the list shows each deck's due count: {list}"
+    );
+
+    // A cloze card without deletions is refused beside the form, with what was typed kept.
+    let refused = post(
+        format!("{deck_url}/cards"),
+        vec![
+            ("kind", "cloze"),
+            ("front", "no deletions here"),
+            ("back", "kept back"),
+        ],
+    )
+    .await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let refused = refused.text().await.unwrap();
+    assert!(
+        refused.contains(r#"id="card-error" role="alert""#),
+        "{refused}"
+    );
+    assert!(
+        refused.contains(">no deletions here</textarea>")
+            && refused.contains(">kept back</textarea>"),
+        "{refused}"
+    );
+
+    // Search and tag filter.
+    let found = get(format!("{deck_url}?q=peru&tag=")).await;
+    assert!(
+        found.contains("1 of 2 cards match") && found.contains("Capital of Peru?"),
+        "{found}"
+    );
+    assert!(!found.contains("is on the"), "{found}");
+    let tagged = get(format!("{deck_url}?q=&tag=europe")).await;
+    assert!(
+        tagged.contains("1 of 2 cards match") && tagged.contains("Seine"),
+        "{tagged}"
+    );
+
+    // The cloze preview is the backend's rendering.
+    let preview =
+        get("/cards/preview?front=%7B%7Bc1%3A%3AParis%7D%7D%20is%20nice".to_owned()).await;
+    assert!(preview.contains("[...] is nice"), "{preview}");
+
+    // Editing keeps the kind and saves the rest.
+    let edit_link = found
+        .split(r#"href="/cards/"#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_owned();
+    let edit_url = format!("/cards/{edit_link}");
+    assert!(edit_url.ends_with("/edit"), "{edit_url}");
+    let form = get(edit_url.clone()).await;
+    assert!(form.contains(">Capital of Peru?</textarea>"), "{form}");
+    let saved = post(
+        edit_url.clone(),
+        vec![
+            ("kind", "basic"),
+            ("front", "Capital of Peru?"),
+            ("back", "Lima (since 1535)"),
+            ("tags", "capitals"),
+        ],
+    )
+    .await;
+    assert_eq!(saved.status(), StatusCode::SEE_OTHER);
+    assert!(get(deck_url.clone()).await.contains("Lima (since 1535)"));
+    let kind_change = post(edit_url.clone(), vec![("kind", "cloze"), ("front", "x")]).await;
+    assert_eq!(kind_change.status(), StatusCode::UNPROCESSABLE_ENTITY);
+
+    // Deleting a card asks first.
+    let delete_url = edit_url.replace("/edit", "/delete");
+    let confirm = get(delete_url.clone()).await;
+    assert!(
+        confirm.contains("Delete this card?") && confirm.contains("Cancel"),
+        "{confirm}"
+    );
+    assert_eq!(
+        post(delete_url, vec![]).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    assert!(
+        get(deck_url.clone()).await.contains("1 card<"),
+        "one card left"
+    );
+
+    // Renaming: an empty name is refused and the deck keeps its name.
+    let empty = post(format!("{deck_url}/rename"), vec![("name", "  ")]).await;
+    assert_eq!(empty.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(empty.text().await.unwrap().contains(r#"id="rename-error""#));
+    let renamed = post(
+        format!("{deck_url}/rename"),
+        vec![("name", "World geography")],
+    )
+    .await;
+    assert_eq!(renamed.status(), StatusCode::SEE_OTHER);
+    assert!(
+        get(deck_url.clone())
+            .await
+            .contains("<h1>World geography</h1>")
+    );
+
+    // Deleting the deck asks first, naming what goes with it.
+    let confirm = get(format!("{deck_url}/delete")).await;
+    assert!(
+        confirm.contains("Delete “World geography”?")
+            && confirm.contains("its 1 card will be gone"),
+        "{confirm}"
+    );
+    let gone = post(format!("{deck_url}/delete"), vec![]).await;
+    assert_eq!(gone.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&gone), "/decks");
+    assert_eq!(
+        browser
+            .get(stack.url(&deck_url))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+}

@@ -68,7 +68,7 @@ pub struct Card {
     pub updated_at: String,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewCard {
     #[serde(default)]
@@ -82,24 +82,44 @@ pub struct NewCard {
 }
 
 /// A partial update: absent fields stay as they are; `"source": null` removes the source, `null`
-/// for any other field is refused.
-#[derive(Debug, Default, Deserialize, ToSchema)]
+/// for any other field is refused. Serialized (by the web app), absent fields are left out.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CardChanges {
     /// Move the card to another of your decks.
-    #[serde(default, deserialize_with = "not_null")]
+    #[serde(
+        default,
+        deserialize_with = "not_null",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schema(nullable = false)]
     pub deck_id: Option<String>,
-    #[serde(default, deserialize_with = "not_null")]
+    #[serde(
+        default,
+        deserialize_with = "not_null",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schema(nullable = false)]
     pub front: Option<String>,
-    #[serde(default, deserialize_with = "not_null")]
+    #[serde(
+        default,
+        deserialize_with = "not_null",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schema(nullable = false)]
     pub back: Option<String>,
-    #[serde(default, deserialize_with = "not_null")]
+    #[serde(
+        default,
+        deserialize_with = "not_null",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schema(nullable = false)]
     pub tags: Option<Vec<String>>,
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schema(value_type = Option<SourceRef>)]
     pub source: Option<Option<SourceRef>>,
 }

@@ -30,6 +30,7 @@ use scheduler::{ItemState, Rating, Scheduled};
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(study_queue))
+        .routes(routes!(due_counts))
         .routes(routes!(review))
 }
 
@@ -215,6 +216,33 @@ async fn study_queue(
         now: rfc3339(now),
         items,
     }))
+}
+
+/// How many of a deck's items are due now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DueCount {
+    pub deck_id: String,
+    pub due: i64,
+}
+
+#[utoipa::path(get, path = "/api/study/due", tag = "study",
+    responses((status = 200, body = Vec<DueCount>,
+               description = "every deck of the user's with an item due now; decks with none are left out")))]
+async fn due_counts(
+    State(state): State<AppState>,
+    user: CurrentUser,
+) -> Result<Json<Vec<DueCount>>, ApiError> {
+    let sql = state.db.engine.json_rows(
+        "SELECT deck_id, COUNT(*) AS due FROM study_items \
+         WHERE user_id = $1 AND due <= $2 GROUP BY deck_id",
+        &["deck_id", "due"],
+        "deck_id",
+    );
+    let query = sqlx::query_scalar(&sql)
+        .bind(&user.id)
+        .bind(state.clock.now_ms());
+    let counts = fetch_json_rows(query, &state.db.read, "counting due items").await?;
+    Ok(Json(counts))
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

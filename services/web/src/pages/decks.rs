@@ -1,8 +1,9 @@
-//! The decks: the list a learner starts from, making a deck, and a deck's cards.
+//! The decks: the list a learner starts from (with what is due in each), making, renaming and
+//! deleting a deck, and a deck's page with its cards, searchable and filtered by tag.
 
 use axum::{
     Form, Router,
-    extract::{Path, State},
+    extract::{Path, Query, State},
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Redirect, Response},
     routing::get,
@@ -10,9 +11,9 @@ use axum::{
 use flashcards_backend::{
     auth::User,
     cards::model::Card,
-    decks::{Deck, NewDeck},
+    decks::{Deck, DeckChanges, NewDeck},
     pagination::Page,
-    study::StudyQueue,
+    study::{DueCount, StudyQueue},
 };
 use maud::{Markup, html};
 use reqwest::Method;
@@ -20,6 +21,7 @@ use serde::Deserialize;
 
 use super::{
     PageError,
+    cards::{self, CardForm},
     layout::{self, Visitor},
     sentence,
 };
@@ -32,6 +34,8 @@ pub fn router() -> Router<WebState> {
     Router::new()
         .route("/decks", get(list).post(create))
         .route("/decks/{id}", get(deck))
+        .route("/decks/{id}/rename", axum::routing::post(rename))
+        .route("/decks/{id}/delete", get(confirm_delete).post(delete))
 }
 
 /// The signed-in visitor's session and account; without a session, straight to signing in.
@@ -54,8 +58,13 @@ pub(super) async fn visitor(
     Ok((session, user))
 }
 
-/// The decks page: every deck, and the form for a new one with its values and error, if any.
-pub fn decks_page(user: &User, decks: &[Deck], name: &str, error: Option<&str>) -> Markup {
+fn signed_in(user: &User) -> Visitor<'_> {
+    Visitor { email: &user.email }
+}
+
+/// The decks page: every deck with its due count, and the form for a new one with its values and
+/// error, if any.
+pub fn decks_page(user: &User, decks: &[(Deck, i64)], name: &str, error: Option<&str>) -> Markup {
     let described = error.map(|_| "deck-error");
     let main = html! {
         h1 { "Your decks" }
@@ -63,9 +72,12 @@ pub fn decks_page(user: &User, decks: &[Deck], name: &str, error: Option<&str>) 
             p { "No decks yet: make one below, then add cards or upload a page of notes." }
         } @else {
             ul class="decks" {
-                @for deck in decks {
+                @for (deck, due) in decks {
                     li {
                         a href={ "/decks/" (deck.id) } { (deck.name) }
+                        span class="due-count" {
+                            @if *due == 0 { "nothing due" } @else { (due) " due" }
+                        }
                         @if !deck.description.is_empty() {
                             p class="hint" { (deck.description) }
                         }
@@ -82,7 +94,7 @@ pub fn decks_page(user: &User, decks: &[Deck], name: &str, error: Option<&str>) 
             button type="submit" { "Create deck" }
         }
     };
-    layout::page("Decks", Some(&Visitor { email: &user.email }), &main)
+    layout::page("Decks", Some(&signed_in(user)), &main)
 }
 
 async fn all_decks(state: &WebState, session: &str) -> Result<Vec<Deck>, BackendError> {
@@ -106,9 +118,29 @@ async fn all_decks(state: &WebState, session: &str) -> Result<Vec<Deck>, Backend
     }
 }
 
+/// Each deck with how many of its items are due (one backend call for all of them).
+async fn decks_with_due(state: &WebState, session: &str) -> Result<Vec<(Deck, i64)>, BackendError> {
+    let decks = all_decks(state, session).await?;
+    let counts = state
+        .backend
+        .call::<Vec<DueCount>>(Method::GET, "/api/study/due", Some(session), None::<&()>)
+        .await?
+        .body;
+    Ok(decks
+        .into_iter()
+        .map(|deck| {
+            let due = counts
+                .iter()
+                .find(|count| count.deck_id == deck.id)
+                .map_or(0, |count| count.due);
+            (deck, due)
+        })
+        .collect())
+}
+
 async fn list(State(state): State<WebState>, headers: HeaderMap) -> Result<Markup, PageError> {
     let (session, user) = visitor(&state, &headers).await?;
-    let decks = all_decks(&state, &session).await?;
+    let decks = decks_with_due(&state, &session).await?;
     Ok(decks_page(&user, &decks, "", None))
 }
 
@@ -135,7 +167,7 @@ async fn create(
     {
         Ok(answer) => Ok(Redirect::to(&format!("/decks/{}", answer.body.id)).into_response()),
         Err(BackendError::Refused { status, detail, .. }) if status.is_client_error() => {
-            let decks = all_decks(&state, &session).await?;
+            let decks = decks_with_due(&state, &session).await?;
             Ok((
                 StatusCode::UNPROCESSABLE_ENTITY,
                 decks_page(&user, &decks, &form.name, Some(&sentence(&detail))),
@@ -146,63 +178,171 @@ async fn create(
     }
 }
 
-/// One deck, how many of its items are due, and its cards.
-pub fn deck_page(user: &User, deck: &Deck, due: usize, cards: &[Card]) -> Markup {
+/// What the deck page's search form asks for.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(default)]
+pub struct CardFilter {
+    /// Words that must all appear in the front, back or tags (any case).
+    pub q: String,
+    /// A tag the card must carry; empty for any.
+    pub tag: String,
+}
+
+impl CardFilter {
+    /// Whether `card` passes: every word of `q` somewhere in it, and `tag` among its tags.
+    pub fn keeps(&self, card: &Card) -> bool {
+        let tag = self.tag.trim();
+        if !tag.is_empty() && !card.tags.iter().any(|t| t.eq_ignore_ascii_case(tag)) {
+            return false;
+        }
+        let haystack =
+            format!("{} {} {}", card.front, card.back, card.tags.join(" ")).to_lowercase();
+        self.q
+            .split_whitespace()
+            .all(|word| haystack.contains(&word.to_lowercase()))
+    }
+}
+
+/// Every tag in `cards`, sorted, once each.
+pub fn tags_of(cards: &[Card]) -> Vec<&str> {
+    let mut tags: Vec<&str> = cards
+        .iter()
+        .flat_map(|card| card.tags.iter().map(String::as_str))
+        .collect();
+    tags.sort_unstable();
+    tags.dedup();
+    tags
+}
+
+/// What the deck page shows besides the deck: its due count, its cards, the filter, and the
+/// new-card and rename forms as typed (with their errors), if a post came back.
+pub struct DeckView<'a> {
+    pub deck: &'a Deck,
+    pub due: usize,
+    pub cards: &'a [Card],
+    pub filter: &'a CardFilter,
+    pub new_card: &'a CardForm,
+    pub card_error: Option<&'a str>,
+    pub name: &'a str,
+    pub rename_error: Option<&'a str>,
+}
+
+/// One deck: study link, the cards (filtered), a form for a new card, renaming and deleting.
+pub fn deck_page(user: &User, view: &DeckView) -> Markup {
+    let deck = view.deck;
+    let shown: Vec<&Card> = view
+        .cards
+        .iter()
+        .filter(|card| view.filter.keeps(card))
+        .collect();
+    let tags = tags_of(view.cards);
+    let filtering = !view.filter.q.trim().is_empty() || !view.filter.tag.trim().is_empty();
+    let rename_described = view.rename_error.map(|_| "rename-error");
     let main = html! {
         p { a href="/decks" { "← All decks" } }
         h1 { (deck.name) }
         p class="due" {
-            @if due == 0 {
+            @if view.due == 0 {
                 "Nothing due right now."
             } @else {
                 a class="button" href={ "/decks/" (deck.id) "/study" } {
-                    "Study now (" (due) " due)"
+                    "Study now (" (view.due) " due)"
                 }
             }
         }
-        @if cards.is_empty() {
-            p { "No cards in this deck yet." }
+        h2 { "Cards" }
+        @if view.cards.is_empty() {
+            p { "No cards in this deck yet: add one below." }
         } @else {
+            form class="filter" method="get" action={ "/decks/" (deck.id) } role="search" {
+                label for="q" { "Search" }
+                input id="q" name="q" type="search" value=(view.filter.q);
+                label for="tag" { "Tag" }
+                select id="tag" name="tag" {
+                    option value="" { "Any tag" }
+                    @for tag in &tags {
+                        option value=(tag) selected[view.filter.tag == *tag] { (tag) }
+                    }
+                }
+                button type="submit" { "Filter" }
+                @if filtering {
+                    a href={ "/decks/" (deck.id) } { "Show all" }
+                }
+            }
             table class="cards" {
                 caption {
-                    (cards.len())
-                    @if cards.len() == 1 { " card" } @else { " cards" }
+                    @if filtering {
+                        (shown.len()) " of " (view.cards.len()) " cards match"
+                    } @else {
+                        (view.cards.len())
+                        @if view.cards.len() == 1 { " card" } @else { " cards" }
+                    }
                 }
-                thead { tr { th scope="col" { "Front" } th scope="col" { "Back" } th scope="col" { "Tags" } } }
+                thead {
+                    tr {
+                        th scope="col" { "Front" }
+                        th scope="col" { "Back" }
+                        th scope="col" { "Tags" }
+                        th scope="col" { span class="visually-hidden" { "Actions" } }
+                    }
+                }
                 tbody {
-                    @for card in cards {
+                    @for card in &shown {
                         tr {
                             td { (card.front) }
                             td { (card.back) }
                             td { (card.tags.join(", ")) }
+                            td class="actions" {
+                                a href={ "/cards/" (card.id) "/edit" } {
+                                    "Edit" span class="visually-hidden" { " “" (card.front) "”" }
+                                }
+                                a href={ "/cards/" (card.id) "/delete" } {
+                                    "Delete" span class="visually-hidden" { " “" (card.front) "”" }
+                                }
+                            }
                         }
                     }
                 }
             }
         }
+        h2 id="new-card" { "New card" }
+        (cards::card_form(&format!("/decks/{}/cards", deck.id), view.new_card, view.card_error, "Add card"))
+        h2 { "Deck settings" }
+        (layout::form_error("rename-error", view.rename_error))
+        form class="stack" method="post" action={ "/decks/" (deck.id) "/rename" } {
+            label for="rename" { "Name" }
+            input id="rename" name="name" required maxlength="200" value=(view.name)
+                aria-describedby=[rename_described]
+                aria-invalid=[rename_described.map(|_| "true")];
+            button type="submit" { "Rename deck" }
+        }
+        p { a class="danger" href={ "/decks/" (deck.id) "/delete" } { "Delete this deck…" } }
+        script src=(crate::assets::href("cloze.js")) defer {}
     };
-    layout::page(&deck.name, Some(&Visitor { email: &user.email }), &main)
+    layout::page(&deck.name, Some(&signed_in(user)), &main)
 }
 
-async fn deck(
-    State(state): State<WebState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Result<Markup, PageError> {
-    let (session, user) = visitor(&state, &headers).await?;
-    if !is_id(&id) {
+async fn load_deck(state: &WebState, session: &str, id: &str) -> Result<Deck, PageError> {
+    if !is_id(id) {
         return Err(not_found());
     }
-    let deck = state
+    Ok(state
         .backend
         .call::<Deck>(
             Method::GET,
             &format!("/api/decks/{id}"),
-            Some(&session),
+            Some(session),
             None::<&()>,
         )
         .await?
-        .body;
+        .body)
+}
+
+pub(super) async fn deck_cards(
+    state: &WebState,
+    session: &str,
+    id: &str,
+) -> Result<Vec<Card>, BackendError> {
     let mut cards = Vec::new();
     let mut after: Option<String> = None;
     loop {
@@ -212,28 +352,159 @@ async fn deck(
         }
         let page = state
             .backend
-            .call::<Page<Card>>(Method::GET, &path, Some(&session), None::<&()>)
+            .call::<Page<Card>>(Method::GET, &path, Some(session), None::<&()>)
             .await?
             .body;
         cards.extend(page.items);
         match page.next {
             Some(next) => after = Some(next),
-            None => break,
+            None => return Ok(cards),
         }
     }
-    let due = state
+}
+
+async fn due_in(state: &WebState, session: &str, id: &str) -> Result<usize, BackendError> {
+    Ok(state
         .backend
         .call::<StudyQueue>(
             Method::GET,
             &format!("/api/decks/{id}/study?limit=500"),
-            Some(&session),
+            Some(session),
             None::<&()>,
         )
         .await?
         .body
         .items
-        .len();
-    Ok(deck_page(&user, &deck, due, &cards))
+        .len())
+}
+
+/// The deck page with the forms as typed and their errors, if a post came back refused.
+pub(super) async fn render_deck(
+    state: &WebState,
+    session: &str,
+    user: &User,
+    deck: &Deck,
+    filter: &CardFilter,
+    new_card: (&CardForm, Option<&str>),
+    rename: (&str, Option<&str>),
+) -> Result<Markup, PageError> {
+    let cards = deck_cards(state, session, &deck.id).await?;
+    let due = due_in(state, session, &deck.id).await?;
+    Ok(deck_page(
+        user,
+        &DeckView {
+            deck,
+            due,
+            cards: &cards,
+            filter,
+            new_card: new_card.0,
+            card_error: new_card.1,
+            name: rename.0,
+            rename_error: rename.1,
+        },
+    ))
+}
+
+async fn deck(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(filter): Query<CardFilter>,
+) -> Result<Markup, PageError> {
+    let (session, user) = visitor(&state, &headers).await?;
+    let deck = load_deck(&state, &session, &id).await?;
+    render_deck(
+        &state,
+        &session,
+        &user,
+        &deck,
+        &filter,
+        (&CardForm::default(), None),
+        (&deck.name, None),
+    )
+    .await
+}
+
+async fn rename(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<DeckForm>,
+) -> Result<Response, PageError> {
+    let (session, user) = visitor(&state, &headers).await?;
+    let deck = load_deck(&state, &session, &id).await?;
+    let changes = DeckChanges {
+        name: Some(form.name.clone()),
+        description: None,
+    };
+    match state
+        .backend
+        .call::<Deck>(
+            Method::PATCH,
+            &format!("/api/decks/{id}"),
+            Some(&session),
+            Some(&changes),
+        )
+        .await
+    {
+        Ok(_) => Ok(Redirect::to(&format!("/decks/{id}")).into_response()),
+        Err(BackendError::Refused { status, detail, .. }) if status.is_client_error() => {
+            let page = render_deck(
+                &state,
+                &session,
+                &user,
+                &deck,
+                &CardFilter::default(),
+                (&CardForm::default(), None),
+                (&form.name, Some(&sentence(&detail))),
+            )
+            .await?;
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+async fn confirm_delete(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Markup, PageError> {
+    let (session, user) = visitor(&state, &headers).await?;
+    let deck = load_deck(&state, &session, &id).await?;
+    let count = deck_cards(&state, &session, &id).await?.len();
+    Ok(layout::confirm_page(
+        Some(&signed_in(&user)),
+        &format!("Delete “{}”?", deck.name),
+        &format!(
+            "The deck and its {count} {} will be gone for good; their review history is kept.",
+            if count == 1 { "card" } else { "cards" }
+        ),
+        &format!("/decks/{id}/delete"),
+        "Delete deck",
+        &format!("/decks/{id}"),
+    ))
+}
+
+async fn delete(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    let (session, _) = visitor(&state, &headers).await?;
+    if !is_id(&id) {
+        return Err(not_found());
+    }
+    state
+        .backend
+        .call::<serde_json::Value>(
+            Method::DELETE,
+            &format!("/api/decks/{id}"),
+            Some(&session),
+            None::<&()>,
+        )
+        .await?;
+    Ok(Redirect::to("/decks").into_response())
 }
 
 /// Whether `value` looks like the backend's ids (letters, digits, `-`, `_`): anything else from
@@ -269,7 +540,47 @@ pub(super) fn not_found() -> PageError {
 
 #[cfg(test)]
 mod tests {
+    use flashcards_backend::cards::model::CardKind;
+
     use super::*;
+
+    fn card(front: &str, back: &str, tags: &[&str]) -> Card {
+        Card {
+            id: "c".to_owned(),
+            deck_id: "d".to_owned(),
+            kind: CardKind::Basic,
+            front: front.to_owned(),
+            back: back.to_owned(),
+            tags: tags.iter().map(|tag| (*tag).to_owned()).collect(),
+            source: None,
+            ordinals: vec![1],
+            created_at: String::new(),
+            updated_at: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_filter_wants_every_word_and_the_tag() {
+        let peru = card("Capital of Peru?", "Lima", &["geo", "south-america"]);
+        let keep = |q: &str, tag: &str| {
+            CardFilter {
+                q: q.to_owned(),
+                tag: tag.to_owned(),
+            }
+            .keeps(&peru)
+        };
+        assert!(keep("", ""));
+        assert!(keep("peru lima", ""));
+        assert!(keep("AMERICA", "geo"));
+        assert!(!keep("peru chile", ""));
+        assert!(!keep("", "history"));
+    }
+
+    #[test]
+    fn tags_are_listed_once_in_order() {
+        let cards = [card("a", "", &["b", "a"]), card("c", "", &["a"])];
+        assert_eq!(tags_of(&cards), ["a", "b"]);
+    }
 
     #[test]
     fn only_id_shaped_values_reach_a_backend_path() {

@@ -62,6 +62,29 @@ pub fn message_page(title: &str, message: &str) -> Markup {
     )
 }
 
+/// "Are you sure?": what will happen, a button that does it (posting to `action`) and a way back.
+pub fn confirm_page(
+    visitor: Option<&Visitor>,
+    title: &str,
+    message: &str,
+    action: &str,
+    confirm: &str,
+    back: &str,
+) -> Markup {
+    page(
+        title,
+        visitor,
+        &html! {
+            h1 { (title) }
+            p { (message) }
+            form class="confirm" method="post" action=(action) {
+                button type="submit" class="danger" { (confirm) }
+                a href=(back) { "Cancel" }
+            }
+        },
+    )
+}
+
 /// An error next to the form it belongs to, announced to screen readers.
 pub fn form_error(id: &str, message: Option<&str>) -> Markup {
     html! {

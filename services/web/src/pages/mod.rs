@@ -2,6 +2,7 @@
 //! person understands.
 
 pub mod auth;
+pub mod cards;
 pub mod decks;
 pub mod layout;
 pub mod study;
@@ -20,6 +21,7 @@ pub fn router() -> Router<WebState> {
         .route("/", get(|| async { Redirect::to("/decks") }))
         .merge(auth::router())
         .merge(decks::router())
+        .merge(cards::router())
         .merge(study::router())
         .fallback(not_found)
 }

@@ -96,38 +96,53 @@ try {
   await page.getByLabel("Name").fill("Capitals");
   await page.getByRole("button", { name: "Create deck" }).click();
   await page.waitForURL(/\/decks\/[\w-]+$/);
-  const deckId = page.url().split("/").pop();
-  // Cards are added through the API on the same origin, with the session cookie.
-  const status = await page.evaluate(async (id) => {
-    const response = await fetch(`/api/decks/${id}/cards`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ front: "Capital of Peru?", back: "Lima" }),
-    });
-    return response.status;
-  }, deckId);
-  expect(status === 201, `adding a card answered ${status}`);
-  await page.reload();
-  expect((await text(page)).includes("Study now (1 due)"), "the deck shows its due card");
+  // A cloze card first: its preview follows the typing, rendered by the server.
+  await page.getByRole("radio", { name: /Cloze/ }).check();
+  await page.getByRole("textbox", { name: "Front", exact: true }).fill("{{c1::Lima}} is the capital of {{c2::Peru}}.");
+  const preview = page.locator("[data-cloze-prompts]");
+  await preview.getByText("c2:").waitFor();
+  const prompts = await preview.innerText();
+  expect(prompts.includes("[...] is the capital of Peru.") && prompts.includes("Lima is the capital of [...]."), `the cloze preview: ${prompts}`);
+  await check(page, "deck-cloze-preview");
+  await page.getByRole("button", { name: "Add card" }).click();
+  await page.waitForURL(/#new-card$/);
+  // Then a basic card, by keyboard alone from the kind's radio button.
+  await page.getByRole("radio", { name: /Basic/ }).check();
+  await page.getByRole("textbox", { name: "Front", exact: true }).fill("Capital of Peru?");
+  await page.getByRole("textbox", { name: /^Back/ }).fill("Lima");
+  await page.getByRole("textbox", { name: /^Tags/ }).fill("capitals");
+  await page.getByRole("textbox", { name: /^Tags/ }).press("Enter");
+  await page.waitForLoadState("load");
+  await page.goto(page.url().replace(/#.*$/, ""));
+  expect((await text(page)).includes("Study now (3 due)"), `the deck shows its due items: ${await text(page)}`);
   await check(page, "deck");
+  await page.goto(`${WEB_URL}/decks`);
+  expect((await text(page)).includes("3 due"), "the deck list shows the due count");
+  await check(page, "decks");
+  await page.getByRole("link", { name: "Capitals" }).click();
 
   await page.getByRole("link", { name: /Study now/ }).click();
   await page.waitForURL(/\/study$/);
   let shown = await text(page);
-  expect(shown.includes("Capital of Peru?") && !shown.includes("Lima"), `the front alone: ${shown}`);
+  expect(shown.includes("3 left: 3 new"), `the counts: ${shown}`);
   await check(page, "study-front");
 
-  await page.keyboard.press("Space");
-  await page.waitForURL(/reveal=1/);
+  // Three items, each revealed with Space and rated by key: Good, Easy, Again.
+  for (const [round, key] of [[1, "3"], [2, "4"], [3, "1"]]) {
+    const front = await page.locator(".prompt").innerText();
+    expect(!(await text(page)).includes("Lima is the capital of Peru."), `round ${round}: the answer waits`);
+    await page.keyboard.press("Space");
+    await page.waitForURL(/reveal=1/);
+    shown = await text(page);
+    expect(/Again\s*10 min/.test(shown), `round ${round}: Again shows its interval: ${shown}`);
+    if (round === 1) await check(page, "study-answer");
+    await page.keyboard.press(key);
+    await page.waitForURL((url) => !url.search.includes("reveal=1"));
+    expect(front.length > 0, "each round shows a front");
+  }
   shown = await text(page);
-  expect(shown.includes("Lima"), `Space shows the answer: ${shown}`);
-  expect(/Again\s*10 min/.test(shown), `Again shows its interval: ${shown}`);
-  await check(page, "study-answer");
-
-  await page.keyboard.press("3");
-  await page.waitForURL(/good=1/);
-  shown = await text(page);
-  expect(shown.includes("Done for now: 1 review in this sitting."), `the summary: ${shown}`);
+  // Again brings its item back in ten minutes, so the sitting ends with it still to come later.
+  expect(shown.includes("Done for now: 3 reviews in this sitting."), `the summary: ${shown}`);
   await check(page, "study-summary");
 
   await page.getByRole("button", { name: "Sign out" }).click();

@@ -1,0 +1,374 @@
+//! Cards: adding one to a deck, editing, deleting (after a confirmation), and the cloze preview
+//! (`/cards/preview`), rendered by the backend's own cloze code so the preview is what studying
+//! will show; `cloze.js` refreshes it as the learner types.
+
+use axum::{
+    Form, Router,
+    extract::{Path, Query, State},
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Redirect, Response},
+    routing::get,
+};
+use flashcards_backend::{
+    cards::{
+        cloze,
+        model::{Card, CardChanges, CardKind, NewCard},
+    },
+    decks::Deck,
+};
+use maud::{Markup, html};
+use reqwest::Method;
+use serde::Deserialize;
+
+use super::{
+    PageError,
+    decks::{self, CardFilter, is_id, not_found, visitor},
+    layout::{self, Visitor},
+    sentence,
+};
+use crate::{WebState, backend::BackendError};
+
+pub fn router() -> Router<WebState> {
+    Router::new()
+        .route("/decks/{id}/cards", axum::routing::post(create))
+        .route("/cards/{id}/edit", get(edit_page).post(edit))
+        .route("/cards/{id}/delete", get(confirm_delete).post(delete))
+        .route("/cards/preview", get(preview))
+}
+
+/// What the card form sends; tags are one field, separated by commas or spaces.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(default)]
+pub struct CardForm {
+    pub kind: String,
+    pub front: String,
+    pub back: String,
+    pub tags: String,
+}
+
+impl CardForm {
+    fn from_card(card: &Card) -> Self {
+        Self {
+            kind: kind_value(card.kind).to_owned(),
+            front: card.front.clone(),
+            back: card.back.clone(),
+            tags: card.tags.join(", "),
+        }
+    }
+
+    fn kind(&self) -> CardKind {
+        CardKind::parse(&self.kind).unwrap_or_default()
+    }
+
+    /// The tags as the backend takes them.
+    pub fn tag_list(&self) -> Vec<String> {
+        self.tags
+            .split([',', ' '])
+            .map(str::trim)
+            .filter(|tag| !tag.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+fn kind_value(kind: CardKind) -> &'static str {
+    match kind {
+        CardKind::Basic => "basic",
+        CardKind::Cloze => "cloze",
+    }
+}
+
+/// Each cloze deletion's prompt, as studying shows it, or why the text has none.
+pub fn cloze_preview(front: &str) -> Result<Vec<(u32, String)>, String> {
+    let ordinals = cloze::ordinals(front).map_err(|err| sentence(&err.to_string()))?;
+    if ordinals.is_empty() {
+        return Err("Mark what to hide like this: {{c1::Lima}} is the capital of Peru.".to_owned());
+    }
+    ordinals
+        .into_iter()
+        .map(|ordinal| {
+            cloze::render(front, ordinal)
+                .map(|(prompt, _)| (ordinal, prompt))
+                .map_err(|err| sentence(&err.to_string()))
+        })
+        .collect()
+}
+
+/// The preview's inner markup (also the answer to `/cards/preview`).
+pub fn preview_markup(front: &str) -> Markup {
+    html! {
+        @match cloze_preview(front) {
+            Ok(prompts) => {
+                ol class="cloze-prompts" {
+                    @for (ordinal, prompt) in prompts {
+                        li { span class="hint" { "c" (ordinal) ": " } (prompt) }
+                    }
+                }
+            }
+            Err(problem) => { p class="hint" { (problem) } }
+        }
+    }
+}
+
+/// The card form, posting to `action`, with the values as typed and the error, if any.
+pub fn card_form(action: &str, form: &CardForm, error: Option<&str>, submit: &str) -> Markup {
+    let described = error.map(|_| "card-error");
+    let cloze = form.kind() == CardKind::Cloze;
+    html! {
+        (layout::form_error("card-error", error))
+        form class="stack card-form" method="post" action=(action) {
+            fieldset class="kinds" {
+                legend { "Kind" }
+                label {
+                    input type="radio" name="kind" value="basic" checked[!cloze];
+                    " Basic (front and back)"
+                }
+                label {
+                    input type="radio" name="kind" value="cloze" checked[cloze];
+                    " Cloze (hide parts of a sentence)"
+                }
+            }
+            label for="front" { "Front" }
+            textarea id="front" name="front" rows="3" required maxlength="10000"
+                aria-describedby={ "front-hint" @if let Some(id) = described { " " (id) } }
+                aria-invalid=[described.map(|_| "true")] data-cloze-source { (form.front) }
+            p class="hint" id="front-hint" {
+                "For a cloze card, wrap each hidden part: " code { "{{c1::Lima}}" } "."
+            }
+            section class="cloze-preview" aria-live="polite" aria-label="Cloze preview"
+                data-cloze-preview hidden[!cloze] {
+                h3 { "Preview" }
+                div data-cloze-prompts { (preview_markup(&form.front)) }
+            }
+            label for="back" { "Back" span class="hint" { " (for a cloze card: extra notes, optional)" } }
+            textarea id="back" name="back" rows="3" maxlength="10000" { (form.back) }
+            label for="tags" { "Tags" span class="hint" { " (separated by commas)" } }
+            input id="tags" name="tags" value=(form.tags);
+            button type="submit" { (submit) }
+        }
+    }
+}
+
+async fn create(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<CardForm>,
+) -> Result<Response, PageError> {
+    let (session, user) = visitor(&state, &headers).await?;
+    if !is_id(&id) {
+        return Err(not_found());
+    }
+    let new = NewCard {
+        kind: form.kind(),
+        front: form.front.clone(),
+        back: form.back.clone(),
+        tags: form.tag_list(),
+        source: None,
+    };
+    match state
+        .backend
+        .call::<Card>(
+            Method::POST,
+            &format!("/api/decks/{id}/cards"),
+            Some(&session),
+            Some(&new),
+        )
+        .await
+    {
+        Ok(_) => Ok(Redirect::to(&format!("/decks/{id}#new-card")).into_response()),
+        Err(BackendError::Refused { status, detail, .. }) if status.is_client_error() => {
+            let deck = state
+                .backend
+                .call::<Deck>(
+                    Method::GET,
+                    &format!("/api/decks/{id}"),
+                    Some(&session),
+                    None::<&()>,
+                )
+                .await?
+                .body;
+            let page = decks::render_deck(
+                &state,
+                &session,
+                &user,
+                &deck,
+                &CardFilter::default(),
+                (&form, Some(&sentence(&detail))),
+                (&deck.name, None),
+            )
+            .await?;
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+async fn load_card(state: &WebState, session: &str, id: &str) -> Result<Card, PageError> {
+    if !is_id(id) {
+        return Err(not_found());
+    }
+    Ok(state
+        .backend
+        .call::<Card>(
+            Method::GET,
+            &format!("/api/cards/{id}"),
+            Some(session),
+            None::<&()>,
+        )
+        .await?
+        .body)
+}
+
+fn edit_markup(visitor: &Visitor, card: &Card, form: &CardForm, error: Option<&str>) -> Markup {
+    let main = html! {
+        p { a href={ "/decks/" (card.deck_id) } { "← Back to the deck" } }
+        h1 { "Edit card" }
+        (card_form(&format!("/cards/{}/edit", card.id), form, error, "Save card"))
+        script src=(crate::assets::href("cloze.js")) defer {}
+    };
+    layout::page("Edit card", Some(visitor), &main)
+}
+
+async fn edit_page(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Markup, PageError> {
+    let (session, user) = visitor(&state, &headers).await?;
+    let card = load_card(&state, &session, &id).await?;
+    Ok(edit_markup(
+        &Visitor { email: &user.email },
+        &card,
+        &CardForm::from_card(&card),
+        None,
+    ))
+}
+
+async fn edit(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<CardForm>,
+) -> Result<Response, PageError> {
+    let (session, user) = visitor(&state, &headers).await?;
+    let card = load_card(&state, &session, &id).await?;
+    // A card's kind is fixed once made (its study items hang on it); the form shows it, and
+    // a change of kind is refused with a reason rather than dropped.
+    if form.kind() != card.kind {
+        let page = edit_markup(
+            &Visitor { email: &user.email },
+            &card,
+            &form,
+            Some("A card's kind cannot change: make a new card of the other kind instead."),
+        );
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
+    }
+    let changes = CardChanges {
+        front: Some(form.front.clone()),
+        back: Some(form.back.clone()),
+        tags: Some(form.tag_list()),
+        ..CardChanges::default()
+    };
+    match state
+        .backend
+        .call::<Card>(
+            Method::PATCH,
+            &format!("/api/cards/{id}"),
+            Some(&session),
+            Some(&changes),
+        )
+        .await
+    {
+        Ok(saved) => Ok(Redirect::to(&format!("/decks/{}", saved.body.deck_id)).into_response()),
+        Err(BackendError::Refused { status, detail, .. }) if status.is_client_error() => {
+            let page = edit_markup(
+                &Visitor { email: &user.email },
+                &card,
+                &form,
+                Some(&sentence(&detail)),
+            );
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+async fn confirm_delete(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Markup, PageError> {
+    let (session, user) = visitor(&state, &headers).await?;
+    let card = load_card(&state, &session, &id).await?;
+    Ok(layout::confirm_page(
+        Some(&Visitor { email: &user.email }),
+        "Delete this card?",
+        &format!(
+            "“{}” will be gone for good; its review history is kept.",
+            card.front
+        ),
+        &format!("/cards/{id}/delete"),
+        "Delete card",
+        &format!("/decks/{}", card.deck_id),
+    ))
+}
+
+async fn delete(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    let (session, _) = visitor(&state, &headers).await?;
+    let card = load_card(&state, &session, &id).await?;
+    state
+        .backend
+        .call::<serde_json::Value>(
+            Method::DELETE,
+            &format!("/api/cards/{id}"),
+            Some(&session),
+            None::<&()>,
+        )
+        .await?;
+    Ok(Redirect::to(&format!("/decks/{}", card.deck_id)).into_response())
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct PreviewQuery {
+    front: String,
+}
+
+/// The cloze preview for `front`, for `cloze.js`; needs no session, as it only renders the text
+/// it is given.
+async fn preview(Query(query): Query<PreviewQuery>) -> Markup {
+    preview_markup(&query.front)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_preview_shows_each_deletion_hidden_in_turn() {
+        let prompts =
+            cloze_preview("{{c1::Paris}} is on the {{c2::Seine::river}}.").expect("two deletions");
+        assert_eq!(
+            prompts,
+            [
+                (1, "[...] is on the Seine.".to_owned()),
+                (2, "Paris is on the [river].".to_owned())
+            ]
+        );
+        assert!(cloze_preview("no deletions").is_err());
+    }
+
+    #[test]
+    fn tags_split_on_commas_and_spaces() {
+        let form = CardForm {
+            tags: "geo, capitals  south-america,".to_owned(),
+            ..CardForm::default()
+        };
+        assert_eq!(form.tag_list(), ["geo", "capitals", "south-america"]);
+    }
+}
