@@ -20,7 +20,12 @@ struct Source {
     bytes: &'static [u8],
 }
 
-const SOURCES: [Source; 4] = [
+const SOURCES: [Source; 5] = [
+    Source {
+        name: "watch.js",
+        media_type: "text/javascript; charset=utf-8",
+        bytes: include_bytes!("../assets/watch.js"),
+    },
     Source {
         name: "cloze.js",
         media_type: "text/javascript; charset=utf-8",

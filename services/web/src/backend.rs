@@ -64,6 +64,7 @@ impl Backend {
             base,
             http: flashcards_bootstrap::http_client::client(timeout),
             unbounded: reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(5))
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .unwrap_or_default(),
@@ -89,51 +90,84 @@ impl Backend {
         session: Option<&str>,
         body: Option<&impl Serialize>,
     ) -> Result<Answer<T>, BackendError> {
-        let what = format!("{method} {path}");
-        let mut request = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(session) = session {
-            request = request.header(header::COOKIE, format!("{SESSION_COOKIE}={session}"));
-        }
+        let mut request = self.request(&self.http, method.clone(), path, session);
         if let Some(body) = body {
             request = request.json(body);
         }
-        let response = request.send().await.map_err(|err| {
-            BackendError::Unreachable(flashcards_bootstrap::http_client::describe(&err))
-        })?;
-        let status = response.status();
-        let set_cookies = response
-            .headers()
-            .get_all(header::SET_COOKIE)
-            .iter()
-            .cloned()
-            .collect();
-        let bytes = response.bytes().await.map_err(|err| {
-            BackendError::Unreachable(flashcards_bootstrap::http_client::describe(&err))
-        })?;
-        if !status.is_success() {
-            let error: ErrorBody =
-                serde_json::from_slice(&bytes).map_err(|err| BackendError::Unreadable {
-                    what: what.clone(),
-                    problem: format!("HTTP {status}: {err}"),
-                })?;
-            return Err(BackendError::Refused {
-                status,
-                code: error.error,
-                detail: error.detail,
-            });
-        }
-        // An empty answer (204) reads as JSON null.
-        let bytes = if bytes.is_empty() {
-            &b"null"[..]
-        } else {
-            &bytes[..]
-        };
-        let body = serde_json::from_slice(bytes).map_err(|err| BackendError::Unreadable {
-            what,
-            problem: err.to_string(),
-        })?;
-        Ok(Answer { body, set_cookies })
+        finish(&format!("{method} {path}"), request).await
     }
+
+    /// Posts a body as it came (an upload's multipart form, streamed, under its own
+    /// `content_type`), without the page timeout, reading a JSON answer into `T`.
+    pub async fn post_raw<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        session: &str,
+        content_type: &str,
+        body: reqwest::Body,
+    ) -> Result<Answer<T>, BackendError> {
+        let request = self
+            .request(&self.unbounded, Method::POST, path, Some(session))
+            .header(header::CONTENT_TYPE, content_type)
+            .body(body);
+        finish(&format!("POST {path}"), request).await
+    }
+
+    fn request(
+        &self,
+        client: &reqwest::Client,
+        method: Method,
+        path: &str,
+        session: Option<&str>,
+    ) -> reqwest::RequestBuilder {
+        let request = client.request(method, format!("{}{path}", self.base));
+        match session {
+            Some(session) => request.header(header::COOKIE, format!("{SESSION_COOKIE}={session}")),
+            None => request,
+        }
+    }
+}
+
+/// Sends `request` and reads the answer: `T` from a success, the backend's message from an error.
+async fn finish<T: DeserializeOwned>(
+    what: &str,
+    request: reqwest::RequestBuilder,
+) -> Result<Answer<T>, BackendError> {
+    let unreachable = |err: reqwest::Error| {
+        BackendError::Unreachable(flashcards_bootstrap::http_client::describe(&err))
+    };
+    let response = request.send().await.map_err(unreachable)?;
+    let status = response.status();
+    let set_cookies = response
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .cloned()
+        .collect();
+    let bytes = response.bytes().await.map_err(unreachable)?;
+    if !status.is_success() {
+        let error: ErrorBody =
+            serde_json::from_slice(&bytes).map_err(|err| BackendError::Unreadable {
+                what: what.to_owned(),
+                problem: format!("HTTP {status}: {err}"),
+            })?;
+        return Err(BackendError::Refused {
+            status,
+            code: error.error,
+            detail: error.detail,
+        });
+    }
+    // An empty answer (204) reads as JSON null.
+    let bytes = if bytes.is_empty() {
+        &b"null"[..]
+    } else {
+        &bytes[..]
+    };
+    let body = serde_json::from_slice(bytes).map_err(|err| BackendError::Unreadable {
+        what: what.to_owned(),
+        problem: err.to_string(),
+    })?;
+    Ok(Answer { body, set_cookies })
 }
 
 /// The visitor's session cookie among a request's headers.

@@ -114,7 +114,7 @@ pub struct Document {
     pub updated_at: String,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct DocumentPage {
     pub page: i64,
     /// `ocr` or `text_layer` (read directly from a PDF).
@@ -131,7 +131,7 @@ pub struct DocumentPage {
     pub filtered_words: Value,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct DocumentDetail {
     #[serde(flatten)]
     pub document: Document,

@@ -45,7 +45,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 pub const DEFAULT_MAX_CARDS: i64 = 20;
 pub const MAX_CARDS: i64 = 100;
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GenerationInput {
     /// The deck accepted drafts go to.
@@ -141,7 +141,7 @@ async fn retry_job(
     ))
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Draft {
     pub id: String,
     pub job_id: String,
@@ -245,14 +245,23 @@ async fn list_drafts(
     Ok(Json(Page::from_rows(drafts, limit, |d| &d.id)))
 }
 
-/// Edits made while accepting a draft; absent fields keep the draft's.
-#[derive(Debug, Default, Deserialize, ToSchema)]
+/// Edits made while accepting a draft; absent fields keep the draft's (and are left out when the
+/// web app serializes them).
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DraftEdits {
-    #[serde(default, deserialize_with = "not_null")]
+    #[serde(
+        default,
+        deserialize_with = "not_null",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schema(nullable = false)]
     pub front: Option<String>,
-    #[serde(default, deserialize_with = "not_null")]
+    #[serde(
+        default,
+        deserialize_with = "not_null",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schema(nullable = false)]
     pub back: Option<String>,
     #[serde(default)]

@@ -30,6 +30,7 @@ pub fn page(title: &str, visitor: Option<&Visitor>, main: &Markup) -> Markup {
                     @if let Some(visitor) = visitor {
                         nav aria-label="Main" {
                             a href="/decks" { "Decks" }
+                            a href="/documents" { "Notes" }
                         }
                         form class="account" method="post" action="/sign-out" {
                             span class="who" { (visitor.email) }

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod cards;
 pub mod decks;
+pub mod documents;
 pub mod layout;
 pub mod study;
 
@@ -22,6 +23,7 @@ pub fn router() -> Router<WebState> {
         .merge(auth::router())
         .merge(decks::router())
         .merge(cards::router())
+        .merge(documents::router())
         .merge(study::router())
         .fallback(not_found)
 }

@@ -1,8 +1,11 @@
-// The web app as a learner meets it, in Debian's Chromium: signing up, a deck, a card, studying it
-// by keyboard, signing out, a wrong password, and a backend that is down. Every page is checked
+// The web app as a learner meets it, in Debian's Chromium: signing up, a deck, cards, studying
+// by keyboard, a page of notes uploaded and read (after a refused file type and an oversized
+// file), cards made from it and a draft accepted with an edit, signing out, a wrong password,
+// and a backend that is down. Every page is checked
 // with axe-core (no serious or critical violation) and photographed at 390 and 1280 px wide.
 // Any console error (a CSP violation among them) fails the run. Started by ../browser.rs with
-// WEB_URL, DOWN_URL (a web app whose backend is down) and SCREENSHOTS (a folder).
+// WEB_URL, DOWN_URL (a web app whose backend is down), SCREENSHOTS (a folder), UPLOAD_FILE (a
+// rendered page of notes about photosynthesis) and UPLOAD_LIMIT (the backend's, in bytes).
 
 import { createRequire } from "node:module";
 import { mkdirSync, readFileSync } from "node:fs";
@@ -10,13 +13,15 @@ import { chromium } from "playwright-core";
 
 const require = createRequire(import.meta.url);
 const AXE = readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
-const { WEB_URL, DOWN_URL, SCREENSHOTS } = process.env;
+const { WEB_URL, DOWN_URL, SCREENSHOTS, UPLOAD_FILE, UPLOAD_LIMIT } = process.env;
 const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const WIDTHS = [390, 1280];
 
-if (!WEB_URL || !DOWN_URL || !SCREENSHOTS) {
-  throw new Error("WEB_URL, DOWN_URL and SCREENSHOTS must be set");
+if (!WEB_URL || !DOWN_URL || !SCREENSHOTS || !UPLOAD_FILE || !UPLOAD_LIMIT) {
+  throw new Error("WEB_URL, DOWN_URL, SCREENSHOTS, UPLOAD_FILE and UPLOAD_LIMIT must be set");
 }
+/** Longest wait for OCR and card generation on two cores. */
+const GENERATION_TIMEOUT_MS = 240_000;
 mkdirSync(SCREENSHOTS, { recursive: true });
 
 const browser = await chromium.launch({
@@ -144,6 +149,59 @@ try {
   // Again brings its item back in ten minutes, so the sitting ends with it still to come later.
   expect(shown.includes("Done for now: 3 reviews in this sitting."), `the summary: ${shown}`);
   await check(page, "study-summary");
+
+  // Notes: refused uploads say why; a page of notes is read, with its words boxed.
+  await page.getByRole("link", { name: "Notes" }).click();
+  await page.waitForURL(/\/documents$/);
+  await check(page, "notes-empty");
+  const picker = page.getByLabel("Photo, scan or PDF");
+  await picker.setInputFiles({ name: "notes.txt", mimeType: "text/plain", buffer: Buffer.from("plain text") });
+  await page.getByRole("button", { name: "Upload", exact: true }).click();
+  await page.getByRole("alert").waitFor();
+  let alert = await page.getByRole("alert").innerText();
+  expect(alert.includes("cannot be read"), `a refused file type is named: ${alert}`);
+  await check(page, "upload-refused-type");
+  await page.getByLabel("Photo, scan or PDF").setInputFiles({
+    name: "huge.png",
+    mimeType: "image/png",
+    buffer: Buffer.alloc(Number(UPLOAD_LIMIT) + 1024),
+  });
+  await page.getByRole("button", { name: "Upload", exact: true }).click();
+  await page.getByRole("alert").waitFor();
+  alert = await page.getByRole("alert").innerText();
+  expect(alert.includes("too large"), `an oversized file is named: ${alert}`);
+  await check(page, "upload-too-large");
+  await page.getByLabel("Photo, scan or PDF").setInputFiles(UPLOAD_FILE);
+  await page.getByRole("button", { name: "Upload", exact: true }).click();
+  await page.waitForURL(/\/documents\/[\w-]+$/);
+  await page.getByRole("button", { name: "Make cards" }).waitFor({ timeout: GENERATION_TIMEOUT_MS });
+  shown = await text(page);
+  expect(/photosynthesis/i.test(shown), `the recognised text appears: ${shown}`);
+  expect((await page.locator("svg rect.word").count()) > 10, "the words are boxed over the page");
+  await check(page, "document");
+
+  await page.getByLabel("Into deck").selectOption({ label: "Capitals" });
+  await page.getByLabel("At most this many cards").fill("3");
+  await page.getByRole("button", { name: "Make cards" }).click();
+  await page.waitForURL(/\/jobs\/[\w-]+$/);
+  await check(page, "job");
+  await page.getByRole("link", { name: "Review the drafts" }).waitFor({ timeout: GENERATION_TIMEOUT_MS });
+  await page.getByRole("link", { name: "Review the drafts" }).click();
+  await page.waitForURL(/\/drafts$/);
+  await check(page, "drafts");
+  const drafts = page.locator("li.draft");
+  const before = await drafts.count();
+  expect(before > 0, "the test LLM made drafts");
+  const first = drafts.first();
+  const front = first.getByRole("textbox").first();
+  const edited = `${(await front.inputValue()).trim()} (edited)`;
+  await front.fill(edited);
+  await first.getByRole("button", { name: "Accept" }).click();
+  await page.waitForURL(/\/drafts$/);
+  expect((await drafts.count()) === before - 1, "the accepted draft leaves the list");
+  await page.goto(`${WEB_URL}/decks`);
+  await page.getByRole("link", { name: "Capitals" }).click();
+  expect((await text(page)).includes("(edited)"), "the edited draft is a card in the deck");
 
   await page.getByRole("button", { name: "Sign out" }).click();
   await page.waitForURL(/\/sign-in$/);

@@ -10,12 +10,17 @@ use flashcards_bootstrap::testing::binary::Service;
 pub const WEB: &str = env!("CARGO_BIN_EXE_flashcards-web");
 pub const PASSWORD: &str = "correct horse battery";
 
-/// The backend on a fresh SQLite file, and the web app in front of it.
+/// The backend on a fresh SQLite file, and the web app in front of it; with [`Stack::start_full`]
+/// also the OCR service and the LLM service.
 pub struct Stack {
     pub web: Service,
     _backend: Service,
-    _dir: tempfile::TempDir,
+    _services: Vec<Service>,
+    pub dir: tempfile::TempDir,
 }
+
+/// The backend's upload limit in these tests, so that an oversized upload is quick to make.
+pub const MAX_UPLOAD_BYTES: usize = 2 * 1024 * 1024;
 
 /// This crate's binary in front of the backend at `backend_url` (one that is down, for some tests).
 pub fn web_before(backend_url: &str) -> Service {
@@ -24,24 +29,58 @@ pub fn web_before(backend_url: &str) -> Service {
     Service::start(command)
 }
 
+fn workspace_binary(name: &str) -> Command {
+    Command::new(flashcards_e2e::workspace::binary(name).unwrap())
+}
+
 impl Stack {
+    /// With no OCR or LLM service: uploads are stored but not read.
     pub fn start(name: &str) -> Self {
+        Self::start_with(name, Vec::new(), &[])
+    }
+
+    /// With the real OCR service and the LLM service in front of the test LLM (llama.cpp's
+    /// server with SmolLM2, which `cargo xtask test` starts and names in FLASHCARDS_TEST_LLM_URL).
+    pub fn start_full(name: &str) -> Self {
+        let upstream = std::env::var("FLASHCARDS_TEST_LLM_URL").expect(
+            "FLASHCARDS_TEST_LLM_URL is not set: run the tests with `cargo xtask test`, which \
+             starts llama.cpp's server with SmolLM2",
+        );
+        let ocr = Service::start(workspace_binary("flashcards-ocr"));
+        let mut llm = workspace_binary("flashcards-llm");
+        llm.args(["--upstream-url", &upstream]);
+        let llm = Service::start(llm);
+        let urls = [
+            "--ocr-url".to_owned(),
+            ocr.url(),
+            "--llm-url".to_owned(),
+            llm.url(),
+        ];
+        Self::start_with(name, vec![ocr, llm], &urls)
+    }
+
+    fn start_with(name: &str, services: Vec<Service>, backend_args: &[String]) -> Self {
         let dir = tempfile::Builder::new()
             .prefix(&format!("flashcards-web-{name}-"))
             .tempdir()
             .unwrap();
-        let backend = flashcards_e2e::workspace::binary("flashcards-backend").unwrap();
-        let mut command = Command::new(backend);
-        command.arg("--database-url").arg(format!(
-            "sqlite://{}",
-            dir.path().join("cards.db").display()
-        ));
+        let mut command = workspace_binary("flashcards-backend");
+        command
+            .arg("--database-url")
+            .arg(format!(
+                "sqlite://{}",
+                dir.path().join("cards.db").display()
+            ))
+            .arg("--max-upload-bytes")
+            .arg(MAX_UPLOAD_BYTES.to_string())
+            .args(backend_args);
         let backend = Service::start(command);
         let web = web_before(&backend.url());
         Self {
             web,
             _backend: backend,
-            _dir: dir,
+            _services: services,
+            dir,
         }
     }
 

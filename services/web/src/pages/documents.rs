@@ -1,0 +1,685 @@
+//! From a page of notes to drafts: uploading (file picker, drag and drop, or the phone's camera),
+//! the document with the recognised words' boxes over its image and the doubtful ones marked,
+//! starting card generation into a deck, following the job, and the drafts: each shown with its
+//! source passage highlighted in the page text, to accept (as is or edited) or discard, or accept
+//! all at once.
+
+use axum::{
+    Form, Router,
+    body::Body,
+    extract::{Path, State},
+    http::{HeaderMap, StatusCode, header},
+    response::{IntoResponse, Redirect, Response},
+    routing::{get, post},
+};
+use flashcards_backend::{
+    auth::User,
+    cards::model::{Card, CardKind},
+    decks::Deck,
+    documents::{Document, DocumentDetail, DocumentPage, DocumentStatus},
+    generation::{Draft, DraftEdits, GenerationInput, jobs::Job, jobs::JobStatus},
+    pagination::Page,
+};
+use maud::{Markup, html};
+use reqwest::Method;
+use serde::Deserialize;
+
+use super::{
+    PageError,
+    decks::{encode_query_value, is_id, not_found, visitor},
+    layout::{self, Visitor},
+    sentence,
+};
+use crate::{WebState, backend::BackendError};
+
+pub fn router() -> Router<WebState> {
+    Router::new()
+        .route("/documents", get(list).post(upload))
+        .route("/documents/{id}", get(document))
+        .route("/documents/{id}/generate", post(generate))
+        .route("/jobs/{id}", get(job))
+        .route("/documents/{id}/drafts", get(drafts))
+        .route("/documents/{id}/drafts/accept-all", post(accept_all))
+        .route("/drafts/{id}/accept", post(accept))
+        .route("/drafts/{id}/discard", post(discard))
+}
+
+/// What the upload input offers: images (a phone then offers its camera too) and PDFs; the
+/// backend refuses image types it cannot read, and the page says which it takes.
+const ACCEPT: &str = "image/*,application/pdf";
+/// What `watch.js` compares to see that work under way moved on: the state as rendered.
+fn watch_state(status: &str, pages_done: Option<i64>, drafts: Option<i64>) -> String {
+    format!(
+        "{status}:{}:{}",
+        pages_done.map(|n| n.to_string()).unwrap_or_default(),
+        drafts.map(|n| n.to_string()).unwrap_or_default()
+    )
+}
+
+fn signed_in(user: &User) -> Visitor<'_> {
+    Visitor { email: &user.email }
+}
+
+/// A word as the OCR service reports it (`{text, confidence, bbox: {x, y, width, height}}`,
+/// stored by the backend as it came); the fields the page needs.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Word {
+    pub text: String,
+    #[serde(default)]
+    pub confidence: f64,
+    pub bbox: WordBox,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct WordBox {
+    pub x: f64,
+    pub y: f64,
+    pub width: f64,
+    pub height: f64,
+}
+
+/// The words of a page's JSON list that have the expected shape (others are skipped: the boxes
+/// are a help to the eye, not the record).
+pub fn words(value: &serde_json::Value) -> Vec<Word> {
+    value
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|item| serde_json::from_value(item.clone()).ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn status_text(status: DocumentStatus) -> &'static str {
+    match status {
+        DocumentStatus::Processing => "Reading…",
+        DocumentStatus::Done => "Read",
+        DocumentStatus::FailedRetryable => "Could not be read yet",
+        DocumentStatus::Failed => "Could not be read",
+    }
+}
+
+pub fn documents_page(user: &User, documents: &[Document], error: Option<&str>) -> Markup {
+    let main = html! {
+        h1 { "Your notes" }
+        h2 { "Upload a page" }
+        p { "A photo, a scan or a PDF of your notes. Its text is read, then you can make cards from it." }
+        (layout::form_error("upload-error", error))
+        form class="stack upload" method="post" action="/documents" enctype="multipart/form-data" {
+            label for="file" { "Photo, scan or PDF" }
+            input id="file" name="file" type="file" required accept=(ACCEPT)
+                aria-describedby={ "file-hint" @if error.is_some() { " upload-error" } };
+            p class="hint" id="file-hint" { "Choose a file, or drop one on the picker." }
+            button type="submit" { "Upload" }
+        }
+        // Its own form: a phone opens the camera for this input, and a photo taken there is
+        // uploaded without a second file field in the other form.
+        form class="stack upload" method="post" action="/documents" enctype="multipart/form-data" {
+            label for="camera" { "Or take a photo of the page" }
+            input id="camera" name="file" type="file" required accept="image/*" capture="environment";
+            button type="submit" { "Upload photo" }
+        }
+        h2 { "Uploaded" }
+        @if documents.is_empty() {
+            p { "Nothing uploaded yet." }
+        } @else {
+            ul class="decks" {
+                @for document in documents {
+                    li {
+                        a href={ "/documents/" (document.id) } { (document.file_name) }
+                        span class="due-count" { (status_text(document.status)) }
+                    }
+                }
+            }
+        }
+    };
+    layout::page("Notes", Some(&signed_in(user)), &main)
+}
+
+async fn all_documents(state: &WebState, session: &str) -> Result<Vec<Document>, BackendError> {
+    let mut documents = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let path = match &after {
+            Some(after) => format!(
+                "/api/documents?limit=200&after={}",
+                encode_query_value(after)
+            ),
+            None => "/api/documents?limit=200".to_owned(),
+        };
+        let page = state
+            .backend
+            .call::<Page<Document>>(Method::GET, &path, Some(session), None::<&()>)
+            .await?
+            .body;
+        documents.extend(page.items);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return Ok(documents),
+        }
+    }
+}
+
+async fn list(State(state): State<WebState>, headers: HeaderMap) -> Result<Markup, PageError> {
+    let (session, user) = visitor(&state, &headers).await?;
+    let documents = all_documents(&state, &session).await?;
+    Ok(documents_page(&user, &documents, None))
+}
+
+/// Streams the form as it came to the backend, which checks the file's type and size.
+async fn upload(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, PageError> {
+    let (session, user) = visitor(&state, &headers).await?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let sent = state
+        .backend
+        .post_raw::<DocumentDetail>(
+            "/api/documents",
+            &session,
+            &content_type,
+            reqwest::Body::wrap_stream(body.into_data_stream()),
+        )
+        .await;
+    match sent {
+        Ok(answer) => {
+            Ok(Redirect::to(&format!("/documents/{}", answer.body.document.id)).into_response())
+        }
+        Err(BackendError::Refused { status, detail, .. }) if status.is_client_error() => {
+            let documents = all_documents(&state, &session).await?;
+            let message = match status {
+                StatusCode::PAYLOAD_TOO_LARGE => {
+                    format!("That file is too large. {}", sentence(&detail))
+                }
+                StatusCode::UNSUPPORTED_MEDIA_TYPE => format!(
+                    "That kind of file cannot be read: upload a photo (PNG, JPEG, WebP, TIFF, BMP) \
+                     or a PDF. {}",
+                    sentence(&detail)
+                ),
+                _ => sentence(&detail),
+            };
+            Ok((status, documents_page(&user, &documents, Some(&message))).into_response())
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// One page: the image with a box over each word (doubtful ones marked), and the text read.
+fn page_view(document: &Document, page: &DocumentPage, image: bool) -> Markup {
+    let kept = words(&page.words);
+    let doubtful = words(&page.filtered_words);
+    html! {
+        section class="ocr-page" aria-label={ "Page " (page.page) } {
+            h2 { "Page " (page.page) }
+            @if image && page.width > 0 && page.height > 0 {
+                figure class="page-image" {
+                    svg viewBox={ "0 0 " (page.width) " " (page.height) } role="img"
+                        aria-label={ "The page as uploaded, with " (kept.len()) " words read and "
+                                     (doubtful.len()) " doubtful ones marked" } {
+                        image href={ "/api/documents/" (document.id) "/file" }
+                            width=(page.width) height=(page.height) {}
+                        @for word in &kept {
+                            rect class="word" x=(word.bbox.x) y=(word.bbox.y)
+                                width=(word.bbox.width) height=(word.bbox.height) {
+                                title { (word.text) " (" (format!("{:.0}", word.confidence)) "%)" }
+                            }
+                        }
+                        @for word in &doubtful {
+                            rect class="word doubtful" x=(word.bbox.x) y=(word.bbox.y)
+                                width=(word.bbox.width) height=(word.bbox.height) {
+                                title { (word.text) " (" (format!("{:.0}", word.confidence)) "%, left out)" }
+                            }
+                        }
+                    }
+                    figcaption class="hint" {
+                        "Boxes: words read. "
+                        span class="doubtful-key" { "Red boxes" }
+                        ": words read with low confidence, left out of the text."
+                    }
+                }
+            }
+            h3 { "Text" }
+            pre class="page-text" { (page.text) }
+            @if !doubtful.is_empty() {
+                p class="hint" {
+                    "Left out as doubtful: "
+                    @for (n, word) in doubtful.iter().enumerate() {
+                        @if n > 0 { ", " }
+                        mark { (word.text) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+pub fn document_page(user: &User, detail: &DocumentDetail, decks: &[Deck]) -> Markup {
+    let document = &detail.document;
+    let image = document.content_type.starts_with("image/");
+    let main = html! {
+        p { a href="/documents" { "← All notes" } }
+        h1 { (document.file_name) }
+        p class="status" role="status" { (status_text(document.status)) }
+        @match document.status {
+            DocumentStatus::Processing => {
+                p data-watch={ "/api/documents/" (document.id) }
+                    data-watch-state=(watch_state("processing", None, None)) {
+                    "The text is being read; this page updates by itself."
+                }
+                script src=(crate::assets::href("watch.js")) defer {}
+            }
+            DocumentStatus::Failed | DocumentStatus::FailedRetryable => {
+                p role="alert" class="error" {
+                    (sentence(document.error.as_deref().unwrap_or("the file could not be read")))
+                }
+            }
+            DocumentStatus::Done => {
+                section class="generate" aria-label="Make cards" {
+                    h2 { "Make cards from it" }
+                    @if decks.is_empty() {
+                        p { "Cards go into a deck: " a href="/decks" { "make a deck first" } "." }
+                    } @else {
+                        form class="stack" method="post" action={ "/documents/" (document.id) "/generate" } {
+                            label for="deck" { "Into deck" }
+                            select id="deck" name="deck_id" {
+                                @for deck in decks { option value=(deck.id) { (deck.name) } }
+                            }
+                            label for="max-cards" { "At most this many cards" }
+                            input id="max-cards" name="max_cards" type="number" min="1" max="100" value="20";
+                            button type="submit" { "Make cards" }
+                        }
+                        p { a href={ "/documents/" (document.id) "/drafts" } { "See the drafts made so far" } }
+                    }
+                }
+            }
+        }
+        @for page in &detail.pages {
+            (page_view(document, page, image))
+        }
+    };
+    layout::page(&document.file_name, Some(&signed_in(user)), &main)
+}
+
+async fn load_document(
+    state: &WebState,
+    session: &str,
+    id: &str,
+) -> Result<DocumentDetail, PageError> {
+    if !is_id(id) {
+        return Err(not_found());
+    }
+    Ok(state
+        .backend
+        .call::<DocumentDetail>(
+            Method::GET,
+            &format!("/api/documents/{id}"),
+            Some(session),
+            None::<&()>,
+        )
+        .await?
+        .body)
+}
+
+async fn document(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Markup, PageError> {
+    let (session, user) = visitor(&state, &headers).await?;
+    let detail = load_document(&state, &session, &id).await?;
+    let decks = state
+        .backend
+        .call::<Page<Deck>>(
+            Method::GET,
+            "/api/decks?limit=200",
+            Some(&session),
+            None::<&()>,
+        )
+        .await?
+        .body
+        .items;
+    Ok(document_page(&user, &detail, &decks))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct GenerateForm {
+    deck_id: String,
+    max_cards: String,
+}
+
+async fn generate(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<GenerateForm>,
+) -> Result<Response, PageError> {
+    let (session, _) = visitor(&state, &headers).await?;
+    if !is_id(&id) {
+        return Err(not_found());
+    }
+    let input = GenerationInput {
+        deck_id: form.deck_id.clone(),
+        max_cards: form.max_cards.trim().parse().ok(),
+        kinds: None,
+    };
+    match state
+        .backend
+        .call::<Job>(
+            Method::POST,
+            &format!("/api/documents/{id}/generate"),
+            Some(&session),
+            Some(&input),
+        )
+        .await
+    {
+        Ok(job) => Ok(Redirect::to(&format!("/jobs/{}", job.body.id)).into_response()),
+        Err(BackendError::Refused { status, detail, .. }) if status.is_client_error() => Ok((
+            status,
+            layout::message_page("Cards could not be made", &sentence(&detail)),
+        )
+            .into_response()),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// The status as the API spells it.
+fn job_status_value(status: JobStatus) -> &'static str {
+    match status {
+        JobStatus::Queued => "queued",
+        JobStatus::Running => "running",
+        JobStatus::Done => "done",
+        JobStatus::FailedRetryable => "failed_retryable",
+        JobStatus::Failed => "failed",
+    }
+}
+
+fn job_status_text(status: JobStatus) -> &'static str {
+    match status {
+        JobStatus::Queued => "Waiting for its turn…",
+        JobStatus::Running => "Making cards…",
+        JobStatus::Done => "Done",
+        JobStatus::FailedRetryable => "Stopped: the card maker was busy or down",
+        JobStatus::Failed => "Failed",
+    }
+}
+
+pub fn job_page(user: &User, job: &Job) -> Markup {
+    let waiting = matches!(job.status, JobStatus::Queued | JobStatus::Running);
+    let main = html! {
+        p { a href={ "/documents/" (job.document_id) } { "← The notes" } }
+        h1 { "Making cards" }
+        p class="status" role="status" { (job_status_text(job.status)) }
+        @if job.pages_total > 0 {
+            label for="progress" { "Pages done" }
+            progress id="progress" max=(job.pages_total) value=(job.pages_done) {
+                (job.pages_done) " of " (job.pages_total)
+            }
+            p { (job.pages_done) " of " (job.pages_total) " pages, " (job.drafts_created) " drafts so far." }
+        }
+        @if let Some(error) = &job.error {
+            p class="error" role="alert" { (sentence(error)) }
+        }
+        @if waiting {
+            p class="hint" data-watch={ "/api/jobs/" (job.id) }
+                data-watch-state=(watch_state(job_status_value(job.status), Some(job.pages_done), Some(job.drafts_created))) {
+                "This page updates by itself."
+            }
+            script src=(crate::assets::href("watch.js")) defer {}
+        }
+        @if job.drafts_created > 0 || job.status == JobStatus::Done {
+            p { a class="button" href={ "/documents/" (job.document_id) "/drafts" } { "Review the drafts" } }
+        }
+    };
+    layout::page("Making cards", Some(&signed_in(user)), &main)
+}
+
+async fn job(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Markup, PageError> {
+    let (session, user) = visitor(&state, &headers).await?;
+    if !is_id(&id) {
+        return Err(not_found());
+    }
+    let job = state
+        .backend
+        .call::<Job>(
+            Method::GET,
+            &format!("/api/jobs/{id}"),
+            Some(&session),
+            None::<&()>,
+        )
+        .await?
+        .body;
+    Ok(job_page(&user, &job))
+}
+
+/// `text` with the characters `start..end` in a `<mark>` (offsets in characters, clamped).
+pub fn highlighted(text: &str, start: Option<i64>, end: Option<i64>) -> Markup {
+    let count = text.chars().count();
+    let clamp =
+        |offset: Option<i64>| offset.map(|o| usize::try_from(o.max(0)).unwrap_or(0).min(count));
+    match (clamp(start), clamp(end)) {
+        (Some(start), Some(end)) if start < end => {
+            let before: String = text.chars().take(start).collect();
+            let passage: String = text.chars().skip(start).take(end - start).collect();
+            let after: String = text.chars().skip(end).collect();
+            html! { (before) mark { (passage) } (after) }
+        }
+        _ => html! { (text) },
+    }
+}
+
+pub fn drafts_page(user: &User, detail: &DocumentDetail, drafts: &[Draft]) -> Markup {
+    let document = &detail.document;
+    let main = html! {
+        p { a href={ "/documents/" (document.id) } { "← " (document.file_name) } }
+        h1 { "Drafts" }
+        @if drafts.is_empty() {
+            p { "No drafts waiting: every one was accepted or discarded, or none was made yet." }
+        } @else {
+            form method="post" action={ "/documents/" (document.id) "/drafts/accept-all" } {
+                button type="submit" { "Accept all " (drafts.len()) }
+            }
+            ol class="drafts" {
+                @for draft in drafts {
+                    li class="draft" {
+                        @let page = draft.source.page.and_then(|n| detail.pages.iter().find(|p| p.page == n));
+                        form class="stack" method="post" action={ "/drafts/" (draft.id) "/accept" } {
+                            input type="hidden" name="document" value=(document.id);
+                            label for={ "front-" (draft.id) } {
+                                @if draft.kind == CardKind::Cloze { "Cloze text" } @else { "Front" }
+                            }
+                            textarea id={ "front-" (draft.id) } name="front" rows="2" { (draft.front) }
+                            @if draft.kind == CardKind::Basic {
+                                label for={ "back-" (draft.id) } { "Back" }
+                                textarea id={ "back-" (draft.id) } name="back" rows="2" { (draft.back) }
+                            }
+                            @if let Some(page) = page {
+                                details class="source" open {
+                                    summary { "Where it comes from (page " (page.page) ")" }
+                                    p class="page-text" {
+                                        (highlighted(&page.text, draft.source.start, draft.source.end))
+                                    }
+                                }
+                            }
+                            div class="draft-actions" {
+                                button type="submit" { "Accept" }
+                                button type="submit" class="secondary" formaction={ "/drafts/" (draft.id) "/discard" } {
+                                    "Discard"
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    layout::page("Drafts", Some(&signed_in(user)), &main)
+}
+
+async fn waiting_drafts(
+    state: &WebState,
+    session: &str,
+    id: &str,
+) -> Result<Vec<Draft>, BackendError> {
+    let mut drafts = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let mut path = format!("/api/documents/{id}/drafts?limit=200");
+        if let Some(after) = &after {
+            path.push_str(&format!("&after={}", encode_query_value(after)));
+        }
+        let page = state
+            .backend
+            .call::<Page<Draft>>(Method::GET, &path, Some(session), None::<&()>)
+            .await?
+            .body;
+        drafts.extend(page.items);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return Ok(drafts),
+        }
+    }
+}
+
+async fn drafts(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Markup, PageError> {
+    let (session, user) = visitor(&state, &headers).await?;
+    let detail = load_document(&state, &session, &id).await?;
+    let drafts = waiting_drafts(&state, &session, &id).await?;
+    Ok(drafts_page(&user, &detail, &drafts))
+}
+
+/// A draft's form: its edits, and its document, to come back to the list.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct DraftForm {
+    document: String,
+    front: Option<String>,
+    back: Option<String>,
+}
+
+/// The drafts list of the form's document, or the notes list if the form names none.
+fn back_to_drafts(document: &str) -> Response {
+    if is_id(document) {
+        Redirect::to(&format!("/documents/{document}/drafts")).into_response()
+    } else {
+        Redirect::to("/documents").into_response()
+    }
+}
+
+async fn accept(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<DraftForm>,
+) -> Result<Response, PageError> {
+    let (session, _) = visitor(&state, &headers).await?;
+    if !is_id(&id) {
+        return Err(not_found());
+    }
+    let edits = DraftEdits {
+        front: form.front.filter(|front| !front.trim().is_empty()),
+        back: form.back,
+        tags: Vec::new(),
+    };
+    state
+        .backend
+        .call::<Card>(
+            Method::POST,
+            &format!("/api/drafts/{id}/accept"),
+            Some(&session),
+            Some(&edits),
+        )
+        .await?;
+    Ok(back_to_drafts(&form.document))
+}
+
+async fn discard(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<DraftForm>,
+) -> Result<Response, PageError> {
+    let (session, _) = visitor(&state, &headers).await?;
+    if !is_id(&id) {
+        return Err(not_found());
+    }
+    state
+        .backend
+        .call::<serde_json::Value>(
+            Method::DELETE,
+            &format!("/api/drafts/{id}"),
+            Some(&session),
+            None::<&()>,
+        )
+        .await?;
+    Ok(back_to_drafts(&form.document))
+}
+
+async fn accept_all(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    let (session, _) = visitor(&state, &headers).await?;
+    if !is_id(&id) {
+        return Err(not_found());
+    }
+    for draft in waiting_drafts(&state, &session, &id).await? {
+        state
+            .backend
+            .call::<Card>(
+                Method::POST,
+                &format!("/api/drafts/{}/accept", draft.id),
+                Some(&session),
+                None::<&()>,
+            )
+            .await?;
+    }
+    Ok(Redirect::to(&format!("/documents/{id}/drafts")).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_source_passage_is_marked_by_character_offsets() {
+        let marked = highlighted("Lima is the capital of Peru.", Some(0), Some(4)).into_string();
+        assert_eq!(marked, "<mark>Lima</mark> is the capital of Peru.");
+        let accented = highlighted("Évora <é>", Some(6), Some(9)).into_string();
+        assert_eq!(accented, "Évora <mark>&lt;é&gt;</mark>");
+        assert_eq!(
+            highlighted("abc", Some(2), Some(99)).into_string(),
+            "ab<mark>c</mark>"
+        );
+        assert_eq!(highlighted("abc", None, Some(2)).into_string(), "abc");
+    }
+
+    #[test]
+    fn words_of_an_unexpected_shape_are_skipped() {
+        let value = serde_json::json!([
+            {"text": "Lima", "confidence": 96.0, "bbox": {"x": 1, "y": 2, "width": 3, "height": 4}, "block": 0, "line": 0},
+            {"text": "no box"},
+            "garbage"
+        ]);
+        let read = words(&value);
+        assert_eq!(read.len(), 1);
+        assert_eq!(read[0].text, "Lima");
+    }
+}
