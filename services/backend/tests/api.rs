@@ -28,6 +28,7 @@ on_both_databases!(
     a_write_that_read_first_survives_a_review_committing,
     reviews_follow_fsrs_and_are_logged,
     due_counts_are_per_deck_and_per_user,
+    deck_statistics_count_reviews_retention_and_the_forecast,
     bad_input_is_rejected_and_changes_nothing,
     metrics_count_known_traffic,
     a_database_outage_answers_503_and_logs_nobody_out,
@@ -925,6 +926,60 @@ async fn due_counts_are_per_deck_and_per_user(server: TestServer) {
         .unwrap()["due"]
         .clone();
     assert_eq!(geo_due, 1);
+}
+
+async fn deck_statistics_count_reviews_retention_and_the_forecast(server: TestServer) {
+    let ada = server.user("ada@example.org").await;
+    let bob = server.user("bob@example.org").await;
+    let deck = ada.deck("stats").await;
+    let card = ada.basic(&deck, "Capital of Peru?", "Lima").await;
+    ada.basic(&deck, "Capital of Chile?", "Santiago").await;
+    let review = |rating: &'static str| {
+        let path = format!("/api/cards/{card}/review");
+        let ada = &ada;
+        async move { ada.post(&path, json!({"rating": rating})).await.0 }
+    };
+    assert_eq!(review("good").await, StatusCode::OK);
+    server.advance_days(3.0);
+    assert_eq!(review("again").await, StatusCode::OK);
+    server.advance_days(0.01);
+    assert_eq!(review("good").await, StatusCode::OK);
+
+    let (status, stats) = ada.get(&format!("/api/decks/{deck}/stats?days=7")).await;
+    assert_eq!(status, StatusCode::OK, "{stats}");
+    let per_day: Vec<i64> = stats["reviews_per_day"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|day| day["count"].as_i64().unwrap())
+        .collect();
+    assert_eq!(per_day.len(), 7);
+    assert_eq!(per_day.iter().sum::<i64>(), 3, "{stats}");
+    // Only the review three days after the first counts for retention, and it was forgotten.
+    assert_eq!(stats["retention"]["reviews"], 1, "{stats}");
+    assert_eq!(stats["retention"]["remembered"], 0, "{stats}");
+    assert_eq!(stats["items"], 2);
+    assert_eq!(stats["new_items"], 1);
+    let forecast: i64 = stats["due_forecast"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|day| day["count"].as_i64().unwrap())
+        .sum();
+    assert_eq!(
+        forecast, 2,
+        "the new item today and the reviewed one soon: {stats}"
+    );
+
+    assert_eq!(
+        bob.get(&format!("/api/decks/{deck}/stats")).await.0,
+        StatusCode::NOT_FOUND,
+        "another user's deck"
+    );
+    assert_eq!(
+        ada.get(&format!("/api/decks/{deck}/stats?days=0")).await.0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
 }
 
 async fn bad_input_is_rejected_and_changes_nothing(server: TestServer) {

@@ -2,6 +2,7 @@
 
 pub mod review_queue;
 pub mod scheduler;
+pub mod stats;
 
 use axum::extract::State;
 use flashcards_bootstrap::{
@@ -31,6 +32,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(study_queue))
         .routes(routes!(due_counts))
+        .routes(routes!(stats::deck_stats))
         .routes(routes!(review))
 }
 

@@ -249,6 +249,8 @@ pub fn deck_page(user: &User, view: &DeckView) -> Markup {
                     "Study now (" (view.due) " due)"
                 }
             }
+            " "
+            a href={ "/decks/" (deck.id) "/stats" } { "Statistics" }
         }
         h2 { "Cards" }
         @if view.cards.is_empty() {

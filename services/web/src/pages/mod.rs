@@ -6,6 +6,7 @@ pub mod cards;
 pub mod decks;
 pub mod documents;
 pub mod layout;
+pub mod stats;
 pub mod study;
 
 use axum::{
@@ -25,6 +26,7 @@ pub fn router() -> Router<WebState> {
         .merge(cards::router())
         .merge(documents::router())
         .merge(study::router())
+        .merge(stats::router())
         .fallback(not_found)
 }
 

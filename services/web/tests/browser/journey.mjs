@@ -150,6 +150,14 @@ try {
   expect(shown.includes("Done for now: 3 reviews in this sitting."), `the summary: ${shown}`);
   await check(page, "study-summary");
 
+  // The statistics show those reviews.
+  await page.getByRole("link", { name: /^← Capitals/ }).click();
+  await page.getByRole("link", { name: "Statistics" }).click();
+  await page.waitForURL(/\/stats$/);
+  const todays = await page.locator("#reviews-title + svg rect.bar").last().locator("title").textContent();
+  expect(todays === "today: 3", `today's bar counts the three reviews: ${todays}`);
+  await check(page, "statistics");
+
   // Notes: refused uploads say why; a page of notes is read, with its words boxed.
   await page.getByRole("link", { name: "Notes" }).click();
   await page.waitForURL(/\/documents$/);
