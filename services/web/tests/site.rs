@@ -617,3 +617,92 @@ async fn a_learner_manages_decks_and_cards_through_forms() {
         StatusCode::NOT_FOUND
     );
 }
+
+#[tokio::test]
+async fn a_learner_makes_uses_and_deletes_an_api_token() {
+    let stack = Stack::start("tokens");
+    let browser = browser();
+    sign_up(&stack, &browser, "ada@example.org").await;
+    let account = browser
+        .get(stack.url("/account"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        account.contains("No tokens yet.") && !account.contains("/admin/alerts"),
+        "{account}"
+    );
+
+    let made = browser
+        .post(stack.url("/account"))
+        .form(&[("name", "sync script"), ("expires_in_days", "")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made.status(), StatusCode::CREATED);
+    let made = made.text().await.unwrap();
+    let secret = made
+        .split(r#"<code class="secret">"#)
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .expect("the secret, shown once")
+        .to_owned();
+    let me = Client::new()
+        .get(stack.url("/api/auth/me"))
+        .bearer_auth(&secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        me.status(),
+        StatusCode::OK,
+        "the token works through the web app's /api"
+    );
+
+    let account = browser
+        .get(stack.url("/account"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        account.contains("sync script") && !account.contains(&secret),
+        "{account}"
+    );
+    let delete = account
+        .split(r#"action="/account/tokens/"#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_owned();
+    let deleted = browser
+        .post(stack.url(&format!("/account/tokens/{delete}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), StatusCode::SEE_OTHER);
+    let refused = Client::new()
+        .get(stack.url("/api/auth/me"))
+        .bearer_auth(&secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+
+    let alerts = browser
+        .get(stack.url("/admin/alerts"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        alerts.status(),
+        StatusCode::FORBIDDEN,
+        "alerts are for administrators"
+    );
+    assert!(alerts.text().await.unwrap().contains("For administrators"));
+}

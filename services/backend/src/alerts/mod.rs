@@ -216,7 +216,7 @@ async fn store(state: &AppState, alerts: &[ReceivedAlert]) -> Result<(), ApiErro
 }
 
 /// An alert as the last notification that mattered described it.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Alert {
     /// Alertmanager's fingerprint of the labels: the alert's identity.
     pub fingerprint: String,

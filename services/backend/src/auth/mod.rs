@@ -378,7 +378,7 @@ async fn me(State(state): State<AppState>, user: CurrentUser) -> Result<Json<Use
     }))
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewToken {
     /// What the token is for, e.g. "anki sync script".
@@ -388,7 +388,7 @@ pub struct NewToken {
     pub expires_in_days: Option<u32>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ApiToken {
     pub id: String,
     pub name: String,

@@ -33,7 +33,7 @@ pub fn page(title: &str, visitor: Option<&Visitor>, main: &Markup) -> Markup {
                             a href="/documents" { "Notes" }
                         }
                         form class="account" method="post" action="/sign-out" {
-                            span class="who" { (visitor.email) }
+                            a class="who" href="/account" { (visitor.email) }
                             button type="submit" { "Sign out" }
                         }
                     } @else {

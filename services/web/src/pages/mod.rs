@@ -1,6 +1,7 @@
 //! The pages, one module per part of the app, and how a failed backend call becomes something a
 //! person understands.
 
+pub mod account;
 pub mod auth;
 pub mod cards;
 pub mod decks;
@@ -22,6 +23,7 @@ pub fn router() -> Router<WebState> {
     Router::new()
         .route("/", get(|| async { Redirect::to("/decks") }))
         .merge(auth::router())
+        .merge(account::router())
         .merge(decks::router())
         .merge(cards::router())
         .merge(documents::router())
