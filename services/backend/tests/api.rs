@@ -29,6 +29,7 @@ on_both_databases!(
     reviews_follow_fsrs_and_are_logged,
     due_counts_are_per_deck_and_per_user,
     deck_statistics_count_reviews_retention_and_the_forecast,
+    decks_go_out_and_come_back_as_csv,
     bad_input_is_rejected_and_changes_nothing,
     metrics_count_known_traffic,
     a_database_outage_answers_503_and_logs_nobody_out,
@@ -980,6 +981,99 @@ async fn deck_statistics_count_reviews_retention_and_the_forecast(server: TestSe
         ada.get(&format!("/api/decks/{deck}/stats?days=0")).await.0,
         StatusCode::UNPROCESSABLE_ENTITY
     );
+}
+
+async fn decks_go_out_and_come_back_as_csv(server: TestServer) {
+    let ada = server.user("ada@example.org").await;
+    let bob = server.user("bob@example.org").await;
+    let deck = ada.deck("out").await;
+    ada.card(
+        &deck,
+        json!({"front": "Capital of \"Peru\"?", "back": "Lima,\nsince 1535", "tags": ["geo", "capitals"]}),
+    )
+    .await;
+    ada.card(
+        &deck,
+        json!({"kind": "cloze", "front": "{{c1::Paris}} is on the {{c2::Seine}}."}),
+    )
+    .await;
+
+    let exported = ada.get_raw(&format!("/api/decks/{deck}/export.csv")).await;
+    assert_eq!(exported.status(), StatusCode::OK);
+    assert!(
+        exported.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    let csv = exported.text().await.unwrap();
+    assert!(csv.starts_with("kind,front,back,tags\n"), "{csv}");
+    assert_eq!(
+        bob.get_raw(&format!("/api/decks/{deck}/export.csv"))
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+
+    let copy = ada.deck("in").await;
+    let (status, outcome) = ada
+        .post_raw(
+            &format!("/api/decks/{copy}/import.csv"),
+            "text/csv",
+            csv.clone().into_bytes(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{outcome}");
+    assert_eq!(outcome["imported"], 2);
+    let (_, cards) = ada.get(&format!("/api/decks/{copy}/cards")).await;
+    let mut fronts: Vec<&str> = cards["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|card| card["front"].as_str().unwrap())
+        .collect();
+    fronts.sort_unstable();
+    assert_eq!(
+        fronts,
+        [
+            "Capital of \"Peru\"?",
+            "{{c1::Paris}} is on the {{c2::Seine}}."
+        ]
+    );
+    let (_, queue) = ada.get(&format!("/api/decks/{copy}/study")).await;
+    assert_eq!(
+        queue["items"].as_array().unwrap().len(),
+        3,
+        "one item per cloze deletion"
+    );
+
+    // A bad row anywhere imports nothing and is named.
+    let (status, body) = ada
+        .post_raw(
+            &format!("/api/decks/{copy}/import.csv"),
+            "text/csv",
+            b"kind,front,back\nbasic,fine,yes\ncloze,no deletions,\n".to_vec(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        body["detail"].as_str().unwrap().starts_with("row 3:"),
+        "{body}"
+    );
+    let (_, cards) = ada.get(&format!("/api/decks/{copy}/cards")).await;
+    assert_eq!(
+        cards["items"].as_array().unwrap().len(),
+        2,
+        "nothing was added"
+    );
+    let (status, _) = bob
+        .post_raw(
+            &format!("/api/decks/{copy}/import.csv"),
+            "text/csv",
+            csv.into_bytes(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "another user's deck");
 }
 
 async fn bad_input_is_rejected_and_changes_nothing(server: TestServer) {

@@ -3,6 +3,7 @@
 pub mod cloze;
 pub mod model;
 pub mod page_cache;
+pub mod transfer;
 
 use axum::{
     body::Bytes,
@@ -35,6 +36,8 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_cards, create_card))
         .routes(routes!(get_card, update_card, delete_card))
+        .routes(routes!(transfer::export_csv))
+        .routes(routes!(transfer::import_csv))
 }
 
 const CARD_COLUMNS: [&str; 13] = [
@@ -101,6 +104,28 @@ impl CardRow {
             updated_at: rfc3339(self.updated_at),
         })
     }
+}
+
+/// Up to `limit` of a deck's cards after id `after` (`""` for the first), in id order.
+pub async fn card_page(
+    state: &AppState,
+    user_id: &str,
+    deck_id: &str,
+    after: &str,
+    limit: u32,
+) -> Result<Vec<Card>, ApiError> {
+    let sql = state.db.engine.select_json(
+        "cards",
+        &CARD_COLUMNS,
+        "WHERE deck_id = $1 AND user_id = $2 AND id > $3 ORDER BY id LIMIT $4",
+    );
+    let query = sqlx::query_scalar(&sql)
+        .bind(deck_id)
+        .bind(user_id)
+        .bind(after)
+        .bind(i64::from(limit));
+    let rows: Vec<CardRow> = fetch_json_rows(query, &state.db.read, "listing cards").await?;
+    rows.into_iter().map(CardRow::into_card).collect()
 }
 
 /// Loads one of the user's cards; `tail_suffix` is appended to the `WHERE` (a row lock, or nothing).

@@ -1,0 +1,261 @@
+//! A deck's cards as CSV, out and in: `kind,front,back,tags` with a header row, tags separated
+//! by spaces as Anki writes them. An import is all or nothing: every row is checked as a new card
+//! would be, and the first bad row is named with its problem.
+
+use axum::{
+    body::Bytes,
+    extract::State,
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use flashcards_bootstrap::{
+    ApiError,
+    error::ErrorBody,
+    extract::{Json, Path},
+};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{
+    card_page,
+    model::{Card, CardContent, CardKind},
+};
+use crate::{
+    AppState,
+    auth::CurrentUser,
+    db::QueryResultExt,
+    decks::{deck_not_found, owns_deck},
+    metrics::Operation,
+};
+
+/// The CSV media type, as exports are sent and imports expected.
+pub const CSV_MEDIA_TYPE: &str = "text/csv; charset=utf-8";
+/// The columns, in order.
+pub const COLUMNS: [&str; 4] = ["kind", "front", "back", "tags"];
+/// Most rows one import takes.
+pub const MAX_IMPORT_ROWS: usize = 20_000;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CsvError {
+    #[error("the first row must name the columns kind,front,back,tags")]
+    Header,
+    #[error("row {row}: {problem}")]
+    Row { row: usize, problem: String },
+    #[error("more than {MAX_IMPORT_ROWS} rows")]
+    TooManyRows,
+}
+
+/// The cards as CSV, in the order given.
+pub fn to_csv(cards: &[Card]) -> Result<String, csv::Error> {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    writer.write_record(COLUMNS)?;
+    for card in cards {
+        let kind = match card.kind {
+            CardKind::Basic => "basic",
+            CardKind::Cloze => "cloze",
+        };
+        writer.write_record([kind, &card.front, &card.back, &card.tags.join(" ")])?;
+    }
+    let bytes = writer
+        .into_inner()
+        .map_err(|err| csv::Error::from(err.into_error()))?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// The cards a CSV text holds, each checked as a new card (row numbers count the header as 1).
+pub fn from_csv(text: &str) -> Result<Vec<CardContent>, CsvError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let headers = reader.headers().map_err(|_| CsvError::Header)?.clone();
+    let position = |name: &str| {
+        headers
+            .iter()
+            .position(|h| h.trim().eq_ignore_ascii_case(name))
+    };
+    let (Some(front), kind, back, tags) = (
+        position("front"),
+        position("kind"),
+        position("back"),
+        position("tags"),
+    ) else {
+        return Err(CsvError::Header);
+    };
+    let mut cards = Vec::new();
+    for (index, record) in reader.records().enumerate() {
+        let row = index + 2;
+        if cards.len() == MAX_IMPORT_ROWS {
+            return Err(CsvError::TooManyRows);
+        }
+        let record = record.map_err(|err| CsvError::Row {
+            row,
+            problem: err.to_string(),
+        })?;
+        let field = |at: Option<usize>| at.and_then(|at| record.get(at)).unwrap_or("").to_owned();
+        let kind_text = field(kind);
+        let kind = match kind_text.trim() {
+            "" => CardKind::Basic,
+            text => CardKind::parse(&text.to_ascii_lowercase()).ok_or_else(|| CsvError::Row {
+                row,
+                problem: format!("kind must be basic or cloze, not {text:?}"),
+            })?,
+        };
+        let content = CardContent {
+            kind,
+            front: field(Some(front)),
+            back: field(back),
+            tags: field(tags).split_whitespace().map(str::to_owned).collect(),
+            source: None,
+        };
+        let (content, _) = content.validate().map_err(|err| CsvError::Row {
+            row,
+            problem: err.to_string(),
+        })?;
+        cards.push(content);
+    }
+    Ok(cards)
+}
+
+#[utoipa::path(get, path = "/api/decks/{id}/export.csv", tag = "cards",
+    params(("id" = String, Path, description = "deck id")),
+    responses((status = 200, description = "kind,front,back,tags with a header row", content_type = "text/csv"),
+              (status = 404, body = ErrorBody)))]
+pub async fn export_csv(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(deck_id): Path<String>,
+) -> Result<Response, ApiError> {
+    if !owns_deck(&state.db.read, &user.id, &deck_id).await? {
+        return Err(deck_not_found());
+    }
+    const PAGE: u32 = 500;
+    let mut cards = Vec::new();
+    let mut after = String::new();
+    loop {
+        let page = card_page(&state, &user.id, &deck_id, &after, PAGE).await?;
+        let full = page.len() == PAGE as usize;
+        let last = page.last().map(|card| card.id.clone());
+        cards.extend(page);
+        match last {
+            Some(last) if full => after = last,
+            _ => break,
+        }
+    }
+    let text = to_csv(&cards).map_err(|err| ApiError::internal("writing CSV", err))?;
+    state.metrics.operation(Operation::Read);
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(CSV_MEDIA_TYPE),
+            ),
+            (
+                header::CONTENT_DISPOSITION,
+                HeaderValue::from_static("attachment; filename=\"deck.csv\""),
+            ),
+        ],
+        text,
+    )
+        .into_response())
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ImportOutcome {
+    /// Cards added to the deck.
+    pub imported: usize,
+}
+
+#[utoipa::path(post, path = "/api/decks/{id}/import.csv", tag = "cards",
+    params(("id" = String, Path, description = "deck id")),
+    request_body(content = String, content_type = "text/csv",
+        description = "kind,front,back,tags with a header row (only the front column is required)"),
+    responses((status = 201, body = ImportOutcome), (status = 404, body = ErrorBody),
+              (status = 422, body = ErrorBody, description = "names the first bad row; nothing is imported")))]
+pub async fn import_csv(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(deck_id): Path<String>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<ImportOutcome>), ApiError> {
+    let text = std::str::from_utf8(&body)
+        .map_err(|_| ApiError::Unprocessable("the CSV is not UTF-8 text".to_owned()))?;
+    let cards = from_csv(text).map_err(|err| ApiError::Unprocessable(err.to_string()))?;
+    if !owns_deck(&state.db.read, &user.id, &deck_id).await? {
+        return Err(deck_not_found());
+    }
+    let now = state.clock.now_ms();
+    let mut tx = state.db.begin_write().await.db("starting transaction")?;
+    for content in cards.iter().cloned() {
+        super::insert_card_in(&mut tx, now, &user.id, &deck_id, content).await?;
+    }
+    tx.commit().await.db("committing the import")?;
+    state.cards_changed(&deck_id);
+    state.metrics.operation(Operation::Create);
+    Ok((
+        StatusCode::CREATED,
+        Json(ImportOutcome {
+            imported: cards.len(),
+        }),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn card(kind: CardKind, front: &str, back: &str, tags: &[&str]) -> Card {
+        Card {
+            id: "c".to_owned(),
+            deck_id: "d".to_owned(),
+            kind,
+            front: front.to_owned(),
+            back: back.to_owned(),
+            tags: tags.iter().map(|tag| (*tag).to_owned()).collect(),
+            source: None,
+            ordinals: vec![1],
+            created_at: String::new(),
+            updated_at: String::new(),
+        }
+    }
+
+    #[test]
+    fn cards_go_out_and_come_back_the_same() {
+        let cards = [
+            card(
+                CardKind::Basic,
+                "Capital of \"Peru\", the country?",
+                "Lima\nsince 1535",
+                &["geo", "capitals"],
+            ),
+            card(
+                CardKind::Cloze,
+                "{{c1::Paris}} is on the {{c2::Seine}}.",
+                "",
+                &[],
+            ),
+        ];
+        let text = to_csv(&cards).expect("csv");
+        assert!(text.starts_with("kind,front,back,tags\n"), "{text}");
+        let back = from_csv(&text).expect("parses");
+        assert_eq!(back.len(), 2);
+        assert_eq!(back[0].front, cards[0].front);
+        assert_eq!(back[0].back, cards[0].back);
+        assert_eq!(back[0].tags, ["geo", "capitals"]);
+        assert_eq!(back[1].kind, CardKind::Cloze);
+    }
+
+    #[test]
+    fn only_front_is_required_and_bad_rows_are_named() {
+        let cards = from_csv("Front,Back\nq,a\n").expect("parses");
+        assert_eq!(
+            (cards[0].kind, cards[0].back.as_str()),
+            (CardKind::Basic, "a")
+        );
+        assert_eq!(from_csv("question,answer\nq,a\n"), Err(CsvError::Header));
+        let bad = from_csv("kind,front,back\nbasic,ok,yes\nquiz,what,x\n").expect_err("bad kind");
+        assert!(matches!(bad, CsvError::Row { row: 3, .. }), "{bad}");
+        let empty = from_csv("kind,front\ncloze,no deletions\n").expect_err("bad cloze");
+        assert!(empty.to_string().starts_with("row 2: front:"), "{empty}");
+    }
+}
