@@ -597,11 +597,59 @@ async fn a_learner_manages_decks_and_cards_through_forms() {
             .contains("<h1>World geography</h1>")
     );
 
+    // Export as CSV through the same origin, and import it back: the page says how many.
+    let csv = browser
+        .get(stack.url(&format!("/api{deck_url}/export.csv")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        csv.starts_with("kind,front,back,tags\n") && csv.contains("{{c2::Seine}}"),
+        "{csv}"
+    );
+    let import = |body: &'static str| {
+        let browser = browser.clone();
+        let url = stack.url(&format!("{deck_url}/import"));
+        async move {
+            let file = reqwest::multipart::Part::bytes(body.as_bytes().to_vec())
+                .file_name("cards.csv")
+                .mime_str("text/csv")
+                .unwrap();
+            browser
+                .post(url)
+                .multipart(reqwest::multipart::Form::new().part("file", file))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let imported =
+        import("front,back,tags\nCapital of Chile?,Santiago,geo\nCapital of Peru?,Lima,geo\n")
+            .await;
+    assert_eq!(imported.status(), StatusCode::SEE_OTHER);
+    let after = location(&imported).to_owned();
+    assert!(after.ends_with("?imported=2"), "{after}");
+    let page = get(after).await;
+    assert!(
+        page.contains("Imported 2 cards.") && page.contains("Santiago"),
+        "{page}"
+    );
+    let bad = import("front,back\nonly a front,\n").await;
+    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let bad = bad.text().await.unwrap();
+    assert!(
+        bad.contains(r#"id="import-error" role="alert""#) && bad.contains("Row 2"),
+        "{bad}"
+    );
+
     // Deleting the deck asks first, naming what goes with it.
     let confirm = get(format!("{deck_url}/delete")).await;
     assert!(
         confirm.contains("Delete “World geography”?")
-            && confirm.contains("its 1 card will be gone"),
+            && confirm.contains("its 3 cards will be gone"),
         "{confirm}"
     );
     let gone = post(format!("{deck_url}/delete"), vec![]).await;

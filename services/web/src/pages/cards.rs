@@ -188,14 +188,19 @@ async fn create(
                 )
                 .await?
                 .body;
+            let message = sentence(&detail);
+            let forms = decks::DeckForms {
+                new_card: Some(&form),
+                card_error: Some(&message),
+                ..decks::DeckForms::default()
+            };
             let page = decks::render_deck(
                 &state,
                 &session,
                 &user,
                 &deck,
                 &CardFilter::default(),
-                (&form, Some(&sentence(&detail))),
-                (&deck.name, None),
+                &forms,
             )
             .await?;
             Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())

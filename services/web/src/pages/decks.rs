@@ -3,14 +3,17 @@
 
 use axum::{
     Form, Router,
-    extract::{Path, Query, State},
+    extract::{Multipart, Path, Query, State},
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Redirect, Response},
     routing::get,
 };
 use flashcards_backend::{
     auth::User,
-    cards::model::Card,
+    cards::{
+        model::Card,
+        transfer::{CSV_MEDIA_TYPE, ImportOutcome},
+    },
     decks::{Deck, DeckChanges, NewDeck},
     pagination::Page,
     study::{DueCount, StudyQueue},
@@ -35,6 +38,7 @@ pub fn router() -> Router<WebState> {
         .route("/decks", get(list).post(create))
         .route("/decks/{id}", get(deck))
         .route("/decks/{id}/rename", axum::routing::post(rename))
+        .route("/decks/{id}/import", axum::routing::post(import))
         .route("/decks/{id}/delete", get(confirm_delete).post(delete))
 }
 
@@ -214,17 +218,26 @@ pub fn tags_of(cards: &[Card]) -> Vec<&str> {
     tags
 }
 
-/// What the deck page shows besides the deck: its due count, its cards, the filter, and the
-/// new-card and rename forms as typed (with their errors), if a post came back.
+/// The deck page's forms as typed, with their errors, when a post came back refused; and how many
+/// cards an import just added.
+#[derive(Debug, Default)]
+pub struct DeckForms<'a> {
+    pub new_card: Option<&'a CardForm>,
+    pub card_error: Option<&'a str>,
+    /// The rename field as typed; the deck's name when `None`.
+    pub name: Option<&'a str>,
+    pub rename_error: Option<&'a str>,
+    pub import_error: Option<&'a str>,
+    pub imported: Option<u32>,
+}
+
+/// What the deck page shows: the deck, its due count, its cards, the filter and the forms.
 pub struct DeckView<'a> {
     pub deck: &'a Deck,
     pub due: usize,
     pub cards: &'a [Card],
     pub filter: &'a CardFilter,
-    pub new_card: &'a CardForm,
-    pub card_error: Option<&'a str>,
-    pub name: &'a str,
-    pub rename_error: Option<&'a str>,
+    pub forms: &'a DeckForms<'a>,
 }
 
 /// One deck: study link, the cards (filtered), a form for a new card, renaming and deleting.
@@ -237,7 +250,9 @@ pub fn deck_page(user: &User, view: &DeckView) -> Markup {
         .collect();
     let tags = tags_of(view.cards);
     let filtering = !view.filter.q.trim().is_empty() || !view.filter.tag.trim().is_empty();
-    let rename_described = view.rename_error.map(|_| "rename-error");
+    let forms = view.forms;
+    let rename_described = forms.rename_error.map(|_| "rename-error");
+    let blank = CardForm::default();
     let main = html! {
         p { a href="/decks" { "← All decks" } }
         h1 { (deck.name) }
@@ -308,12 +323,41 @@ pub fn deck_page(user: &User, view: &DeckView) -> Markup {
             }
         }
         h2 id="new-card" { "New card" }
-        (cards::card_form(&format!("/decks/{}/cards", deck.id), view.new_card, view.card_error, "Add card"))
+        (cards::card_form(
+            &format!("/decks/{}/cards", deck.id),
+            forms.new_card.unwrap_or(&blank),
+            forms.card_error,
+            "Add card",
+        ))
+        h2 { "Import and export" }
+        @if let Some(imported) = forms.imported {
+            p class="notice" role="status" {
+                "Imported " (imported) @if imported == 1 { " card." } @else { " cards." }
+            }
+        }
+        p {
+            a href={ "/api/decks/" (deck.id) "/export.csv" } download={ (deck.name) ".csv" } {
+                "Export as CSV"
+            }
+        }
+        (layout::form_error("import-error", forms.import_error))
+        form class="stack" method="post" action={ "/decks/" (deck.id) "/import" }
+            enctype="multipart/form-data" {
+            label for="import-file" { "Import cards from CSV" }
+            input id="import-file" name="file" type="file" required accept=".csv,text/csv"
+                aria-describedby={ "import-hint" @if forms.import_error.is_some() { " import-error" } };
+            p class="hint" id="import-hint" {
+                "Columns kind, front, back, tags with a header row; tags separated by spaces. \
+                 A bad row stops the whole import and is named."
+            }
+            button type="submit" { "Import" }
+        }
         h2 { "Deck settings" }
-        (layout::form_error("rename-error", view.rename_error))
+        (layout::form_error("rename-error", forms.rename_error))
         form class="stack" method="post" action={ "/decks/" (deck.id) "/rename" } {
             label for="rename" { "Name" }
-            input id="rename" name="name" required maxlength="200" value=(view.name)
+            input id="rename" name="name" required maxlength="200"
+                value=(forms.name.unwrap_or(&deck.name))
                 aria-describedby=[rename_described]
                 aria-invalid=[rename_described.map(|_| "true")];
             button type="submit" { "Rename deck" }
@@ -380,15 +424,14 @@ async fn due_in(state: &WebState, session: &str, id: &str) -> Result<usize, Back
         .len())
 }
 
-/// The deck page with the forms as typed and their errors, if a post came back refused.
+/// The deck page with `forms` (as typed, with their errors, if a post came back refused).
 pub(super) async fn render_deck(
     state: &WebState,
     session: &str,
     user: &User,
     deck: &Deck,
     filter: &CardFilter,
-    new_card: (&CardForm, Option<&str>),
-    rename: (&str, Option<&str>),
+    forms: &DeckForms<'_>,
 ) -> Result<Markup, PageError> {
     let cards = deck_cards(state, session, &deck.id).await?;
     let due = due_in(state, session, &deck.id).await?;
@@ -399,32 +442,111 @@ pub(super) async fn render_deck(
             due,
             cards: &cards,
             filter,
-            new_card: new_card.0,
-            card_error: new_card.1,
-            name: rename.0,
-            rename_error: rename.1,
+            forms,
         },
     ))
+}
+
+/// The deck page's address: the filter, and how many cards an import just added.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct DeckQuery {
+    q: String,
+    tag: String,
+    imported: Option<u32>,
 }
 
 async fn deck(
     State(state): State<WebState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Query(filter): Query<CardFilter>,
+    Query(query): Query<DeckQuery>,
 ) -> Result<Markup, PageError> {
     let (session, user) = visitor(&state, &headers).await?;
     let deck = load_deck(&state, &session, &id).await?;
-    render_deck(
-        &state,
-        &session,
-        &user,
-        &deck,
-        &filter,
-        (&CardForm::default(), None),
-        (&deck.name, None),
-    )
-    .await
+    let filter = CardFilter {
+        q: query.q,
+        tag: query.tag,
+    };
+    let forms = DeckForms {
+        imported: query.imported,
+        ..DeckForms::default()
+    };
+    render_deck(&state, &session, &user, &deck, &filter, &forms).await
+}
+
+/// Sends a CSV file from the import form to the backend, which adds its cards or names the bad
+/// row; the page then says how many were added, or shows the reason beside the form.
+async fn import(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    mut form: Multipart,
+) -> Result<Response, PageError> {
+    let (session, user) = visitor(&state, &headers).await?;
+    let deck = load_deck(&state, &session, &id).await?;
+    let mut file = None;
+    let mut problem = None;
+    loop {
+        match form.next_field().await {
+            Ok(Some(field)) if field.name() == Some("file") => match field.bytes().await {
+                Ok(bytes) => file = Some(bytes),
+                Err(err) => problem = Some(err.body_text()),
+            },
+            Ok(Some(_)) => {}
+            Ok(None) => break,
+            Err(err) => {
+                problem = Some(err.body_text());
+                break;
+            }
+        }
+    }
+    let outcome = match (file, problem) {
+        (Some(bytes), None) => state
+            .backend
+            .post_raw::<ImportOutcome>(
+                &format!("/api/decks/{id}/import.csv"),
+                &session,
+                CSV_MEDIA_TYPE,
+                reqwest::Body::from(bytes),
+            )
+            .await
+            .map_err(|err| match err {
+                BackendError::Refused { status, detail, .. } if status.is_client_error() => {
+                    Ok((status, sentence(&detail)))
+                }
+                err => Err(err),
+            }),
+        (_, problem) => Err(Ok((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!(
+                "The file could not be read: {}",
+                problem.unwrap_or_else(|| "choose a CSV file".to_owned())
+            ),
+        ))),
+    };
+    match outcome {
+        Ok(answer) => Ok(
+            Redirect::to(&format!("/decks/{id}?imported={}", answer.body.imported)).into_response(),
+        ),
+        Err(Ok((status, message))) => {
+            let forms = DeckForms {
+                import_error: Some(&message),
+                ..DeckForms::default()
+            };
+            let page = render_deck(
+                &state,
+                &session,
+                &user,
+                &deck,
+                &CardFilter::default(),
+                &forms,
+            )
+            .await?;
+            Ok((status, page).into_response())
+        }
+        Err(Err(err)) => Err(err.into()),
+    }
 }
 
 async fn rename(
@@ -451,14 +573,19 @@ async fn rename(
     {
         Ok(_) => Ok(Redirect::to(&format!("/decks/{id}")).into_response()),
         Err(BackendError::Refused { status, detail, .. }) if status.is_client_error() => {
+            let message = sentence(&detail);
+            let forms = DeckForms {
+                name: Some(&form.name),
+                rename_error: Some(&message),
+                ..DeckForms::default()
+            };
             let page = render_deck(
                 &state,
                 &session,
                 &user,
                 &deck,
                 &CardFilter::default(),
-                (&CardForm::default(), None),
-                (&form.name, Some(&sentence(&detail))),
+                &forms,
             )
             .await?;
             Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
