@@ -1,5 +1,6 @@
 //! `cargo xtask <command>`: the project's developer commands. Run `cargo xtask --help` for the list.
 
+mod anki;
 mod apt;
 mod bench;
 mod bench_llm;

@@ -31,12 +31,6 @@ const MLFLOW_FOLDER: &str = "mlflow-2.22.0";
 /// imports, so `mlflow server` fails at start with it.
 const CONSTRAINTS: [&str; 1] = ["sqlalchemy<2.1"];
 
-/// Debian's python3 can only create virtualenvs with python3-venv, which provides ensurepip.
-const PYTHON: [(&str, &str); 2] = [
-    ("python3", "python3"),
-    ("/usr/lib/*/ensurepip/__init__.py", "python3-venv"),
-];
-
 /// Migrating a new SQLite store and starting gunicorn takes about 10 s on an idle 2-core machine;
 /// a busy one (tests building) is slower.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(120);
@@ -173,7 +167,7 @@ pub fn ensure_installed() -> Result<PathBuf> {
     if let Some(venv) = venv::ready(&dir, SERVER_CHECK) {
         return Ok(venv);
     }
-    apt::ensure_apt_packages(&PYTHON)?;
+    apt::ensure_apt_packages(&venv::PYTHON_PACKAGES)?;
     eprintln!(
         "installing {MLFLOW} from PyPI into {}: about a minute, the first time",
         dir.join("venv").display()

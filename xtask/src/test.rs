@@ -11,7 +11,7 @@ use std::{
 use anyhow::{Context, Result};
 
 use crate::{
-    apt, browser, cargo, control_plane, interrupt, llama::LlamaServer, mlflow::MlflowServer,
+    anki, apt, browser, cargo, control_plane, interrupt, llama::LlamaServer, mlflow::MlflowServer,
     models::Model, postgres::Cluster, summary::Totals,
 };
 
@@ -28,6 +28,9 @@ const LLM_MODEL_VAR: &str = "FLASHCARDS_TEST_LLM_MODEL";
 /// parity tests also run.
 const QWEN_URL_VAR: &str = "FLASHCARDS_TEST_QWEN_URL";
 const QWEN_MODEL_VAR: &str = "FLASHCARDS_TEST_QWEN_MODEL";
+
+/// The variable through which the Anki package tests find a python with Anki's library.
+const ANKI_PYTHON_VAR: &str = "FLASHCARDS_TEST_ANKI_PYTHON";
 
 /// The variable through which the OCR, LLM and bootstrap tests find an MLflow tracking server.
 const MLFLOW_URL_VAR: &str = "FLASHCARDS_TEST_MLFLOW_URL";
@@ -68,6 +71,10 @@ fn run_suites(cargo_args: &[String]) -> Result<(bool, Totals)> {
     interrupt::defer_ctrl_c()?;
     apt::ensure_system_packages()?;
     browser::ensure_tools()?;
+    let anki_python = match env::var_os(ANKI_PYTHON_VAR) {
+        Some(_) => None,
+        None => Some(anki::ensure_installed()?),
+    };
     // First, as it may take long the first time: the servers below would only wait for it.
     let control_plane = match env::var_os(control_plane::BIN_VAR) {
         Some(_) => {
@@ -139,6 +146,9 @@ fn run_suites(cargo_args: &[String]) -> Result<(bool, Totals)> {
     }
     if let Some(mlflow) = &mlflow {
         command.env(MLFLOW_URL_VAR, mlflow.url());
+    }
+    if let Some(python) = &anki_python {
+        command.env(ANKI_PYTHON_VAR, python);
     }
     let mut child = command.spawn().context("starting cargo test")?;
     let stdout = child

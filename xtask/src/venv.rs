@@ -11,6 +11,12 @@ use anyhow::{Context, Result, ensure};
 
 use crate::paths::ScratchDir;
 
+/// Debian's python3 can only create virtualenvs with python3-venv, which provides ensurepip.
+pub const PYTHON_PACKAGES: [(&str, &str); 2] = [
+    ("python3", "python3"),
+    ("/usr/lib/*/ensurepip/__init__.py", "python3-venv"),
+];
+
 /// `dir/venv` when `python -c check` succeeds in it: an install that completed.
 pub fn ready(dir: &Path, check: &str) -> Option<PathBuf> {
     let venv = dir.join("venv");

@@ -139,7 +139,8 @@ where
         .is_some())
 }
 
-async fn load_deck(state: &AppState, user_id: &str, deck_id: &str) -> Result<Deck, ApiError> {
+/// One of the user's decks; another user's is [`deck_not_found`].
+pub async fn load_deck(state: &AppState, user_id: &str, deck_id: &str) -> Result<Deck, ApiError> {
     let sql = state
         .db
         .engine

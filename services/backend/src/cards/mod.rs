@@ -1,5 +1,6 @@
 //! Cards in a deck: CRUD, with the study items each card makes kept in step with its content.
 
+pub mod anki;
 pub mod cloze;
 pub mod model;
 pub mod page_cache;
@@ -37,6 +38,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_cards, create_card))
         .routes(routes!(get_card, update_card, delete_card))
         .routes(routes!(transfer::export_csv))
+        .routes(routes!(transfer::export_apkg))
         .routes(routes!(transfer::import_csv))
 }
 

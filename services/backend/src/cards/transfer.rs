@@ -1,6 +1,6 @@
-//! A deck's cards as CSV, out and in: `kind,front,back,tags` with a header row, tags separated
-//! by spaces as Anki writes them. An import is all or nothing: every row is checked as a new card
-//! would be, and the first bad row is named with its problem.
+//! A deck's cards out and in: as CSV (`kind,front,back,tags` with a header row, tags separated by
+//! spaces as Anki writes them) both ways, and out as an Anki package (`anki.rs`). A CSV import is
+//! all or nothing: every row is checked as a new card would be, and the first bad row is named.
 
 use axum::{
     body::Bytes,
@@ -17,13 +17,13 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{
-    card_page,
+    anki, card_page,
     model::{Card, CardContent, CardKind},
 };
 use crate::{
     AppState,
     auth::CurrentUser,
-    db::QueryResultExt,
+    db::{QueryResultExt, fetch_json_rows},
     decks::{deck_not_found, owns_deck},
     metrics::Operation,
 };
@@ -126,22 +126,8 @@ pub async fn export_csv(
     user: CurrentUser,
     Path(deck_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    if !owns_deck(&state.db.read, &user.id, &deck_id).await? {
-        return Err(deck_not_found());
-    }
-    const PAGE: u32 = 500;
-    let mut cards = Vec::new();
-    let mut after = String::new();
-    loop {
-        let page = card_page(&state, &user.id, &deck_id, &after, PAGE).await?;
-        let full = page.len() == PAGE as usize;
-        let last = page.last().map(|card| card.id.clone());
-        cards.extend(page);
-        match last {
-            Some(last) if full => after = last,
-            _ => break,
-        }
-    }
+    let deck = crate::decks::load_deck(&state, &user.id, &deck_id).await?;
+    let cards = all_cards(&state, &user.id, &deck_id).await?;
     let text = to_csv(&cards).map_err(|err| ApiError::internal("writing CSV", err))?;
     state.metrics.operation(Operation::Read);
     Ok((
@@ -150,12 +136,137 @@ pub async fn export_csv(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static(CSV_MEDIA_TYPE),
             ),
-            (
-                header::CONTENT_DISPOSITION,
-                HeaderValue::from_static("attachment; filename=\"deck.csv\""),
-            ),
+            (header::CONTENT_DISPOSITION, attachment(&deck.name, "csv")),
         ],
         text,
+    )
+        .into_response())
+}
+
+/// `Content-Disposition` for a download of deck `name` with `extension`: an ASCII name for old
+/// clients (anything else as `_`) and the exact one in UTF-8 (RFC 6266).
+pub fn attachment(name: &str, extension: &str) -> HeaderValue {
+    let name = if name.trim().is_empty() {
+        "deck"
+    } else {
+        name.trim()
+    };
+    let ascii: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || " -_.()".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let encoded: String = format!("{name}.{extension}")
+        .bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                char::from(byte).to_string()
+            }
+            _ => format!("%{byte:02X}"),
+        })
+        .collect();
+    HeaderValue::from_str(&format!(
+        "attachment; filename=\"{ascii}.{extension}\"; filename*=UTF-8''{encoded}"
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static("attachment"))
+}
+
+/// All of a deck's cards, in id order.
+async fn all_cards(state: &AppState, user_id: &str, deck_id: &str) -> Result<Vec<Card>, ApiError> {
+    const PAGE: u32 = 500;
+    let mut cards = Vec::new();
+    let mut after = String::new();
+    loop {
+        let page = card_page(state, user_id, deck_id, &after, PAGE).await?;
+        let full = page.len() == PAGE as usize;
+        let last = page.last().map(|card| card.id.clone());
+        cards.extend(page);
+        match last {
+            Some(last) if full => after = last,
+            _ => return Ok(cards),
+        }
+    }
+}
+
+/// The media type of Anki packages.
+pub const APKG_MEDIA_TYPE: &str = "application/apkg";
+
+#[utoipa::path(get, path = "/api/decks/{id}/export.apkg", tag = "cards",
+    params(("id" = String, Path, description = "deck id")),
+    responses((status = 200, description = "an Anki package: Basic and Cloze notes, tags, \
+                 scheduling and the review history", content_type = "application/apkg"),
+              (status = 404, body = ErrorBody)))]
+pub async fn export_apkg(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(deck_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let deck = crate::decks::load_deck(&state, &user.id, &deck_id).await?;
+    let cards = all_cards(&state, &user.id, &deck_id).await?;
+    let sql = state.db.engine.json_rows(
+        "SELECT card_id, ordinal, due, stability, difficulty, last_review, reps, lapses \
+         FROM study_items WHERE deck_id = $1 AND user_id = $2",
+        &[
+            "card_id",
+            "ordinal",
+            "due",
+            "stability",
+            "difficulty",
+            "last_review",
+            "reps",
+            "lapses",
+        ],
+        "card_id, ordinal",
+    );
+    let query = sqlx::query_scalar(&sql).bind(&deck_id).bind(&user.id);
+    let items: Vec<anki::ItemState> =
+        fetch_json_rows(query, &state.db.read, "loading study items").await?;
+    let sql = state.db.engine.json_rows(
+        "SELECT r.card_id AS card_id, r.ordinal AS ordinal, r.rating AS rating, \
+         r.reviewed_at AS reviewed_at, r.elapsed_days AS elapsed_days, r.due AS due \
+         FROM review_logs r JOIN cards c ON c.id = r.card_id \
+         WHERE c.deck_id = $1 AND r.user_id = $2",
+        &[
+            "card_id",
+            "ordinal",
+            "rating",
+            "reviewed_at",
+            "elapsed_days",
+            "due",
+        ],
+        "reviewed_at",
+    );
+    let query = sqlx::query_scalar(&sql).bind(&deck_id).bind(&user.id);
+    let reviews: Vec<anki::Review> =
+        fetch_json_rows(query, &state.db.read, "loading review logs").await?;
+    let disposition = attachment(&deck.name, "apkg");
+    let export = anki::Export {
+        deck_name: deck.name,
+        cards,
+        items,
+        reviews,
+        now_ms: state.clock.now_ms(),
+    };
+    // SQLite and zip writing block: off the async threads.
+    let bytes = tokio::task::spawn_blocking(move || anki::package(&export))
+        .await
+        .map_err(|err| ApiError::internal("writing the Anki package", err))?
+        .map_err(|err| ApiError::internal("writing the Anki package", err))?;
+    state.metrics.operation(Operation::Read);
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(APKG_MEDIA_TYPE),
+            ),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        bytes,
     )
         .into_response())
 }
@@ -217,6 +328,18 @@ mod tests {
             created_at: String::new(),
             updated_at: String::new(),
         }
+    }
+
+    #[test]
+    fn downloads_are_named_after_the_deck() {
+        assert_eq!(
+            attachment("Capitals", "apkg"),
+            "attachment; filename=\"Capitals.apkg\"; filename*=UTF-8''Capitals.apkg"
+        );
+        assert_eq!(
+            attachment("Géo \"1\"/2", "csv"),
+            "attachment; filename=\"G_o _1__2.csv\"; filename*=UTF-8''G%C3%A9o%20%221%22%2F2.csv"
+        );
     }
 
     #[test]

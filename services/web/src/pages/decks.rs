@@ -335,7 +335,10 @@ pub fn deck_page(user: &User, view: &DeckView) -> Markup {
                 "Imported " (imported) @if imported == 1 { " card." } @else { " cards." }
             }
         }
-        p {
+        p class="exports" {
+            a href={ "/api/decks/" (deck.id) "/export.apkg" } download={ (deck.name) ".apkg" } {
+                "Export for Anki (.apkg)"
+            }
             a href={ "/api/decks/" (deck.id) "/export.csv" } download={ (deck.name) ".csv" } {
                 "Export as CSV"
             }

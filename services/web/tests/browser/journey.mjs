@@ -211,6 +211,15 @@ try {
   await page.getByRole("link", { name: "Capitals" }).click();
   expect((await text(page)).includes("(edited)"), "the edited draft is a card in the deck");
 
+  // The deck exports for Anki: a zip package, downloaded through the same origin.
+  const [download] = await Promise.all([
+    page.waitForEvent("download"),
+    page.getByRole("link", { name: "Export for Anki (.apkg)" }).click(),
+  ]);
+  expect(download.suggestedFilename() === "Capitals.apkg", `the package's name: ${download.suggestedFilename()}`);
+  const packaged = readFileSync(await download.path());
+  expect(packaged.subarray(0, 2).toString() === "PK", "an .apkg is a zip file");
+
   await page.getByRole("button", { name: "Sign out" }).click();
   await page.waitForURL(/\/sign-in$/);
   await page.getByLabel("Email").fill("ada@example.org");

@@ -1,0 +1,124 @@
+//! Decks exported as Anki packages, read back by Anki's own library (`anki` from PyPI, which
+//! `cargo xtask test` installs and names in FLASHCARDS_TEST_ANKI_PYTHON): note types, fields,
+//! cloze deletions, tags, scheduling and the review history are what we exported. Every scenario
+//! runs on SQLite and PostgreSQL.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::{path::Path, process::Command};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use support::TestServer;
+
+on_both_databases!(a_deck_exported_as_apkg_is_what_anki_imports);
+
+/// What Anki's library reads from `package` (see anki/read_package.py).
+fn read_with_anki(package: &Path) -> Value {
+    let python = std::env::var("FLASHCARDS_TEST_ANKI_PYTHON").expect(
+        "FLASHCARDS_TEST_ANKI_PYTHON is not set: run the tests with `cargo xtask test`, which \
+         installs Anki's library",
+    );
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/anki/read_package.py");
+    let output = Command::new(python)
+        .arg(script)
+        .arg(package)
+        .output()
+        .expect("running Anki's library");
+    assert!(
+        output.status.success(),
+        "Anki could not import the package: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("the script's JSON")
+}
+
+async fn a_deck_exported_as_apkg_is_what_anki_imports(server: TestServer) {
+    let ada = server.user("ada@example.org").await;
+    let deck = ada.deck("Geography").await;
+    let peru = ada
+        .card(
+            &deck,
+            json!({"front": "Capital of Peru?", "back": "Lima", "tags": ["geo", "capitals"]}),
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    ada.card(
+        &deck,
+        json!({"kind": "cloze", "front": "{{c1::Paris}} is on the {{c2::Seine}}.", "back": "France"}),
+    )
+    .await;
+    for (rating, days) in [("good", 0.0), ("again", 3.0), ("good", 0.01)] {
+        server.advance_days(days);
+        let (status, _) = ada
+            .post(
+                &format!("/api/cards/{peru}/review"),
+                json!({"rating": rating}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+
+    let answer = ada.get_raw(&format!("/api/decks/{deck}/export.apkg")).await;
+    assert_eq!(answer.status(), StatusCode::OK);
+    assert_eq!(answer.headers()["content-type"], "application/apkg");
+    let folder = tempfile::tempdir().unwrap();
+    let package = folder.path().join("deck.apkg");
+    std::fs::write(&package, answer.bytes().await.unwrap()).unwrap();
+    let anki = read_with_anki(&package);
+
+    let notes = anki["notes"].as_array().unwrap();
+    assert_eq!(notes.len(), 2, "{anki}");
+    let basic = &notes[0];
+    assert_eq!(basic["cloze"], false);
+    assert_eq!(
+        basic["fields"],
+        json!({"Front": "Capital of Peru?", "Back": "Lima"})
+    );
+    assert_eq!(basic["tags"], json!(["capitals", "geo"]));
+    let card = &basic["cards"][0];
+    assert_eq!(card["deck"], "Geography");
+    assert_eq!(
+        card["type"], 2,
+        "a review card: scheduling carried over: {card}"
+    );
+    assert_eq!(
+        (card["reps"].as_i64(), card["lapses"].as_i64()),
+        (Some(3), Some(1))
+    );
+    let cloze = &notes[1];
+    assert_eq!(cloze["cloze"], true);
+    assert_eq!(
+        cloze["fields"],
+        json!({"Text": "{{c1::Paris}} is on the {{c2::Seine}}.", "Back Extra": "France"})
+    );
+    let questions: Vec<&str> = cloze["cards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|card| card["question"].as_str().unwrap())
+        .collect();
+    assert_eq!(questions.len(), 2, "one Anki card per deletion");
+    assert!(
+        questions[0].contains("[...]</span> is on the"),
+        "{questions:?}"
+    );
+    assert!(
+        questions[1].contains("is on the <span class=\"cloze\""),
+        "{questions:?}"
+    );
+    assert!(
+        cloze["cards"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|card| card["type"] == 0),
+        "new"
+    );
+    assert_eq!(anki["revlog"], 3);
+    assert_eq!(anki["revlog_eases"], json!([3, 1, 3]), "Good, Again, Good");
+}
