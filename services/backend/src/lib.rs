@@ -40,6 +40,7 @@ pub fn app(service: ServiceBuilder, state: AppState) -> Router {
         .merge(auth::router())
         .merge(decks::router())
         .merge(cards::router())
+        .merge(cards::transfer::imports(state.documents.max_upload_bytes))
         .merge(study::router())
         .merge(documents::router(state.documents.max_upload_bytes))
         .merge(generation::router())

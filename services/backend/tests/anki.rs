@@ -13,17 +13,29 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use support::TestServer;
 
-on_both_databases!(a_deck_exported_as_apkg_is_what_anki_imports);
+on_both_databases!(
+    a_deck_exported_as_apkg_is_what_anki_imports,
+    packages_anki_writes_import_with_the_same_content,
+);
+
+/// Anki's library's python (see anki/*.py).
+fn anki_python() -> String {
+    std::env::var("FLASHCARDS_TEST_ANKI_PYTHON").expect(
+        "FLASHCARDS_TEST_ANKI_PYTHON is not set: run the tests with `cargo xtask test`, which \
+         installs Anki's library",
+    )
+}
+
+fn script(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/anki")
+        .join(name)
+}
 
 /// What Anki's library reads from `package` (see anki/read_package.py).
 fn read_with_anki(package: &Path) -> Value {
-    let python = std::env::var("FLASHCARDS_TEST_ANKI_PYTHON").expect(
-        "FLASHCARDS_TEST_ANKI_PYTHON is not set: run the tests with `cargo xtask test`, which \
-         installs Anki's library",
-    );
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/anki/read_package.py");
-    let output = Command::new(python)
-        .arg(script)
+    let output = Command::new(anki_python())
+        .arg(script("read_package.py"))
         .arg(package)
         .output()
         .expect("running Anki's library");
@@ -121,4 +133,73 @@ async fn a_deck_exported_as_apkg_is_what_anki_imports(server: TestServer) {
     );
     assert_eq!(anki["revlog"], 3);
     assert_eq!(anki["revlog_eases"], json!([3, 1, 3]), "Good, Again, Good");
+}
+
+/// A package written by Anki's library (see anki/write_package.py), `modern` or `legacy`.
+fn written_by_anki(folder: &Path, kind: &str) -> Vec<u8> {
+    let package = folder.join(format!("{kind}.apkg"));
+    let output = Command::new(anki_python())
+        .arg(script("write_package.py"))
+        .arg(&package)
+        .arg(kind)
+        .output()
+        .expect("running Anki's library");
+    assert!(
+        output.status.success(),
+        "Anki could not write a package: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    std::fs::read(package).unwrap()
+}
+
+async fn packages_anki_writes_import_with_the_same_content(server: TestServer) {
+    let ada = server.user("ada@example.org").await;
+    let folder = tempfile::tempdir().unwrap();
+    for kind in ["modern", "legacy"] {
+        let deck = ada.deck(kind).await;
+        let (status, outcome) = ada
+            .post_raw(
+                &format!("/api/decks/{deck}/import.apkg"),
+                "application/apkg",
+                written_by_anki(folder.path(), kind),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{kind}: {outcome}");
+        assert_eq!(outcome["imported"], 2, "{kind}");
+        let (_, cards) = ada.get(&format!("/api/decks/{deck}/cards")).await;
+        let mut cards: Vec<Value> = cards["items"].as_array().unwrap().clone();
+        cards.sort_by_key(|card| card["kind"].as_str().unwrap().to_owned());
+        let basic = &cards[0];
+        assert_eq!(basic["kind"], "basic", "{kind}: {cards:?}");
+        assert_eq!(basic["front"], "What does chlorophyll absorb?", "{kind}");
+        assert_eq!(basic["back"], "Red and blue light\nmostly", "{kind}");
+        assert_eq!(basic["tags"], json!(["bio", "plants"]), "{kind}");
+        let cloze = &cards[1];
+        assert_eq!(cloze["kind"], "cloze", "{kind}");
+        assert_eq!(
+            cloze["front"], "{{c1::Mitochondria}} make {{c2::ATP}}.",
+            "{kind}"
+        );
+        assert_eq!(cloze["back"], "Cells", "{kind}");
+        assert_eq!(cloze["ordinals"], json!([1, 2]), "{kind}");
+    }
+
+    let deck = ada.deck("refused").await;
+    let (status, body) = ada
+        .post_raw(
+            &format!("/api/decks/{deck}/import.apkg"),
+            "application/apkg",
+            b"not a zip".to_vec(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("not an Anki package"),
+        "{body}"
+    );
+    let (_, cards) = ada.get(&format!("/api/decks/{deck}/cards")).await;
+    assert_eq!(cards["items"], json!([]));
 }

@@ -1,5 +1,9 @@
-//! A deck as an Anki package (`.apkg`): a zip holding `collection.anki2`, an SQLite collection in
-//! Anki's schema 11 (the format every Anki since 2.1 imports), and an empty `media` map. Basic cards
+//! Anki packages (`.apkg`), out and in. Out: a zip holding `collection.anki2`, an SQLite
+//! collection in Anki's schema 11 (the format every Anki since 2.1 imports), and an empty `media`
+//! map. In: the notes of a package Anki wrote, either kind (`collection.anki21b`, zstd-compressed
+//! schema 18, Anki's default since 23.10; or a legacy `collection.anki21`/`.anki2`), as cards:
+//! notes of cloze note types become cloze cards (Text, Back Extra), all others basic cards (their
+//! first two fields), with their tags; fields' HTML becomes plain text. Scheduling is not read in. Basic cards
 //! become notes of a "Basic" note type (Front, Back), cloze cards notes of a "Cloze" type (Text,
 //! Back Extra), one Anki card per study item; tags carry over, and so does scheduling: each
 //! reviewed item is a review card due when ours is, with its FSRS memory state, and every review
@@ -7,15 +11,20 @@
 
 use std::io::{Cursor, Write};
 
-use rusqlite::{Connection, params};
+use std::io::Read;
+
+use rusqlite::{Connection, OpenFlags, params};
 use serde_json::{Value, json};
 use sha1::{Digest, Sha1};
 
-use super::model::{Card, CardKind};
+use super::model::{Card, CardContent, CardKind};
 use crate::study::scheduler::DAY_MS;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AnkiError {
+    /// Not a package Anki wrote: not a zip, no collection, a collection too large or unreadable.
+    #[error("not an Anki package: {0}")]
+    NotAPackage(String),
     #[error("writing the Anki collection: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("writing the package: {0}")]
@@ -317,6 +326,225 @@ fn write_collection(path: &std::path::Path, export: &Export) -> Result<(), AnkiE
     Ok(())
 }
 
+/// The largest collection read from a package, uncompressed: a bound on what a hostile package
+/// (a zip or zstd bomb) can make us write.
+pub const MAX_COLLECTION_BYTES: u64 = 256 * 1024 * 1024;
+
+/// The collection files a package may hold, the one to read first.
+const COLLECTIONS: [(&str, bool); 3] = [
+    ("collection.anki21b", true),
+    ("collection.anki21", false),
+    ("collection.anki2", false),
+];
+
+/// The cards a package's notes make, in the package's note order (see the module's notes).
+pub fn read_package(bytes: &[u8]) -> Result<Vec<CardContent>, AnkiError> {
+    let bad = |what: &str| AnkiError::NotAPackage(what.to_owned());
+    let mut zip =
+        zip::ZipArchive::new(Cursor::new(bytes)).map_err(|_| bad("it is not a zip file"))?;
+    let (name, compressed) = COLLECTIONS
+        .into_iter()
+        .find(|(name, _)| zip.index_for_name(name).is_some())
+        .ok_or_else(|| bad("it holds no Anki collection"))?;
+    let entry = zip
+        .by_name(name)
+        .map_err(|err| AnkiError::NotAPackage(format!("{name}: {err}")))?;
+    let mut collection = Vec::new();
+    let limited = |reader: &mut dyn Read, out: &mut Vec<u8>| {
+        reader
+            .take(MAX_COLLECTION_BYTES + 1)
+            .read_to_end(out)
+            .map_err(|err| AnkiError::NotAPackage(format!("{name}: {err}")))
+    };
+    if compressed {
+        let mut decoder = ruzstd::decoding::StreamingDecoder::new(entry)
+            .map_err(|err| AnkiError::NotAPackage(format!("{name}: {err}")))?;
+        limited(&mut decoder, &mut collection)?;
+    } else {
+        let mut entry = entry;
+        limited(&mut entry, &mut collection)?;
+    }
+    if collection.len() as u64 > MAX_COLLECTION_BYTES {
+        return Err(bad("its collection is larger than 256 MiB"));
+    }
+    let file = tempfile_path()?;
+    std::fs::write(&file.0, &collection)?;
+    let db = Connection::open_with_flags(&file.0, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|_| bad("its collection is not an SQLite database"))?;
+    let cloze_types = cloze_note_types(&db).map_err(|_| bad("its note types cannot be read"))?;
+    let mut statement = db
+        .prepare("SELECT mid, flds, tags FROM notes ORDER BY id")
+        .map_err(|_| bad("its notes cannot be read"))?;
+    let notes = statement
+        .query_map([], |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+            ))
+        })
+        .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+        .map_err(|_| bad("its notes cannot be read"))?;
+    Ok(notes
+        .into_iter()
+        .map(|(model, fields, tags)| {
+            let mut fields = fields.split(FIELD_SEPARATOR).map(html_to_text);
+            let front = fields.next().unwrap_or_default();
+            let back = fields.next().unwrap_or_default();
+            CardContent {
+                kind: if cloze_types.contains(&model) {
+                    CardKind::Cloze
+                } else {
+                    CardKind::Basic
+                },
+                front,
+                back,
+                tags: tags.split_whitespace().map(str::to_owned).collect(),
+                source: None,
+            }
+        })
+        .collect())
+}
+
+/// The ids of the collection's cloze note types: from the `notetypes` table of schema 18 (the kind
+/// is field 1 of its protobuf config), or from the `models` JSON of schema 11 (`type` 1).
+fn cloze_note_types(db: &Connection) -> Result<Vec<i64>, rusqlite::Error> {
+    let schema_18: bool = db.query_row(
+        "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'notetypes'",
+        [],
+        |row| row.get(0),
+    )?;
+    if schema_18 {
+        let mut statement = db.prepare("SELECT id, config FROM notetypes")?;
+        let rows = statement.query_map([], |row| {
+            Ok((row.get::<_, i64>(0)?, row.get::<_, Vec<u8>>(1)?))
+        })?;
+        let mut cloze = Vec::new();
+        for row in rows {
+            let (id, config) = row?;
+            if protobuf_varint_field(&config, 1) == Some(1) {
+                cloze.push(id);
+            }
+        }
+        return Ok(cloze);
+    }
+    let models: String = db.query_row("SELECT models FROM col", [], |row| row.get(0))?;
+    let models: Value = serde_json::from_str(&models).unwrap_or(Value::Null);
+    Ok(models
+        .as_object()
+        .map(|models| {
+            models
+                .values()
+                .filter(|model| model["type"] == 1)
+                .filter_map(|model| model["id"].as_i64())
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+/// The value of varint field `number` at the top level of a protobuf message, if present and
+/// the message well formed up to it.
+pub fn protobuf_varint_field(message: &[u8], number: u64) -> Option<u64> {
+    fn varint(bytes: &[u8], at: &mut usize) -> Option<u64> {
+        let mut value = 0_u64;
+        for shift in (0..64).step_by(7) {
+            let byte = *bytes.get(*at)?;
+            *at += 1;
+            value |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Some(value);
+            }
+        }
+        None
+    }
+    let mut at = 0;
+    while at < message.len() {
+        let key = varint(message, &mut at)?;
+        let (field, wire) = (key >> 3, key & 7);
+        match wire {
+            0 => {
+                let value = varint(message, &mut at)?;
+                if field == number {
+                    return Some(value);
+                }
+            }
+            1 => at += 8,
+            2 => {
+                let length = usize::try_from(varint(message, &mut at)?).ok()?;
+                at = at.checked_add(length)?;
+            }
+            5 => at += 4,
+            _ => return None,
+        }
+    }
+    None
+}
+
+/// A field's HTML as the plain text our cards hold: line breaks and block ends as newlines,
+/// other tags dropped, the common entities and numeric references decoded.
+pub fn html_to_text(html: &str) -> String {
+    let mut text = String::new();
+    let mut rest = html;
+    while let Some(open) = rest.find('<') {
+        text.push_str(&rest[..open]);
+        let Some(close) = rest[open..].find('>') else {
+            text.push_str(&rest[open..]);
+            rest = "";
+            break;
+        };
+        let tag = rest[open + 1..open + close].trim().to_ascii_lowercase();
+        let name = tag
+            .trim_start_matches('/')
+            .split([' ', '/'])
+            .next()
+            .unwrap_or("");
+        if name == "br" || (tag.starts_with('/') && matches!(name, "div" | "p" | "li")) {
+            text.push('\n');
+        }
+        rest = &rest[open + close + 1..];
+    }
+    text.push_str(rest);
+    decode_entities(&text).trim().to_owned()
+}
+
+fn decode_entities(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(amp) = rest.find('&') {
+        out.push_str(&rest[..amp]);
+        let tail = &rest[amp..];
+        let entity = tail
+            .find(';')
+            .filter(|end| *end <= 10)
+            .map(|end| &tail[1..end]);
+        let decoded = entity.and_then(|name| match name {
+            "nbsp" => Some(' '),
+            "amp" => Some('&'),
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "quot" => Some('"'),
+            "apos" => Some('\''),
+            _ => name
+                .strip_prefix("#x")
+                .and_then(|hex| u32::from_str_radix(hex, 16).ok())
+                .or_else(|| name.strip_prefix('#').and_then(|dec| dec.parse().ok()))
+                .and_then(char::from_u32),
+        });
+        match (entity, decoded) {
+            (Some(name), Some(c)) => {
+                out.push(c);
+                rest = &tail[name.len() + 2..];
+            }
+            _ => {
+                out.push('&');
+                rest = &tail[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Anki's schema 11, as its 2.1 releases create it.
 const SCHEMA: &str = "
 CREATE TABLE col (id integer primary key, crt integer not null, mod integer not null,
@@ -352,6 +580,58 @@ mod tests {
     fn the_checksum_is_ankis() {
         // Anki: int(sha1(text).hexdigest()[:8], 16); sha1("Capital of Peru?") begins 71336c38.
         assert_eq!(field_checksum("Capital of Peru?"), 0x71336c38);
+    }
+
+    #[test]
+    fn field_html_becomes_plain_text() {
+        assert_eq!(
+            html_to_text("What does <b>chlorophyll</b> absorb?"),
+            "What does chlorophyll absorb?"
+        );
+        assert_eq!(
+            html_to_text("Red&nbsp;and blue<br>mostly <i>&lt;700&#8239;nm&gt;</i>"),
+            "Red and blue\nmostly <700\u{202f}nm>"
+        );
+        assert_eq!(html_to_text("<div>one</div><div>two</div>"), "one\ntwo");
+        assert_eq!(
+            html_to_text("a & b < c"),
+            "a & b < c",
+            "stray characters stay"
+        );
+    }
+
+    #[test]
+    fn the_kind_is_read_from_a_protobuf_config() {
+        // kind = 1 (cloze), then a length-delimited field 3 ("css"), then field 5 = 7.
+        assert_eq!(
+            protobuf_varint_field(&[0x08, 0x01, 0x1a, 0x02, b'a', b'b', 0x28, 0x07], 1),
+            Some(1)
+        );
+        assert_eq!(
+            protobuf_varint_field(&[0x1a, 0x01, b'x', 0x28, 0x07], 5),
+            Some(7)
+        );
+        assert_eq!(
+            protobuf_varint_field(&[0x1a, 0x01, b'x'], 1),
+            None,
+            "a normal type leaves it out"
+        );
+        assert_eq!(protobuf_varint_field(&[0x1a, 0x7f], 1), None, "truncated");
+    }
+
+    #[test]
+    fn what_is_not_a_package_says_so() {
+        assert!(matches!(
+            read_package(b"plain text"),
+            Err(AnkiError::NotAPackage(_))
+        ));
+        let mut empty = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        empty
+            .start_file("media", zip::write::SimpleFileOptions::default())
+            .unwrap_or_default();
+        let bytes = empty.finish().map(Cursor::into_inner).unwrap_or_default();
+        let err = read_package(&bytes).expect_err("no collection");
+        assert!(err.to_string().contains("no Anki collection"), "{err}");
     }
 
     #[test]

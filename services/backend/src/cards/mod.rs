@@ -39,7 +39,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_card, update_card, delete_card))
         .routes(routes!(transfer::export_csv))
         .routes(routes!(transfer::export_apkg))
-        .routes(routes!(transfer::import_csv))
 }
 
 const CARD_COLUMNS: [&str; 13] = [

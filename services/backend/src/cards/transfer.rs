@@ -4,7 +4,7 @@
 
 use axum::{
     body::Bytes,
-    extract::State,
+    extract::{DefaultBodyLimit, State},
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
@@ -15,6 +15,7 @@ use flashcards_bootstrap::{
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
     anki, card_page,
@@ -277,13 +278,23 @@ pub struct ImportOutcome {
     pub imported: usize,
 }
 
+/// The import routes, with their own body limit (the backend's upload limit): a deck's worth of
+/// cards is larger than the API's default limit allows.
+pub fn imports(max_upload_bytes: usize) -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(import_csv))
+        .routes(routes!(import_apkg))
+        .layer(DefaultBodyLimit::max(max_upload_bytes))
+}
+
 #[utoipa::path(post, path = "/api/decks/{id}/import.csv", tag = "cards",
     params(("id" = String, Path, description = "deck id")),
     request_body(content = String, content_type = "text/csv",
         description = "kind,front,back,tags with a header row (only the front column is required)"),
     responses((status = 201, body = ImportOutcome), (status = 404, body = ErrorBody),
+              (status = 413, body = ErrorBody),
               (status = 422, body = ErrorBody, description = "names the first bad row; nothing is imported")))]
-pub async fn import_csv(
+async fn import_csv(
     State(state): State<AppState>,
     user: CurrentUser,
     Path(deck_id): Path<String>,
@@ -292,23 +303,64 @@ pub async fn import_csv(
     let text = std::str::from_utf8(&body)
         .map_err(|_| ApiError::Unprocessable("the CSV is not UTF-8 text".to_owned()))?;
     let cards = from_csv(text).map_err(|err| ApiError::Unprocessable(err.to_string()))?;
-    if !owns_deck(&state.db.read, &user.id, &deck_id).await? {
+    import(&state, &user.id, &deck_id, cards).await
+}
+
+#[utoipa::path(post, path = "/api/decks/{id}/import.apkg", tag = "cards",
+    params(("id" = String, Path, description = "deck id")),
+    request_body(content = Vec<u8>, content_type = "application/apkg",
+        description = "a package Anki exported (either format); its notes become cards"),
+    responses((status = 201, body = ImportOutcome), (status = 404, body = ErrorBody),
+              (status = 413, body = ErrorBody),
+              (status = 422, body = ErrorBody, description = "not an Anki package, or a note that \
+                 makes no valid card (named by its position); nothing is imported")))]
+async fn import_apkg(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(deck_id): Path<String>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<ImportOutcome>), ApiError> {
+    // SQLite and decompression block: off the async threads.
+    let notes = tokio::task::spawn_blocking(move || anki::read_package(&body))
+        .await
+        .map_err(|err| ApiError::internal("reading an Anki package", err))?
+        .map_err(|err| match err {
+            anki::AnkiError::NotAPackage(_) => ApiError::Unprocessable(err.to_string()),
+            err => ApiError::internal("reading an Anki package", err),
+        })?;
+    let cards = notes
+        .into_iter()
+        .enumerate()
+        .map(|(index, content)| {
+            content
+                .validate()
+                .map(|(content, _)| content)
+                .map_err(|err| ApiError::Unprocessable(format!("note {}: {err}", index + 1)))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    import(&state, &user.id, &deck_id, cards).await
+}
+
+/// Adds checked `cards` to one of the user's decks in one transaction.
+async fn import(
+    state: &AppState,
+    user_id: &str,
+    deck_id: &str,
+    cards: Vec<CardContent>,
+) -> Result<(StatusCode, Json<ImportOutcome>), ApiError> {
+    if !owns_deck(&state.db.read, user_id, deck_id).await? {
         return Err(deck_not_found());
     }
     let now = state.clock.now_ms();
+    let imported = cards.len();
     let mut tx = state.db.begin_write().await.db("starting transaction")?;
-    for content in cards.iter().cloned() {
-        super::insert_card_in(&mut tx, now, &user.id, &deck_id, content).await?;
+    for content in cards {
+        super::insert_card_in(&mut tx, now, user_id, deck_id, content).await?;
     }
     tx.commit().await.db("committing the import")?;
-    state.cards_changed(&deck_id);
+    state.cards_changed(deck_id);
     state.metrics.operation(Operation::Create);
-    Ok((
-        StatusCode::CREATED,
-        Json(ImportOutcome {
-            imported: cards.len(),
-        }),
-    ))
+    Ok((StatusCode::CREATED, Json(ImportOutcome { imported })))
 }
 
 #[cfg(test)]
