@@ -637,6 +637,31 @@ async fn a_learner_manages_decks_and_cards_through_forms() {
         page.contains("Imported 2 cards.") && page.contains("Santiago"),
         "{page}"
     );
+    // The deck's own Anki package, imported back through the same form, doubles its cards.
+    let package = browser
+        .get(stack.url(&format!("/api{deck_url}/export.apkg")))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let file = reqwest::multipart::Part::bytes(package.to_vec())
+        .file_name("deck.apkg")
+        .mime_str("application/apkg")
+        .unwrap();
+    let imported = browser
+        .post(stack.url(&format!("{deck_url}/import")))
+        .multipart(reqwest::multipart::Form::new().part("file", file))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(imported.status(), StatusCode::SEE_OTHER);
+    assert!(
+        location(&imported).ends_with("?imported=3"),
+        "{}",
+        location(&imported)
+    );
     let bad = import("front,back\nonly a front,\n").await;
     assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let bad = bad.text().await.unwrap();

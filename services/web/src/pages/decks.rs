@@ -12,7 +12,7 @@ use flashcards_backend::{
     auth::User,
     cards::{
         model::Card,
-        transfer::{CSV_MEDIA_TYPE, ImportOutcome},
+        transfer::{APKG_MEDIA_TYPE, CSV_MEDIA_TYPE, ImportOutcome},
     },
     decks::{Deck, DeckChanges, NewDeck},
     pagination::Page,
@@ -346,12 +346,13 @@ pub fn deck_page(user: &User, view: &DeckView) -> Markup {
         (layout::form_error("import-error", forms.import_error))
         form class="stack" method="post" action={ "/decks/" (deck.id) "/import" }
             enctype="multipart/form-data" {
-            label for="import-file" { "Import cards from CSV" }
-            input id="import-file" name="file" type="file" required accept=".csv,text/csv"
+            label for="import-file" { "Import cards from Anki (.apkg) or CSV" }
+            input id="import-file" name="file" type="file" required accept=".apkg,.csv,text/csv"
                 aria-describedby={ "import-hint" @if forms.import_error.is_some() { " import-error" } };
             p class="hint" id="import-hint" {
-                "Columns kind, front, back, tags with a header row; tags separated by spaces. \
-                 A bad row stops the whole import and is named."
+                "An Anki package adds its notes as cards (their scheduling starts afresh). A CSV \
+                 has the columns kind, front, back, tags and a header row. A bad note or row \
+                 stops the whole import and is named."
             }
             button type="submit" { "Import" }
         }
@@ -505,21 +506,29 @@ async fn import(
         }
     }
     let outcome = match (file, problem) {
-        (Some(bytes), None) => state
-            .backend
-            .post_raw::<ImportOutcome>(
-                &format!("/api/decks/{id}/import.csv"),
-                &session,
-                CSV_MEDIA_TYPE,
-                reqwest::Body::from(bytes),
-            )
-            .await
-            .map_err(|err| match err {
-                BackendError::Refused { status, detail, .. } if status.is_client_error() => {
-                    Ok((status, sentence(&detail)))
-                }
-                err => Err(err),
-            }),
+        (Some(bytes), None) => {
+            // An Anki package is a zip file; anything else is read as CSV.
+            let (route, media_type) = if bytes.starts_with(b"PK\x03\x04") {
+                ("import.apkg", APKG_MEDIA_TYPE)
+            } else {
+                ("import.csv", CSV_MEDIA_TYPE)
+            };
+            state
+                .backend
+                .post_raw::<ImportOutcome>(
+                    &format!("/api/decks/{id}/{route}"),
+                    &session,
+                    media_type,
+                    reqwest::Body::from(bytes),
+                )
+                .await
+                .map_err(|err| match err {
+                    BackendError::Refused { status, detail, .. } if status.is_client_error() => {
+                        Ok((status, sentence(&detail)))
+                    }
+                    err => Err(err),
+                })
+        }
         (_, problem) => Err(Ok((
             StatusCode::UNPROCESSABLE_ENTITY,
             format!(
