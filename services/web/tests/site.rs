@@ -674,7 +674,7 @@ async fn a_learner_manages_decks_and_cards_through_forms() {
     let confirm = get(format!("{deck_url}/delete")).await;
     assert!(
         confirm.contains("Delete “World geography”?")
-            && confirm.contains("its 3 cards will be gone"),
+            && confirm.contains("its 6 cards will be gone"),
         "{confirm}"
     );
     let gone = post(format!("{deck_url}/delete"), vec![]).await;
