@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderValue, header};
 use flashcards_backend::auth::SESSION_COOKIE;
+use flashcards_backend::pagination::Page;
 use flashcards_bootstrap::error::ErrorBody;
 use reqwest::{Method, StatusCode};
 use serde::{Serialize, de::DeserializeOwned};
@@ -97,6 +98,33 @@ impl Backend {
         finish(&format!("{method} {path}"), request).await
     }
 
+    /// Every item of a paginated list at `path` (the backend's `Page`: `items` and `next`), asked
+    /// for 200 at a time.
+    pub async fn all_pages<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        session: &str,
+    ) -> Result<Vec<T>, BackendError> {
+        let separator = if path.contains('?') { '&' } else { '?' };
+        let mut items = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut page_path = format!("{path}{separator}limit=200");
+            if let Some(after) = &after {
+                page_path.push_str(&format!("&after={}", encode_query_value(after)));
+            }
+            let page = self
+                .call::<Page<T>>(Method::GET, &page_path, Some(session), None::<&()>)
+                .await?
+                .body;
+            items.extend(page.items);
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return Ok(items),
+            }
+        }
+    }
+
     /// Posts a body as it came (an upload's multipart form, streamed, under its own
     /// `content_type`), without the page timeout, reading a JSON answer into `T`.
     pub async fn post_raw<T: DeserializeOwned>(
@@ -170,6 +198,19 @@ async fn finish<T: DeserializeOwned>(
     Ok(Answer { body, set_cookies })
 }
 
+/// A query value with everything but unreserved characters percent-encoded.
+pub fn encode_query_value(value: &str) -> String {
+    value
+        .bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                char::from(byte).to_string()
+            }
+            _ => format!("%{byte:02X}"),
+        })
+        .collect()
+}
+
 /// The visitor's session cookie among a request's headers.
 pub fn session(headers: &HeaderMap) -> Option<&str> {
     headers
@@ -199,6 +240,12 @@ mod tests {
             HeaderValue::from_static("flashcards_session="),
         );
         assert_eq!(session(&headers), None);
+    }
+
+    #[test]
+    fn query_values_are_percent_encoded() {
+        assert_eq!(encode_query_value("d-01_x.~"), "d-01_x.~");
+        assert_eq!(encode_query_value("a&b=c d"), "a%26b%3Dc%20d");
     }
 
     #[test]

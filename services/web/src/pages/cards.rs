@@ -9,12 +9,9 @@ use axum::{
     response::{IntoResponse, Redirect, Response},
     routing::get,
 };
-use flashcards_backend::{
-    cards::{
-        cloze,
-        model::{Card, CardChanges, CardKind, NewCard},
-    },
-    decks::Deck,
+use flashcards_backend::cards::{
+    cloze,
+    model::{Card, CardChanges, CardKind, NewCard},
 };
 use maud::{Markup, html};
 use reqwest::Method;
@@ -178,16 +175,7 @@ async fn create(
     {
         Ok(_) => Ok(Redirect::to(&format!("/decks/{id}#new-card")).into_response()),
         Err(BackendError::Refused { status, detail, .. }) if status.is_client_error() => {
-            let deck = state
-                .backend
-                .call::<Deck>(
-                    Method::GET,
-                    &format!("/api/decks/{id}"),
-                    Some(&session),
-                    None::<&()>,
-                )
-                .await?
-                .body;
+            let deck = decks::load_deck(&state, &session, &id).await?;
             let message = sentence(&detail);
             let forms = decks::DeckForms {
                 new_card: Some(&form),
@@ -210,19 +198,7 @@ async fn create(
 }
 
 async fn load_card(state: &WebState, session: &str, id: &str) -> Result<Card, PageError> {
-    if !is_id(id) {
-        return Err(not_found());
-    }
-    Ok(state
-        .backend
-        .call::<Card>(
-            Method::GET,
-            &format!("/api/cards/{id}"),
-            Some(session),
-            None::<&()>,
-        )
-        .await?
-        .body)
+    super::fetch_by_id(state, session, "/api/cards", id).await
 }
 
 fn edit_markup(visitor: &Visitor, card: &Card, form: &CardForm, error: Option<&str>) -> Markup {

@@ -15,7 +15,6 @@ use flashcards_backend::{
         transfer::{APKG_MEDIA_TYPE, CSV_MEDIA_TYPE, ImportOutcome},
     },
     decks::{Deck, DeckChanges, NewDeck},
-    pagination::Page,
     study::{DueCount, StudyQueue},
 };
 use maud::{Markup, html};
@@ -101,30 +100,12 @@ pub fn decks_page(user: &User, decks: &[(Deck, i64)], name: &str, error: Option<
     layout::page("Decks", Some(&signed_in(user)), &main)
 }
 
-async fn all_decks(state: &WebState, session: &str) -> Result<Vec<Deck>, BackendError> {
-    let mut decks = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let path = match &after {
-            Some(after) => format!("/api/decks?limit=200&after={}", encode_query_value(after)),
-            None => "/api/decks?limit=200".to_owned(),
-        };
-        let page = state
-            .backend
-            .call::<Page<Deck>>(Method::GET, &path, Some(session), None::<&()>)
-            .await?
-            .body;
-        decks.extend(page.items);
-        match page.next {
-            Some(next) => after = Some(next),
-            None => return Ok(decks),
-        }
-    }
-}
-
 /// Each deck with how many of its items are due (one backend call for all of them).
 async fn decks_with_due(state: &WebState, session: &str) -> Result<Vec<(Deck, i64)>, BackendError> {
-    let decks = all_decks(state, session).await?;
+    let decks = state
+        .backend
+        .all_pages::<Deck>("/api/decks", session)
+        .await?;
     let counts = state
         .backend
         .call::<Vec<DueCount>>(Method::GET, "/api/study/due", Some(session), None::<&()>)
@@ -372,45 +353,12 @@ pub fn deck_page(user: &User, view: &DeckView) -> Markup {
     layout::page(&deck.name, Some(&signed_in(user)), &main)
 }
 
-async fn load_deck(state: &WebState, session: &str, id: &str) -> Result<Deck, PageError> {
-    if !is_id(id) {
-        return Err(not_found());
-    }
-    Ok(state
-        .backend
-        .call::<Deck>(
-            Method::GET,
-            &format!("/api/decks/{id}"),
-            Some(session),
-            None::<&()>,
-        )
-        .await?
-        .body)
-}
-
-pub(super) async fn deck_cards(
+pub(super) async fn load_deck(
     state: &WebState,
     session: &str,
     id: &str,
-) -> Result<Vec<Card>, BackendError> {
-    let mut cards = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let mut path = format!("/api/decks/{id}/cards?limit=200");
-        if let Some(after) = &after {
-            path.push_str(&format!("&after={}", encode_query_value(after)));
-        }
-        let page = state
-            .backend
-            .call::<Page<Card>>(Method::GET, &path, Some(session), None::<&()>)
-            .await?
-            .body;
-        cards.extend(page.items);
-        match page.next {
-            Some(next) => after = Some(next),
-            None => return Ok(cards),
-        }
-    }
+) -> Result<Deck, PageError> {
+    super::fetch_by_id(state, session, "/api/decks", id).await
 }
 
 async fn due_in(state: &WebState, session: &str, id: &str) -> Result<usize, BackendError> {
@@ -437,7 +385,10 @@ pub(super) async fn render_deck(
     filter: &CardFilter,
     forms: &DeckForms<'_>,
 ) -> Result<Markup, PageError> {
-    let cards = deck_cards(state, session, &deck.id).await?;
+    let cards = state
+        .backend
+        .all_pages::<Card>(&format!("/api/decks/{}/cards", deck.id), session)
+        .await?;
     let due = due_in(state, session, &deck.id).await?;
     Ok(deck_page(
         user,
@@ -613,7 +564,11 @@ async fn confirm_delete(
 ) -> Result<Markup, PageError> {
     let (session, user) = visitor(&state, &headers).await?;
     let deck = load_deck(&state, &session, &id).await?;
-    let count = deck_cards(&state, &session, &id).await?.len();
+    let count = state
+        .backend
+        .all_pages::<Card>(&format!("/api/decks/{id}/cards"), &session)
+        .await?
+        .len();
     Ok(layout::confirm_page(
         Some(&signed_in(&user)),
         &format!("Delete “{}”?", deck.name),
@@ -656,19 +611,6 @@ pub fn is_id(value: &str) -> bool {
         && value
             .bytes()
             .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_')
-}
-
-/// A query value with everything but unreserved characters percent-encoded.
-pub fn encode_query_value(value: &str) -> String {
-    value
-        .bytes()
-        .map(|byte| match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                char::from(byte).to_string()
-            }
-            _ => format!("%{byte:02X}"),
-        })
-        .collect()
 }
 
 pub(super) fn not_found() -> PageError {
@@ -729,11 +671,5 @@ mod tests {
         for hostile in ["", "..", "../auth/me", "a?b", "a%2F", &"x".repeat(65)] {
             assert!(!is_id(hostile), "{hostile}");
         }
-    }
-
-    #[test]
-    fn query_values_are_percent_encoded() {
-        assert_eq!(encode_query_value("d-01_x.~"), "d-01_x.~");
-        assert_eq!(encode_query_value("a&b=c d"), "a%26b%3Dc%20d");
     }
 }

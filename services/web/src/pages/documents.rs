@@ -18,7 +18,6 @@ use flashcards_backend::{
     decks::Deck,
     documents::{Document, DocumentDetail, DocumentPage, DocumentStatus},
     generation::{Draft, DraftEdits, GenerationInput, jobs::Job, jobs::JobStatus},
-    pagination::Page,
 };
 use maud::{Markup, html};
 use reqwest::Method;
@@ -26,7 +25,7 @@ use serde::Deserialize;
 
 use super::{
     PageError,
-    decks::{encode_query_value, is_id, not_found, visitor},
+    decks::{is_id, not_found, visitor},
     layout::{self, Visitor},
     sentence,
 };
@@ -138,33 +137,12 @@ pub fn documents_page(user: &User, documents: &[Document], error: Option<&str>) 
     layout::page("Notes", Some(&signed_in(user)), &main)
 }
 
-async fn all_documents(state: &WebState, session: &str) -> Result<Vec<Document>, BackendError> {
-    let mut documents = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let path = match &after {
-            Some(after) => format!(
-                "/api/documents?limit=200&after={}",
-                encode_query_value(after)
-            ),
-            None => "/api/documents?limit=200".to_owned(),
-        };
-        let page = state
-            .backend
-            .call::<Page<Document>>(Method::GET, &path, Some(session), None::<&()>)
-            .await?
-            .body;
-        documents.extend(page.items);
-        match page.next {
-            Some(next) => after = Some(next),
-            None => return Ok(documents),
-        }
-    }
-}
-
 async fn list(State(state): State<WebState>, headers: HeaderMap) -> Result<Markup, PageError> {
     let (session, user) = visitor(&state, &headers).await?;
-    let documents = all_documents(&state, &session).await?;
+    let documents = state
+        .backend
+        .all_pages::<Document>("/api/documents", &session)
+        .await?;
     Ok(documents_page(&user, &documents, None))
 }
 
@@ -194,7 +172,10 @@ async fn upload(
             Ok(Redirect::to(&format!("/documents/{}", answer.body.document.id)).into_response())
         }
         Err(BackendError::Refused { status, detail, .. }) if status.is_client_error() => {
-            let documents = all_documents(&state, &session).await?;
+            let documents = state
+                .backend
+                .all_pages::<Document>("/api/documents", &session)
+                .await?;
             let message = match status {
                 StatusCode::PAYLOAD_TOO_LARGE => {
                     format!("That file is too large. {}", sentence(&detail))
@@ -313,19 +294,7 @@ async fn load_document(
     session: &str,
     id: &str,
 ) -> Result<DocumentDetail, PageError> {
-    if !is_id(id) {
-        return Err(not_found());
-    }
-    Ok(state
-        .backend
-        .call::<DocumentDetail>(
-            Method::GET,
-            &format!("/api/documents/{id}"),
-            Some(session),
-            None::<&()>,
-        )
-        .await?
-        .body)
+    super::fetch_by_id(state, session, "/api/documents", id).await
 }
 
 async fn document(
@@ -337,15 +306,8 @@ async fn document(
     let detail = load_document(&state, &session, &id).await?;
     let decks = state
         .backend
-        .call::<Page<Deck>>(
-            Method::GET,
-            "/api/decks?limit=200",
-            Some(&session),
-            None::<&()>,
-        )
-        .await?
-        .body
-        .items;
+        .all_pages::<Deck>("/api/decks", &session)
+        .await?;
     Ok(document_page(&user, &detail, &decks))
 }
 
@@ -528,31 +490,6 @@ pub fn drafts_page(user: &User, detail: &DocumentDetail, drafts: &[Draft]) -> Ma
     layout::page("Drafts", Some(&signed_in(user)), &main)
 }
 
-async fn waiting_drafts(
-    state: &WebState,
-    session: &str,
-    id: &str,
-) -> Result<Vec<Draft>, BackendError> {
-    let mut drafts = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let mut path = format!("/api/documents/{id}/drafts?limit=200");
-        if let Some(after) = &after {
-            path.push_str(&format!("&after={}", encode_query_value(after)));
-        }
-        let page = state
-            .backend
-            .call::<Page<Draft>>(Method::GET, &path, Some(session), None::<&()>)
-            .await?
-            .body;
-        drafts.extend(page.items);
-        match page.next {
-            Some(next) => after = Some(next),
-            None => return Ok(drafts),
-        }
-    }
-}
-
 async fn drafts(
     State(state): State<WebState>,
     headers: HeaderMap,
@@ -560,7 +497,10 @@ async fn drafts(
 ) -> Result<Markup, PageError> {
     let (session, user) = visitor(&state, &headers).await?;
     let detail = load_document(&state, &session, &id).await?;
-    let drafts = waiting_drafts(&state, &session, &id).await?;
+    let drafts = state
+        .backend
+        .all_pages::<Draft>(&format!("/api/documents/{id}/drafts"), &session)
+        .await?;
     Ok(drafts_page(&user, &detail, &drafts))
 }
 
@@ -640,7 +580,11 @@ async fn accept_all(
     if !is_id(&id) {
         return Err(not_found());
     }
-    for draft in waiting_drafts(&state, &session, &id).await? {
+    for draft in state
+        .backend
+        .all_pages::<Draft>(&format!("/api/documents/{id}/drafts"), &session)
+        .await?
+    {
         state
             .backend
             .call::<Card>(

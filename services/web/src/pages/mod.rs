@@ -84,6 +84,29 @@ impl IntoResponse for PageError {
     }
 }
 
+/// `GET {collection}/{id}` for the visitor, `id` having come from the address: anything not shaped
+/// like an id is "Not found" without asking the backend.
+pub(super) async fn fetch_by_id<T: serde::de::DeserializeOwned>(
+    state: &WebState,
+    session: &str,
+    collection: &str,
+    id: &str,
+) -> Result<T, PageError> {
+    if !decks::is_id(id) {
+        return Err(decks::not_found());
+    }
+    Ok(state
+        .backend
+        .call::<T>(
+            reqwest::Method::GET,
+            &format!("{collection}/{id}"),
+            Some(session),
+            None::<&()>,
+        )
+        .await?
+        .body)
+}
+
 /// The page for a backend that is down.
 pub fn unavailable() -> Response {
     (

@@ -16,7 +16,7 @@ use reqwest::Method;
 
 use super::{
     PageError,
-    decks::{is_id, not_found, visitor},
+    decks::{load_deck, visitor},
     layout::{self, Visitor},
 };
 use crate::WebState;
@@ -151,19 +151,7 @@ async fn stats(
     Path(id): Path<String>,
 ) -> Result<Markup, PageError> {
     let (session, user) = visitor(&state, &headers).await?;
-    if !is_id(&id) {
-        return Err(not_found());
-    }
-    let deck = state
-        .backend
-        .call::<Deck>(
-            Method::GET,
-            &format!("/api/decks/{id}"),
-            Some(&session),
-            None::<&()>,
-        )
-        .await?
-        .body;
+    let deck = load_deck(&state, &session, &id).await?;
     let stats = state
         .backend
         .call::<DeckStats>(

@@ -21,7 +21,7 @@ use serde::Deserialize;
 
 use super::{
     PageError,
-    decks::{is_id, not_found, visitor},
+    decks::{is_id, load_deck, not_found, visitor},
     layout::{self, Visitor},
 };
 use crate::{WebState, assets};
@@ -221,19 +221,7 @@ async fn study(
     Query(query): Query<StudyQuery>,
 ) -> Result<Markup, PageError> {
     let (session, user) = visitor(&state, &headers).await?;
-    if !is_id(&id) {
-        return Err(not_found());
-    }
-    let deck = state
-        .backend
-        .call::<Deck>(
-            Method::GET,
-            &format!("/api/decks/{id}"),
-            Some(&session),
-            None::<&()>,
-        )
-        .await?
-        .body;
+    let deck = load_deck(&state, &session, &id).await?;
     let queue = state
         .backend
         .call::<StudyQueue>(
