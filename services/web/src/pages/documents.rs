@@ -442,8 +442,55 @@ pub fn highlighted(text: &str, start: Option<i64>, end: Option<i64>) -> Markup {
     }
 }
 
+/// The words of `words` (in reading order) that fall in characters `start..end` of `text`: each
+/// word is looked up in the text from where the previous one ended.
+pub fn words_in_span<'a>(text: &str, words: &'a [Word], start: usize, end: usize) -> Vec<&'a Word> {
+    let mut found = Vec::new();
+    let mut cursor = 0;
+    for word in words {
+        let Some(at) = text
+            .get(cursor..)
+            .and_then(|rest| rest.find(word.text.as_str()))
+        else {
+            continue;
+        };
+        let byte = cursor + at;
+        cursor = byte + word.text.len();
+        let first = text[..byte].chars().count();
+        let last = first + word.text.chars().count();
+        if first < end && last > start {
+            found.push(word);
+        }
+    }
+    found
+}
+
+/// The page image with the boxes of the words a draft comes from.
+fn source_on_page(document: &Document, page: &DocumentPage, draft: &Draft) -> Markup {
+    let words = words(&page.words);
+    let span = |offset: Option<i64>| offset.and_then(|o| usize::try_from(o).ok());
+    let marked = match (span(draft.source.start), span(draft.source.end)) {
+        (Some(start), Some(end)) => words_in_span(&page.text, &words, start, end),
+        _ => Vec::new(),
+    };
+    html! {
+        @if !marked.is_empty() && page.width > 0 && page.height > 0 {
+            svg class="source-image" viewBox={ "0 0 " (page.width) " " (page.height) } role="img"
+                aria-label="The passage marked on the page" {
+                image href={ "/api/documents/" (document.id) "/file" }
+                    width=(page.width) height=(page.height) {}
+                @for word in marked {
+                    rect class="source-word" x=(word.bbox.x) y=(word.bbox.y)
+                        width=(word.bbox.width) height=(word.bbox.height) {}
+                }
+            }
+        }
+    }
+}
+
 pub fn drafts_page(user: &User, detail: &DocumentDetail, drafts: &[Draft]) -> Markup {
     let document = &detail.document;
+    let image = document.content_type.starts_with("image/");
     let main = html! {
         p { a href={ "/documents/" (document.id) } { "← " (document.file_name) } }
         h1 { "Drafts" }
@@ -470,6 +517,9 @@ pub fn drafts_page(user: &User, detail: &DocumentDetail, drafts: &[Draft]) -> Ma
                             @if let Some(page) = page {
                                 details class="source" open {
                                     summary { "Where it comes from (page " (page.page) ")" }
+                                    @if image {
+                                        (source_on_page(document, page, draft))
+                                    }
                                     p class="page-text" {
                                         (highlighted(&page.text, draft.source.start, draft.source.end))
                                     }
@@ -613,6 +663,43 @@ mod tests {
             "ab<mark>c</mark>"
         );
         assert_eq!(highlighted("abc", None, Some(2)).into_string(), "abc");
+    }
+
+    #[test]
+    fn a_passage_is_found_word_by_word_in_the_page_text() {
+        let word = |text: &str| Word {
+            text: text.to_owned(),
+            confidence: 90.0,
+            bbox: WordBox {
+                x: 0.0,
+                y: 0.0,
+                width: 1.0,
+                height: 1.0,
+            },
+        };
+        let words = [
+            word("Évora"),
+            word("is"),
+            word("in"),
+            word("Portugal."),
+            word("It"),
+            word("is"),
+        ];
+        let text = "Évora is in Portugal.\nIt is";
+        let texts = |start, end| -> Vec<String> {
+            words_in_span(text, &words, start, end)
+                .into_iter()
+                .map(|w| w.text.clone())
+                .collect()
+        };
+        assert_eq!(texts(0, 5), ["Évora"], "offsets are characters, not bytes");
+        assert_eq!(texts(9, 21), ["in", "Portugal."]);
+        assert_eq!(
+            texts(22, 27),
+            ["It", "is"],
+            "the second \"is\" is the later one"
+        );
+        assert!(texts(50, 60).is_empty());
     }
 
     #[test]

@@ -196,6 +196,11 @@ try {
   await page.getByRole("link", { name: "Review the drafts" }).waitFor({ timeout: GENERATION_TIMEOUT_MS });
   await page.getByRole("link", { name: "Review the drafts" }).click();
   await page.waitForURL(/\/drafts$/);
+  expect((await page.locator("mark").count()) > 0, "each draft's passage is marked in the page text");
+  expect(
+    (await page.locator("svg.source-image rect.source-word").count()) > 0,
+    "and boxed on the page image",
+  );
   await check(page, "drafts");
   const drafts = page.locator("li.draft");
   const before = await drafts.count();
