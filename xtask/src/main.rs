@@ -5,6 +5,7 @@ mod apt;
 mod bench;
 mod bench_llm;
 mod bench_ocr;
+mod bench_web;
 mod browser;
 mod cargo;
 mod control_plane;
@@ -66,6 +67,9 @@ enum Task {
     /// Load-test the backend with wrk next to a bare axum hello-world, the ceiling (prints figures,
     /// asserts nothing). Installs wrk with apt if missing.
     Bench(wrk::Load),
+    /// The web app measured: Lighthouse scores of the deck, study and drafts pages, and wrk on the
+    /// study page beside the backend call it renders (prints figures, asserts nothing).
+    BenchWeb(wrk::Load),
     /// Score generated cards against the key facts of the passages in services/llm/quality: the
     /// LLM service's pipeline against a naive one-prompt baseline, per model and per subject
     /// (prints figures, asserts nothing), and log each model's run to MLflow (experiment
@@ -97,6 +101,7 @@ fn main() -> ExitCode {
         Task::Llama(options) => llama::run(&options),
         Task::Mlflow(options) => mlflow::run(&options),
         Task::Bench(load) => bench::run(&load).map(|()| ExitCode::SUCCESS),
+        Task::BenchWeb(load) => bench_web::run(&load).map(|()| ExitCode::SUCCESS),
         Task::Gen => generate::run().map(|()| ExitCode::SUCCESS),
         Task::BenchOcr(options) => bench_ocr::run(&options).map(|()| ExitCode::SUCCESS),
         Task::BenchLlm(options) => bench_llm::run(&options).map(|()| ExitCode::SUCCESS),
