@@ -790,6 +790,7 @@ async fn reviews_follow_fsrs_and_are_logged(server: TestServer) {
 
     let (_, queue) = ada.get(&format!("/api/decks/{deck}/study")).await;
     assert_eq!(queue["items"].as_array().unwrap().len(), 1);
+    assert_eq!(queue["deck_name"], "fsrs", "the queue names its deck");
 
     // good, good (on time), hard (late), again (lapse), good (after the relearning step)
     let plan: [(&str, f64); 5] = [

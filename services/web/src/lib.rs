@@ -9,8 +9,9 @@ pub mod backend;
 pub mod pages;
 pub mod proxy;
 pub mod security;
+pub mod visitors;
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use axum::{Router, middleware, routing::any};
 use clap::Parser;
@@ -42,6 +43,7 @@ pub struct Args {
 #[derive(Clone)]
 pub struct WebState {
     pub backend: Backend,
+    pub visitors: Arc<visitors::Visitors>,
 }
 
 impl WebState {
@@ -51,6 +53,7 @@ impl WebState {
                 &args.backend_url,
                 Duration::from_secs(args.backend_timeout_secs),
             )?,
+            visitors: Arc::default(),
         })
     }
 }

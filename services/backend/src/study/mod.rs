@@ -18,8 +18,8 @@ use crate::{
     AppState,
     auth::CurrentUser,
     cards::{cloze, model::CardKind},
-    db::fetch_json_rows,
-    decks::{deck_not_found, owns_deck},
+    db::{QueryResultExt, fetch_json_rows},
+    decks::deck_not_found,
     metrics::Operation,
     pagination::check_limit,
     timestamp::rfc3339,
@@ -102,6 +102,8 @@ impl NextIntervals {
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct StudyQueue {
+    /// The deck's name, so a study screen needs no second call.
+    pub deck_name: String,
     /// The time the queue was computed for.
     pub now: String,
     /// Due items, most overdue first.
@@ -206,15 +208,21 @@ async fn study_queue(
         .bind(now)
         .bind(i64::from(limit));
     let rows: Vec<QueueRow> = fetch_json_rows(query, &state.db.read, "loading due items").await?;
-    // Items carry their owner, so rows prove the deck is the user's; only an empty queue needs a check.
-    if rows.is_empty() && !owns_deck(&state.db.read, &user.id, &deck_id).await? {
-        return Err(deck_not_found());
-    }
+    // The name comes with the ownership check: another user's deck has none.
+    let deck_name: String =
+        sqlx::query_scalar("SELECT name FROM decks WHERE id = $1 AND user_id = $2")
+            .bind(&deck_id)
+            .bind(&user.id)
+            .fetch_optional(&state.db.read)
+            .await
+            .db("loading the deck's name")?
+            .ok_or_else(deck_not_found)?;
     let items = rows
         .into_iter()
         .map(|row| row.into_item(&state.fsrs, now))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Json(StudyQueue {
+        deck_name,
         now: rfc3339(now),
         items,
     }))

@@ -176,6 +176,7 @@ async fn sign_up(State(state): State<WebState>, Form(form): Form<AccountForm>) -
 async fn sign_out(State(state): State<WebState>, headers: HeaderMap) -> Response {
     let mut cookies = Vec::new();
     if let Some(session) = backend::session(&headers) {
+        state.visitors.forget(session);
         match state
             .backend
             .call::<serde_json::Value>(Method::POST, "/api/auth/logout", Some(session), None::<&()>)

@@ -53,11 +53,16 @@ pub(super) async fn visitor(
             detail: "not signed in".to_owned(),
         }))?
         .to_owned();
+    let now = std::time::Instant::now();
+    if let Some(user) = state.visitors.get(&session, now) {
+        return Ok((session, user));
+    }
     let user = state
         .backend
         .call::<User>(Method::GET, "/api/auth/me", Some(&session), None::<&()>)
         .await?
         .body;
+    state.visitors.insert(&session, user.clone(), now);
     Ok((session, user))
 }
 

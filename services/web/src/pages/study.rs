@@ -12,8 +12,7 @@ use axum::{
 };
 use flashcards_backend::{
     auth::User,
-    decks::Deck,
-    study::{ReviewInput, ReviewOutcome, StudyItem, StudyQueue, scheduler::Rating},
+    study::{ReviewInput, ReviewOutcome, StudyQueue, scheduler::Rating},
 };
 use maud::{Markup, html};
 use reqwest::Method;
@@ -21,7 +20,7 @@ use serde::Deserialize;
 
 use super::{
     PageError,
-    decks::{is_id, load_deck, not_found, visitor},
+    decks::{is_id, not_found, visitor},
     layout::{self, Visitor},
 };
 use crate::{WebState, assets};
@@ -111,20 +110,22 @@ fn rating_value(rating: Rating) -> &'static str {
     }
 }
 
-/// The study page for `deck`: the first item of `queue` (its answer if `revealed`), or the end of
-/// the sitting with `tally`.
+/// The study page for deck `deck_id`: the first item of `queue` (its answer if `revealed`), or
+/// the end of the sitting with `tally`.
 pub fn study_page(
     user: &User,
-    deck: &Deck,
-    queue: &[StudyItem],
+    deck_id: &str,
+    queue: &StudyQueue,
     revealed: bool,
     tally: Tally,
 ) -> Markup {
-    let base = format!("/decks/{}/study", deck.id);
+    let base = format!("/decks/{deck_id}/study");
+    let deck_name = &queue.deck_name;
+    let queue = &queue.items;
     let new = queue.iter().filter(|item| item.new).count();
     let main = html! {
-        p { a href={ "/decks/" (deck.id) } { "← " (deck.name) } }
-        h1 { "Studying " (deck.name) }
+        p { a href={ "/decks/" (deck_id) } { "← " (deck_name) } }
+        h1 { "Studying " (deck_name) }
         @if let Some(item) = queue.first() {
             p class="counts" aria-live="polite" {
                 (queue.len()) " left: " (new) " new, " (queue.len() - new) " to review"
@@ -190,13 +191,13 @@ pub fn study_page(
                         }
                     }
                 }
-                p { a href={ "/decks/" (deck.id) } { "Back to the deck" } }
+                p { a href={ "/decks/" (deck_id) } { "Back to the deck" } }
             }
         }
         script src=(assets::href("study.js")) defer {}
     };
     layout::page(
-        &format!("Study {}", deck.name),
+        &format!("Study {deck_name}"),
         Some(&Visitor { email: &user.email }),
         &main,
     )
@@ -221,7 +222,10 @@ async fn study(
     Query(query): Query<StudyQuery>,
 ) -> Result<Markup, PageError> {
     let (session, user) = visitor(&state, &headers).await?;
-    let deck = load_deck(&state, &session, &id).await?;
+    if !is_id(&id) {
+        return Err(not_found());
+    }
+    // One call: the queue carries the deck's name.
     let queue = state
         .backend
         .call::<StudyQueue>(
@@ -234,8 +238,8 @@ async fn study(
         .body;
     Ok(study_page(
         &user,
-        &deck,
-        &queue.items,
+        &id,
+        &queue,
         query.reveal.is_some(),
         Tally {
             again: query.again,
