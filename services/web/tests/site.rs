@@ -779,3 +779,56 @@ async fn a_learner_makes_uses_and_deletes_an_api_token() {
     );
     assert!(alerts.text().await.unwrap().contains("For administrators"));
 }
+
+#[tokio::test]
+async fn an_administrator_sees_the_alerts_alertmanager_sent() {
+    let stack = Stack::start_with_administrator("alerts", "ops@example.org", PASSWORD);
+    let sent = Client::new()
+        .post(format!("{}/alerts", stack.backend.url()))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(include_str!(
+            "../../backend/tests/fixtures/alertmanager-firing.json"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), StatusCode::NO_CONTENT);
+
+    let browser = browser();
+    let signed_in = browser
+        .post(stack.url("/sign-in"))
+        .form(&[("email", "ops@example.org"), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
+    let account = browser
+        .get(stack.url("/account"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        account.contains(r#"href="/admin/alerts""#),
+        "administrators get the link: {account}"
+    );
+    let alerts = browser
+        .get(stack.url("/admin/alerts"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(alerts.status(), StatusCode::OK);
+    let alerts = alerts.text().await.unwrap();
+    assert_eq!(
+        alerts.matches("<li class=\"alert firing\"").count(),
+        2,
+        "{alerts}"
+    );
+    assert!(
+        alerts.contains("backend: more than 5% of requests fail"),
+        "{alerts}"
+    );
+    assert!(alerts.contains(">Runbook</a>"), "{alerts}");
+}

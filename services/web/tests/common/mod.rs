@@ -14,7 +14,7 @@ pub const PASSWORD: &str = "correct horse battery";
 /// also the OCR service and the LLM service.
 pub struct Stack {
     pub web: Service,
-    _backend: Service,
+    pub backend: Service,
     _services: Vec<Service>,
     pub dir: tempfile::TempDir,
 }
@@ -37,6 +37,41 @@ impl Stack {
     /// With no OCR or LLM service: uploads are stored but not read.
     pub fn start(name: &str) -> Self {
         Self::start_with(name, Vec::new(), &[])
+    }
+
+    /// With `email` an administrator (`ADMIN_EMAILS`), made with `flashcards-backend add-user` as
+    /// whoever runs the stack makes one, with `password`.
+    pub fn start_with_administrator(name: &str, email: &str, password: &str) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("flashcards-web-{name}-"))
+            .tempdir()
+            .unwrap();
+        let database = format!("sqlite://{}", dir.path().join("cards.db").display());
+        let mut add_user = workspace_binary("flashcards-backend");
+        let mut child = add_user
+            .args(["add-user", "--email", email])
+            .env("DATABASE_URL", &database)
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        {
+            use std::io::Write;
+            writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+        }
+        assert!(child.wait().unwrap().success(), "add-user failed");
+        let mut command = workspace_binary("flashcards-backend");
+        command
+            .arg("--database-url")
+            .arg(&database)
+            .env("ADMIN_EMAILS", email);
+        let backend = Service::start(command);
+        let web = web_before(&backend.url());
+        Self {
+            web,
+            backend,
+            _services: Vec::new(),
+            dir,
+        }
     }
 
     /// With the real OCR service and the LLM service in front of the test LLM (llama.cpp's
@@ -78,7 +113,7 @@ impl Stack {
         let web = web_before(&backend.url());
         Self {
             web,
-            _backend: backend,
+            backend,
             _services: services,
             dir,
         }
