@@ -140,7 +140,8 @@ struct Seeded {
 }
 
 /// A user with an API token and a deck of basic cards, made through the public API.
-fn seed(backend: SocketAddr) -> Result<Seeded> {
+/// Registers the benchmark user with the backend and logs in: its session cookie's value.
+pub fn bench_session(backend: SocketAddr) -> Result<String> {
     let credentials = json!({"email": "bench@example.org", "password": "bench-password"});
     http::request(
         backend,
@@ -152,12 +153,16 @@ fn seed(backend: SocketAddr) -> Result<Seeded> {
     .expect_status(201, "registering the bench user")?;
     let login = http::request(backend, "POST", "/api/auth/login", &[], Some(&credentials))?
         .expect_status(200, "logging in")?;
-    let session = login
+    Ok(login
         .headers("set-cookie")
         .find_map(|cookie| cookie.strip_prefix("flashcards_session="))
         .and_then(|rest| rest.split(';').next())
         .context("login set no flashcards_session cookie")?
-        .to_owned();
+        .to_owned())
+}
+
+fn seed(backend: SocketAddr) -> Result<Seeded> {
+    let session = bench_session(backend)?;
     let cookie = format!("flashcards_session={session}");
     let token = http::request(
         backend,

@@ -268,23 +268,7 @@ struct Seeded {
 }
 
 fn seed(backend: SocketAddr) -> Result<Seeded> {
-    let credentials = json!({"email": "bench@example.org", "password": "bench-password"});
-    http::request(
-        backend,
-        "POST",
-        "/api/auth/register",
-        &[],
-        Some(&credentials),
-    )?
-    .expect_status(201, "registering the bench user")?;
-    let login = http::request(backend, "POST", "/api/auth/login", &[], Some(&credentials))?
-        .expect_status(200, "logging in")?;
-    let session = login
-        .headers("set-cookie")
-        .find_map(|cookie| cookie.strip_prefix("flashcards_session="))
-        .and_then(|rest| rest.split(';').next())
-        .context("login set no flashcards_session cookie")?
-        .to_owned();
+    let session = crate::bench::bench_session(backend)?;
     let cookie = format!("flashcards_session={session}");
     let auth = [("Cookie", cookie.as_str())];
     let deck = http::request(
