@@ -267,6 +267,30 @@ struct Seeded {
     document: String,
 }
 
+/// Waits until the document or job at `path` is `done`.
+fn wait_until_done(
+    backend: SocketAddr,
+    auth: &[(&str, &str)],
+    path: &str,
+    what: &str,
+) -> Result<()> {
+    let started = Instant::now();
+    loop {
+        let status = http::request(backend, "GET", path, auth, None)?
+            .expect_status(200, what)?
+            .json_str("status")?;
+        match status.as_str() {
+            "done" => return Ok(()),
+            "failed" | "failed_retryable" => bail!("{what} failed"),
+            _ if started.elapsed() > GENERATION_TIMEOUT => bail!("{what} took over 10 min"),
+            _ => std::thread::sleep(Duration::from_millis(300)),
+        }
+        if interrupt::requested() {
+            bail!("interrupted");
+        }
+    }
+}
+
 fn seed(backend: SocketAddr) -> Result<Seeded> {
     let session = crate::bench::bench_session(backend)?;
     let cookie = format!("flashcards_session={session}");
@@ -312,6 +336,13 @@ fn seed(backend: SocketAddr) -> Result<Seeded> {
     )?
     .expect_status(201, "uploading the page of notes")?
     .json_str("id")?;
+    // The upload is answered before the page is read.
+    wait_until_done(
+        backend,
+        &auth,
+        &format!("/api/documents/{document}"),
+        "reading the notes",
+    )?;
     let job = http::request(
         backend,
         "POST",
@@ -321,21 +352,12 @@ fn seed(backend: SocketAddr) -> Result<Seeded> {
     )?
     .expect_status(202, "starting generation")?
     .json_str("id")?;
-    let started = Instant::now();
-    loop {
-        let status = http::request(backend, "GET", &format!("/api/jobs/{job}"), &auth, None)?
-            .expect_status(200, "following the generation")?
-            .json_str("status")?;
-        match status.as_str() {
-            "done" => break,
-            "failed" | "failed_retryable" => bail!("generating the drafts failed"),
-            _ if started.elapsed() > GENERATION_TIMEOUT => bail!("generation took over 10 min"),
-            _ => std::thread::sleep(Duration::from_millis(500)),
-        }
-        if interrupt::requested() {
-            bail!("interrupted");
-        }
-    }
+    wait_until_done(
+        backend,
+        &auth,
+        &format!("/api/jobs/{job}"),
+        "making the drafts",
+    )?;
     Ok(Seeded {
         session,
         deck,

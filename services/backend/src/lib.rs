@@ -4,12 +4,14 @@
 
 pub mod alerts;
 pub mod auth;
+pub mod background;
 pub mod cards;
 pub mod clock;
 pub mod config;
 pub mod db;
 pub mod decks;
 pub mod documents;
+pub mod events;
 pub mod generation;
 pub mod metrics;
 pub mod pagination;

@@ -6,16 +6,17 @@ use flashcards_backend::{
     alerts::webhook::WebhookToken,
     app,
     auth::{self, Admins},
+    background,
     clock::Clock,
     db,
     documents::DocumentSettings,
-    generation::{self, jobs::Generation, llm_client::LlmClient},
+    generation::{jobs::Generation, llm_client::LlmClient},
     metrics::BackendMetrics,
     state::SessionSettings,
 };
 use flashcards_bootstrap::{ServiceBuilder, config, logging, server};
 
-/// How often queued jobs and jobs whose backend died are looked for.
+/// How often documents and jobs waiting, or left by a backend that died, are looked for.
 const JOB_SWEEP_INTERVAL: Duration = Duration::from_secs(10);
 /// How often expired sessions are deleted and `user_sessions_active` is recounted.
 const SESSION_SWEEP_INTERVAL: Duration = Duration::from_secs(30);
@@ -68,7 +69,7 @@ async fn main() -> anyhow::Result<()> {
         token_required = state.alerts_token.is_required(),
         "alerts: POST /alerts for Alertmanager, GET /api/alerts for administrators"
     );
-    generation::jobs::start_sweeper(state.clone(), JOB_SWEEP_INTERVAL);
+    background::start_sweeper(state.clone(), JOB_SWEEP_INTERVAL);
 
     let sweeper = state.clone();
     tokio::spawn(async move {
@@ -84,7 +85,13 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", args.common.listen))?;
     let address = listener.local_addr().context("reading the bound address")?;
     tracing::info!("flashcards-backend listening on http://{address} (API docs at /docs)");
-    server::serve(listener, app(service, state))
+    let changes = state.changes.clone();
+    let shutdown = async move {
+        server::shutdown_signal().await;
+        // Open event streams would otherwise hold the graceful shutdown until they end.
+        changes.stop();
+    };
+    server::serve_until(listener, app(service, state), shutdown)
         .await
         .context("serving HTTP")?;
     tracing::info!("stopped");

@@ -5,10 +5,12 @@ use fsrs::FSRS;
 use crate::{
     alerts::webhook::WebhookToken,
     auth::{Admins, CredentialCache, LoginThrottle},
+    background::Runners,
     cards::page_cache::PageCache,
     clock::Clock,
     db::{Database, Engine},
     documents::DocumentSettings,
+    events::Changes,
     generation::jobs::Generation,
     metrics::BackendMetrics,
     study::review_queue::{OpenError, ReviewQueue},
@@ -32,6 +34,10 @@ pub struct AppState {
     pub fsrs: Arc<FSRS>,
     pub documents: DocumentSettings,
     pub generation: Generation,
+    /// Documents being read and jobs making cards, run by this process.
+    pub runners: Runners,
+    /// Changes to documents and jobs, for the streams following them.
+    pub changes: Changes,
     /// Who may read what only the stack's operators see (alerts); nobody by default.
     pub admins: Admins,
     /// What `POST /alerts` requires of its caller; nothing by default.
@@ -65,6 +71,8 @@ impl AppState {
             pages,
             documents,
             generation,
+            runners: Runners::default(),
+            changes: Changes::default(),
             admins: Admins::default(),
             alerts_token: WebhookToken::open(),
         })

@@ -39,7 +39,7 @@ fn finished(job: &Value) -> bool {
 async fn upload_pdf(user: &User, pages: usize) -> String {
     let pdf = corpus::text_layer_pdf(pages).unwrap();
     let (status, document) = user
-        .upload("notes.pdf", "application/pdf", pdf.bytes.clone())
+        .upload_and_read("notes.pdf", "application/pdf", pdf.bytes.clone())
         .await;
     assert_eq!(status, StatusCode::CREATED, "{document}");
     assert_eq!(document["status"], "done");
@@ -116,8 +116,18 @@ async fn documents_become_drafts_then_cards(engine: Engine) {
     assert_eq!(job["pages_total"], 2);
     let (status, _) = bob.get(&format!("/api/jobs/{job_id}")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    let refused = bob.get_raw(&format!("/api/jobs/{job_id}/events")).await;
+    assert_eq!(refused.status(), StatusCode::NOT_FOUND);
 
-    let job = wait_for_job(&ada, &job_id, finished).await;
+    // The job's events show each page as it is done, and end when the job does.
+    let events = ada.events(&format!("/api/jobs/{job_id}/events")).await;
+    assert!(events.iter().all(|(event, _)| event == "job"), "{events:?}");
+    let pages_done: Vec<i64> = events
+        .iter()
+        .map(|(_, job)| job["pages_done"].as_i64().unwrap())
+        .collect();
+    assert!(pages_done.is_sorted(), "{pages_done:?}");
+    let job = events.last().unwrap().1.clone();
     assert_eq!(job["status"], "done", "{job}");
     assert_eq!(job["pages_done"], 2);
     let (_, drafts) = ada.get(&format!("/api/documents/{document}/drafts")).await;
@@ -265,7 +275,7 @@ async fn a_job_survives_its_backend(engine: Engine) {
 
     // The first backend dies; a second one on the same database takes the job over once the
     // dead runner's lease has run out.
-    first.state.generation.abort_all();
+    first.state.runners.abort_all();
     let second =
         TestServer::start_with(engine, &ocr.url(), &llm, Some(first.database_url.clone())).await;
     second.advance_days(0.01);

@@ -119,7 +119,8 @@ impl ApiError {
         }
     }
 
-    fn body(&self) -> ErrorBody {
+    /// What a client is told: internal details stay in the log.
+    pub fn body(&self) -> ErrorBody {
         let detail = match self {
             Self::Internal(_) => "internal error; see the service log".to_owned(),
             other => other.to_string(),

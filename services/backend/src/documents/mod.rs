@@ -1,9 +1,11 @@
 //! Documents: uploaded photos, scans and PDFs, kept as sent (one copy per user and content) and read
-//! by the OCR service into pages of text and words. An upload is stored before OCR runs, so when the
-//! OCR service is down the document stays, marked `failed_retryable`, and
+//! by the OCR service into pages of text and words. An upload is stored and answered at once; the
+//! OCR runs in the background ([`reading`]) and `GET /api/documents/{id}/events` follows it. When
+//! the OCR service is down the document stays, marked `failed_retryable`, and
 //! `POST /api/documents/{id}/ocr` tries again.
 
 pub mod ocr_client;
+pub mod reading;
 
 use std::time::Duration;
 
@@ -27,10 +29,11 @@ use crate::{
     AppState,
     auth::CurrentUser,
     db::{QueryResultExt, fetch_json_rows, is_unique_violation},
+    events,
     pagination::{Page, PageQuery},
     timestamp::rfc3339,
 };
-use ocr_client::{OcrClient, OcrError, OcrPage};
+use ocr_client::OcrClient;
 
 /// Where documents go for OCR, and how large an upload may be.
 #[derive(Clone)]
@@ -56,6 +59,7 @@ pub fn router(max_upload_bytes: usize) -> OpenApiRouter<AppState> {
         .merge(uploads)
         .routes(routes!(get_document))
         .routes(routes!(document_file))
+        .routes(routes!(document_events))
         .routes(routes!(retry_ocr))
 }
 
@@ -86,7 +90,7 @@ pub enum DocumentStatus {
 }
 
 impl DocumentStatus {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Processing => "processing",
             Self::Done => "done",
@@ -96,7 +100,7 @@ impl DocumentStatus {
     }
 }
 
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Document {
     pub id: String,
     pub file_name: String,
@@ -350,7 +354,8 @@ fn sha256_hex(bytes: &[u8]) -> String {
     request_body(content = Vec<u8>, content_type = "multipart/form-data",
         description = "a form with a `file` field: PNG, JPEG, TIFF, WebP, BMP or PDF"),
     responses(
-        (status = 201, body = DocumentDetail, description = "stored, and read unless `status` says otherwise"),
+        (status = 201, body = DocumentDetail,
+            description = "stored, and `processing`: follow it at /api/documents/{id}/events"),
         (status = 200, body = DocumentDetail, description = "the same file was uploaded before: that document"),
         (status = 400, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody)))]
 async fn upload_document(
@@ -363,21 +368,32 @@ async fn upload_document(
     if let Some(existing) = find_document(&state, &user.id, "sha256", &sha256).await? {
         return Ok((StatusCode::OK, Json(with_pages(&state, existing).await?)));
     }
-    let id = uuid::Uuid::now_v7().to_string();
     let now = state.clock.now_ms();
+    let document = Document {
+        id: uuid::Uuid::now_v7().to_string(),
+        file_name: upload.file_name,
+        content_type: upload.content_type,
+        size_bytes: i64::try_from(upload.bytes.len()).unwrap_or(i64::MAX),
+        sha256,
+        status: DocumentStatus::Processing,
+        error: None,
+        page_count: 0,
+        created_at: rfc3339(now),
+        updated_at: rfc3339(now),
+    };
     let inserted = sqlx::query(
         "INSERT INTO documents (id, user_id, sha256, file_name, content_type, size_bytes, content, \
-         status, page_count, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $9)",
+         status, page_count, lease_until, ocr_attempts, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, 0, 0, $9, $9)",
     )
-    .bind(&id)
+    .bind(&document.id)
     .bind(&user.id)
-    .bind(&sha256)
-    .bind(&upload.file_name)
-    .bind(&upload.content_type)
-    .bind(i64::try_from(upload.bytes.len()).unwrap_or(i64::MAX))
-    .bind(upload.bytes.clone())
-    .bind(DocumentStatus::Processing.as_str())
+    .bind(&document.sha256)
+    .bind(&document.file_name)
+    .bind(&document.content_type)
+    .bind(document.size_bytes)
+    .bind(upload.bytes)
+    .bind(document.status.as_str())
     .bind(now)
     .execute(&state.db.write)
     .await;
@@ -385,31 +401,64 @@ async fn upload_document(
         Ok(_) => {}
         // The same file arrived twice at once: the other upload stored it.
         Err(err) if is_unique_violation(&err) => {
-            let existing = find_document(&state, &user.id, "sha256", &sha256)
+            let existing = find_document(&state, &user.id, "sha256", &document.sha256)
                 .await?
                 .ok_or_else(document_not_found)?;
             return Ok((StatusCode::OK, Json(with_pages(&state, existing).await?)));
         }
         Err(err) => return Err(crate::db::query_error("storing the upload", &err)),
     }
-    run_ocr(&state, &id, upload.bytes, &upload.content_type).await?;
-    let detail = document_detail(&state, &user.id, &id).await?;
+    start_reading(&state, &document.id).await;
+    let detail = DocumentDetail {
+        document,
+        pages: Vec::new(),
+    };
     Ok((StatusCode::CREATED, Json(detail)))
+}
+
+/// Starts reading a stored document here; if that fails, the sweeper starts it later.
+async fn start_reading(state: &AppState, id: &str) {
+    if let Err(err) = reading::claim_and_run(state, id).await {
+        tracing::warn!(document = id, %err, "reading is left to the sweeper");
+    }
 }
 
 #[utoipa::path(post, path = "/api/documents/{id}/ocr", tag = "documents",
     params(("id" = String, Path)),
-    responses((status = 200, body = DocumentDetail, description = "OCR ran again; see `status`"),
-              (status = 404, body = ErrorBody)))]
+    responses((status = 202, body = Document,
+            description = "read again, in the background: follow it at /api/documents/{id}/events"),
+        (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "it is being read now")))]
 async fn retry_ocr(
     State(state): State<AppState>,
     user: CurrentUser,
     Path(id): Path<String>,
-) -> Result<Json<DocumentDetail>, ApiError> {
-    let (content, content_type, _) = load_file(&state, &user.id, &id).await?;
-    set_status(&state, &id, DocumentStatus::Processing, None).await?;
-    run_ocr(&state, &id, content, &content_type).await?;
-    Ok(Json(document_detail(&state, &user.id, &id).await?))
+) -> Result<(StatusCode, Json<Document>), ApiError> {
+    let document = find_document(&state, &user.id, "id", &id)
+        .await?
+        .ok_or_else(document_not_found)?;
+    let requeued = sqlx::query(
+        "UPDATE documents SET status = 'processing', error = NULL, lease_until = 0, \
+         ocr_attempts = 0, updated_at = $1 WHERE id = $2 AND user_id = $3 AND status <> 'processing'",
+    )
+    .bind(state.clock.now_ms())
+    .bind(&id)
+    .bind(&user.id)
+    .execute(&state.db.write)
+    .await
+    .db("queueing the document")?;
+    if requeued.rows_affected() == 0 {
+        return Err(ApiError::Conflict(format!(
+            "{} is being read now; follow it at /api/documents/{id}/events",
+            document.file_name
+        )));
+    }
+    state.changes.notify(&id);
+    start_reading(&state, &id).await;
+    let document = find_document(&state, &user.id, "id", &id)
+        .await?
+        .ok_or_else(document_not_found)?;
+    Ok((StatusCode::ACCEPTED, Json(document)))
 }
 
 /// The original upload: bytes, content type and file name.
@@ -429,92 +478,35 @@ async fn load_file(
     .ok_or_else(document_not_found)
 }
 
-/// Sends the file to the OCR service and records the outcome: pages, or why not.
-async fn run_ocr(
-    state: &AppState,
-    id: &str,
-    content: Vec<u8>,
-    content_type: &str,
-) -> Result<(), ApiError> {
-    match state.documents.ocr.recognise(content, content_type).await {
-        Ok(pages) => store_pages(state, id, &pages).await,
-        Err(err) => {
-            tracing::warn!(document = id, %err, "OCR failed");
-            let (status, message) = failure(&err, id);
-            set_status(state, id, status, Some(&message)).await
-        }
-    }
-}
-
-/// The status and message a failed OCR leaves on a document.
-pub fn failure(err: &OcrError, id: &str) -> (DocumentStatus, String) {
-    if err.retryable() {
-        (
-            DocumentStatus::FailedRetryable,
-            format!("{err}; the upload is kept: retry with POST /api/documents/{id}/ocr"),
-        )
-    } else {
-        (
-            DocumentStatus::Failed,
-            format!("the OCR service cannot read this file: {err}"),
-        )
-    }
-}
-
-async fn set_status(
-    state: &AppState,
-    id: &str,
-    status: DocumentStatus,
-    error: Option<&str>,
-) -> Result<(), ApiError> {
-    sqlx::query("UPDATE documents SET status = $1, error = $2, updated_at = $3 WHERE id = $4")
-        .bind(status.as_str())
-        .bind(error)
-        .bind(state.clock.now_ms())
-        .bind(id)
-        .execute(&state.db.write)
-        .await
-        .db("recording the OCR outcome")?;
-    Ok(())
-}
-
-async fn store_pages(state: &AppState, id: &str, pages: &[OcrPage]) -> Result<(), ApiError> {
-    let mut tx = state.db.begin_write().await.db("storing pages")?;
-    sqlx::query("DELETE FROM document_pages WHERE document_id = $1")
-        .bind(id)
-        .execute(&mut *tx)
-        .await
-        .db("replacing pages")?;
-    for page in pages {
-        sqlx::query(
-            "INSERT INTO document_pages (document_id, page, source, width, height, text, \
-             mean_confidence, words, filtered_words) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(id)
-        .bind(page.page)
-        .bind(&page.source)
-        .bind(page.width)
-        .bind(page.height)
-        .bind(&page.text)
-        .bind(page.mean_confidence)
-        .bind(page.words.to_string())
-        .bind(page.filtered_words.to_string())
-        .execute(&mut *tx)
-        .await
-        .db("storing a page")?;
-    }
-    sqlx::query(
-        "UPDATE documents SET status = $1, error = NULL, page_count = $2, updated_at = $3 \
-         WHERE id = $4",
-    )
-    .bind(DocumentStatus::Done.as_str())
-    .bind(i64::try_from(pages.len()).unwrap_or(i64::MAX))
-    .bind(state.clock.now_ms())
-    .bind(id)
-    .execute(&mut *tx)
-    .await
-    .db("marking the document read")?;
-    tx.commit().await.db("storing pages")
+#[utoipa::path(get, path = "/api/documents/{id}/events", tag = "documents",
+    params(("id" = String, Path)),
+    responses((status = 200, content_type = "text/event-stream",
+            description = "server-sent events: `document` with the document (no pages) at once and \
+                at each change, ending after `done`, `failed` or `failed_retryable`; `error` if it \
+                can no longer be read"),
+        (status = 404, body = ErrorBody)))]
+async fn document_events(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let first = find_document(&state, &user.id, "id", &id)
+        .await?
+        .ok_or_else(document_not_found)?;
+    let load: events::Load<Document> = {
+        let state = state.clone();
+        let id = id.clone();
+        Box::new(move || {
+            let (state, id, user_id) = (state.clone(), id.clone(), user.id.clone());
+            Box::pin(async move {
+                find_document(&state, &user_id, "id", &id)
+                    .await?
+                    .ok_or_else(document_not_found)
+            })
+        })
+    };
+    let finished = |document: &Document| document.status != DocumentStatus::Processing;
+    Ok(events::follow(&state.changes, &id, "document", first, load, finished).into_response())
 }
 
 #[utoipa::path(get, path = "/api/documents/{id}", tag = "documents",
@@ -580,16 +572,6 @@ mod tests {
         assert_eq!(clean_file_name(""), "upload");
         assert_eq!(clean_file_name(".."), "upload");
         assert_eq!(clean_file_name(&"x".repeat(400)).len(), MAX_FILE_NAME_CHARS);
-    }
-
-    #[test]
-    fn only_an_unreachable_service_is_worth_a_retry() {
-        let (status, message) = failure(&OcrError::Unavailable("cannot connect".into()), "d1");
-        assert_eq!(status, DocumentStatus::FailedRetryable);
-        assert!(message.contains("POST /api/documents/d1/ocr"), "{message}");
-        let (status, message) = failure(&OcrError::Rejected("the PDF is encrypted".into()), "d1");
-        assert_eq!(status, DocumentStatus::Failed);
-        assert!(message.contains("encrypted"), "{message}");
     }
 
     #[test]

@@ -2,14 +2,8 @@
 //! progress commit together; a runner renews its lease after every page, and a job whose lease ran
 //! out (its backend died) is taken over by whichever backend's sweeper sees it first.
 
-use std::{
-    sync::{Arc, Mutex, PoisonError},
-    time::Duration,
-};
-
 use flashcards_bootstrap::ApiError;
 use serde::{Deserialize, Serialize};
-use tokio::task::AbortHandle;
 use utoipa::ToSchema;
 
 use super::llm_client::{GeneratedCard, LlmClient, LlmError};
@@ -99,42 +93,26 @@ impl From<JobRow> for Job {
     }
 }
 
-/// The LLM service and the runners of this process.
+/// The LLM service jobs send pages to.
 #[derive(Clone)]
 pub struct Generation {
     pub llm: LlmClient,
-    runners: Arc<Mutex<Vec<AbortHandle>>>,
 }
 
 impl Generation {
     pub fn new(llm: LlmClient) -> Self {
-        Self {
-            llm,
-            runners: Arc::default(),
-        }
-    }
-
-    /// Stops the sweeper and every runner at once, leaving their leases to expire: what a crash
-    /// does to this process's jobs (for tests).
-    pub fn abort_all(&self) {
-        for runner in self
-            .runners
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .drain(..)
-        {
-            runner.abort();
-        }
-    }
-
-    fn track(&self, runner: AbortHandle) {
-        let mut runners = self.runners.lock().unwrap_or_else(PoisonError::into_inner);
-        runners.retain(|runner| !runner.is_finished());
-        runners.push(runner);
+        Self { llm }
     }
 }
 
-fn job_not_found() -> ApiError {
+impl JobStatus {
+    /// Whether the job will not move again by itself.
+    pub fn is_final(self) -> bool {
+        !matches!(self, Self::Queued | Self::Running)
+    }
+}
+
+pub fn job_not_found() -> ApiError {
     ApiError::NotFound("no such job".to_owned())
 }
 
@@ -204,6 +182,7 @@ pub async fn requeue(state: &AppState, user_id: &str, id: &str) -> Result<(), Ap
     .execute(&state.db.write)
     .await
     .db("requeueing the job")?;
+    state.changes.notify(id);
     Ok(())
 }
 
@@ -225,47 +204,38 @@ pub async fn claim_and_run(state: &AppState, id: &str) -> Result<bool, ApiError>
     if claimed.rows_affected() == 0 {
         return Ok(false);
     }
+    state.changes.notify(id);
     let runner_state = state.clone();
     let job_id = id.to_owned();
-    let runner = tokio::spawn(async move {
+    state.runners.spawn(async move {
         if let Err(err) = run(&runner_state, &job_id).await {
             tracing::warn!(job = %job_id, %err, "generation job stopped");
         }
     });
-    state.generation.track(runner.abort_handle());
     Ok(true)
 }
 
-/// Every `interval`, claims and runs jobs that are queued or whose runner died.
-pub fn start_sweeper(state: AppState, interval: Duration) {
-    let generation = state.generation.clone();
-    let sweeper = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(interval);
-        loop {
-            tick.tick().await;
-            let now = state.clock.now_ms();
-            let pending: Result<Vec<(String,)>, _> = sqlx::query_as(
-                "SELECT id FROM generation_jobs WHERE status IN ('queued', 'running') \
-                 AND lease_until <= $1",
-            )
-            .bind(now)
-            .fetch_all(&state.db.read)
-            .await;
-            match pending {
-                Ok(ids) => {
-                    for (id,) in ids {
-                        match claim_and_run(&state, &id).await {
-                            Ok(true) => tracing::info!(job = %id, "resuming generation job"),
-                            Ok(false) => {}
-                            Err(err) => tracing::warn!(job = %id, %err, "cannot claim job"),
-                        }
-                    }
+/// Claims and runs the jobs that are queued or whose runner died.
+pub async fn sweep(state: &AppState) {
+    let pending: Result<Vec<(String,)>, _> = sqlx::query_as(
+        "SELECT id FROM generation_jobs WHERE status IN ('queued', 'running') \
+         AND lease_until <= $1",
+    )
+    .bind(state.clock.now_ms())
+    .fetch_all(&state.db.read)
+    .await;
+    match pending {
+        Ok(ids) => {
+            for (id,) in ids {
+                match claim_and_run(state, &id).await {
+                    Ok(true) => tracing::info!(job = %id, "resuming generation job"),
+                    Ok(false) => {}
+                    Err(err) => tracing::warn!(job = %id, %err, "cannot claim job"),
                 }
-                Err(err) => tracing::warn!(%err, "looking for pending jobs"),
             }
         }
-    });
-    generation.track(sweeper.abort_handle());
+        Err(err) => tracing::warn!(%err, "looking for pending jobs"),
+    }
 }
 
 /// What a runner needs of its job.
@@ -492,6 +462,7 @@ async fn store_page(
         .db("storing a draft")?;
     }
     tx.commit().await.db("storing drafts")?;
+    state.changes.notify(id);
     Ok(true)
 }
 
@@ -512,6 +483,7 @@ async fn finish(
     .execute(&state.db.write)
     .await
     .db("finishing the job")?;
+    state.changes.notify(id);
     Ok(())
 }
 

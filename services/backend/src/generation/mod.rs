@@ -5,7 +5,11 @@
 pub mod jobs;
 pub mod llm_client;
 
-use axum::{extract::State, http::StatusCode};
+use axum::{
+    extract::State,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
 use flashcards_bootstrap::{
     ApiError,
     error::ErrorBody,
@@ -25,6 +29,7 @@ use crate::{
     db::{QueryResultExt, fetch_json_rows},
     decks::{deck_not_found, owns_deck},
     documents::document_not_found,
+    events,
     metrics::Operation,
     pagination::{Page, PageQuery},
     partial::not_null,
@@ -36,6 +41,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(start_generation))
         .routes(routes!(get_job))
+        .routes(routes!(job_events))
         .routes(routes!(retry_job))
         .routes(routes!(list_drafts))
         .routes(routes!(accept_draft))
@@ -122,6 +128,31 @@ async fn get_job(
     Path(id): Path<String>,
 ) -> Result<Json<Job>, ApiError> {
     Ok(Json(jobs::load(&state, &user.id, &id).await?))
+}
+
+#[utoipa::path(get, path = "/api/jobs/{id}/events", tag = "generation",
+    params(("id" = String, Path)),
+    responses((status = 200, content_type = "text/event-stream",
+            description = "server-sent events: `job` with the job at once and at each change (a \
+                page done, drafts made), ending after `done`, `failed` or `failed_retryable`; \
+                `error` if it can no longer be read"),
+        (status = 404, body = ErrorBody)))]
+async fn job_events(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let first = jobs::load(&state, &user.id, &id).await?;
+    let load: events::Load<Job> = {
+        let state = state.clone();
+        let id = id.clone();
+        Box::new(move || {
+            let (state, id, user_id) = (state.clone(), id.clone(), user.id.clone());
+            Box::pin(async move { jobs::load(&state, &user_id, &id).await })
+        })
+    };
+    let finished = |job: &Job| job.status.is_final();
+    Ok(events::follow(&state.changes, &id, "job", first, load, finished).into_response())
 }
 
 #[utoipa::path(post, path = "/api/jobs/{id}/retry", tag = "generation",

@@ -13,7 +13,7 @@ use flashcards_backend::{
     clock::Clock,
     db,
     documents::DocumentSettings,
-    generation::{self, jobs::Generation, llm_client::LlmClient},
+    generation::{jobs::Generation, llm_client::LlmClient},
     metrics::BackendMetrics,
     state::SessionSettings,
 };
@@ -141,7 +141,10 @@ impl TestServer {
         )
         .unwrap();
         let state = configure(state);
-        generation::jobs::start_sweeper(state.clone(), std::time::Duration::from_millis(100));
+        flashcards_backend::background::start_sweeper(
+            state.clone(),
+            std::time::Duration::from_millis(100),
+        );
         let router = app(service, state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -225,6 +228,28 @@ impl TestServer {
     }
 }
 
+/// How long [`User::events`] waits for a stream to end: a few pages of OCR or SmolLM2 generation on
+/// two cores.
+pub const EVENTS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// `event:`/`data:` blocks of a server-sent event stream; comments (keep-alives) are skipped.
+pub fn parse_events(text: &str) -> Vec<(String, Value)> {
+    text.split("\n\n")
+        .filter_map(|block| {
+            let mut event = String::from("message");
+            let mut data = Vec::new();
+            for line in block.lines() {
+                if let Some(name) = line.strip_prefix("event:") {
+                    event = name.trim().to_owned();
+                } else if let Some(line) = line.strip_prefix("data:") {
+                    data.push(line.strip_prefix(' ').unwrap_or(line));
+                }
+            }
+            (!data.is_empty()).then(|| (event, serde_json::from_str(&data.join("\n")).unwrap()))
+        })
+        .collect()
+}
+
 /// A logged-in user: requests go out with the session cookie.
 pub struct User {
     pub client: Client,
@@ -278,6 +303,43 @@ impl User {
                 .unwrap(),
         )
         .await
+    }
+
+    /// Uploads a file and waits, following its events, until it has been read: the document with
+    /// its pages.
+    pub async fn upload_and_read(
+        &self,
+        file_name: &str,
+        content_type: &str,
+        bytes: Vec<u8>,
+    ) -> (StatusCode, Value) {
+        let (status, document) = self.upload(file_name, content_type, bytes).await;
+        if !status.is_success() {
+            return (status, document);
+        }
+        let id = document["id"].as_str().unwrap();
+        self.events(&format!("/api/documents/{id}/events")).await;
+        let (_, detail) = self.get(&format!("/api/documents/{id}")).await;
+        (status, detail)
+    }
+
+    /// The server-sent events of `path` until the server ends the stream: `(event, data)` pairs.
+    /// Panics after [`EVENTS_TIMEOUT`].
+    pub async fn events(&self, path: &str) -> Vec<(String, Value)> {
+        let mut response = self.get_raw(path).await;
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        assert_eq!(response.headers()["content-type"], "text/event-stream");
+        let mut text = String::new();
+        let deadline = tokio::time::Instant::now() + EVENTS_TIMEOUT;
+        loop {
+            match tokio::time::timeout_at(deadline, response.chunk()).await {
+                Ok(chunk) => match chunk.unwrap() {
+                    Some(bytes) => text.push_str(std::str::from_utf8(&bytes).unwrap()),
+                    None => return parse_events(&text),
+                },
+                Err(_) => panic!("{path} still open after {EVENTS_TIMEOUT:?}: {text}"),
+            }
+        }
     }
 
     /// The raw answer to a GET, for non-JSON bodies.
