@@ -153,7 +153,7 @@ fn written_by_anki(folder: &Path, kind: &str) -> Vec<u8> {
 }
 
 async fn packages_anki_writes_import_with_the_same_content(server: TestServer) {
-    let ada = server.user("ada@example.org").await;
+    let mut ada = server.user("ada@example.org").await;
     let folder = tempfile::tempdir().unwrap();
     for kind in ["modern", "legacy"] {
         let deck = ada.deck(kind).await;
@@ -182,6 +182,51 @@ async fn packages_anki_writes_import_with_the_same_content(server: TestServer) {
         );
         assert_eq!(cloze["back"], "Cells", "{kind}");
         assert_eq!(cloze["ordinals"], json!([1, 2]), "{kind}");
+
+        // The review history came too: three reviews, and only the cloze never studied is new.
+        assert_eq!(outcome["reviews"], 3, "{kind}");
+        let (_, stats) = ada.get(&format!("/api/decks/{deck}/stats")).await;
+        assert_eq!(
+            (stats["items"].as_i64(), stats["new_items"].as_i64()),
+            (Some(3), Some(1)),
+            "{kind}: {stats}"
+        );
+        // Anki reviewed them at the real time: look two months past it, when all are due.
+        let real_now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as f64;
+        let ahead_days = (real_now_ms - server.now_ms() as f64) / 86_400_000.0 + 60.0;
+        server.advance_days(ahead_days.max(0.0));
+        // A session outlives the tests' jumps in time only so far.
+        ada = server.login("ada@example.org").await;
+        let (_, queue) = ada.get(&format!("/api/decks/{deck}/study")).await;
+        let item = |card: &Value, ordinal: u64| {
+            queue["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|item| item["card_id"] == card["id"] && item["ordinal"] == ordinal)
+                .cloned()
+                .unwrap_or_else(|| panic!("{kind}: item {ordinal} of {card} is not due: {queue}"))
+        };
+        let studied = item(basic, 1);
+        assert_eq!(
+            (studied["new"].as_bool(), studied["reps"].as_i64()),
+            (Some(false), Some(1)),
+            "{kind}: {studied}"
+        );
+        let relearned = item(cloze, 1);
+        assert_eq!(
+            (
+                relearned["new"].as_bool(),
+                relearned["reps"].as_i64(),
+                relearned["lapses"].as_i64()
+            ),
+            (Some(false), Some(2), Some(0)),
+            "{kind}: {relearned}"
+        );
+        assert_eq!(item(cloze, 2)["new"], true, "{kind}");
     }
 
     let deck = ada.deck("refused").await;

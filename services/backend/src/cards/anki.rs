@@ -1,13 +1,19 @@
-//! Anki packages (`.apkg`), out and in. Out: a zip holding `collection.anki2`, an SQLite
-//! collection in Anki's schema 11 (the format every Anki since 2.1 imports), and an empty `media`
-//! map. In: the notes of a package Anki wrote, either kind (`collection.anki21b`, zstd-compressed
-//! schema 18, Anki's default since 23.10; or a legacy `collection.anki21`/`.anki2`), as cards:
-//! notes of cloze note types become cloze cards (Text, Back Extra), all others basic cards (their
-//! first two fields), with their tags; fields' HTML becomes plain text. Scheduling is not read in. Basic cards
-//! become notes of a "Basic" note type (Front, Back), cloze cards notes of a "Cloze" type (Text,
-//! Back Extra), one Anki card per study item; tags carry over, and so does scheduling: each
-//! reviewed item is a review card due when ours is, with its FSRS memory state, and every review
-//! is a revlog row, from which Anki's FSRS can also recompute it.
+//! Anki packages (`.apkg`), out and in.
+//!
+//! Out: a zip holding `collection.anki2`, an SQLite collection in Anki's schema 11 (the format
+//! every Anki since 2.1 imports), and an empty `media` map. Basic cards become notes of a "Basic"
+//! note type (Front, Back), cloze cards notes of a "Cloze" type (Text, Back Extra), one Anki card
+//! per study item; tags carry over, and so does scheduling: each reviewed item is a review card
+//! due when ours is, with its FSRS memory state, and every review is a revlog row, from which
+//! Anki's FSRS can also recompute it.
+//!
+//! In: the notes of a package Anki wrote, either kind (`collection.anki21b`, zstd-compressed schema
+//! 18, Anki's default since 23.10; or a legacy `collection.anki21`/`.anki2`). Notes of cloze note
+//! types become cloze cards (Text, Back Extra), all others basic cards (their first two fields),
+//! with their tags; fields' HTML becomes plain text. Each Anki card's reviews come too (revlog rows
+//! of learning, review, relearning and filtered-deck reviews rated 1–4; manual reschedules carry
+//! no rating and stay behind), and the importer replays them through our scheduler, so scheduling
+//! carries over in both directions.
 
 use std::io::{Cursor, Write};
 
@@ -18,7 +24,7 @@ use serde_json::{Value, json};
 use sha1::{Digest, Sha1};
 
 use super::model::{Card, CardContent, CardKind};
-use crate::study::scheduler::DAY_MS;
+use crate::study::scheduler::{DAY_MS, PastReview, Rating};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AnkiError {
@@ -337,8 +343,17 @@ const COLLECTIONS: [(&str, bool); 3] = [
     ("collection.anki2", false),
 ];
 
-/// The cards a package's notes make, in the package's note order (see the module's notes).
-pub fn read_package(bytes: &[u8]) -> Result<Vec<CardContent>, AnkiError> {
+/// A note read from a package: the card it makes, and the reviews of its Anki cards.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportedNote {
+    pub content: CardContent,
+    /// `(ordinal, review)` oldest first, the ordinal ours (Anki's card `ord` + 1: the cloze
+    /// number, or 1 for a basic card's only item).
+    pub history: Vec<(i64, PastReview)>,
+}
+
+/// The notes of a package, in the package's note order (see the module's notes).
+pub fn read_package(bytes: &[u8]) -> Result<Vec<ImportedNote>, AnkiError> {
     let bad = |what: &str| AnkiError::NotAPackage(what.to_owned());
     let mut zip =
         zip::ZipArchive::new(Cursor::new(bytes)).map_err(|_| bad("it is not a zip file"))?;
@@ -373,25 +388,27 @@ pub fn read_package(bytes: &[u8]) -> Result<Vec<CardContent>, AnkiError> {
         .map_err(|_| bad("its collection is not an SQLite database"))?;
     let cloze_types = cloze_note_types(&db).map_err(|_| bad("its note types cannot be read"))?;
     let mut statement = db
-        .prepare("SELECT mid, flds, tags FROM notes ORDER BY id")
+        .prepare("SELECT id, mid, flds, tags FROM notes ORDER BY id")
         .map_err(|_| bad("its notes cannot be read"))?;
     let notes = statement
         .query_map([], |row| {
             Ok((
                 row.get::<_, i64>(0)?,
-                row.get::<_, String>(1)?,
+                row.get::<_, i64>(1)?,
                 row.get::<_, String>(2)?,
+                row.get::<_, String>(3)?,
             ))
         })
         .and_then(Iterator::collect::<Result<Vec<_>, _>>)
         .map_err(|_| bad("its notes cannot be read"))?;
+    let mut histories = review_history(&db).map_err(|_| bad("its reviews cannot be read"))?;
     Ok(notes
         .into_iter()
-        .map(|(model, fields, tags)| {
+        .map(|(id, model, fields, tags)| {
             let mut fields = fields.split(FIELD_SEPARATOR).map(html_to_text);
             let front = fields.next().unwrap_or_default();
             let back = fields.next().unwrap_or_default();
-            CardContent {
+            let content = CardContent {
                 kind: if cloze_types.contains(&model) {
                     CardKind::Cloze
                 } else {
@@ -401,9 +418,45 @@ pub fn read_package(bytes: &[u8]) -> Result<Vec<CardContent>, AnkiError> {
                 back,
                 tags: tags.split_whitespace().map(str::to_owned).collect(),
                 source: None,
+            };
+            ImportedNote {
+                content,
+                history: histories.remove(&id).unwrap_or_default(),
             }
         })
         .collect())
+}
+
+/// Each note's reviews that carry a rating, oldest first, by note id.
+fn review_history(
+    db: &Connection,
+) -> Result<std::collections::HashMap<i64, Vec<(i64, PastReview)>>, rusqlite::Error> {
+    // revlog.id is the review's time in Unix ms; type 4 and 5 are manual reschedules.
+    let mut statement = db.prepare(
+        "SELECT c.nid, c.ord, r.id, r.ease FROM revlog r JOIN cards c ON c.id = r.cid \
+         WHERE r.type IN (0, 1, 2, 3) ORDER BY r.id",
+    )?;
+    let rows = statement
+        .query_map([], |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, i64>(1)?,
+                row.get::<_, i64>(2)?,
+                row.get::<_, i64>(3)?,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut histories: std::collections::HashMap<i64, Vec<(i64, PastReview)>> =
+        std::collections::HashMap::new();
+    for (note, ord, at_ms, ease) in rows {
+        if let Some(rating) = Rating::from_number(ease) {
+            histories
+                .entry(note)
+                .or_default()
+                .push((ord + 1, PastReview { at_ms, rating }));
+        }
+    }
+    Ok(histories)
 }
 
 /// The ids of the collection's cloze note types: from the `notetypes` table of schema 18 (the kind

@@ -27,6 +27,7 @@ use crate::{
     db::{QueryResultExt, fetch_json_rows},
     decks::{deck_not_found, owns_deck},
     metrics::Operation,
+    study::scheduler::{PastReview, replay},
 };
 
 /// The CSV media type, as exports are sent and imports expected.
@@ -276,6 +277,9 @@ pub async fn export_apkg(
 pub struct ImportOutcome {
     /// Cards added to the deck.
     pub imported: usize,
+    /// Past reviews that came with them (from an Anki package), which set their scheduling.
+    #[serde(default)]
+    pub reviews: usize,
 }
 
 /// The import routes, with their own body limit (the backend's upload limit): a deck's worth of
@@ -303,6 +307,7 @@ async fn import_csv(
     let text = std::str::from_utf8(&body)
         .map_err(|_| ApiError::Unprocessable("the CSV is not UTF-8 text".to_owned()))?;
     let cards = from_csv(text).map_err(|err| ApiError::Unprocessable(err.to_string()))?;
+    let cards = cards.into_iter().map(|card| (card, Vec::new())).collect();
     import(&state, &user.id, &deck_id, cards).await
 }
 
@@ -331,36 +336,113 @@ async fn import_apkg(
     let cards = notes
         .into_iter()
         .enumerate()
-        .map(|(index, content)| {
-            content
+        .map(|(index, note)| {
+            note.content
                 .validate()
-                .map(|(content, _)| content)
+                .map(|(content, _)| (content, note.history))
                 .map_err(|err| ApiError::Unprocessable(format!("note {}: {err}", index + 1)))
         })
         .collect::<Result<Vec<_>, _>>()?;
     import(&state, &user.id, &deck_id, cards).await
 }
 
-/// Adds checked `cards` to one of the user's decks in one transaction.
+/// Adds checked `cards` to one of the user's decks in one transaction, each with its past reviews
+/// (`(ordinal, review)`, oldest first), replayed to set its items' scheduling.
 async fn import(
     state: &AppState,
     user_id: &str,
     deck_id: &str,
-    cards: Vec<CardContent>,
+    cards: Vec<(CardContent, Vec<(i64, PastReview)>)>,
 ) -> Result<(StatusCode, Json<ImportOutcome>), ApiError> {
     if !owns_deck(&state.db.read, user_id, deck_id).await? {
         return Err(deck_not_found());
     }
     let now = state.clock.now_ms();
     let imported = cards.len();
+    let mut reviews = 0;
     let mut tx = state.db.begin_write().await.db("starting transaction")?;
-    for content in cards {
-        super::insert_card_in(&mut tx, now, user_id, deck_id, content).await?;
+    for (content, history) in cards {
+        let card = super::insert_card_in(&mut tx, now, user_id, deck_id, content).await?;
+        for ordinal in card.ordinals {
+            let past: Vec<PastReview> = history
+                .iter()
+                .filter(|(of, _)| *of == i64::from(ordinal))
+                .map(|(_, review)| *review)
+                .collect();
+            reviews += past.len();
+            let item = ItemRef {
+                user_id,
+                card_id: &card.id,
+                ordinal: i64::from(ordinal),
+            };
+            store_history(&mut tx, &state.fsrs, &item, &past).await?;
+        }
     }
     tx.commit().await.db("committing the import")?;
     state.cards_changed(deck_id);
     state.metrics.operation(Operation::Create);
-    Ok((StatusCode::CREATED, Json(ImportOutcome { imported })))
+    Ok((
+        StatusCode::CREATED,
+        Json(ImportOutcome { imported, reviews }),
+    ))
+}
+
+/// The study item a history belongs to.
+struct ItemRef<'a> {
+    user_id: &'a str,
+    card_id: &'a str,
+    ordinal: i64,
+}
+
+/// Logs an item's past reviews as if they had been made here and leaves the item where they
+/// lead; nothing for an item never reviewed.
+async fn store_history(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    fsrs: &fsrs::FSRS,
+    item: &ItemRef<'_>,
+    past: &[PastReview],
+) -> Result<(), ApiError> {
+    let outcomes =
+        replay(fsrs, past).map_err(|err| ApiError::internal("replaying imported reviews", err))?;
+    for (review, outcome) in past.iter().zip(&outcomes) {
+        sqlx::query(
+            "INSERT INTO review_logs (id, user_id, card_id, ordinal, rating, reviewed_at, \
+             elapsed_days, stability, difficulty, due) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(uuid::Uuid::now_v7().to_string())
+        .bind(item.user_id)
+        .bind(item.card_id)
+        .bind(item.ordinal)
+        .bind(review.rating.number())
+        .bind(review.at_ms)
+        .bind(i64::from(outcome.elapsed_days))
+        .bind(f64::from(outcome.memory.stability))
+        .bind(f64::from(outcome.memory.difficulty))
+        .bind(outcome.due_ms)
+        .execute(&mut **tx)
+        .await
+        .db("logging an imported review")?;
+    }
+    let (Some(last), Some(review)) = (outcomes.last(), past.last()) else {
+        return Ok(());
+    };
+    sqlx::query(
+        "UPDATE study_items SET due = $1, stability = $2, difficulty = $3, last_review = $4, \
+         reps = $5, lapses = $6 WHERE card_id = $7 AND ordinal = $8",
+    )
+    .bind(last.due_ms)
+    .bind(f64::from(last.memory.stability))
+    .bind(f64::from(last.memory.difficulty))
+    .bind(review.at_ms)
+    .bind(last.reps)
+    .bind(last.lapses)
+    .bind(item.card_id)
+    .bind(item.ordinal)
+    .execute(&mut **tx)
+    .await
+    .db("scheduling an imported item")?;
+    Ok(())
 }
 
 #[cfg(test)]

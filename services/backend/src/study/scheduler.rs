@@ -124,6 +124,46 @@ pub fn schedule(
     })
 }
 
+impl Rating {
+    /// The rating numbered `number` (again 1 … easy 4), if it is one.
+    pub fn from_number(number: i64) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|rating| rating.number() == number)
+    }
+}
+
+/// One past review, when and how it went.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PastReview {
+    pub at_ms: i64,
+    pub rating: Rating,
+}
+
+/// An item's reviews (oldest first) scheduled one after another from a new item, as if they had
+/// been made here: each review's outcome, the last of which is the item's state now. This is how
+/// a history imported from elsewhere carries its scheduling over.
+pub fn replay(fsrs: &FSRS, reviews: &[PastReview]) -> Result<Vec<Scheduled>, SchedulingError> {
+    let mut item = ItemState {
+        memory: None,
+        last_review_ms: None,
+        reps: 0,
+        lapses: 0,
+    };
+    let mut outcomes = Vec::with_capacity(reviews.len());
+    for review in reviews {
+        let outcome = schedule(fsrs, &item, review.rating, review.at_ms)?;
+        item = ItemState {
+            memory: Some(outcome.memory),
+            last_review_ms: Some(review.at_ms),
+            reps: outcome.reps,
+            lapses: outcome.lapses,
+        };
+        outcomes.push(outcome);
+    }
+    Ok(outcomes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,6 +247,36 @@ mod tests {
             item = after(&s, now);
             now = s.due_ms;
         }
+    }
+
+    #[test]
+    fn a_replayed_history_ends_where_reviewing_it_here_would() {
+        let fsrs = FSRS::default();
+        let ratings = [Rating::Good, Rating::Again, Rating::Good, Rating::Easy];
+        let mut item = new_item();
+        let mut now = T0;
+        let mut history = Vec::new();
+        let mut expected = Vec::new();
+        for rating in ratings {
+            let s = schedule(&fsrs, &item, rating, now).expect("schedules");
+            history.push(PastReview { at_ms: now, rating });
+            expected.push(s);
+            item = after(&s, now);
+            now = s.due_ms + DAY_MS;
+        }
+        assert_eq!(replay(&fsrs, &history).expect("replays"), expected);
+        let last = expected.last().expect("four reviews");
+        assert_eq!((last.reps, last.lapses), (4, 1));
+        assert!(replay(&fsrs, &[]).expect("replays").is_empty());
+    }
+
+    #[test]
+    fn ratings_are_numbered_as_fsrs_and_anki_number_them() {
+        for rating in Rating::ALL {
+            assert_eq!(Rating::from_number(rating.number()), Some(rating));
+        }
+        assert_eq!(Rating::from_number(0), None);
+        assert_eq!(Rating::from_number(5), None);
     }
 
     #[test]
