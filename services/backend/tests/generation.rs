@@ -227,10 +227,29 @@ async fn documents_become_drafts_then_cards(engine: Engine) {
         );
     }
     let (_, left) = ada.get(&format!("/api/documents/{document}/drafts")).await;
-    assert_eq!(
-        left["items"].as_array().unwrap().len(),
-        drafts.len().saturating_sub(2)
+    let left = left["items"].as_array().unwrap().len();
+    assert_eq!(left, drafts.len().saturating_sub(2));
+
+    // The rest are accepted in one call, as they are; someone else's document is not found.
+    let accept_all = format!("/api/documents/{document}/drafts/accept");
+    let (status, _) = bob.post(&accept_all, Value::Null).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, outcome) = ada.post(&accept_all, Value::Null).await;
+    assert_eq!(status, StatusCode::OK, "{outcome}");
+    assert_eq!(outcome["accepted"], left);
+    let (_, none) = ada.get(&format!("/api/documents/{document}/drafts")).await;
+    assert_eq!(none["items"], json!([]));
+    let (_, cards) = ada.get(&format!("/api/decks/{deck_id}/cards")).await;
+    let cards = cards["items"].as_array().unwrap();
+    assert_eq!(cards.len(), 1 + left);
+    assert!(
+        cards
+            .iter()
+            .all(|card| card["source"]["document_id"] == document.as_str()),
+        "every card keeps its source: {cards:?}"
     );
+    let (_, again) = ada.post(&accept_all, Value::Null).await;
+    assert_eq!(again["accepted"], 0, "nothing left to accept");
 }
 
 async fn a_job_survives_its_backend(engine: Engine) {

@@ -45,6 +45,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(retry_job))
         .routes(routes!(list_drafts))
         .routes(routes!(accept_draft))
+        .routes(routes!(accept_all_drafts))
         .routes(routes!(discard_draft))
 }
 
@@ -353,6 +354,83 @@ async fn accept_draft(
     state.cards_changed(&draft.deck_id);
     state.metrics.operation(Operation::Create);
     Ok((StatusCode::CREATED, Json(card)))
+}
+
+/// What accepting every draft of a document did.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AcceptedDrafts {
+    /// Drafts that became cards, each in its job's deck.
+    pub accepted: usize,
+}
+
+#[utoipa::path(post, path = "/api/documents/{id}/drafts/accept", tag = "generation",
+    params(("id" = String, Path, description = "document id")),
+    responses((status = 200, body = AcceptedDrafts,
+            description = "every draft the document had, as it was, is now a card; all or none"),
+        (status = 404, body = ErrorBody)))]
+async fn accept_all_drafts(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(document_id): Path<String>,
+) -> Result<Json<AcceptedDrafts>, ApiError> {
+    let owned = sqlx::query("SELECT 1 FROM documents WHERE id = $1 AND user_id = $2")
+        .bind(&document_id)
+        .bind(&user.id)
+        .fetch_optional(&state.db.read)
+        .await
+        .db("checking document")?;
+    if owned.is_none() {
+        return Err(document_not_found());
+    }
+    let sql = state.db.engine.select_json(
+        "drafts",
+        &DRAFT_COLUMNS,
+        "WHERE document_id = $1 AND user_id = $2 ORDER BY id",
+    );
+    let query = sqlx::query_scalar(&sql).bind(&document_id).bind(&user.id);
+    let drafts: Vec<Draft> =
+        fetch_json_rows::<_, DraftRow>(query, &state.db.read, "loading drafts")
+            .await?
+            .into_iter()
+            .map(Draft::from)
+            .collect();
+    let now = state.clock.now_ms();
+    let mut decks = Vec::new();
+    let mut accepted = 0;
+    let mut tx = state.db.begin_write().await.db("starting transaction")?;
+    for draft in drafts {
+        // Only the drafts read above: one a running job adds meanwhile waits for the learner.
+        let removed = sqlx::query("DELETE FROM drafts WHERE id = $1 AND user_id = $2")
+            .bind(&draft.id)
+            .bind(&user.id)
+            .execute(&mut *tx)
+            .await
+            .db("taking a draft")?;
+        if removed.rows_affected() == 0 {
+            // Accepted or discarded meanwhile.
+            continue;
+        }
+        let content = CardContent {
+            kind: draft.kind,
+            front: draft.front,
+            back: draft.back,
+            tags: Vec::new(),
+            source: Some(draft.source),
+        };
+        insert_card_in(&mut tx, now, &user.id, &draft.deck_id, content).await?;
+        if !decks.contains(&draft.deck_id) {
+            decks.push(draft.deck_id);
+        }
+        accepted += 1;
+    }
+    tx.commit().await.db("accepting the drafts")?;
+    for deck in &decks {
+        state.cards_changed(deck);
+    }
+    if accepted > 0 {
+        state.metrics.operation(Operation::Create);
+    }
+    Ok(Json(AcceptedDrafts { accepted }))
 }
 
 #[utoipa::path(delete, path = "/api/drafts/{id}", tag = "generation",
