@@ -9,9 +9,10 @@ use std::{
     time::Duration,
 };
 
+use flashcards_bootstrap::ApiError;
 use tokio::task::AbortHandle;
 
-use crate::{AppState, documents, generation};
+use crate::{AppState, documents::reading, generation::jobs};
 
 /// The background tasks of this process.
 #[derive(Clone, Default)]
@@ -47,8 +48,35 @@ pub fn start_sweeper(state: AppState, interval: Duration) {
         let mut tick = tokio::time::interval(interval);
         loop {
             tick.tick().await;
-            documents::reading::sweep(&state).await;
-            generation::jobs::sweep(&state).await;
+            for id in pending(&state, reading::PENDING).await {
+                report("document", &id, reading::claim_and_run(&state, &id).await);
+            }
+            for id in pending(&state, jobs::PENDING).await {
+                report("job", &id, jobs::claim_and_run(&state, &id).await);
+            }
         }
     });
+}
+
+/// The ids `sql` (one `$1`: now, in Unix ms) selects; none if the database cannot say now.
+async fn pending(state: &AppState, sql: &str) -> Vec<String> {
+    let ids: Result<Vec<(String,)>, _> = sqlx::query_as(sql)
+        .bind(state.clock.now_ms())
+        .fetch_all(&state.db.read)
+        .await;
+    match ids {
+        Ok(ids) => ids.into_iter().map(|(id,)| id).collect(),
+        Err(err) => {
+            tracing::warn!(%err, "looking for waiting work");
+            Vec::new()
+        }
+    }
+}
+
+fn report(kind: &str, id: &str, claimed: Result<bool, ApiError>) {
+    match claimed {
+        Ok(true) => tracing::info!(kind, id, "took over waiting work"),
+        Ok(false) => {}
+        Err(err) => tracing::warn!(kind, id, %err, "cannot claim waiting work"),
+    }
 }

@@ -2,7 +2,7 @@
 //! once, then each change, until the work is finished. A change made by this process wakes its
 //! streams at once; one made by another replica is seen at the next poll.
 
-use std::{convert::Infallible, sync::Arc, time::Duration};
+use std::{convert::Infallible, future::Future, sync::Arc, time::Duration};
 
 use axum::response::sse::{Event, KeepAlive, Sse};
 use flashcards_bootstrap::ApiError;
@@ -12,6 +12,8 @@ use tokio::{
     sync::{broadcast, watch},
     time::Instant,
 };
+
+use crate::AppState;
 
 /// How often a stream reads the state again when nothing in this process said it changed.
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
@@ -52,6 +54,16 @@ impl Changes {
 
 /// Reads the followed object's state again; an error ends the stream with an `error` event.
 pub type Load<T> = Box<dyn Fn() -> BoxFuture<'static, Result<T, ApiError>> + Send + Sync>;
+
+/// A [`Load`] that reads object `id` of `user_id` with `read(state, user_id, id)`.
+pub fn loader<T, F, Fut>(state: &AppState, user_id: &str, id: &str, read: F) -> Load<T>
+where
+    F: Fn(AppState, String, String) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<T, ApiError>> + Send + 'static,
+{
+    let (state, user_id, id) = (state.clone(), user_id.to_owned(), id.to_owned());
+    Box::new(move || Box::pin(read(state.clone(), user_id.clone(), id.clone())))
+}
 
 /// A stream of `event: <kind>` with `first` and then each different state `load` reads, ending
 /// after the state `finished` says is final.

@@ -219,6 +219,18 @@ pub fn document_not_found() -> ApiError {
     ApiError::NotFound("no such document".to_owned())
 }
 
+/// A 404 unless the user has the document.
+pub async fn check_owned(state: &AppState, user_id: &str, id: &str) -> Result<(), ApiError> {
+    sqlx::query("SELECT 1 FROM documents WHERE id = $1 AND user_id = $2")
+        .bind(id)
+        .bind(user_id)
+        .fetch_optional(&state.db.read)
+        .await
+        .db("checking the document")?
+        .map(|_| ())
+        .ok_or_else(document_not_found)
+}
+
 async fn find_document(
     state: &AppState,
     user_id: &str,
@@ -493,18 +505,11 @@ async fn document_events(
     let first = find_document(&state, &user.id, "id", &id)
         .await?
         .ok_or_else(document_not_found)?;
-    let load: events::Load<Document> = {
-        let state = state.clone();
-        let id = id.clone();
-        Box::new(move || {
-            let (state, id, user_id) = (state.clone(), id.clone(), user.id.clone());
-            Box::pin(async move {
-                find_document(&state, &user_id, "id", &id)
-                    .await?
-                    .ok_or_else(document_not_found)
-            })
-        })
-    };
+    let load = events::loader(&state, &user.id, &id, |state, user_id, id| async move {
+        find_document(&state, &user_id, "id", &id)
+            .await?
+            .ok_or_else(document_not_found)
+    });
     let finished = |document: &Document| document.status != DocumentStatus::Processing;
     Ok(events::follow(&state.changes, &id, "document", first, load, finished).into_response())
 }

@@ -13,6 +13,10 @@ use super::{
 };
 use crate::{AppState, db::QueryResultExt};
 
+/// Documents waiting to be read, or left behind by a runner that died (`$1`: now).
+pub const PENDING: &str =
+    "SELECT id FROM documents WHERE status = 'processing' AND lease_until <= $1";
+
 /// How long a claim on a document lasts without renewal.
 pub const LEASE_MS: i64 = 60_000;
 /// How often a runner renews its lease while the OCR service works.
@@ -79,28 +83,6 @@ pub async fn claim_and_run(state: &AppState, id: &str) -> Result<bool, ApiError>
         }
     });
     Ok(true)
-}
-
-/// Claims and reads the documents waiting to be read, or left behind by a runner that died.
-pub async fn sweep(state: &AppState) {
-    let pending: Result<Vec<(String,)>, _> = sqlx::query_as(
-        "SELECT id FROM documents WHERE status = 'processing' AND lease_until <= $1",
-    )
-    .bind(state.clock.now_ms())
-    .fetch_all(&state.db.read)
-    .await;
-    match pending {
-        Ok(ids) => {
-            for (id,) in ids {
-                match claim_and_run(state, &id).await {
-                    Ok(true) => tracing::info!(document = %id, "reading the document"),
-                    Ok(false) => {}
-                    Err(err) => tracing::warn!(document = %id, %err, "cannot claim the document"),
-                }
-            }
-        }
-        Err(err) => tracing::warn!(%err, "looking for documents to read"),
-    }
 }
 
 async fn run(state: &AppState, id: &str, attempt: i64) -> Result<(), ApiError> {

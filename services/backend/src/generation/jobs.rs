@@ -14,6 +14,10 @@ use crate::{
     timestamp::rfc3339,
 };
 
+/// Jobs queued, or left behind by a runner that died (`$1`: now).
+pub const PENDING: &str = "SELECT id FROM generation_jobs WHERE status IN ('queued', 'running') \
+     AND lease_until <= $1";
+
 /// How long a claim on a job lasts without renewal.
 pub const LEASE_MS: i64 = 60_000;
 
@@ -213,29 +217,6 @@ pub async fn claim_and_run(state: &AppState, id: &str) -> Result<bool, ApiError>
         }
     });
     Ok(true)
-}
-
-/// Claims and runs the jobs that are queued or whose runner died.
-pub async fn sweep(state: &AppState) {
-    let pending: Result<Vec<(String,)>, _> = sqlx::query_as(
-        "SELECT id FROM generation_jobs WHERE status IN ('queued', 'running') \
-         AND lease_until <= $1",
-    )
-    .bind(state.clock.now_ms())
-    .fetch_all(&state.db.read)
-    .await;
-    match pending {
-        Ok(ids) => {
-            for (id,) in ids {
-                match claim_and_run(state, &id).await {
-                    Ok(true) => tracing::info!(job = %id, "resuming generation job"),
-                    Ok(false) => {}
-                    Err(err) => tracing::warn!(job = %id, %err, "cannot claim job"),
-                }
-            }
-        }
-        Err(err) => tracing::warn!(%err, "looking for pending jobs"),
-    }
 }
 
 /// What a runner needs of its job.

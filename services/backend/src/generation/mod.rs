@@ -28,7 +28,7 @@ use crate::{
     },
     db::{QueryResultExt, fetch_json_rows},
     decks::{deck_not_found, owns_deck},
-    documents::document_not_found,
+    documents::{check_owned, document_not_found},
     events,
     metrics::Operation,
     pagination::{Page, PageQuery},
@@ -144,14 +144,9 @@ async fn job_events(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let first = jobs::load(&state, &user.id, &id).await?;
-    let load: events::Load<Job> = {
-        let state = state.clone();
-        let id = id.clone();
-        Box::new(move || {
-            let (state, id, user_id) = (state.clone(), id.clone(), user.id.clone());
-            Box::pin(async move { jobs::load(&state, &user_id, &id).await })
-        })
-    };
+    let load = events::loader(&state, &user.id, &id, |state, user_id, id| async move {
+        jobs::load(&state, &user_id, &id).await
+    });
     let finished = |job: &Job| job.status.is_final();
     Ok(events::follow(&state.changes, &id, "job", first, load, finished).into_response())
 }
@@ -253,15 +248,7 @@ async fn list_drafts(
     Query(page): Query<PageQuery>,
 ) -> Result<Json<Page<Draft>>, ApiError> {
     let limit = page.limit()?;
-    let owned = sqlx::query("SELECT 1 FROM documents WHERE id = $1 AND user_id = $2")
-        .bind(&document_id)
-        .bind(&user.id)
-        .fetch_optional(&state.db.read)
-        .await
-        .db("checking document")?;
-    if owned.is_none() {
-        return Err(document_not_found());
-    }
+    check_owned(&state, &user.id, &document_id).await?;
     let sql = state.db.engine.select_json(
         "drafts",
         &DRAFT_COLUMNS,
@@ -373,15 +360,7 @@ async fn accept_all_drafts(
     user: CurrentUser,
     Path(document_id): Path<String>,
 ) -> Result<Json<AcceptedDrafts>, ApiError> {
-    let owned = sqlx::query("SELECT 1 FROM documents WHERE id = $1 AND user_id = $2")
-        .bind(&document_id)
-        .bind(&user.id)
-        .fetch_optional(&state.db.read)
-        .await
-        .db("checking document")?;
-    if owned.is_none() {
-        return Err(document_not_found());
-    }
+    check_owned(&state, &user.id, &document_id).await?;
     let sql = state.db.engine.select_json(
         "drafts",
         &DRAFT_COLUMNS,
