@@ -16,6 +16,7 @@ mod llama;
 mod llm_report;
 mod mlflow;
 mod models;
+mod npm;
 mod paths;
 mod postgres;
 mod server;
@@ -23,6 +24,7 @@ mod summary;
 mod system;
 mod test;
 mod up;
+mod vendor;
 mod venv;
 mod wrk;
 
@@ -78,6 +80,11 @@ enum Task {
     /// Write the generated files: the FlashcardStack CRD in crds/ and in the Helm chart, and
     /// manifests/install.yaml rendered from the chart. Tests fail when a checked-in copy differs.
     Gen,
+    /// Copy the browser libraries the web app embeds (KaTeX) from their npm packages, pinned in
+    /// services/web/vendor/package-lock.json, into services/web/assets/, after `npm ci` there.
+    /// Run it after changing the pinned version; a test fails when a copy differs from the
+    /// package.
+    Vendor,
     /// Compare OCR throughput on 50 generated images: the OCR service's warm Tesseract engines
     /// against the `tesseract` program started once per image, as pytesseract does, 2 clients each;
     /// then the character error rate of both on photographed pages (blur, noise, skew, shadows, ...)
@@ -103,6 +110,7 @@ fn main() -> ExitCode {
         Task::Bench(load) => bench::run(&load).map(|()| ExitCode::SUCCESS),
         Task::BenchWeb(load) => bench_web::run(&load).map(|()| ExitCode::SUCCESS),
         Task::Gen => generate::run().map(|()| ExitCode::SUCCESS),
+        Task::Vendor => vendor::run().map(|()| ExitCode::SUCCESS),
         Task::BenchOcr(options) => bench_ocr::run(&options).map(|()| ExitCode::SUCCESS),
         Task::BenchLlm(options) => bench_llm::run(&options).map(|()| ExitCode::SUCCESS),
         Task::LlmReport(options) => llm_report::run(&options).map(|()| ExitCode::SUCCESS),

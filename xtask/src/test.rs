@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 
 use crate::{
     anki, apt, browser, cargo, control_plane, interrupt, llama::LlamaServer, mlflow::MlflowServer,
-    models::Model, postgres::Cluster, summary::Totals,
+    models::Model, npm, postgres::Cluster, summary::Totals, vendor,
 };
 
 /// The variable through which the test suites find PostgreSQL.
@@ -71,6 +71,8 @@ fn run_suites(cargo_args: &[String]) -> Result<(bool, Totals)> {
     interrupt::defer_ctrl_c()?;
     apt::ensure_system_packages()?;
     browser::ensure_tools()?;
+    // The web app's vendored libraries, which its drift test compares with the embedded copies.
+    npm::ci(vendor::NPM_DIR)?;
     let anki_python = match env::var_os(ANKI_PYTHON_VAR) {
         Some(_) => None,
         None => Some(anki::ensure_installed()?),

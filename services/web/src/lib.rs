@@ -2,10 +2,12 @@
 //! backend's API (`pages`), `/api/*` is passed through to the backend on the same origin
 //! (`proxy`), so the backend's session cookie and its `Sec-Fetch-Site` check work unchanged, and
 //! every answer carries strict security headers (`security`). Stylesheets and scripts are
-//! embedded in the binary under content-hashed names (`assets`).
+//! embedded in the binary under content-hashed names (`assets`), KaTeX among them, which typesets
+//! the maths in cards (`math`).
 
 pub mod assets;
 pub mod backend;
+pub mod math;
 pub mod pages;
 pub mod proxy;
 pub mod security;

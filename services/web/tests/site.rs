@@ -631,13 +631,33 @@ async fn a_learner_manages_decks_and_cards_through_forms() {
             .await;
     assert_eq!(imported.status(), StatusCode::SEE_OTHER);
     let after = location(&imported).to_owned();
-    assert!(after.ends_with("?imported=2"), "{after}");
+    assert!(after.ends_with("?imported=2&reviews=0"), "{after}");
     let page = get(after).await;
     assert!(
         page.contains("Imported 2 cards.") && page.contains("Santiago"),
         "{page}"
     );
-    // The deck's own Anki package, imported back through the same form, doubles its cards.
+    // The deck's own Anki package, imported back through the same form, doubles its cards and
+    // brings the review one of them had.
+    let cards: serde_json::Value = browser
+        .get(stack.url(&format!("/api{deck_url}/cards")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let reviewed = &cards["items"][0];
+    let review = browser
+        .post(stack.url(&format!(
+            "/api/cards/{}/review",
+            reviewed["id"].as_str().unwrap()
+        )))
+        .json(&serde_json::json!({"rating": "good", "ordinal": reviewed["ordinals"][0]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(review.status(), StatusCode::OK);
     let package = browser
         .get(stack.url(&format!("/api{deck_url}/export.apkg")))
         .send()
@@ -657,10 +677,12 @@ async fn a_learner_manages_decks_and_cards_through_forms() {
         .await
         .unwrap();
     assert_eq!(imported.status(), StatusCode::SEE_OTHER);
+    let after = location(&imported).to_owned();
+    assert!(after.ends_with("?imported=3&reviews=1"), "{after}");
+    let page = get(after).await;
     assert!(
-        location(&imported).ends_with("?imported=3"),
-        "{}",
-        location(&imported)
+        page.contains("Imported 3 cards with 1 past review, which set when each comes up."),
+        "{page}"
     );
     let bad = import("front,back\nonly a front,\n").await;
     assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
@@ -831,4 +853,217 @@ async fn an_administrator_sees_the_alerts_alertmanager_sent() {
         "{alerts}"
     );
     assert!(alerts.contains(">Runbook</a>"), "{alerts}");
+}
+
+/// The first `href` or `src` in `page` that starts with `prefix`.
+fn link_in(page: &str, prefix: &str) -> Option<String> {
+    page.split('"')
+        .find(|value| value.starts_with(prefix))
+        .map(str::to_owned)
+}
+
+#[tokio::test]
+async fn katex_comes_with_cards_that_have_maths_and_only_with_them() {
+    let stack = Stack::start("maths");
+    let browser = browser();
+    sign_up(&stack, &browser, "ada@example.org").await;
+    let get = |path: String| {
+        let browser = browser.clone();
+        let url = stack.url(&path);
+        async move { browser.get(url).send().await.unwrap().text().await.unwrap() }
+    };
+    let deck_with = |name: &'static str, front: &'static str, back: &'static str| {
+        let browser = browser.clone();
+        let decks = stack.url("/decks");
+        let api = stack.url("/api/decks");
+        async move {
+            let made = browser
+                .post(decks)
+                .form(&[("name", name)])
+                .send()
+                .await
+                .unwrap();
+            let deck_url = location(&made).to_owned();
+            let id = deck_url.trim_start_matches("/decks/");
+            let card = browser
+                .post(format!("{api}/{id}/cards"))
+                .json(&serde_json::json!({"front": front, "back": back}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(card.status(), StatusCode::CREATED);
+            deck_url
+        }
+    };
+    let maths = deck_with("Algebra", r"What is \(x^2\) at \(x = 3\)?", "9").await;
+    let prices = deck_with("Shopping", "Which costs more, $5 or $10?", "$10").await;
+
+    for page in [
+        get(maths.clone()).await,
+        get(format!("{maths}/study")).await,
+        get(format!("{maths}/study?reveal=1")).await,
+    ] {
+        let stylesheet = link_in(&page, "/assets/katex.").expect("KaTeX's stylesheet");
+        assert!(stylesheet.ends_with("/katex.min.css"), "{stylesheet}");
+        for script in ["/katex.min.js", "/contrib/auto-render.min.js"] {
+            assert!(
+                page.contains(&format!(
+                    "{}{script}\" defer",
+                    stylesheet.trim_end_matches("/katex.min.css")
+                )),
+                "{script}: {page}"
+            );
+        }
+        let math_js = link_in(&page, "/assets/math.").expect("math.js");
+        assert!(
+            page.contains(&format!(r#"src="{math_js}" defer"#)),
+            "{page}"
+        );
+        assert!(page.contains(r"data-math>What is \(x^2\)"), "{page}");
+    }
+    for page in [
+        get(prices.clone()).await,
+        get(format!("{prices}/study")).await,
+        get(format!("{prices}/study?reveal=1")).await,
+    ] {
+        assert!(page.contains("$5 or $10"), "{page}");
+        // (The card form names the scripts, for when maths is typed, but does not load them.)
+        for loaded in [
+            r#"<link rel="stylesheet" href="/assets/katex."#,
+            r#"<script src="/assets/katex."#,
+            r#"<script src="/assets/math."#,
+            "data-math>",
+        ] {
+            assert!(
+                !page.contains(loaded),
+                "prices are not maths: {loaded} in {page}"
+            );
+        }
+    }
+
+    // What those links name is served, for a year, from the folder the stylesheet's relative
+    // font paths resolve in.
+    let page = get(format!("{maths}/study")).await;
+    let stylesheet = link_in(&page, "/assets/katex.").unwrap();
+    let folder = stylesheet.trim_end_matches("katex.min.css");
+    let licence = link_in(&page, &format!("{folder}LICENSE")).expect("the licence is linked");
+    for (path, media_type) in [
+        (stylesheet.clone(), "text/css"),
+        (
+            format!("{folder}fonts/KaTeX_Main-Regular.woff2"),
+            "font/woff2",
+        ),
+        (licence, "text/plain"),
+    ] {
+        let answer = browser.get(stack.url(&path)).send().await.unwrap();
+        assert_eq!(answer.status(), StatusCode::OK, "{path}");
+        assert_eq!(
+            answer.headers()[header::CACHE_CONTROL],
+            "public, max-age=31536000, immutable",
+            "{path}"
+        );
+        let served = answer.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(served.starts_with(media_type), "{path}: {served}");
+        let body = answer.bytes().await.unwrap();
+        if media_type == "text/plain" {
+            assert!(
+                String::from_utf8_lossy(&body).contains("MIT License"),
+                "the licence's text"
+            );
+        }
+    }
+    // Sent compressed to a browser that takes it.
+    let script = format!("{folder}katex.min.js");
+    let compressed = browser
+        .get(stack.url(&script))
+        .header(header::ACCEPT_ENCODING, "gzip, deflate, br")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(compressed.headers()[header::CONTENT_ENCODING], "gzip");
+    assert_eq!(compressed.headers()[header::VARY], "accept-encoding");
+    let plain = browser.get(stack.url(&script)).send().await.unwrap();
+    assert!(!plain.headers().contains_key(header::CONTENT_ENCODING));
+    assert!(
+        compressed.bytes().await.unwrap().len() * 3 < plain.bytes().await.unwrap().len(),
+        "gzip pays"
+    );
+    let elsewhere = browser
+        .get(stack.url("/assets/katex.0000000000000000/katex.min.css"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        elsewhere.status(),
+        StatusCode::NOT_FOUND,
+        "only the hashed folder"
+    );
+}
+
+#[tokio::test]
+async fn an_upload_is_answered_at_once_and_followed_until_the_reader_gives_up() {
+    // No OCR service answers this stack: the upload is kept and offered for another try.
+    let stack = Stack::start("reading");
+    let browser = browser();
+    sign_up(&stack, &browser, "ada@example.org").await;
+    let part = reqwest::multipart::Part::bytes(b"\x89PNG not really".to_vec())
+        .file_name("notes.png")
+        .mime_str("image/png")
+        .unwrap();
+    let uploaded = browser
+        .post(stack.url("/documents"))
+        .multipart(reqwest::multipart::Form::new().part("file", part))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(uploaded.status(), StatusCode::SEE_OTHER);
+    let page_url = location(&uploaded).to_owned();
+    let id = page_url.trim_start_matches("/documents/").to_owned();
+
+    // The backend's events come through the web app's origin and end when reading does.
+    let mut events = browser
+        .get(stack.url(&format!("/api/documents/{id}/events")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(events.status(), StatusCode::OK);
+    assert_eq!(events.headers()[header::CONTENT_TYPE], "text/event-stream");
+    let mut stream = String::new();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        while let Some(chunk) = events.chunk().await.unwrap() {
+            stream.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+    });
+    assert!(read.await.is_ok(), "the stream ended: {stream}");
+    assert!(stream.starts_with("event: document\n"), "{stream}");
+    assert!(
+        stream.contains("\"status\":\"failed_retryable\""),
+        "{stream}"
+    );
+
+    let page = browser.get(stack.url(&page_url)).send().await.unwrap();
+    let page = page.text().await.unwrap();
+    assert!(
+        page.contains("could not be read yet") && page.contains("Your file is kept"),
+        "{page}"
+    );
+    assert!(
+        page.contains(&format!("action=\"/documents/{id}/read-again\"")),
+        "{page}"
+    );
+    assert!(
+        !page.contains("/api/documents/"),
+        "no API talk for a learner: {page}"
+    );
+
+    let again = browser
+        .post(stack.url(&format!("/documents/{id}/read-again")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&again), page_url);
 }

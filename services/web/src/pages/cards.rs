@@ -1,6 +1,6 @@
 //! Cards: adding one to a deck, editing, deleting (after a confirmation), and the cloze preview
 //! (`/cards/preview`), rendered by the backend's own cloze code so the preview is what studying
-//! will show; `cloze.js` refreshes it as the learner types.
+//! will show; `cloze.js` refreshes it as the learner types, with its maths typeset.
 
 use axum::{
     Form, Router,
@@ -23,7 +23,11 @@ use super::{
     layout::{self, Visitor},
     sentence,
 };
-use crate::{WebState, backend::BackendError};
+use crate::{
+    WebState,
+    backend::BackendError,
+    math::{self, has_math},
+};
 
 pub fn router() -> Router<WebState> {
     Router::new()
@@ -55,6 +59,12 @@ impl CardForm {
 
     fn kind(&self) -> CardKind {
         CardKind::parse(&self.kind).unwrap_or_default()
+    }
+
+    /// Whether the form, as the page first shows it, has maths to typeset: only its cloze
+    /// preview shows text other than in a text box.
+    pub fn shows_math(&self) -> bool {
+        self.kind() == CardKind::Cloze && preview_has_math(&self.front)
     }
 
     /// The tags as the backend takes them.
@@ -91,12 +101,19 @@ pub fn cloze_preview(front: &str) -> Result<Vec<(u32, String)>, String> {
         .collect()
 }
 
-/// The preview's inner markup (also the answer to `/cards/preview`).
+/// Whether any of `front`'s cloze prompts has maths.
+fn preview_has_math(front: &str) -> bool {
+    cloze_preview(front).is_ok_and(|prompts| prompts.iter().any(|(_, prompt)| has_math(prompt)))
+}
+
+/// The preview's inner markup (also the answer to `/cards/preview`); its list is marked
+/// `data-math` when a prompt has maths, which tells `cloze.js` to have it typeset.
 pub fn preview_markup(front: &str) -> Markup {
     html! {
         @match cloze_preview(front) {
             Ok(prompts) => {
-                ol class="cloze-prompts" {
+                ol class="cloze-prompts"
+                    data-math[prompts.iter().any(|(_, prompt)| has_math(prompt))] {
                     @for (ordinal, prompt) in prompts {
                         li { span class="hint" { "c" (ordinal) ": " } (prompt) }
                     }
@@ -132,8 +149,11 @@ pub fn card_form(action: &str, form: &CardForm, error: Option<&str>, submit: &st
             p class="hint" id="front-hint" {
                 "For a cloze card, wrap each hidden part: " code { "{{c1::Lima}}" } "."
             }
+            // The maths scripts are named for `cloze.js`, which loads them when maths is typed
+            // into a page that had none.
             section class="cloze-preview" aria-live="polite" aria-label="Cloze preview"
-                data-cloze-preview hidden[!cloze] {
+                data-cloze-preview hidden[!cloze]
+                data-math-style=(math::stylesheet()) data-math-scripts=(math::scripts().join(" ")) {
                 h3 { "Preview" }
                 div data-cloze-prompts { (preview_markup(&form.front)) }
             }
@@ -208,7 +228,7 @@ fn edit_markup(visitor: &Visitor, card: &Card, form: &CardForm, error: Option<&s
         (card_form(&format!("/cards/{}/edit", card.id), form, error, "Save card"))
         script src=(crate::assets::href("cloze.js")) defer {}
     };
-    layout::page("Edit card", Some(visitor), &main)
+    layout::page_with_math("Edit card", Some(visitor), &main, form.shows_math())
 }
 
 async fn edit_page(
@@ -342,6 +362,26 @@ mod tests {
             ]
         );
         assert!(cloze_preview("no deletions").is_err());
+    }
+
+    #[test]
+    fn the_preview_is_marked_for_typesetting_only_when_a_prompt_has_maths() {
+        let maths = preview_markup(r"{{c1::Euler}}: \(e^{i\pi} + 1 = 0\)").into_string();
+        assert!(maths.contains("data-math"), "{maths}");
+        let hidden = r"Euler: {{c1::\(e^{i\pi} + 1 = 0\)}}";
+        assert!(!preview_markup(hidden).into_string().contains("data-math"));
+        let prices = preview_markup("{{c1::$5}} and $10").into_string();
+        assert!(!prices.contains("data-math"), "{prices}");
+        let form = |kind: &str| CardForm {
+            kind: kind.to_owned(),
+            front: r"{{c1::x}} is \(x^2\)".to_owned(),
+            ..CardForm::default()
+        };
+        assert!(form("cloze").shows_math());
+        assert!(
+            !form("basic").shows_math(),
+            "a basic card's front is only in its text box"
+        );
     }
 
     #[test]

@@ -30,6 +30,7 @@ use super::{
 use crate::{
     WebState,
     backend::{self, BackendError},
+    math::has_math,
 };
 
 pub fn router() -> Router<WebState> {
@@ -214,7 +215,8 @@ pub struct DeckForms<'a> {
     pub name: Option<&'a str>,
     pub rename_error: Option<&'a str>,
     pub import_error: Option<&'a str>,
-    pub imported: Option<u32>,
+    /// Cards just imported, and the past reviews that came with them.
+    pub imported: Option<(u32, u32)>,
 }
 
 /// What the deck page shows: the deck, its due count, its cards, the filter and the forms.
@@ -239,6 +241,11 @@ pub fn deck_page(user: &User, view: &DeckView) -> Markup {
     let forms = view.forms;
     let rename_described = forms.rename_error.map(|_| "rename-error");
     let blank = CardForm::default();
+    let new_card = forms.new_card.unwrap_or(&blank);
+    let shows_math = new_card.shows_math()
+        || shown
+            .iter()
+            .any(|card| has_math(&card.front) || has_math(&card.back));
     let main = html! {
         p { a href="/decks" { "← All decks" } }
         h1 { (deck.name) }
@@ -292,8 +299,8 @@ pub fn deck_page(user: &User, view: &DeckView) -> Markup {
                 tbody {
                     @for card in &shown {
                         tr {
-                            td { (card.front) }
-                            td { (card.back) }
+                            td data-math[has_math(&card.front)] { (card.front) }
+                            td data-math[has_math(&card.back)] { (card.back) }
                             td { (card.tags.join(", ")) }
                             td class="actions" {
                                 a href={ "/cards/" (card.id) "/edit" } {
@@ -311,14 +318,19 @@ pub fn deck_page(user: &User, view: &DeckView) -> Markup {
         h2 id="new-card" { "New card" }
         (cards::card_form(
             &format!("/decks/{}/cards", deck.id),
-            forms.new_card.unwrap_or(&blank),
+            new_card,
             forms.card_error,
             "Add card",
         ))
         h2 { "Import and export" }
-        @if let Some(imported) = forms.imported {
+        @if let Some((imported, reviews)) = forms.imported {
             p class="notice" role="status" {
-                "Imported " (imported) @if imported == 1 { " card." } @else { " cards." }
+                "Imported " (imported) @if imported == 1 { " card" } @else { " cards" }
+                @if reviews > 0 {
+                    " with " (reviews) @if reviews == 1 { " past review" } @else { " past reviews" }
+                    ", which set when each comes up"
+                }
+                "."
             }
         }
         p class="exports" {
@@ -355,7 +367,7 @@ pub fn deck_page(user: &User, view: &DeckView) -> Markup {
         p { a class="danger" href={ "/decks/" (deck.id) "/delete" } { "Delete this deck…" } }
         script src=(crate::assets::href("cloze.js")) defer {}
     };
-    layout::page(&deck.name, Some(&signed_in(user)), &main)
+    layout::page_with_math(&deck.name, Some(&signed_in(user)), &main, shows_math)
 }
 
 pub(super) async fn load_deck(
@@ -414,6 +426,7 @@ struct DeckQuery {
     q: String,
     tag: String,
     imported: Option<u32>,
+    reviews: Option<u32>,
 }
 
 async fn deck(
@@ -429,7 +442,9 @@ async fn deck(
         tag: query.tag,
     };
     let forms = DeckForms {
-        imported: query.imported,
+        imported: query
+            .imported
+            .map(|imported| (imported, query.reviews.unwrap_or(0))),
         ..DeckForms::default()
     };
     render_deck(&state, &session, &user, &deck, &filter, &forms).await
@@ -494,9 +509,11 @@ async fn import(
         ))),
     };
     match outcome {
-        Ok(answer) => Ok(
-            Redirect::to(&format!("/decks/{id}?imported={}", answer.body.imported)).into_response(),
-        ),
+        Ok(answer) => Ok(Redirect::to(&format!(
+            "/decks/{id}?imported={}&reviews={}",
+            answer.body.imported, answer.body.reviews
+        ))
+        .into_response()),
         Err(Ok((status, message))) => {
             let forms = DeckForms {
                 import_error: Some(&message),

@@ -29,14 +29,16 @@ use super::{
     layout::{self, Visitor},
     sentence,
 };
-use crate::{WebState, backend::BackendError};
+use crate::{WebState, backend::BackendError, math::has_math};
 
 pub fn router() -> Router<WebState> {
     Router::new()
         .route("/documents", get(list).post(upload))
         .route("/documents/{id}", get(document))
         .route("/documents/{id}/generate", post(generate))
+        .route("/documents/{id}/read-again", post(read_again))
         .route("/jobs/{id}", get(job))
+        .route("/jobs/{id}/retry", post(retry_job))
         .route("/documents/{id}/drafts", get(drafts))
         .route("/documents/{id}/drafts/accept-all", post(accept_all))
         .route("/drafts/{id}/accept", post(accept))
@@ -257,7 +259,16 @@ pub fn document_page(user: &User, detail: &DocumentDetail, decks: &[Deck]) -> Ma
                 }
                 script src=(crate::assets::href("watch.js")) defer {}
             }
-            DocumentStatus::Failed | DocumentStatus::FailedRetryable => {
+            DocumentStatus::FailedRetryable => {
+                p role="alert" class="error" {
+                    "The text could not be read yet: the reading service did not answer. \
+                     Your file is kept."
+                }
+                form method="post" action={ "/documents/" (document.id) "/read-again" } {
+                    button type="submit" { "Try again" }
+                }
+            }
+            DocumentStatus::Failed => {
                 p role="alert" class="error" {
                     (sentence(document.error.as_deref().unwrap_or("the file could not be read")))
                 }
@@ -353,6 +364,52 @@ async fn generate(
     }
 }
 
+/// Reads the document again, then shows it being read.
+async fn read_again(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    let api = format!("/api/documents/{id}/ocr");
+    post_and_show(&state, &headers, &id, &api, &format!("/documents/{id}")).await
+}
+
+/// Goes on with a job that stopped, then shows it running.
+async fn retry_job(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    let api = format!("/api/jobs/{id}/retry");
+    post_and_show(&state, &headers, &id, &api, &format!("/jobs/{id}")).await
+}
+
+/// POSTs `api` and sends the browser to `page`, which shows what it did or the work it started; a
+/// conflict means that work is under way already, which the page shows as well.
+async fn post_and_show(
+    state: &WebState,
+    headers: &HeaderMap,
+    id: &str,
+    api: &str,
+    page: &str,
+) -> Result<Response, PageError> {
+    let (session, _) = visitor(state, headers).await?;
+    if !is_id(id) {
+        return Err(not_found());
+    }
+    match state
+        .backend
+        .call::<serde_json::Value>(Method::POST, api, Some(&session), None::<&()>)
+        .await
+    {
+        Ok(_) => Ok(Redirect::to(page).into_response()),
+        Err(BackendError::Refused { status, .. }) if status == StatusCode::CONFLICT => {
+            Ok(Redirect::to(page).into_response())
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
 /// The status as the API spells it.
 fn job_status_value(status: JobStatus) -> &'static str {
     match status {
@@ -387,7 +444,15 @@ pub fn job_page(user: &User, job: &Job) -> Markup {
             }
             p { (job.pages_done) " of " (job.pages_total) " pages, " (job.drafts_created) " drafts so far." }
         }
-        @if let Some(error) = &job.error {
+        @if job.status == JobStatus::FailedRetryable {
+            p class="error" role="alert" {
+                "The card maker did not answer, so making cards stopped after "
+                (job.pages_done) " of " (job.pages_total) " pages. The drafts made so far are kept."
+            }
+            form method="post" action={ "/jobs/" (job.id) "/retry" } {
+                button type="submit" { "Go on from there" }
+            }
+        } @else if let Some(error) = &job.error {
             p class="error" role="alert" { (sentence(error)) }
         }
         @if waiting {
@@ -465,7 +530,30 @@ pub fn words_in_span<'a>(text: &str, words: &'a [Word], start: usize, end: usize
     found
 }
 
-/// The page image with the boxes of the words a draft comes from.
+/// The part of a `width` × `height` page to show around the words of a passage, as an SVG
+/// `viewBox` (x, y, width, height): their boxes with a margin of two word heights, inside the page,
+/// so the passage is shown as large as the column allows with a little context around it.
+pub fn passage_view(marked: &[&Word], width: f64, height: f64) -> (f64, f64, f64, f64) {
+    let Some(first) = marked.first() else {
+        return (0.0, 0.0, width, height);
+    };
+    let (mut left, mut top) = (first.bbox.x, first.bbox.y);
+    let (mut right, mut bottom) = (left + first.bbox.width, top + first.bbox.height);
+    for word in marked {
+        left = left.min(word.bbox.x);
+        top = top.min(word.bbox.y);
+        right = right.max(word.bbox.x + word.bbox.width);
+        bottom = bottom.max(word.bbox.y + word.bbox.height);
+    }
+    let mut heights: Vec<f64> = marked.iter().map(|word| word.bbox.height).collect();
+    heights.sort_by(f64::total_cmp);
+    let margin = 2.0 * heights[heights.len() / 2];
+    let (left, top) = ((left - margin).max(0.0), (top - margin).max(0.0));
+    let (right, bottom) = ((right + margin).min(width), (bottom + margin).min(height));
+    (left, top, (right - left).max(1.0), (bottom - top).max(1.0))
+}
+
+/// The part of the page image around the passage a draft comes from, its words boxed.
 fn source_on_page(document: &Document, page: &DocumentPage, draft: &Draft) -> Markup {
     let words = words(&page.words);
     let span = |offset: Option<i64>| offset.and_then(|o| usize::try_from(o).ok());
@@ -475,7 +563,8 @@ fn source_on_page(document: &Document, page: &DocumentPage, draft: &Draft) -> Ma
     };
     html! {
         @if !marked.is_empty() && page.width > 0 && page.height > 0 {
-            svg class="source-image" viewBox={ "0 0 " (page.width) " " (page.height) } role="img"
+            @let (x, y, w, h) = passage_view(&marked, page.width as f64, page.height as f64);
+            svg class="source-image" viewBox={ (x) " " (y) " " (w) " " (h) } role="img"
                 aria-label="The passage marked on the page" {
                 image href={ "/api/documents/" (document.id) "/file" }
                     width=(page.width) height=(page.height) {}
@@ -486,6 +575,11 @@ fn source_on_page(document: &Document, page: &DocumentPage, draft: &Draft) -> Ma
             }
         }
     }
+}
+
+/// Whether the drafts page shows `draft` typeset: its front, or a basic card's back, has maths.
+fn draft_has_math(draft: &Draft) -> bool {
+    has_math(&draft.front) || draft.kind == CardKind::Basic && has_math(&draft.back)
 }
 
 pub fn drafts_page(user: &User, detail: &DocumentDetail, drafts: &[Draft]) -> Markup {
@@ -514,6 +608,16 @@ pub fn drafts_page(user: &User, detail: &DocumentDetail, drafts: &[Draft]) -> Ma
                                 label for={ "back-" (draft.id) } { "Back" }
                                 textarea id={ "back-" (draft.id) } name="back" rows="2" { (draft.back) }
                             }
+                            // Text boxes show maths as typed; this shows how studying will.
+                            @if draft_has_math(draft) {
+                                div class="typeset" {
+                                    p class="hint" { "As generated, with the maths typeset:" }
+                                    p data-math[has_math(&draft.front)] { (draft.front) }
+                                    @if draft.kind == CardKind::Basic {
+                                        p data-math[has_math(&draft.back)] { (draft.back) }
+                                    }
+                                }
+                            }
                             @if let Some(page) = page {
                                 details class="source" open {
                                     summary { "Where it comes from (page " (page.page) ")" }
@@ -537,7 +641,12 @@ pub fn drafts_page(user: &User, detail: &DocumentDetail, drafts: &[Draft]) -> Ma
             }
         }
     };
-    layout::page("Drafts", Some(&signed_in(user)), &main)
+    layout::page_with_math(
+        "Drafts",
+        Some(&signed_in(user)),
+        &main,
+        drafts.iter().any(draft_has_math),
+    )
 }
 
 async fn drafts(
@@ -626,26 +735,15 @@ async fn accept_all(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, PageError> {
-    let (session, _) = visitor(&state, &headers).await?;
-    if !is_id(&id) {
-        return Err(not_found());
-    }
-    for draft in state
-        .backend
-        .all_pages::<Draft>(&format!("/api/documents/{id}/drafts"), &session)
-        .await?
-    {
-        state
-            .backend
-            .call::<Card>(
-                Method::POST,
-                &format!("/api/drafts/{}/accept", draft.id),
-                Some(&session),
-                None::<&()>,
-            )
-            .await?;
-    }
-    Ok(Redirect::to(&format!("/documents/{id}/drafts")).into_response())
+    let api = format!("/api/documents/{id}/drafts/accept");
+    post_and_show(
+        &state,
+        &headers,
+        &id,
+        &api,
+        &format!("/documents/{id}/drafts"),
+    )
+    .await
 }
 
 #[cfg(test)]
@@ -663,6 +761,32 @@ mod tests {
             "ab<mark>c</mark>"
         );
         assert_eq!(highlighted("abc", None, Some(2)).into_string(), "abc");
+    }
+
+    #[test]
+    fn the_page_is_cut_to_the_passage_with_a_margin_inside_the_page() {
+        let word = |x: f64, y: f64| Word {
+            text: "w".to_owned(),
+            confidence: 90.0,
+            bbox: WordBox {
+                x,
+                y,
+                width: 50.0,
+                height: 10.0,
+            },
+        };
+        let (a, b) = (word(100.0, 200.0), word(300.0, 220.0));
+        assert_eq!(
+            passage_view(&[&a, &b], 1000.0, 1000.0),
+            (80.0, 180.0, 290.0, 70.0)
+        );
+        let corner = word(5.0, 5.0);
+        assert_eq!(
+            passage_view(&[&corner], 60.0, 1000.0),
+            (0.0, 0.0, 60.0, 35.0),
+            "kept inside the page"
+        );
+        assert_eq!(passage_view(&[], 640.0, 480.0), (0.0, 0.0, 640.0, 480.0));
     }
 
     #[test]
@@ -700,6 +824,42 @@ mod tests {
             "the second \"is\" is the later one"
         );
         assert!(texts(50, 60).is_empty());
+    }
+
+    #[test]
+    fn drafts_with_maths_in_what_the_card_shows_are_typeset() {
+        let draft = |kind: CardKind, front: &str, back: &str| Draft {
+            id: "d".to_owned(),
+            job_id: "j".to_owned(),
+            document_id: "doc".to_owned(),
+            deck_id: "deck".to_owned(),
+            kind,
+            front: front.to_owned(),
+            back: back.to_owned(),
+            source: flashcards_backend::cards::model::SourceRef {
+                document_id: "doc".to_owned(),
+                page: None,
+                start: None,
+                end: None,
+                bbox: None,
+            },
+            created_at: String::new(),
+        };
+        assert!(draft_has_math(&draft(CardKind::Basic, "Slope?", r"\(2x\)")));
+        assert!(draft_has_math(&draft(
+            CardKind::Cloze,
+            r"{{c1::\(2x\)}}",
+            ""
+        )));
+        assert!(
+            !draft_has_math(&draft(CardKind::Cloze, "{{c1::Lima}}", r"\(x\)")),
+            "a cloze draft's back is not shown"
+        );
+        assert!(!draft_has_math(&draft(
+            CardKind::Basic,
+            "Price?",
+            "$5 or $10"
+        )));
     }
 
     #[test]

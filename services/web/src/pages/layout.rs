@@ -2,7 +2,7 @@
 
 use maud::{DOCTYPE, Markup, html};
 
-use crate::assets;
+use crate::{assets, math};
 
 /// Who is signed in, as the header shows it.
 pub struct Visitor<'a> {
@@ -12,6 +12,17 @@ pub struct Visitor<'a> {
 /// A whole page: `title` in the tab and as the heading's context, the header with the visitor's
 /// account (or the way in), then `main`.
 pub fn page(title: &str, visitor: Option<&Visitor>, main: &Markup) -> Markup {
+    page_with_math(title, visitor, main, false)
+}
+
+/// [`page`], with KaTeX's stylesheet and scripts and a credit linking to its licence when
+/// `shows_math` (see [`math::has_math`]); other pages do without them.
+pub fn page_with_math(
+    title: &str,
+    visitor: Option<&Visitor>,
+    main: &Markup,
+    shows_math: bool,
+) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -22,6 +33,9 @@ pub fn page(title: &str, visitor: Option<&Visitor>, main: &Markup) -> Markup {
                 title { (title) " · flashcards" }
                 link rel="icon" type="image/svg+xml" href=(assets::href("icon.svg"));
                 link rel="stylesheet" href=(assets::href("app.css"));
+                @if shows_math {
+                    link rel="stylesheet" href=(math::stylesheet());
+                }
             }
             body {
                 a class="skip" href="#main" { "Skip to content" }
@@ -44,6 +58,16 @@ pub fn page(title: &str, visitor: Option<&Visitor>, main: &Markup) -> Markup {
                     }
                 }
                 main id="main" { (main) }
+                @if shows_math {
+                    footer class="credits" {
+                        "Maths typeset by KaTeX ("
+                        a href=(assets::href("katex/LICENSE")) { "MIT licence" }
+                        ")"
+                    }
+                    @for script in math::scripts() {
+                        script src=(script) defer {}
+                    }
+                }
             }
         }
     }
@@ -92,5 +116,41 @@ pub fn form_error(id: &str, message: Option<&str>) -> Markup {
         @if let Some(message) = message {
             p class="error" id=(id) role="alert" { (message) }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn katex_comes_only_with_maths_its_scripts_deferred_in_order() {
+        let main = html! { p { "x" } };
+        let plain = page("Deck", None, &main).into_string();
+        assert!(
+            !plain.contains("katex") && !plain.contains("math."),
+            "{plain}"
+        );
+        let with = page_with_math("Deck", None, &main, true).into_string();
+        let head = with.split("</head>").next().expect("a head");
+        assert!(
+            head.contains(&format!(
+                r#"rel="stylesheet" href="{}""#,
+                math::stylesheet()
+            )),
+            "{head}"
+        );
+        let mut after = with.as_str();
+        for script in math::scripts() {
+            let tag = format!(r#"<script src="{script}" defer>"#);
+            let at = after
+                .find(&tag)
+                .unwrap_or_else(|| panic!("{tag} in order: {with}"));
+            after = &after[at + tag.len()..];
+        }
+        assert!(
+            with.contains(&format!(r#"href="{}""#, assets::href("katex/LICENSE"))),
+            "the licence is linked: {with}"
+        );
     }
 }

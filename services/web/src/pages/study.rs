@@ -1,7 +1,9 @@
 //! Studying a deck: the front of the most overdue item, its answer on request (Space), and the four
 //! ratings (keys 1–4), each showing the interval it would give. Works without scripts: revealing
-//! is a link and rating a form; `study.js` only adds the keys. The session's tally travels in the
-//! address, so the summary at the end needs no state on the server.
+//! is a link and rating a form; `study.js` only adds the keys. Revealing loads a new page, so
+//! `math.js` typesets the answer's maths as it did the question's (KaTeX comes only with a card
+//! that has maths). The session's tally travels in the address, so the summary at the end needs
+//! no state on the server.
 
 use axum::{
     Form, Router,
@@ -23,7 +25,7 @@ use super::{
     decks::{is_id, not_found, visitor},
     layout::{self, Visitor},
 };
-use crate::{WebState, assets};
+use crate::{WebState, assets, math::has_math};
 
 pub fn router() -> Router<WebState> {
     Router::new().route("/decks/{id}/study", get(study).post(rate))
@@ -123,6 +125,9 @@ pub fn study_page(
     let deck_name = &queue.deck_name;
     let queue = &queue.items;
     let new = queue.iter().filter(|item| item.new).count();
+    let shows_math = queue.first().is_some_and(|item| {
+        has_math(&item.prompt) || revealed && (has_math(&item.answer) || has_math(&item.extra))
+    });
     let main = html! {
         p { a href={ "/decks/" (deck_id) } { "← " (deck_name) } }
         h1 { "Studying " (deck_name) }
@@ -133,14 +138,14 @@ pub fn study_page(
             section class="study" data-study aria-label="Card" {
                 div class="face" {
                     h2 class="visually-hidden" { "Question" }
-                    p class="prompt" { (item.prompt) }
+                    p class="prompt" data-math[has_math(&item.prompt)] { (item.prompt) }
                 }
                 @if revealed {
                     div class="face answer" {
                         h2 class="visually-hidden" { "Answer" }
-                        p { (item.answer) }
+                        p data-math[has_math(&item.answer)] { (item.answer) }
                         @if !item.extra.is_empty() && item.extra != item.answer {
-                            p class="hint" { (item.extra) }
+                            p class="hint" data-math[has_math(&item.extra)] { (item.extra) }
                         }
                     }
                     div class="ratings" role="group" aria-label="How well did you know it?" {
@@ -196,10 +201,11 @@ pub fn study_page(
         }
         script src=(assets::href("study.js")) defer {}
     };
-    layout::page(
+    layout::page_with_math(
         &format!("Study {deck_name}"),
         Some(&Visitor { email: &user.email }),
         &main,
+        shows_math,
     )
 }
 

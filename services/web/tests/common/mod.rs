@@ -34,9 +34,17 @@ fn workspace_binary(name: &str) -> Command {
 }
 
 impl Stack {
-    /// With no OCR or LLM service: uploads are stored but not read.
+    /// With no OCR or LLM service (their URLs refuse connections): uploads are stored but not
+    /// read.
     pub fn start(name: &str) -> Self {
-        Self::start_with(name, Vec::new(), &[])
+        let nothing = "http://127.0.0.1:9".to_owned();
+        let urls = [
+            "--ocr-url".to_owned(),
+            nothing.clone(),
+            "--llm-url".to_owned(),
+            nothing,
+        ];
+        Self::start_with(name, Vec::new(), &urls)
     }
 
     /// With `email` an administrator (`ADMIN_EMAILS`), made with `flashcards-backend add-user` as
