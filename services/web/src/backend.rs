@@ -98,6 +98,40 @@ impl Backend {
         finish(&format!("{method} {path}"), request).await
     }
 
+    /// `GET path` for the visitor with `session`.
+    pub async fn get<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        session: &str,
+    ) -> Result<T, BackendError> {
+        Ok(self
+            .call::<T>(Method::GET, path, Some(session), None::<&()>)
+            .await?
+            .body)
+    }
+
+    /// `method path` with a JSON `body` for the visitor with `session`.
+    pub async fn send<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        session: &str,
+        body: &impl Serialize,
+    ) -> Result<T, BackendError> {
+        Ok(self
+            .call::<T>(method, path, Some(session), Some(body))
+            .await?
+            .body)
+    }
+
+    /// `method path` without a body for the visitor with `session`, its answer unread (a delete,
+    /// or an action such as a retry).
+    pub async fn act(&self, method: Method, path: &str, session: &str) -> Result<(), BackendError> {
+        self.call::<serde_json::Value>(method, path, Some(session), None::<&()>)
+            .await?;
+        Ok(())
+    }
+
     /// Every item of a paginated list at `path` (the backend's `Page`: `items` and `next`), asked
     /// for 200 at a time.
     pub async fn all_pages<T: DeserializeOwned>(

@@ -3,8 +3,8 @@
 
 use axum::{
     Form, Router,
-    extract::{Path, State},
-    http::{HeaderMap, StatusCode},
+    extract::State,
+    http::StatusCode,
     response::{IntoResponse, Redirect, Response},
     routing::{get, post},
 };
@@ -18,8 +18,7 @@ use reqwest::Method;
 use serde::Deserialize;
 
 use super::{
-    PageError,
-    decks::{is_id, not_found, visitor},
+    PageError, PathId, SignedIn,
     layout::{self, Visitor},
     sentence,
 };
@@ -102,11 +101,10 @@ pub fn account_page(
 }
 
 async fn tokens(state: &WebState, session: &str) -> Result<Vec<ApiToken>, BackendError> {
-    Ok(state
+    state
         .backend
-        .call::<Vec<ApiToken>>(Method::GET, "/api/auth/tokens", Some(session), None::<&()>)
-        .await?
-        .body)
+        .get::<Vec<ApiToken>>("/api/auth/tokens", session)
+        .await
 }
 
 /// Whether the backend lets this visitor read the alerts.
@@ -127,8 +125,10 @@ async fn is_administrator(state: &WebState, session: &str) -> Result<bool, Backe
     }
 }
 
-async fn account(State(state): State<WebState>, headers: HeaderMap) -> Result<Markup, PageError> {
-    let (session, user) = visitor(&state, &headers).await?;
+async fn account(
+    State(state): State<WebState>,
+    SignedIn { session, user }: SignedIn,
+) -> Result<Markup, PageError> {
     let tokens = tokens(&state, &session).await?;
     let administrator = is_administrator(&state, &session).await?;
     Ok(account_page(
@@ -148,10 +148,9 @@ struct TokenForm {
 
 async fn create_token(
     State(state): State<WebState>,
-    headers: HeaderMap,
+    SignedIn { session, user }: SignedIn,
     Form(form): Form<TokenForm>,
 ) -> Result<Response, PageError> {
-    let (session, user) = visitor(&state, &headers).await?;
     let new = NewToken {
         name: form.name.clone(),
         expires_in_days: form.expires_in_days.trim().parse().ok(),
@@ -191,21 +190,12 @@ async fn create_token(
 
 async fn delete_token(
     State(state): State<WebState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    SignedIn { session, .. }: SignedIn,
+    PathId(id): PathId,
 ) -> Result<Response, PageError> {
-    let (session, _) = visitor(&state, &headers).await?;
-    if !is_id(&id) {
-        return Err(not_found());
-    }
     state
         .backend
-        .call::<serde_json::Value>(
-            Method::DELETE,
-            &format!("/api/auth/tokens/{id}"),
-            Some(&session),
-            None::<&()>,
-        )
+        .act(Method::DELETE, &format!("/api/auth/tokens/{id}"), &session)
         .await?;
     Ok(Redirect::to("/account").into_response())
 }
@@ -248,8 +238,10 @@ pub fn alerts_page(user: &User, alerts: &[Alert]) -> Markup {
     layout::page("Alerts", Some(&Visitor { email: &user.email }), &main)
 }
 
-async fn alerts(State(state): State<WebState>, headers: HeaderMap) -> Result<Response, PageError> {
-    let (session, user) = visitor(&state, &headers).await?;
+async fn alerts(
+    State(state): State<WebState>,
+    SignedIn { session, user }: SignedIn,
+) -> Result<Response, PageError> {
     match state
         .backend
         .call::<Page<Alert>>(

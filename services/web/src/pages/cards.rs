@@ -5,7 +5,7 @@
 use axum::{
     Form, Router,
     extract::{Path, Query, State},
-    http::{HeaderMap, StatusCode},
+    http::StatusCode,
     response::{IntoResponse, Redirect, Response},
     routing::get,
 };
@@ -18,8 +18,8 @@ use reqwest::Method;
 use serde::Deserialize;
 
 use super::{
-    PageError,
-    decks::{self, CardFilter, is_id, not_found, visitor},
+    PageError, PathId, SignedIn,
+    decks::{self, CardFilter},
     layout::{self, Visitor},
     sentence,
 };
@@ -168,14 +168,10 @@ pub fn card_form(action: &str, form: &CardForm, error: Option<&str>, submit: &st
 
 async fn create(
     State(state): State<WebState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    SignedIn { session, user }: SignedIn,
+    PathId(id): PathId,
     Form(form): Form<CardForm>,
 ) -> Result<Response, PageError> {
-    let (session, user) = visitor(&state, &headers).await?;
-    if !is_id(&id) {
-        return Err(not_found());
-    }
     let new = NewCard {
         kind: form.kind(),
         front: form.front.clone(),
@@ -233,10 +229,9 @@ fn edit_markup(visitor: &Visitor, card: &Card, form: &CardForm, error: Option<&s
 
 async fn edit_page(
     State(state): State<WebState>,
-    headers: HeaderMap,
+    SignedIn { session, user }: SignedIn,
     Path(id): Path<String>,
 ) -> Result<Markup, PageError> {
-    let (session, user) = visitor(&state, &headers).await?;
     let card = load_card(&state, &session, &id).await?;
     Ok(edit_markup(
         &Visitor { email: &user.email },
@@ -248,11 +243,10 @@ async fn edit_page(
 
 async fn edit(
     State(state): State<WebState>,
-    headers: HeaderMap,
+    SignedIn { session, user }: SignedIn,
     Path(id): Path<String>,
     Form(form): Form<CardForm>,
 ) -> Result<Response, PageError> {
-    let (session, user) = visitor(&state, &headers).await?;
     let card = load_card(&state, &session, &id).await?;
     // A card's kind is fixed once made (its study items hang on it); the form shows it, and
     // a change of kind is refused with a reason rather than dropped.
@@ -297,10 +291,9 @@ async fn edit(
 
 async fn confirm_delete(
     State(state): State<WebState>,
-    headers: HeaderMap,
+    SignedIn { session, user }: SignedIn,
     Path(id): Path<String>,
 ) -> Result<Markup, PageError> {
-    let (session, user) = visitor(&state, &headers).await?;
     let card = load_card(&state, &session, &id).await?;
     Ok(layout::confirm_page(
         Some(&Visitor { email: &user.email }),
@@ -317,19 +310,13 @@ async fn confirm_delete(
 
 async fn delete(
     State(state): State<WebState>,
-    headers: HeaderMap,
+    SignedIn { session, .. }: SignedIn,
     Path(id): Path<String>,
 ) -> Result<Response, PageError> {
-    let (session, _) = visitor(&state, &headers).await?;
     let card = load_card(&state, &session, &id).await?;
     state
         .backend
-        .call::<serde_json::Value>(
-            Method::DELETE,
-            &format!("/api/cards/{id}"),
-            Some(&session),
-            None::<&()>,
-        )
+        .act(Method::DELETE, &format!("/api/cards/{id}"), &session)
         .await?;
     Ok(Redirect::to(&format!("/decks/{}", card.deck_id)).into_response())
 }

@@ -4,7 +4,7 @@
 use axum::{
     Form, Router,
     extract::{Multipart, Path, Query, State},
-    http::{HeaderMap, StatusCode},
+    http::StatusCode,
     response::{IntoResponse, Redirect, Response},
     routing::get,
 };
@@ -22,16 +22,12 @@ use reqwest::Method;
 use serde::Deserialize;
 
 use super::{
-    PageError,
+    PageError, PathId, SignedIn,
     cards::{self, CardForm},
     layout::{self, Visitor},
     sentence,
 };
-use crate::{
-    WebState,
-    backend::{self, BackendError},
-    math::has_math,
-};
+use crate::{WebState, backend::BackendError, math::has_math};
 
 pub fn router() -> Router<WebState> {
     Router::new()
@@ -40,31 +36,6 @@ pub fn router() -> Router<WebState> {
         .route("/decks/{id}/rename", axum::routing::post(rename))
         .route("/decks/{id}/import", axum::routing::post(import))
         .route("/decks/{id}/delete", get(confirm_delete).post(delete))
-}
-
-/// The signed-in visitor's session and account; without a session, straight to signing in.
-pub(super) async fn visitor(
-    state: &WebState,
-    headers: &HeaderMap,
-) -> Result<(String, User), PageError> {
-    let session = backend::session(headers)
-        .ok_or(PageError(BackendError::Refused {
-            status: StatusCode::UNAUTHORIZED,
-            code: "unauthorized".to_owned(),
-            detail: "not signed in".to_owned(),
-        }))?
-        .to_owned();
-    let now = std::time::Instant::now();
-    if let Some(user) = state.visitors.get(&session, now) {
-        return Ok((session, user));
-    }
-    let user = state
-        .backend
-        .call::<User>(Method::GET, "/api/auth/me", Some(&session), None::<&()>)
-        .await?
-        .body;
-    state.visitors.insert(&session, user.clone(), now);
-    Ok((session, user))
 }
 
 fn signed_in(user: &User) -> Visitor<'_> {
@@ -114,9 +85,8 @@ async fn decks_with_due(state: &WebState, session: &str) -> Result<Vec<(Deck, i6
         .await?;
     let counts = state
         .backend
-        .call::<Vec<DueCount>>(Method::GET, "/api/study/due", Some(session), None::<&()>)
-        .await?
-        .body;
+        .get::<Vec<DueCount>>("/api/study/due", session)
+        .await?;
     Ok(decks
         .into_iter()
         .map(|deck| {
@@ -129,8 +99,10 @@ async fn decks_with_due(state: &WebState, session: &str) -> Result<Vec<(Deck, i6
         .collect())
 }
 
-async fn list(State(state): State<WebState>, headers: HeaderMap) -> Result<Markup, PageError> {
-    let (session, user) = visitor(&state, &headers).await?;
+async fn list(
+    State(state): State<WebState>,
+    SignedIn { session, user }: SignedIn,
+) -> Result<Markup, PageError> {
     let decks = decks_with_due(&state, &session).await?;
     Ok(decks_page(&user, &decks, "", None))
 }
@@ -143,10 +115,9 @@ struct DeckForm {
 
 async fn create(
     State(state): State<WebState>,
-    headers: HeaderMap,
+    SignedIn { session, user }: SignedIn,
     Form(form): Form<DeckForm>,
 ) -> Result<Response, PageError> {
-    let (session, user) = visitor(&state, &headers).await?;
     let new = NewDeck {
         name: form.name.clone(),
         description: String::new(),
@@ -381,14 +352,8 @@ pub(super) async fn load_deck(
 async fn due_in(state: &WebState, session: &str, id: &str) -> Result<usize, BackendError> {
     Ok(state
         .backend
-        .call::<StudyQueue>(
-            Method::GET,
-            &format!("/api/decks/{id}/study?limit=500"),
-            Some(session),
-            None::<&()>,
-        )
+        .get::<StudyQueue>(&format!("/api/decks/{id}/study?limit=500"), session)
         .await?
-        .body
         .items
         .len())
 }
@@ -431,11 +396,10 @@ struct DeckQuery {
 
 async fn deck(
     State(state): State<WebState>,
-    headers: HeaderMap,
+    SignedIn { session, user }: SignedIn,
     Path(id): Path<String>,
     Query(query): Query<DeckQuery>,
 ) -> Result<Markup, PageError> {
-    let (session, user) = visitor(&state, &headers).await?;
     let deck = load_deck(&state, &session, &id).await?;
     let filter = CardFilter {
         q: query.q,
@@ -454,11 +418,10 @@ async fn deck(
 /// row; the page then says how many were added, or shows the reason beside the form.
 async fn import(
     State(state): State<WebState>,
-    headers: HeaderMap,
+    SignedIn { session, user }: SignedIn,
     Path(id): Path<String>,
     mut form: Multipart,
 ) -> Result<Response, PageError> {
-    let (session, user) = visitor(&state, &headers).await?;
     let deck = load_deck(&state, &session, &id).await?;
     let mut file = None;
     let mut problem = None;
@@ -536,11 +499,10 @@ async fn import(
 
 async fn rename(
     State(state): State<WebState>,
-    headers: HeaderMap,
+    SignedIn { session, user }: SignedIn,
     Path(id): Path<String>,
     Form(form): Form<DeckForm>,
 ) -> Result<Response, PageError> {
-    let (session, user) = visitor(&state, &headers).await?;
     let deck = load_deck(&state, &session, &id).await?;
     let changes = DeckChanges {
         name: Some(form.name.clone()),
@@ -581,10 +543,9 @@ async fn rename(
 
 async fn confirm_delete(
     State(state): State<WebState>,
-    headers: HeaderMap,
+    SignedIn { session, user }: SignedIn,
     Path(id): Path<String>,
 ) -> Result<Markup, PageError> {
-    let (session, user) = visitor(&state, &headers).await?;
     let deck = load_deck(&state, &session, &id).await?;
     let count = state
         .backend
@@ -606,41 +567,14 @@ async fn confirm_delete(
 
 async fn delete(
     State(state): State<WebState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    SignedIn { session, .. }: SignedIn,
+    PathId(id): PathId,
 ) -> Result<Response, PageError> {
-    let (session, _) = visitor(&state, &headers).await?;
-    if !is_id(&id) {
-        return Err(not_found());
-    }
     state
         .backend
-        .call::<serde_json::Value>(
-            Method::DELETE,
-            &format!("/api/decks/{id}"),
-            Some(&session),
-            None::<&()>,
-        )
+        .act(Method::DELETE, &format!("/api/decks/{id}"), &session)
         .await?;
     Ok(Redirect::to("/decks").into_response())
-}
-
-/// Whether `value` looks like the backend's ids (letters, digits, `-`, `_`): anything else from
-/// the address bar is no deck, and never becomes part of a backend path.
-pub fn is_id(value: &str) -> bool {
-    !value.is_empty()
-        && value.len() <= 64
-        && value
-            .bytes()
-            .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_')
-}
-
-pub(super) fn not_found() -> PageError {
-    PageError(BackendError::Refused {
-        status: StatusCode::NOT_FOUND,
-        code: "not_found".to_owned(),
-        detail: "no such deck".to_owned(),
-    })
 }
 
 #[cfg(test)]
@@ -685,13 +619,5 @@ mod tests {
     fn tags_are_listed_once_in_order() {
         let cards = [card("a", "", &["b", "a"]), card("c", "", &["a"])];
         assert_eq!(tags_of(&cards), ["a", "b"]);
-    }
-
-    #[test]
-    fn only_id_shaped_values_reach_a_backend_path() {
-        assert!(is_id("0193a0b2-7c1e-7d3f-9a55-0123456789ab"));
-        for hostile in ["", "..", "../auth/me", "a?b", "a%2F", &"x".repeat(65)] {
-            assert!(!is_id(hostile), "{hostile}");
-        }
     }
 }

@@ -24,8 +24,7 @@ use reqwest::Method;
 use serde::Deserialize;
 
 use super::{
-    PageError,
-    decks::{is_id, not_found, visitor},
+    PageError, PathId, SignedIn,
     layout::{self, Visitor},
     sentence,
 };
@@ -139,8 +138,10 @@ pub fn documents_page(user: &User, documents: &[Document], error: Option<&str>) 
     layout::page("Notes", Some(&signed_in(user)), &main)
 }
 
-async fn list(State(state): State<WebState>, headers: HeaderMap) -> Result<Markup, PageError> {
-    let (session, user) = visitor(&state, &headers).await?;
+async fn list(
+    State(state): State<WebState>,
+    SignedIn { session, user }: SignedIn,
+) -> Result<Markup, PageError> {
     let documents = state
         .backend
         .all_pages::<Document>("/api/documents", &session)
@@ -151,10 +152,10 @@ async fn list(State(state): State<WebState>, headers: HeaderMap) -> Result<Marku
 /// Streams the form as it came to the backend, which checks the file's type and size.
 async fn upload(
     State(state): State<WebState>,
+    SignedIn { session, user }: SignedIn,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, PageError> {
-    let (session, user) = visitor(&state, &headers).await?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
@@ -310,10 +311,9 @@ async fn load_document(
 
 async fn document(
     State(state): State<WebState>,
-    headers: HeaderMap,
+    SignedIn { session, user }: SignedIn,
     Path(id): Path<String>,
 ) -> Result<Markup, PageError> {
-    let (session, user) = visitor(&state, &headers).await?;
     let detail = load_document(&state, &session, &id).await?;
     let decks = state
         .backend
@@ -331,14 +331,10 @@ struct GenerateForm {
 
 async fn generate(
     State(state): State<WebState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    SignedIn { session, .. }: SignedIn,
+    PathId(id): PathId,
     Form(form): Form<GenerateForm>,
 ) -> Result<Response, PageError> {
-    let (session, _) = visitor(&state, &headers).await?;
-    if !is_id(&id) {
-        return Err(not_found());
-    }
     let input = GenerationInput {
         deck_id: form.deck_id.clone(),
         max_cards: form.max_cards.trim().parse().ok(),
@@ -367,41 +363,32 @@ async fn generate(
 /// Reads the document again, then shows it being read.
 async fn read_again(
     State(state): State<WebState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    SignedIn { session, .. }: SignedIn,
+    PathId(id): PathId,
 ) -> Result<Response, PageError> {
     let api = format!("/api/documents/{id}/ocr");
-    post_and_show(&state, &headers, &id, &api, &format!("/documents/{id}")).await
+    post_and_show(&state, &session, &api, &format!("/documents/{id}")).await
 }
 
 /// Goes on with a job that stopped, then shows it running.
 async fn retry_job(
     State(state): State<WebState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    SignedIn { session, .. }: SignedIn,
+    PathId(id): PathId,
 ) -> Result<Response, PageError> {
     let api = format!("/api/jobs/{id}/retry");
-    post_and_show(&state, &headers, &id, &api, &format!("/jobs/{id}")).await
+    post_and_show(&state, &session, &api, &format!("/jobs/{id}")).await
 }
 
 /// POSTs `api` and sends the browser to `page`, which shows what it did or the work it started; a
 /// conflict means that work is under way already, which the page shows as well.
 async fn post_and_show(
     state: &WebState,
-    headers: &HeaderMap,
-    id: &str,
+    session: &str,
     api: &str,
     page: &str,
 ) -> Result<Response, PageError> {
-    let (session, _) = visitor(state, headers).await?;
-    if !is_id(id) {
-        return Err(not_found());
-    }
-    match state
-        .backend
-        .call::<serde_json::Value>(Method::POST, api, Some(&session), None::<&()>)
-        .await
-    {
+    match state.backend.act(Method::POST, api, session).await {
         Ok(_) => Ok(Redirect::to(page).into_response()),
         Err(BackendError::Refused { status, .. }) if status == StatusCode::CONFLICT => {
             Ok(Redirect::to(page).into_response())
@@ -471,23 +458,13 @@ pub fn job_page(user: &User, job: &Job) -> Markup {
 
 async fn job(
     State(state): State<WebState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    SignedIn { session, user }: SignedIn,
+    PathId(id): PathId,
 ) -> Result<Markup, PageError> {
-    let (session, user) = visitor(&state, &headers).await?;
-    if !is_id(&id) {
-        return Err(not_found());
-    }
     let job = state
         .backend
-        .call::<Job>(
-            Method::GET,
-            &format!("/api/jobs/{id}"),
-            Some(&session),
-            None::<&()>,
-        )
-        .await?
-        .body;
+        .get::<Job>(&format!("/api/jobs/{id}"), &session)
+        .await?;
     Ok(job_page(&user, &job))
 }
 
@@ -651,10 +628,9 @@ pub fn drafts_page(user: &User, detail: &DocumentDetail, drafts: &[Draft]) -> Ma
 
 async fn drafts(
     State(state): State<WebState>,
-    headers: HeaderMap,
+    SignedIn { session, user }: SignedIn,
     Path(id): Path<String>,
 ) -> Result<Markup, PageError> {
-    let (session, user) = visitor(&state, &headers).await?;
     let detail = load_document(&state, &session, &id).await?;
     let drafts = state
         .backend
@@ -674,7 +650,7 @@ struct DraftForm {
 
 /// The drafts list of the form's document, or the notes list if the form names none.
 fn back_to_drafts(document: &str) -> Response {
-    if is_id(document) {
+    if super::is_id(document) {
         Redirect::to(&format!("/documents/{document}/drafts")).into_response()
     } else {
         Redirect::to("/documents").into_response()
@@ -683,14 +659,10 @@ fn back_to_drafts(document: &str) -> Response {
 
 async fn accept(
     State(state): State<WebState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    SignedIn { session, .. }: SignedIn,
+    PathId(id): PathId,
     Form(form): Form<DraftForm>,
 ) -> Result<Response, PageError> {
-    let (session, _) = visitor(&state, &headers).await?;
-    if !is_id(&id) {
-        return Err(not_found());
-    }
     let edits = DraftEdits {
         front: form.front.filter(|front| !front.trim().is_empty()),
         back: form.back,
@@ -698,11 +670,11 @@ async fn accept(
     };
     state
         .backend
-        .call::<Card>(
+        .send::<Card>(
             Method::POST,
             &format!("/api/drafts/{id}/accept"),
-            Some(&session),
-            Some(&edits),
+            &session,
+            &edits,
         )
         .await?;
     Ok(back_to_drafts(&form.document))
@@ -710,40 +682,24 @@ async fn accept(
 
 async fn discard(
     State(state): State<WebState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    SignedIn { session, .. }: SignedIn,
+    PathId(id): PathId,
     Form(form): Form<DraftForm>,
 ) -> Result<Response, PageError> {
-    let (session, _) = visitor(&state, &headers).await?;
-    if !is_id(&id) {
-        return Err(not_found());
-    }
     state
         .backend
-        .call::<serde_json::Value>(
-            Method::DELETE,
-            &format!("/api/drafts/{id}"),
-            Some(&session),
-            None::<&()>,
-        )
+        .act(Method::DELETE, &format!("/api/drafts/{id}"), &session)
         .await?;
     Ok(back_to_drafts(&form.document))
 }
 
 async fn accept_all(
     State(state): State<WebState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    SignedIn { session, .. }: SignedIn,
+    PathId(id): PathId,
 ) -> Result<Response, PageError> {
     let api = format!("/api/documents/{id}/drafts/accept");
-    post_and_show(
-        &state,
-        &headers,
-        &id,
-        &api,
-        &format!("/documents/{id}/drafts"),
-    )
-    .await
+    post_and_show(&state, &session, &api, &format!("/documents/{id}/drafts")).await
 }
 
 #[cfg(test)]

@@ -12,12 +12,17 @@ pub mod study;
 
 use axum::{
     Router,
-    http::{StatusCode, Uri},
+    extract::{FromRequestParts, Path},
+    http::{HeaderMap, StatusCode, Uri, request::Parts},
     response::{IntoResponse, Redirect, Response},
     routing::get,
 };
+use flashcards_backend::auth::User;
 
-use crate::{WebState, backend::BackendError};
+use crate::{
+    WebState,
+    backend::{self, BackendError},
+};
 
 pub fn router() -> Router<WebState> {
     Router::new()
@@ -29,10 +34,10 @@ pub fn router() -> Router<WebState> {
         .merge(documents::router())
         .merge(study::router())
         .merge(stats::router())
-        .fallback(not_found)
+        .fallback(no_such_page)
 }
 
-async fn not_found(uri: Uri) -> Response {
+async fn no_such_page(uri: Uri) -> Response {
     tracing::debug!(path = uri.path(), "no such page");
     (
         StatusCode::NOT_FOUND,
@@ -84,6 +89,73 @@ impl IntoResponse for PageError {
     }
 }
 
+/// The signed-in visitor: their session and account. Without a session, or with one the backend
+/// no longer knows, the page sends them to sign in.
+pub struct SignedIn {
+    pub session: String,
+    pub user: User,
+}
+
+impl FromRequestParts<WebState> for SignedIn {
+    type Rejection = PageError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &WebState) -> Result<Self, PageError> {
+        let (session, user) = visitor(state, &parts.headers).await?;
+        Ok(Self { session, user })
+    }
+}
+
+/// The signed-in visitor's session and account; without a session, straight to signing in.
+async fn visitor(state: &WebState, headers: &HeaderMap) -> Result<(String, User), PageError> {
+    let session = backend::session(headers)
+        .ok_or(PageError(BackendError::Refused {
+            status: StatusCode::UNAUTHORIZED,
+            code: "unauthorized".to_owned(),
+            detail: "not signed in".to_owned(),
+        }))?
+        .to_owned();
+    let now = std::time::Instant::now();
+    if let Some(user) = state.visitors.get(&session, now) {
+        return Ok((session, user));
+    }
+    let user = state.backend.get::<User>("/api/auth/me", &session).await?;
+    state.visitors.insert(&session, user.clone(), now);
+    Ok((session, user))
+}
+
+/// An id from the address: anything not shaped like the backend's ids is "Not found" without
+/// asking the backend, and never becomes part of a backend path.
+pub struct PathId(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathId {
+    type Rejection = PageError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, PageError> {
+        match Path::<String>::from_request_parts(parts, state).await {
+            Ok(Path(id)) if is_id(&id) => Ok(Self(id)),
+            _ => Err(not_found()),
+        }
+    }
+}
+
+/// Whether `value` looks like the backend's ids (letters, digits, `-`, `_`): anything else from
+/// the address bar is no deck, and never becomes part of a backend path.
+pub fn is_id(value: &str) -> bool {
+    !value.is_empty()
+        && value.len() <= 64
+        && value
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_')
+}
+
+pub fn not_found() -> PageError {
+    PageError(BackendError::Refused {
+        status: StatusCode::NOT_FOUND,
+        code: "not_found".to_owned(),
+        detail: "no such deck".to_owned(),
+    })
+}
+
 /// `GET {collection}/{id}` for the visitor, `id` having come from the address: anything not shaped
 /// like an id is "Not found" without asking the backend.
 pub(super) async fn fetch_by_id<T: serde::de::DeserializeOwned>(
@@ -92,19 +164,13 @@ pub(super) async fn fetch_by_id<T: serde::de::DeserializeOwned>(
     collection: &str,
     id: &str,
 ) -> Result<T, PageError> {
-    if !decks::is_id(id) {
-        return Err(decks::not_found());
+    if !is_id(id) {
+        return Err(not_found());
     }
     Ok(state
         .backend
-        .call::<T>(
-            reqwest::Method::GET,
-            &format!("{collection}/{id}"),
-            Some(session),
-            None::<&()>,
-        )
-        .await?
-        .body)
+        .get::<T>(&format!("{collection}/{id}"), session)
+        .await?)
 }
 
 /// The page for a backend that is down.
@@ -136,7 +202,15 @@ pub fn sentence(detail: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::sentence;
+    use super::{is_id, sentence};
+
+    #[test]
+    fn only_id_shaped_values_reach_a_backend_path() {
+        assert!(is_id("0193a0b2-7c1e-7d3f-9a55-0123456789ab"));
+        for hostile in ["", "..", "../auth/me", "a?b", "a%2F", &"x".repeat(65)] {
+            assert!(!is_id(hostile), "{hostile}");
+        }
+    }
 
     #[test]
     fn backend_messages_read_as_sentences() {

@@ -4,7 +4,6 @@
 use axum::{
     Router,
     extract::{Path, State},
-    http::HeaderMap,
     routing::get,
 };
 use flashcards_backend::{
@@ -12,11 +11,10 @@ use flashcards_backend::{
     study::stats::{DayCount, DeckStats},
 };
 use maud::{Markup, html};
-use reqwest::Method;
 
 use super::{
-    PageError,
-    decks::{load_deck, visitor},
+    PageError, SignedIn,
+    decks::load_deck,
     layout::{self, Visitor},
 };
 use crate::WebState;
@@ -147,21 +145,14 @@ pub fn stats_page(visitor: &Visitor, deck: &Deck, stats: &DeckStats) -> Markup {
 
 async fn stats(
     State(state): State<WebState>,
-    headers: HeaderMap,
+    SignedIn { session, user }: SignedIn,
     Path(id): Path<String>,
 ) -> Result<Markup, PageError> {
-    let (session, user) = visitor(&state, &headers).await?;
     let deck = load_deck(&state, &session, &id).await?;
     let stats = state
         .backend
-        .call::<DeckStats>(
-            Method::GET,
-            &format!("/api/decks/{id}/stats?days=30"),
-            Some(&session),
-            None::<&()>,
-        )
-        .await?
-        .body;
+        .get::<DeckStats>(&format!("/api/decks/{id}/stats?days=30"), &session)
+        .await?;
     Ok(stats_page(&Visitor { email: &user.email }, &deck, &stats))
 }
 

@@ -8,7 +8,6 @@
 use axum::{
     Form, Router,
     extract::{Path, Query, State},
-    http::HeaderMap,
     response::{IntoResponse, Redirect, Response},
     routing::get,
 };
@@ -21,9 +20,9 @@ use reqwest::Method;
 use serde::Deserialize;
 
 use super::{
-    PageError,
-    decks::{is_id, not_found, visitor},
+    PageError, PathId, SignedIn, is_id,
     layout::{self, Visitor},
+    not_found,
 };
 use crate::{WebState, assets, math::has_math};
 
@@ -223,25 +222,18 @@ struct StudyQuery {
 
 async fn study(
     State(state): State<WebState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    SignedIn { session, user }: SignedIn,
+    PathId(id): PathId,
     Query(query): Query<StudyQuery>,
 ) -> Result<Markup, PageError> {
-    let (session, user) = visitor(&state, &headers).await?;
-    if !is_id(&id) {
-        return Err(not_found());
-    }
     // One call: the queue carries the deck's name.
     let queue = state
         .backend
-        .call::<StudyQueue>(
-            Method::GET,
+        .get::<StudyQueue>(
             &format!("/api/decks/{id}/study?limit={QUEUE_LIMIT}"),
-            Some(&session),
-            None::<&()>,
+            &session,
         )
-        .await?
-        .body;
+        .await?;
     Ok(study_page(
         &user,
         &id,
@@ -274,11 +266,10 @@ struct RatingForm {
 
 async fn rate(
     State(state): State<WebState>,
-    headers: HeaderMap,
+    SignedIn { session, .. }: SignedIn,
     Path(id): Path<String>,
     Form(form): Form<RatingForm>,
 ) -> Result<Response, PageError> {
-    let (session, _) = visitor(&state, &headers).await?;
     if !is_id(&id) || !is_id(&form.card_id) {
         return Err(not_found());
     }
@@ -288,11 +279,11 @@ async fn rate(
     };
     state
         .backend
-        .call::<ReviewOutcome>(
+        .send::<ReviewOutcome>(
             Method::POST,
             &format!("/api/cards/{}/review", form.card_id),
-            Some(&session),
-            Some(&review),
+            &session,
+            &review,
         )
         .await?;
     let tally = Tally {
