@@ -319,9 +319,9 @@ pub fn deck_page(user: &User, view: &DeckView) -> Markup {
             input id="import-file" name="file" type="file" required accept=".apkg,.csv,text/csv"
                 aria-describedby={ "import-hint" @if forms.import_error.is_some() { " import-error" } };
             p class="hint" id="import-hint" {
-                "An Anki package adds its notes as cards (their scheduling starts afresh). A CSV \
-                 has the columns kind, front, back, tags and a header row. A bad note or row \
-                 stops the whole import and is named."
+                "An Anki package adds its notes as cards with their review history, so each \
+                 comes up when it would have in Anki. A CSV has the columns kind, front, back, \
+                 tags and a header row. A bad note or row stops the whole import and is named."
             }
             button type="submit" { "Import" }
         }
