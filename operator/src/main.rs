@@ -11,9 +11,6 @@ use flashcards_operator::{
 use kube::{Client, runtime::events::Reporter};
 use utoipa_axum::router::OpenApiRouter;
 
-/// The port of the operator's own /metrics, /healthz and /readyz.
-const DEFAULT_PORT: u16 = 8081;
-
 #[derive(Debug, Parser)]
 #[command(
     name = "flashcards-operator",
@@ -43,7 +40,8 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args: Args = config::parse(DEFAULT_PORT);
+    // The operator's own /metrics, /healthz and /readyz listen on its port from the contracts.
+    let args: Args = config::parse(flashcards_contracts::ports::OPERATOR);
     logging::init(args.common.log_format);
     let client = Client::try_default()
         .await

@@ -5,6 +5,7 @@
 //! dashboards as JSON to import. `cargo xtask gen` writes them; a test fails when a checked-in copy
 //! differs.
 
+use flashcards_contracts::ports;
 use serde_json::json;
 
 use crate::{
@@ -22,9 +23,9 @@ pub struct GeneratedFile {
 
 /// The services `cargo xtask up` runs, as Prometheus jobs: `(job, port)`.
 pub const LOCAL_TARGETS: [(&str, u16); 3] = [
-    ("flashcards-ocr", 8000),
-    ("flashcards-llm", 8001),
-    ("flashcards-backend", 8002),
+    ("flashcards-ocr", ports::OCR),
+    ("flashcards-llm", ports::LLM),
+    ("flashcards-backend", ports::BACKEND),
 ];
 
 /// Where the guide's Alertmanager sends alerts: the backend's webhook on the local stack.

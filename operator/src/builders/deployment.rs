@@ -1,8 +1,8 @@
 //! A component's Deployment, every pod under the restricted Pod Security Standard (non-root,
 //! read-only root filesystem, no capabilities, RuntimeDefault seccomp, no API token). The flashcards
 //! services get probes on `/healthz` and `/readyz` and the services' shared command line (`--listen`,
-//! the backend's `--database-url`/`--ocr-url`/`--llm-url`, the LLM service's `--upstream-url` or
-//! `--model`, `--mlflow-url`); Redis and MLflow come from `third_party`.
+//! the backend's `--database-url`/`--ocr-url`/`--llm-url`/`--redis-url`, the LLM service's
+//! `--upstream-url` or `--model`, `--mlflow-url`); Redis and MLflow come from `third_party`.
 
 mod third_party;
 
@@ -243,6 +243,11 @@ fn args(stack: &FlashcardStack, component: Component) -> Vec<String> {
             args.push(service_url(stack, Component::Ocr));
             args.push("--llm-url".to_owned());
             args.push(service_url(stack, Component::Llm));
+            // Replicas share the login throttle and rate limits through the stack's Redis.
+            if stack.spec.redis.enabled {
+                args.push("--redis-url".to_owned());
+                args.push(service_url(stack, Component::Redis));
+            }
         }
         Component::Llm => {
             // `local_model` is `None` exactly when an upstream is named.
@@ -436,6 +441,10 @@ mod tests {
             args.windows(2)
                 .any(|w| w == ["--llm-url", "http://study-llm:8001"])
         );
+        assert!(
+            !args.contains(&"--redis-url".to_owned()),
+            "no Redis unless enabled"
+        );
         assert_eq!(
             sqlite
                 .spec
@@ -453,8 +462,18 @@ mod tests {
             },
         });
         spec.backend.component.replicas = Some(2);
+        spec.redis.enabled = true;
         let postgres = deployment(&stack(spec), Component::Backend);
         let container = container(&postgres);
+        assert!(
+            container
+                .args
+                .clone()
+                .expect("args")
+                .windows(2)
+                .any(|w| w == ["--redis-url", "redis://study-redis:6379"]),
+            "replicas share their counts through the stack's Redis"
+        );
         assert!(
             !container
                 .args

@@ -11,6 +11,7 @@ pub mod service_account;
 
 use std::collections::BTreeMap;
 
+use flashcards_contracts::ports;
 use k8s_openapi::{
     api::core::v1::ResourceRequirements,
     apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference},
@@ -86,10 +87,10 @@ impl Component {
     /// The port each service listens on by default; Redis's and MLflow's usual ones.
     pub fn port(self) -> i32 {
         match self {
-            Self::Ocr => 8000,
-            Self::Llm => 8001,
-            Self::Backend => 8002,
-            Self::Web => 8080,
+            Self::Ocr => i32::from(ports::OCR),
+            Self::Llm => i32::from(ports::LLM),
+            Self::Backend => i32::from(ports::BACKEND),
+            Self::Web => i32::from(ports::WEB),
             Self::Redis => 6379,
             Self::Mlflow => 5000,
         }

@@ -3,6 +3,8 @@
 use clap::{Parser, Subcommand, builder::NonEmptyStringValueParser};
 use flashcards_bootstrap::CommonArgs;
 
+use crate::limits::rates::{DEFAULT_DOCUMENTS_PER_HOUR, DEFAULT_GENERATIONS_PER_HOUR};
+
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "flashcards-backend",
@@ -72,6 +74,22 @@ pub struct Args {
     #[arg(long, env = "ALERTS_WEBHOOK_TOKEN", hide_env_values = true,
           value_parser = NonEmptyStringValueParser::new())]
     pub alerts_token: Option<String>,
+
+    /// Redis that replicas share login throttling and rate limits through, e.g.
+    /// `redis://redis:6379` (`redis://:password@host:port` with a password). Without it each
+    /// replica counts alone; while it is down, each replica falls back to its own counts. Its value
+    /// is not shown in `--help`, as it may hold a password.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true,
+          value_parser = NonEmptyStringValueParser::new())]
+    pub redis_url: Option<String>,
+
+    /// New documents to read (uploads and re-reads) an account may start an hour; 0 is no limit.
+    #[arg(long, env = "DOCUMENTS_PER_HOUR", default_value_t = DEFAULT_DOCUMENTS_PER_HOUR)]
+    pub documents_per_hour: u32,
+
+    /// Generation jobs an account may start or continue an hour; 0 is no limit.
+    #[arg(long, env = "GENERATIONS_PER_HOUR", default_value_t = DEFAULT_GENERATIONS_PER_HOUR)]
+    pub generations_per_hour: u32,
 
     /// Emails of the accounts that may read the stack's alerts (`GET /api/alerts`),
     /// comma-separated, case-insensitive. Without any, nobody may.

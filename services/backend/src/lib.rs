@@ -13,6 +13,7 @@ pub mod decks;
 pub mod documents;
 pub mod events;
 pub mod generation;
+pub mod limits;
 pub mod metrics;
 pub mod pagination;
 pub mod partial;
@@ -28,7 +29,7 @@ pub use config::{Args, Command};
 pub use state::AppState;
 
 /// The backend's port in the design's service table.
-pub const DEFAULT_PORT: u16 = 8002;
+pub const DEFAULT_PORT: u16 = flashcards_contracts::ports::BACKEND;
 
 /// Everything the backend serves, with the shared bootstrap around it. The caller registers the
 /// backend's metrics into `service`'s registry first (see [`metrics::BackendMetrics::register`]).

@@ -11,6 +11,7 @@ use flashcards_backend::{
     db,
     documents::DocumentSettings,
     generation::{jobs::Generation, llm_client::LlmClient},
+    limits::{Counters, rates::HourlyLimits},
     metrics::BackendMetrics,
     state::SessionSettings,
 };
@@ -63,6 +64,13 @@ async fn main() -> anyhow::Result<()> {
         args.alerts_token
             .as_deref()
             .map_or_else(WebhookToken::open, WebhookToken::required),
+    )
+    .with_limits(
+        counters(args.redis_url.as_deref())?,
+        HourlyLimits {
+            documents: args.documents_per_hour,
+            generations: args.generations_per_hour,
+        },
     );
     tracing::info!(
         admins = state.admins.len(),
@@ -96,6 +104,17 @@ async fn main() -> anyhow::Result<()> {
         .context("serving HTTP")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Where accounts' counts are kept: Redis and here with `--redis-url`, else here alone.
+fn counters(redis_url: Option<&str>) -> anyhow::Result<Counters> {
+    let Some(url) = redis_url else {
+        tracing::info!("no Redis: login throttling and rate limits count on this replica alone");
+        return Ok(Counters::default());
+    };
+    let counters = Counters::shared(url).context("reading --redis-url")?;
+    tracing::info!("login throttling and rate limits are shared through Redis");
+    Ok(counters)
 }
 
 /// `flashcards-backend add-user`: the password is the first line of standard input, so it stays out

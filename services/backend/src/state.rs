@@ -1,10 +1,11 @@
 use std::sync::Arc;
 
+use flashcards_bootstrap::ApiError;
 use fsrs::FSRS;
 
 use crate::{
     alerts::webhook::WebhookToken,
-    auth::{Admins, CredentialCache, LoginThrottle},
+    auth::{Admins, CredentialCache},
     background::Runners,
     cards::page_cache::PageCache,
     clock::Clock,
@@ -12,6 +13,10 @@ use crate::{
     documents::DocumentSettings,
     events::Changes,
     generation::jobs::Generation,
+    limits::{
+        Counters,
+        rates::{self, HourlyLimits, Work},
+    },
     metrics::BackendMetrics,
     study::review_queue::{OpenError, ReviewQueue},
 };
@@ -24,8 +29,11 @@ pub struct AppState {
     pub metrics: BackendMetrics,
     pub sessions: SessionSettings,
     pub credentials: Arc<CredentialCache>,
-    /// Wrong passwords per account, for refusing logins after too many.
-    pub logins: Arc<LoginThrottle>,
+    /// Counts of what accounts do (wrong passwords, documents, generation jobs), for refusing
+    /// too many; in Redis when the backend has one.
+    pub limits: Arc<Counters>,
+    /// How many documents and generation jobs an account may start an hour.
+    pub hourly: HourlyLimits,
     /// Card-list pages; only with SQLite, where this process sees every write.
     pub pages: Option<Arc<PageCache>>,
     pub reviews: ReviewQueue,
@@ -67,7 +75,8 @@ impl AppState {
             fsrs: Arc::new(FSRS::default()),
             sessions,
             credentials: Arc::default(),
-            logins: Arc::default(),
+            limits: Arc::default(),
+            hourly: HourlyLimits::default(),
             pages,
             documents,
             generation,
@@ -80,6 +89,27 @@ impl AppState {
 
     pub fn with_admins(self, admins: Admins) -> Self {
         Self { admins, ..self }
+    }
+
+    /// Counts kept in Redis as well as here, and these hourly limits.
+    pub fn with_limits(self, limits: Counters, hourly: HourlyLimits) -> Self {
+        Self {
+            limits: Arc::new(limits),
+            hourly,
+            ..self
+        }
+    }
+
+    /// Counts one `work` for the account, or refuses it (429) when the hour's worth is spent.
+    pub async fn take(&self, work: Work, user_id: &str) -> Result<(), ApiError> {
+        rates::take(
+            &self.limits,
+            self.hourly,
+            work,
+            user_id,
+            self.clock.now_ms(),
+        )
+        .await
     }
 
     pub fn with_alerts_token(self, alerts_token: WebhookToken) -> Self {

@@ -8,7 +8,7 @@ use std::{
     process::{Command, Output, Stdio},
 };
 
-use flashcards_bootstrap::testing::binary::{Service, help_naming};
+use flashcards_bootstrap::testing::binary::{MLFLOW_VARIABLES, Service, help_naming};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_flashcards-backend");
 
@@ -26,23 +26,34 @@ fn help_documents_every_flag_with_its_env_variable() {
             "OCR_TIMEOUT_SECS",
             "MAX_UPLOAD_BYTES",
             "ADMIN_EMAILS",
+            "REDIS_URL",
+            "DOCUMENTS_PER_HOUR",
+            "GENERATIONS_PER_HOUR",
         ],
     );
     assert!(help.contains("[default: 0.0.0.0:8002]"), "{help}");
+    for variable in MLFLOW_VARIABLES {
+        assert!(
+            !help.contains(variable),
+            "the backend logs nothing to MLflow, so takes no {variable}"
+        );
+    }
 }
 
 #[test]
-fn help_never_shows_the_alerts_token_or_the_database_url() {
+fn help_never_shows_the_alerts_token_or_the_database_or_redis_url() {
     let output = Command::new(BINARY)
         .arg("--help")
         .env("ALERTS_WEBHOOK_TOKEN", "am-s3cret")
         .env("DATABASE_URL", "postgres://app:db-s3cret@db/cards")
+        .env("REDIS_URL", "redis://:redis-s3cret@redis:6379")
         .output()
         .unwrap();
     assert!(output.status.success());
     let help = String::from_utf8(output.stdout).unwrap();
     assert!(help.contains("[env: ALERTS_WEBHOOK_TOKEN]"), "{help}");
     assert!(help.contains("[env: DATABASE_URL]"), "{help}");
+    assert!(help.contains("[env: REDIS_URL]"), "{help}");
     assert!(!help.contains("s3cret"), "{help}");
 }
 

@@ -1,7 +1,8 @@
 //! Command-line and environment configuration shared by every service.
 //!
-//! Each service flattens [`CommonArgs`] into its own clap parser and calls [`parse`] with its port, so
-//! `--help` shows the right `--listen` default for that service and every flag names its env variable.
+//! Each service flattens [`CommonArgs`] (and [`MlflowArgs`] if it logs to MLflow) into its own clap
+//! parser and calls [`parse`] with its port, so `--help` shows the right `--listen` default for that
+//! service and every flag names its env variable.
 
 use std::net::SocketAddr;
 
@@ -21,9 +22,14 @@ pub struct CommonArgs {
     /// Largest accepted request body, in bytes; larger bodies get 413.
     #[arg(long, env = "BODY_LIMIT_BYTES", default_value_t = 1024 * 1024)]
     pub body_limit_bytes: usize,
+}
 
-    /// MLflow tracking server for the services that log experiment data (OCR, LLM), e.g.
-    /// `http://mlflow:5000` (`user:password@` is sent as basic auth); without it nothing is logged.
+/// Flags of the services that log experiment data to MLflow (OCR, LLM); the others do not take
+/// them.
+#[derive(Debug, Clone, Args)]
+pub struct MlflowArgs {
+    /// MLflow tracking server the service logs its runs to, e.g. `http://mlflow:5000`
+    /// (`user:password@` is sent as basic auth); without it nothing is logged.
     /// Logging is queued and never blocks or fails a request. Its value is not shown in `--help`,
     /// as it may hold a password.
     #[arg(long, env = "MLFLOW_URL", hide_env_values = true)]
@@ -78,6 +84,14 @@ mod tests {
     struct Demo {
         #[command(flatten)]
         common: CommonArgs,
+        #[command(flatten)]
+        mlflow: MlflowArgs,
+    }
+
+    #[derive(Debug, Parser)]
+    struct Untracked {
+        #[command(flatten)]
+        common: CommonArgs,
     }
 
     #[test]
@@ -86,9 +100,17 @@ mod tests {
         assert_eq!(demo.common.listen, "0.0.0.0:8002".parse().expect("addr"));
         assert_eq!(demo.common.log_format, LogFormat::Text);
         assert_eq!(demo.common.body_limit_bytes, 1024 * 1024);
-        assert_eq!(demo.common.mlflow_url, None);
-        assert_eq!(demo.common.mlflow_queue, 256);
-        assert_eq!(demo.common.mlflow_timeout_secs, 5);
+        assert_eq!(demo.mlflow.mlflow_url, None);
+        assert_eq!(demo.mlflow.mlflow_queue, 256);
+        assert_eq!(demo.mlflow.mlflow_timeout_secs, 5);
+    }
+
+    #[test]
+    fn a_service_that_does_not_log_to_mlflow_refuses_its_flags() {
+        let err =
+            parse_from::<Untracked, _, _>(["demo", "--mlflow-url", "http://mlflow:5000"], 8002)
+                .expect_err("not a flag of this service");
+        assert!(err.to_string().contains("--mlflow-url"), "{err}");
     }
 
     #[test]

@@ -37,7 +37,7 @@ use tokio::{
 };
 
 use crate::{
-    CommonArgs,
+    config::MlflowArgs,
     http_client::{self, describe},
 };
 
@@ -64,7 +64,7 @@ pub struct MlflowConfig {
 impl MlflowConfig {
     /// `None` when `--mlflow-url` is not given: logging is off. The experiment is named after the
     /// service unless `--mlflow-experiment` names another.
-    pub fn from_args(args: &CommonArgs, service: &'static str) -> Option<Self> {
+    pub fn from_args(args: &MlflowArgs, service: &'static str) -> Option<Self> {
         let url = args
             .mlflow_url
             .as_ref()

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{ArgGroup, Parser};
-use flashcards_bootstrap::CommonArgs;
+use flashcards_bootstrap::{CommonArgs, config::MlflowArgs};
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -17,6 +17,9 @@ pub struct Args {
     #[command(flatten)]
     pub common: CommonArgs,
 
+    #[command(flatten)]
+    pub mlflow: MlflowArgs,
+
     /// A GGUF model file to run in this process (llama or qwen2 architecture), e.g.
     /// `/models/qwen2.5-coder-0.5b-instruct.gguf`.
     #[arg(long, env = "MODEL")]
@@ -28,7 +31,7 @@ pub struct Args {
 
     /// OpenAI-compatible server to generate with (llama.cpp's server, Ollama, vLLM), e.g.
     /// `http://127.0.0.1:8080`.
-    #[arg(long, env = "UPSTREAM_URL")]
+    #[arg(long, env = "UPSTREAM_URL", value_parser = http_url)]
     pub upstream_url: Option<String>,
 
     /// Model to ask the upstream for [default: the first one it lists].
@@ -54,4 +57,15 @@ pub struct Args {
     /// Longest text one request may carry, in characters.
     #[arg(long, env = "MAX_TEXT_CHARS", default_value_t = 100_000)]
     pub max_text_chars: usize,
+}
+
+/// An upstream must be an absolute `http://` or `https://` URL: anything else would only fail
+/// later, at every readiness check.
+fn http_url(value: &str) -> Result<String, String> {
+    let url =
+        reqwest::Url::parse(value.trim()).map_err(|err| format!("not an absolute URL ({err})"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("{}:// is not http:// or https://", url.scheme()));
+    }
+    Ok(value.trim().to_owned())
 }

@@ -24,7 +24,7 @@ pub use config::Args;
 use metrics::LlmMetrics;
 
 /// The LLM service's port in the design's service table.
-pub const DEFAULT_PORT: u16 = 8001;
+pub const DEFAULT_PORT: u16 = flashcards_contracts::ports::LLM;
 
 #[derive(Debug, Clone)]
 pub struct Settings {

@@ -20,7 +20,7 @@ async fn main() -> anyhow::Result<()> {
         .body_limit_bytes(args.common.body_limit_bytes);
     let metrics = LlmMetrics::register(service.registry());
     let mlflow = MlflowLogger::start(
-        MlflowConfig::from_args(&args.common, "flashcards-llm"),
+        MlflowConfig::from_args(&args.mlflow, "flashcards-llm"),
         service.registry(),
     )
     .context("starting MLflow logging")?;

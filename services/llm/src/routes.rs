@@ -6,14 +6,14 @@ use std::time::Instant;
 
 use axum::extract::State;
 use flashcards_bootstrap::{ApiError, error::ErrorBody, extract::Json};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     LlmState,
     backend::BackendError,
-    pipeline::{self, Card, Dropped, Usage, cards::CardKind, prompt::PROMPT_VERSION},
+    pipeline::{self, cards::CardKind, prompt::PROMPT_VERSION},
     tracking::{self, Generated},
 };
 
@@ -28,29 +28,7 @@ pub const DEFAULT_MAX_CARDS: usize = 10;
 pub const MAX_CARDS: usize = 100;
 const MAX_LANGUAGE_CHARS: usize = 40;
 
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct GenerateInput {
-    /// The text to make cards from (OCR output, notes).
-    pub text: String,
-    /// At most this many cards (1–100, default 10).
-    pub max_cards: Option<usize>,
-    /// Which kinds to make (default both).
-    pub kinds: Option<Vec<CardKind>>,
-    /// Language of the cards, e.g. `German` (default: the text's).
-    pub language: Option<String>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct GenerateOutput {
-    pub cards: Vec<Card>,
-    pub model: String,
-    pub prompt_version: &'static str,
-    pub usage: Usage,
-    /// Cards and outputs left out, with the reason.
-    pub dropped: Vec<Dropped>,
-    pub duration_ms: f64,
-}
+pub use flashcards_contracts::llm::{GenerateInput, GenerateOutput};
 
 #[utoipa::path(post, path = "/v1/generate", tag = "llm", request_body = GenerateInput,
     responses((status = 200, body = GenerateOutput),
@@ -111,7 +89,7 @@ async fn generate(
     Ok(Json(GenerateOutput {
         cards: generation.cards,
         model,
-        prompt_version: PROMPT_VERSION,
+        prompt_version: PROMPT_VERSION.into(),
         usage: generation.usage,
         dropped: generation.dropped,
         duration_ms: started.elapsed().as_secs_f64() * 1000.0,

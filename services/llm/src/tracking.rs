@@ -159,7 +159,7 @@ mod tests {
 
     fn dropped(reason: &'static str) -> Dropped {
         Dropped {
-            reason,
+            reason: reason.into(),
             detail: String::new(),
             front: None,
             back: None,

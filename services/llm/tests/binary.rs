@@ -5,7 +5,7 @@
 
 use std::process::Command;
 
-use flashcards_bootstrap::testing::binary::{Service, help_naming};
+use flashcards_bootstrap::testing::binary::{MLFLOW_VARIABLES, Service, help_naming};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_flashcards-llm");
 
@@ -14,6 +14,10 @@ fn help_documents_every_flag_with_its_env_variable() {
     let help = help_naming(
         BINARY,
         &[
+            MLFLOW_VARIABLES[0],
+            MLFLOW_VARIABLES[1],
+            MLFLOW_VARIABLES[2],
+            MLFLOW_VARIABLES[3],
             "UPSTREAM_URL",
             "UPSTREAM_MODEL",
             "UPSTREAM_API_KEY",
@@ -40,6 +44,26 @@ fn an_upstream_is_required_and_its_key_never_printed() {
         .output()
         .unwrap();
     assert!(!String::from_utf8_lossy(&help.stdout).contains("sk-very-secret"));
+}
+
+#[test]
+fn an_upstream_that_is_not_an_http_url_is_refused_at_start() {
+    for (upstream, problem) in [
+        ("", "not an absolute URL"),
+        ("localhost:8080", "localhost:// is not http"),
+        ("ftp://models", "ftp:// is not http"),
+    ] {
+        let output = Command::new(BINARY)
+            .args(["--upstream-url", upstream])
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{upstream:?} was taken");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("--upstream-url") && stderr.contains(problem),
+            "{upstream:?}: {stderr}"
+        );
+    }
 }
 
 #[test]

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Parser;
-use flashcards_bootstrap::CommonArgs;
+use flashcards_bootstrap::{CommonArgs, config::MlflowArgs};
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -14,6 +14,9 @@ use flashcards_bootstrap::CommonArgs;
 pub struct Args {
     #[command(flatten)]
     pub common: CommonArgs,
+
+    #[command(flatten)]
+    pub mlflow: MlflowArgs,
 
     /// Folder of Tesseract language data (`<lang>.traineddata`).
     #[arg(

@@ -9,6 +9,7 @@ pub mod metrics;
 pub mod pdf;
 pub mod pool;
 pub mod preprocess;
+pub mod recognition;
 pub mod routes;
 pub mod tracking;
 pub mod words;
@@ -28,7 +29,7 @@ use metrics::OcrMetrics;
 use pool::EnginePool;
 
 /// The OCR service's port in the design's service table.
-pub const DEFAULT_PORT: u16 = 8000;
+pub const DEFAULT_PORT: u16 = flashcards_contracts::ports::OCR;
 
 /// Limits and defaults of a running service.
 #[derive(Debug, Clone)]
@@ -61,7 +62,7 @@ impl Settings {
             max_upload_bytes: args.max_upload_bytes,
             max_image_pixels: args.max_image_pixels,
             max_pdf_pages: args.max_pdf_pages,
-            mlflow: MlflowConfig::from_args(&args.common, "flashcards-ocr"),
+            mlflow: MlflowConfig::from_args(&args.mlflow, "flashcards-ocr"),
         }
     }
 }

@@ -158,7 +158,7 @@ mod tests {
 
     use super::*;
     use crate::{
-        file_type::FileType,
+        file_type::FileKind,
         routes::{PageResult, PageTimings},
         words::{BoundingBox, Word},
     };
@@ -205,7 +205,7 @@ mod tests {
     #[test]
     fn a_recognition_logs_its_settings_and_confidence_analysis() {
         let response = OcrResponse {
-            file_type: FileType::Pdf,
+            file_type: FileKind::Pdf,
             language: "eng".into(),
             min_confidence: 60.0,
             filtered: true,

@@ -1,32 +1,7 @@
 //! Words as the service reports them, read from Tesseract's TSV output, and the pure decisions made on
 //! them: which pass the confidence filter, how the kept ones read as text, the page's mean confidence.
 
-use serde::Serialize;
-use utoipa::ToSchema;
-
-/// A rectangle in the page's pixel space (origin top left).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-pub struct BoundingBox {
-    pub x: u32,
-    pub y: u32,
-    pub width: u32,
-    pub height: u32,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
-pub struct Word {
-    pub text: String,
-    /// 0–100; words from a PDF's text layer are 100.
-    pub confidence: f32,
-    pub bbox: BoundingBox,
-    /// 1-based block of the page the word belongs to.
-    pub block: u32,
-    /// 1-based line of the page, counted across blocks.
-    pub line: u32,
-    /// Under the request's `min_confidence`: likely misread. The word stays in the page's text
-    /// unless the request asked for filtering.
-    pub low_confidence: bool,
-}
+pub use flashcards_contracts::ocr::{BoundingBox, Word};
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 #[error("unreadable Tesseract TSV line {line}: {reason}")]

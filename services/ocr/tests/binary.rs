@@ -5,7 +5,7 @@
 
 use std::process::Command;
 
-use flashcards_bootstrap::testing::binary::{Service, help_naming};
+use flashcards_bootstrap::testing::binary::{MLFLOW_VARIABLES, Service, help_naming};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_flashcards-ocr");
 
@@ -14,6 +14,10 @@ fn help_documents_every_flag_with_its_env_variable() {
     let help = help_naming(
         BINARY,
         &[
+            MLFLOW_VARIABLES[0],
+            MLFLOW_VARIABLES[1],
+            MLFLOW_VARIABLES[2],
+            MLFLOW_VARIABLES[3],
             "TESSDATA_DIR",
             "OCR_DEFAULT_LANGUAGE",
             "OCR_ENGINES",

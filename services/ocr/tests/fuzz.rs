@@ -1,5 +1,6 @@
-//! Mutated files thrown at the decoding paths: every one must end in a 4xx-class answer or a decoded
-//! image, never a panic (a panic the decoder guard catches counts as a failure here too).
+//! Mutated files thrown at the paths every upload takes through the service (the same functions
+//! `POST /v1/ocr` calls): every one must end in a 4xx-class answer or a prepared page, never a
+//! panic (a panic the decoder guard catches counts as a failure here too).
 
 #![allow(clippy::unwrap_used)]
 
@@ -8,7 +9,12 @@ use std::sync::{
     atomic::{AtomicUsize, Ordering},
 };
 
-use flashcards_ocr::{pdf, preprocess::decode_upload};
+use flashcards_ocr::{
+    file_type,
+    pdf::PdfError,
+    preprocess::Options,
+    recognition::{decode_image, pdf_layers},
+};
 use flashcards_ocr_corpus as corpus;
 use image::{DynamicImage, ImageFormat};
 use rand::{Rng, SeedableRng, rngs::StdRng};
@@ -103,7 +109,16 @@ fn ten_thousand_mutated_images_get_only_client_errors() {
     for round in 0..IMAGE_MUTANTS {
         let (seed, content_type) = &seeds[round % seeds.len()];
         let mutant = mutate(seed, &mut rng);
-        match decode_upload(&mutant, Some(content_type), MAX_PIXELS) {
+        let prepared = file_type::detect(&mutant, Some(content_type)).and_then(|kind| {
+            let format = file_type::image_format(kind).expect("the seeds are images");
+            Ok(decode_image(
+                &mutant,
+                format,
+                Options::default(),
+                MAX_PIXELS,
+            )?)
+        });
+        match prepared {
             Ok(_) => decoded += 1,
             Err(err) => {
                 assert!(
@@ -130,14 +145,10 @@ async fn mutated_pdfs_are_read_or_refused_never_crash_the_service() {
     for round in 0..PDF_MUTANTS {
         let path = directory.path().join(format!("{round}.pdf"));
         std::fs::write(&path, mutate(&seed, &mut rng)).unwrap();
-        let outcome = match pdf::page_count(&path, 50, deadline).await {
-            Ok(_) => pdf::text_layers(&path, deadline).await.map(|_| ()),
-            Err(err) => Err(err),
-        };
-        match outcome {
-            Ok(()) => read += 1,
-            Err(pdf::PdfError::Tool { tool, detail }) => panic!("mutant {round}: {tool}: {detail}"),
-            Err(pdf::PdfError::DeadlineExceeded) => panic!("mutant {round} stalled the tools"),
+        match pdf_layers(&path, 50, deadline).await {
+            Ok(_) => read += 1,
+            Err(PdfError::Tool { tool, detail }) => panic!("mutant {round}: {tool}: {detail}"),
+            Err(PdfError::DeadlineExceeded) => panic!("mutant {round} stalled the tools"),
             Err(_) => refused += 1,
         }
     }

@@ -22,7 +22,7 @@ use flashcards_bootstrap::{ServiceBuilder, config::CommonArgs};
 use crate::backend::Backend;
 
 /// The monitoring guide's frontend port.
-pub const DEFAULT_PORT: u16 = 8080;
+pub const DEFAULT_PORT: u16 = flashcards_contracts::ports::WEB;
 
 #[derive(Debug, Clone, Parser)]
 #[command(name = "flashcards-web", version, about = "The flashcards web app")]

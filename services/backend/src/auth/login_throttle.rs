@@ -2,77 +2,31 @@
 //! first, the account's logins are refused (429 with `Retry-After`) until that window has passed,
 //! without checking the password: guessing online costs at least a window per ten guesses. The
 //! price, as in Grafana's protection of the same kind, is that someone who knows an email can keep
-//! its owner out by failing on purpose. Kept in memory, per replica.
+//! its owner out by failing on purpose. Counted in Redis when there is one, so wrong passwords
+//! spread over replicas add up as on one (see [`crate::limits`]).
 
-use std::{
-    collections::HashMap,
-    sync::{Mutex, PoisonError},
-};
+use crate::limits::{CounterKey, Counters, refusal};
 
 pub const MAX_FAILURES: u32 = 10;
 pub const WINDOW_MS: i64 = 15 * 60_000;
-/// Accounts tracked at once, a bound on memory (an email and two numbers each); when full,
-/// finished windows are dropped, and if none has finished the tracking starts over.
-const MAX_TRACKED: usize = 100_000;
 
-#[derive(Debug, Clone, Copy)]
-struct Failures {
-    count: u32,
-    first_ms: i64,
+fn key(email: &str) -> CounterKey {
+    CounterKey::new("login-failures", email)
 }
 
-#[derive(Debug, Default)]
-pub struct LoginThrottle {
-    failures: Mutex<HashMap<String, Failures>>,
+/// The seconds to wait, when the account's logins are refused now.
+pub async fn refused_for(counters: &Counters, email: &str, now_ms: i64) -> Option<u64> {
+    refusal(counters.peek(&key(email), now_ms).await, MAX_FAILURES)
 }
 
-impl LoginThrottle {
-    /// The seconds to wait, when the account's logins are refused now.
-    pub fn refused_for(&self, email: &str, now_ms: i64) -> Option<u64> {
-        let failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
-        let entry = failures.get(email)?;
-        let ends_ms = entry.first_ms + WINDOW_MS;
-        (entry.count >= MAX_FAILURES && now_ms < ends_ms)
-            .then(|| u64::try_from((ends_ms - now_ms + 999) / 1000).unwrap_or(1))
-    }
+/// Counts a wrong password; a window that has passed starts again.
+pub async fn failed(counters: &Counters, email: &str, now_ms: i64) {
+    counters.add(&key(email), WINDOW_MS, now_ms).await;
+}
 
-    /// Counts a wrong password; a window that has passed starts again.
-    pub fn failed(&self, email: &str, now_ms: i64) {
-        let mut failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
-        if failures.len() >= MAX_TRACKED && !failures.contains_key(email) {
-            failures.retain(|_, entry| now_ms < entry.first_ms + WINDOW_MS);
-            if failures.len() >= MAX_TRACKED {
-                failures.clear();
-            }
-        }
-        let entry = failures.entry(email.to_owned()).or_insert(Failures {
-            count: 0,
-            first_ms: now_ms,
-        });
-        if now_ms >= entry.first_ms + WINDOW_MS {
-            *entry = Failures {
-                count: 0,
-                first_ms: now_ms,
-            };
-        }
-        entry.count = entry.count.saturating_add(1);
-    }
-
-    /// A successful login forgets the account's failures.
-    pub fn succeeded(&self, email: &str) {
-        self.failures
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(email);
-    }
-
-    #[cfg(test)]
-    fn tracked(&self) -> usize {
-        self.failures
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
-    }
+/// A successful login forgets the account's failures.
+pub async fn succeeded(counters: &Counters, email: &str) {
+    counters.forget(&key(email)).await;
 }
 
 #[cfg(test)]
@@ -81,51 +35,44 @@ mod tests {
 
     const T0: i64 = 1_700_000_000_000;
 
-    #[test]
-    fn the_tenth_failure_refuses_until_the_window_ends() {
-        let throttle = LoginThrottle::default();
+    #[tokio::test]
+    async fn the_tenth_failure_refuses_until_the_window_ends() {
+        let counters = Counters::default();
         for n in 0..MAX_FAILURES {
-            assert_eq!(throttle.refused_for("a@x.org", T0 + i64::from(n)), None);
-            throttle.failed("a@x.org", T0 + i64::from(n));
+            let at = T0 + i64::from(n);
+            assert_eq!(refused_for(&counters, "a@x.org", at).await, None);
+            failed(&counters, "a@x.org", at).await;
         }
-        assert_eq!(throttle.refused_for("a@x.org", T0 + 10), Some(900));
-        assert_eq!(throttle.refused_for("a@x.org", T0 + WINDOW_MS - 1), Some(1));
+        assert_eq!(refused_for(&counters, "a@x.org", T0 + 10).await, Some(900));
         assert_eq!(
-            throttle.refused_for("b@x.org", T0 + 10),
+            refused_for(&counters, "a@x.org", T0 + WINDOW_MS - 1).await,
+            Some(1)
+        );
+        assert_eq!(
+            refused_for(&counters, "b@x.org", T0 + 10).await,
             None,
             "per account"
         );
-        assert_eq!(throttle.refused_for("a@x.org", T0 + WINDOW_MS), None);
-        throttle.failed("a@x.org", T0 + WINDOW_MS);
         assert_eq!(
-            throttle.refused_for("a@x.org", T0 + WINDOW_MS),
+            refused_for(&counters, "a@x.org", T0 + WINDOW_MS).await,
+            None
+        );
+        failed(&counters, "a@x.org", T0 + WINDOW_MS).await;
+        assert_eq!(
+            refused_for(&counters, "a@x.org", T0 + WINDOW_MS).await,
             None,
             "a new window starts from one failure"
         );
     }
 
-    #[test]
-    fn a_success_forgets_the_failures() {
-        let throttle = LoginThrottle::default();
+    #[tokio::test]
+    async fn a_success_forgets_the_failures() {
+        let counters = Counters::default();
         for _ in 1..MAX_FAILURES {
-            throttle.failed("a@x.org", T0);
+            failed(&counters, "a@x.org", T0).await;
         }
-        throttle.succeeded("a@x.org");
-        throttle.failed("a@x.org", T0);
-        assert_eq!(throttle.refused_for("a@x.org", T0), None);
-    }
-
-    #[test]
-    fn memory_stays_bounded() {
-        let throttle = LoginThrottle::default();
-        for n in 0..MAX_TRACKED {
-            throttle.failed(&n.to_string(), T0);
-        }
-        throttle.failed("late@x.org", T0 + WINDOW_MS);
-        assert_eq!(throttle.tracked(), 1, "finished windows are dropped");
-        for n in 0..MAX_TRACKED {
-            throttle.failed(&n.to_string(), T0 + WINDOW_MS);
-        }
-        assert!(throttle.tracked() <= MAX_TRACKED);
+        succeeded(&counters, "a@x.org").await;
+        failed(&counters, "a@x.org", T0).await;
+        assert_eq!(refused_for(&counters, "a@x.org", T0).await, None);
     }
 }

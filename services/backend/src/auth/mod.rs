@@ -37,7 +37,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 pub use admin::{Admin, Admins};
 pub use cache::{CACHE_TTL_MS, CredentialCache};
 pub use current_user::{CurrentUser, SESSION_COOKIE};
-pub use login_throttle::{LoginThrottle, MAX_FAILURES as MAX_LOGIN_FAILURES};
+pub use login_throttle::MAX_FAILURES as MAX_LOGIN_FAILURES;
 
 use crate::{
     AppState,
@@ -277,7 +277,7 @@ async fn login(
     // still logs in, and an email that cannot exist answers exactly as an unknown one.
     let email = normalised(&input.email);
     let now = state.clock.now_ms();
-    if let Some(secs) = state.logins.refused_for(&email, now) {
+    if let Some(secs) = login_throttle::refused_for(&state.limits, &email, now).await {
         tracing::warn!("login refused: too many wrong passwords for the account");
         return Err(ApiError::TooManyRequests {
             detail: format!("too many wrong passwords for this account: try again in {secs} s"),
@@ -298,11 +298,11 @@ async fn login(
     let hash = stored.as_ref().map(|(_, hash, _)| hash.clone());
     let password = input.password;
     if !blocking(move || password::verify(&password, hash.as_deref())).await? {
-        state.logins.failed(&email, now);
+        login_throttle::failed(&state.limits, &email, now).await;
         return Err(wrong());
     }
     let (user_id, _, created_at) = stored.ok_or_else(wrong)?;
-    state.logins.succeeded(&email);
+    login_throttle::succeeded(&state.limits, &email).await;
 
     let secret = token::generate(token::SESSION_PREFIX);
     let expires_at = now + state.sessions.ttl_ms;

@@ -5,12 +5,10 @@
 
 use std::time::Duration;
 
-use flashcards_bootstrap::ApiError;
+use flashcards_bootstrap::{ApiError, http_client::ServiceError};
+use flashcards_contracts::ocr::PageResult;
 
-use super::{
-    DocumentStatus,
-    ocr_client::{OcrError, OcrPage},
-};
+use super::DocumentStatus;
 use crate::{AppState, db::QueryResultExt};
 
 /// Documents waiting to be read, or left behind by a runner that died (`$1`: now).
@@ -44,7 +42,7 @@ pub fn after_claim(attempt: i64) -> Claimed {
 }
 
 /// The status and message a failed OCR leaves on a document.
-pub fn failure(err: &OcrError, id: &str) -> (DocumentStatus, String) {
+pub fn failure(err: &ServiceError, id: &str) -> (DocumentStatus, String) {
     if err.retryable() {
         (
             DocumentStatus::FailedRetryable,
@@ -53,7 +51,7 @@ pub fn failure(err: &OcrError, id: &str) -> (DocumentStatus, String) {
     } else {
         (
             DocumentStatus::Failed,
-            format!("the OCR service cannot read this file: {err}"),
+            format!("the OCR service cannot read this file: {}", err.detail()),
         )
     }
 }
@@ -172,7 +170,7 @@ async fn store_pages(
     state: &AppState,
     id: &str,
     attempt: i64,
-    pages: &[OcrPage],
+    pages: &[PageResult],
 ) -> Result<(), ApiError> {
     let mut tx = state.db.begin_write().await.db("storing pages")?;
     let marked = sqlx::query(
@@ -201,14 +199,14 @@ async fn store_pages(
              mean_confidence, words, filtered_words) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(id)
-        .bind(page.page)
-        .bind(&page.source)
-        .bind(page.width)
-        .bind(page.height)
+        .bind(i64::from(page.page))
+        .bind(page.source.as_str())
+        .bind(i64::from(page.width))
+        .bind(i64::from(page.height))
         .bind(&page.text)
-        .bind(page.mean_confidence)
-        .bind(page.words.to_string())
-        .bind(page.filtered_words.to_string())
+        .bind(page.mean_confidence.map(f64::from))
+        .bind(words_json(&page.words)?)
+        .bind(words_json(&page.filtered_words)?)
         .execute(&mut *tx)
         .await
         .db("storing a page")?;
@@ -218,16 +216,29 @@ async fn store_pages(
     Ok(())
 }
 
+/// Words as stored: the OCR service's JSON.
+pub fn words_json(words: &[flashcards_contracts::ocr::Word]) -> Result<String, ApiError> {
+    serde_json::to_string(words).map_err(|err| ApiError::internal("encoding words", err))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn only_an_unreachable_service_is_worth_a_retry() {
-        let (status, message) = failure(&OcrError::Unavailable("cannot connect".into()), "d1");
+        let down = ServiceError::Unavailable {
+            service: "OCR service",
+            detail: "cannot connect".into(),
+        };
+        let (status, message) = failure(&down, "d1");
         assert_eq!(status, DocumentStatus::FailedRetryable);
         assert!(message.contains("POST /api/documents/d1/ocr"), "{message}");
-        let (status, message) = failure(&OcrError::Rejected("the PDF is encrypted".into()), "d1");
+        let refused = ServiceError::Rejected {
+            service: "OCR service",
+            detail: "the PDF is encrypted".into(),
+        };
+        let (status, message) = failure(&refused, "d1");
         assert_eq!(status, DocumentStatus::Failed);
         assert!(message.contains("encrypted"), "{message}");
     }

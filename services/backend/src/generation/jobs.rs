@@ -6,7 +6,10 @@ use flashcards_bootstrap::ApiError;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::llm_client::{GeneratedCard, LlmClient, LlmError};
+use flashcards_bootstrap::http_client::ServiceError;
+use flashcards_contracts::llm::{self, Card as GeneratedCard};
+
+use super::llm_client::LlmClient;
 use crate::{
     AppState,
     cards::model::{CardContent, CardKind, SourceRef},
@@ -254,6 +257,14 @@ pub struct NewDraft {
     pub end: i64,
 }
 
+/// The kinds a job stored as `basic,cloze` asks the LLM service for.
+pub fn kinds_of(stored: &str) -> Vec<llm::CardKind> {
+    [llm::CardKind::Basic, llm::CardKind::Cloze]
+        .into_iter()
+        .filter(|kind| stored.split(',').any(|name| name == kind.as_str()))
+        .collect()
+}
+
 /// The LLM service's cards that become drafts: of a kind the job asked for, with content a card may
 /// have and a span inside the page (the checks accepting a draft makes), the first `quota` of them.
 /// The rest is dropped rather than stored: a draft that could never be accepted would only stand
@@ -261,7 +272,7 @@ pub struct NewDraft {
 pub fn usable_drafts(
     cards: &[GeneratedCard],
     quota: usize,
-    kinds: &[String],
+    kinds: &[llm::CardKind],
     document_id: &str,
     page: i64,
     page_chars: usize,
@@ -270,15 +281,15 @@ pub fn usable_drafts(
         .iter()
         .filter(|card| kinds.contains(&card.kind))
         .filter_map(|card| {
-            let kind = CardKind::parse(&card.kind)?;
-            let (front, back) = match kind {
-                CardKind::Cloze => (card.text.clone()?, String::new()),
-                CardKind::Basic => (card.front.clone()?, card.back.clone()?),
+            let (kind, front, back) = match card.kind {
+                llm::CardKind::Cloze => (CardKind::Cloze, card.text.clone()?, String::new()),
+                llm::CardKind::Basic => (CardKind::Basic, card.front.clone()?, card.back.clone()?),
             };
-            let (start, end) = (card.source.start, card.source.end);
-            if usize::try_from(end).map_or(true, |end| end > page_chars) {
+            if card.source.end > page_chars {
                 return None;
             }
+            let start = i64::try_from(card.source.start).ok()?;
+            let end = i64::try_from(card.source.end).ok()?;
             let content = CardContent {
                 kind,
                 front,
@@ -352,7 +363,7 @@ async fn run(state: &AppState, id: &str) -> Result<(), ApiError> {
         let drafts = if text.trim().is_empty() {
             Vec::new()
         } else {
-            let kinds: Vec<String> = progress.kinds.split(',').map(str::to_owned).collect();
+            let kinds = kinds_of(&progress.kinds);
             let quota = usize::try_from(quota).unwrap_or(1);
             match state.generation.llm.generate(&text, quota, &kinds).await {
                 Ok(cards) => {
@@ -375,13 +386,13 @@ async fn run(state: &AppState, id: &str) -> Result<(), ApiError> {
                     }
                     drafts
                 }
-                Err(err @ LlmError::Unavailable(_)) => {
+                Err(err @ ServiceError::Unavailable { .. }) => {
                     let message = format!(
                         "{err}; stopped before page {page}: retry with POST /api/jobs/{id}/retry"
                     );
                     return finish(state, id, JobStatus::FailedRetryable, Some(&message)).await;
                 }
-                Err(err @ LlmError::Rejected(_)) => {
+                Err(err @ ServiceError::Rejected { .. }) => {
                     return finish(state, id, JobStatus::Failed, Some(&err.to_string())).await;
                 }
             }
@@ -471,12 +482,16 @@ async fn finish(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::generation::llm_client::Span;
+    use flashcards_contracts::llm::Span;
 
-    fn card(kind: &str, front: &str, back: &str, span: (i64, i64)) -> GeneratedCard {
+    fn card(kind: &str, front: &str, back: &str, span: (usize, usize)) -> GeneratedCard {
         let cloze = kind == "cloze";
         GeneratedCard {
-            kind: kind.to_owned(),
+            kind: if cloze {
+                llm::CardKind::Cloze
+            } else {
+                llm::CardKind::Basic
+            },
             front: (!cloze).then(|| front.to_owned()),
             back: (!cloze).then(|| back.to_owned()),
             text: cloze.then(|| front.to_owned()),
@@ -492,21 +507,17 @@ mod tests {
         let cards = [
             card("basic", "What is ATP?", "Energy currency", (0, 10)),
             card("cloze", "{{c1::ATP}} stores energy", "", (0, 10)),
-            card("basic", "Negative span?", "yes", (-5, 3)),
             card("basic", "Backwards span?", "yes", (8, 2)),
             card("basic", "Past the page?", "yes", (0, 101)),
             card("basic", "", "no front", (0, 10)),
             card("cloze", "no deletion", "", (0, 10)),
-            card("essay", "What?", "unknown kind", (0, 10)),
             card("basic", "Second good one", "kept", (20, 40)),
             card("basic", "Third good one", "over the quota", (20, 40)),
         ];
-        let basic = ["basic".to_owned()];
-        let drafts = usable_drafts(&cards, 2, &basic, "doc", 1, 100);
+        let drafts = usable_drafts(&cards, 2, &kinds_of("basic"), "doc", 1, 100);
         let fronts: Vec<&str> = drafts.iter().map(|draft| draft.front.as_str()).collect();
         assert_eq!(fronts, ["What is ATP?", "Second good one"]);
-        let both = ["basic".to_owned(), "cloze".to_owned()];
-        let drafts = usable_drafts(&cards, 10, &both, "doc", 1, 100);
+        let drafts = usable_drafts(&cards, 10, &kinds_of("basic,cloze"), "doc", 1, 100);
         let kinds: Vec<CardKind> = drafts.iter().map(|draft| draft.kind).collect();
         assert_eq!(
             kinds,
@@ -517,6 +528,16 @@ mod tests {
                 CardKind::Basic
             ]
         );
+    }
+
+    #[test]
+    fn stored_kinds_name_what_to_ask_for() {
+        assert_eq!(kinds_of("basic"), [llm::CardKind::Basic]);
+        assert_eq!(
+            kinds_of("basic,cloze"),
+            [llm::CardKind::Basic, llm::CardKind::Cloze]
+        );
+        assert!(kinds_of("essay").is_empty());
     }
 
     #[test]

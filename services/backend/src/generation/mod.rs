@@ -30,6 +30,7 @@ use crate::{
     decks::{deck_not_found, owns_deck},
     documents::{check_owned, document_not_found},
     events,
+    limits::rates::Work,
     metrics::Operation,
     pagination::{Page, PageQuery},
     partial::not_null,
@@ -67,7 +68,8 @@ pub struct GenerationInput {
     params(("id" = String, Path, description = "document id")), request_body = GenerationInput,
     responses((status = 202, body = Job, description = "the job is queued; follow it at /api/jobs/{id}"),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "the document has no text yet"),
-        (status = 422, body = ErrorBody)))]
+        (status = 422, body = ErrorBody),
+        (status = 429, body = ErrorBody, description = "the account's generation jobs for the hour are spent")))]
 async fn start_generation(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -105,6 +107,7 @@ async fn start_generation(
     if !owns_deck(&state.db.read, &user.id, &input.deck_id).await? {
         return Err(deck_not_found());
     }
+    state.take(Work::Generation, &user.id).await?;
     let kinds: Vec<&str> = kinds.iter().map(|kind| kind.as_str()).collect();
     let job = jobs::create(
         &state,
@@ -154,12 +157,16 @@ async fn job_events(
 #[utoipa::path(post, path = "/api/jobs/{id}/retry", tag = "generation",
     params(("id" = String, Path)),
     responses((status = 202, body = Job), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody, description = "the job has not failed")))]
+        (status = 409, body = ErrorBody, description = "the job has not failed"),
+        (status = 429, body = ErrorBody, description = "the account's generation jobs for the hour are spent")))]
 async fn retry_job(
     State(state): State<AppState>,
     user: CurrentUser,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<Job>), ApiError> {
+    // Found first, so that asking for a job that is not there costs nothing.
+    jobs::load(&state, &user.id, &id).await?;
+    state.take(Work::Generation, &user.id).await?;
     jobs::requeue(&state, &user.id, &id).await?;
     jobs::claim_and_run(&state, &id).await?;
     Ok((

@@ -13,10 +13,11 @@ use std::{
 const STOP_WITHIN: Duration = Duration::from_secs(10);
 
 /// The environment variables of the flags every service shares ([`crate::CommonArgs`]).
-const SHARED_VARIABLES: [&str; 7] = [
-    "LISTEN",
-    "LOG_FORMAT",
-    "BODY_LIMIT_BYTES",
+const SHARED_VARIABLES: [&str; 3] = ["LISTEN", "LOG_FORMAT", "BODY_LIMIT_BYTES"];
+
+/// The environment variables of the MLflow flags ([`crate::config::MlflowArgs`]), which only the
+/// services that log to MLflow take.
+pub const MLFLOW_VARIABLES: [&str; 4] = [
     "MLFLOW_URL",
     "MLFLOW_EXPERIMENT_NAME",
     "MLFLOW_QUEUE",

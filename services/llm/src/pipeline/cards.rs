@@ -1,15 +1,9 @@
 //! The model's reply for one card and the card made from it. Small models wrap JSON in prose or
 //! code fences and stop mid-object; each of those is reported, never trusted.
 
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use serde::Deserialize;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum CardKind {
-    Basic,
-    Cloze,
-}
+pub use flashcards_contracts::llm::CardKind;
 
 /// What the model wrote for one sentence: its question.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

@@ -13,88 +13,40 @@ pub mod quality;
 pub mod sentences;
 pub mod text;
 
-use serde::Serialize;
-use utoipa::ToSchema;
+pub use flashcards_contracts::llm::{Card, CardKind, Dropped, Span, Usage};
 
 use crate::backend::{BackendError, ChatRequest, ModelBackend, SamplingParams};
-use cards::{Candidate, CardKind};
+use cards::Candidate;
 use sentences::Sentence;
 
-/// Character offsets into the request text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-pub struct Span {
-    pub start: usize,
-    pub end: usize,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
-pub struct Card {
-    pub kind: CardKind,
-    /// A basic card's question.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub front: Option<String>,
-    /// A basic card's answer.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub back: Option<String>,
-    /// A cloze card's text with `{{c1::...}}` deletions.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub text: Option<String>,
-    /// The part of the request text that supports the answer.
-    pub source: Span,
-}
-
-impl Card {
-    fn new(candidate: Candidate, source: Span) -> Self {
-        match candidate.kind {
-            CardKind::Basic => Self {
-                kind: CardKind::Basic,
-                front: Some(candidate.front),
-                back: Some(candidate.back),
-                text: None,
-                source,
-            },
-            CardKind::Cloze => Self {
-                kind: CardKind::Cloze,
-                front: None,
-                back: None,
-                text: Some(candidate.front),
-                source,
-            },
-        }
+/// The card `candidate` makes, supported by `source`.
+fn finished_card(candidate: Candidate, source: Span) -> Card {
+    match candidate.kind {
+        CardKind::Basic => Card {
+            kind: CardKind::Basic,
+            front: Some(candidate.front),
+            back: Some(candidate.back),
+            text: None,
+            source,
+        },
+        CardKind::Cloze => Card {
+            kind: CardKind::Cloze,
+            front: None,
+            back: None,
+            text: Some(candidate.front),
+            source,
+        },
     }
 }
 
-/// Something the pipeline did not keep, and why.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
-pub struct Dropped {
-    /// `invalid_output`, `ungrounded`, `empty`, `answer_leak`, `not_atomic`, `not_a_question`,
-    /// `vague`, `example_copy`, `answer_mismatch` or `duplicate`.
-    pub reason: &'static str,
-    pub detail: String,
-    /// The card's question or cloze text, when there was one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub front: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub back: Option<String>,
-}
-
-impl Dropped {
-    fn card(reason: &'static str, detail: impl Into<String>, card: &Candidate) -> Self {
-        Self {
-            reason,
-            detail: detail.into(),
-            front: Some(card.front.clone()),
-            back: (!card.back.is_empty()).then(|| card.back.clone()),
-        }
+/// `candidate` left out for `reason`.
+fn dropped(reason: &'static str, detail: impl Into<String>, candidate: &Candidate) -> Dropped {
+    Dropped {
+        reason: reason.into(),
+        detail: detail.into(),
+        front: Some(candidate.front.clone()),
+        back: (!candidate.back.is_empty()).then(|| candidate.back.clone()),
     }
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, ToSchema)]
-pub struct Usage {
-    pub prompt_tokens: u64,
-    pub completion_tokens: u64,
-    /// Model calls made (one per card tried).
-    pub calls: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -172,7 +124,7 @@ pub async fn generate(
                         ) =>
                     {
                         generation.dropped.push(Dropped {
-                            reason: "ungrounded",
+                            reason: "ungrounded".into(),
                             detail: "the question asks about another clause than its answer's"
                                 .to_owned(),
                             front: Some(reply.question),
@@ -183,7 +135,7 @@ pub async fn generate(
                     Err(err) => {
                         generation.invalid_outputs += 1;
                         generation.dropped.push(Dropped {
-                            reason: "invalid_output",
+                            reason: "invalid_output".into(),
                             detail: err.to_string(),
                             front: None,
                             back: None,
@@ -211,7 +163,7 @@ pub async fn generate(
                     let detail = format!("asks what the card \"{}\" asks", earlier.front);
                     generation
                         .dropped
-                        .push(Dropped::card("duplicate", detail, &candidate));
+                        .push(dropped("duplicate", detail, &candidate));
                 }
                 None => kept.push((candidate, span, fact.sentence)),
             }
@@ -220,7 +172,7 @@ pub async fn generate(
     kept.sort_by_key(|(_, span, _)| span.start);
     generation.cards = kept
         .into_iter()
-        .map(|(candidate, span, _)| Card::new(candidate, span))
+        .map(|(candidate, span, _)| finished_card(candidate, span))
         .collect();
     Ok(generation)
 }
@@ -261,14 +213,14 @@ pub fn card(
                 made.card = Some((basic, span));
                 return made;
             }
-            None => made.rejected.push(Dropped::card(
+            None => made.rejected.push(dropped(
                 "ungrounded",
                 "the sentence does not support the question",
                 &basic,
             )),
             Some(rejection) => {
                 made.rejected
-                    .push(Dropped::card(rejection.reason(), "filtered out", &basic));
+                    .push(dropped(rejection.reason(), "filtered out", &basic));
             }
         }
     }
@@ -291,7 +243,7 @@ pub fn card(
     let offset = text.len() - sentence.text.len();
     let Some(cloze) = Candidate::cloze(&text[offset..], answer.trim()) else {
         made.rejected.push(Dropped {
-            reason: "ungrounded",
+            reason: "ungrounded".into(),
             detail: "the answer is not a phrase of the sentence".to_owned(),
             front: Some(sentence.text.clone()),
             back: Some(answer.to_owned()),
@@ -304,10 +256,9 @@ pub fn card(
     };
     match quality::check(&cloze) {
         None => made.card = Some((cloze, span)),
-        Some(rejection) => {
-            made.rejected
-                .push(Dropped::card(rejection.reason(), "filtered out", &cloze))
-        }
+        Some(rejection) => made
+            .rejected
+            .push(dropped(rejection.reason(), "filtered out", &cloze)),
     }
     made
 }

@@ -47,7 +47,7 @@ async fn start_with(flags: &[&str]) -> LlmServer {
     let mut service = ServiceBuilder::new("flashcards-llm", "test");
     let metrics = LlmMetrics::register(service.registry());
     let mlflow = MlflowLogger::start(
-        MlflowConfig::from_args(&args.common, "flashcards-llm"),
+        MlflowConfig::from_args(&args.mlflow, "flashcards-llm"),
         service.registry(),
     )
     .unwrap();

@@ -48,20 +48,6 @@ impl From<DecodeError> for flashcards_bootstrap::ApiError {
     }
 }
 
-/// The whole decoding path of an image upload: its type from its bytes (agreeing with the declared
-/// content type), then decoding within the pixel budget. A PDF is refused here; it goes to [`crate::pdf`].
-pub fn decode_upload(
-    bytes: &[u8],
-    declared: Option<&str>,
-    max_pixels: u64,
-) -> Result<(DynamicImage, Option<Orientation>), flashcards_bootstrap::ApiError> {
-    let kind = crate::file_type::detect(bytes, declared)?;
-    let format = kind.image_format().ok_or_else(|| {
-        flashcards_bootstrap::ApiError::UnsupportedMediaType("a PDF is not an image".to_owned())
-    })?;
-    Ok(decode(bytes, format, max_pixels)?)
-}
-
 /// Decodes an image of a known format, refusing more than `max_pixels` before allocating them, and
 /// turns it upright by its EXIF orientation. Returns the orientation applied, if any.
 pub fn decode(
@@ -123,7 +109,7 @@ pub fn check_pixels(width: u32, height: u32, max_pixels: u64) -> Result<(), Deco
     Ok(())
 }
 
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Options {
     /// Replace the page by pure black and white (Otsu's threshold) before recognition.
     pub binarize: bool,

@@ -19,6 +19,7 @@ use flashcards_backend::{
     documents::{Document, DocumentDetail, DocumentPage, DocumentStatus},
     generation::{Draft, DraftEdits, GenerationInput, jobs::Job, jobs::JobStatus},
 };
+use flashcards_contracts::ocr::Word;
 use maud::{Markup, html};
 use reqwest::Method;
 use serde::Deserialize;
@@ -58,38 +59,6 @@ fn watch_state(status: &str, pages_done: Option<i64>, drafts: Option<i64>) -> St
 
 fn signed_in(user: &User) -> Visitor<'_> {
     Visitor { email: &user.email }
-}
-
-/// A word as the OCR service reports it (`{text, confidence, bbox: {x, y, width, height}}`,
-/// stored by the backend as it came); the fields the page needs.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Word {
-    pub text: String,
-    #[serde(default)]
-    pub confidence: f64,
-    pub bbox: WordBox,
-}
-
-#[derive(Debug, Clone, Copy, Deserialize)]
-pub struct WordBox {
-    pub x: f64,
-    pub y: f64,
-    pub width: f64,
-    pub height: f64,
-}
-
-/// The words of a page's JSON list that have the expected shape (others are skipped: the boxes
-/// are a help to the eye, not the record).
-pub fn words(value: &serde_json::Value) -> Vec<Word> {
-    value
-        .as_array()
-        .map(|items| {
-            items
-                .iter()
-                .filter_map(|item| serde_json::from_value(item.clone()).ok())
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 fn status_text(status: DocumentStatus) -> &'static str {
@@ -198,8 +167,7 @@ async fn upload(
 
 /// One page: the image with a box over each word (doubtful ones marked), and the text read.
 fn page_view(document: &Document, page: &DocumentPage, image: bool) -> Markup {
-    let kept = words(&page.words);
-    let doubtful = words(&page.filtered_words);
+    let (kept, doubtful) = (&page.words, &page.filtered_words);
     html! {
         section class="ocr-page" aria-label={ "Page " (page.page) } {
             h2 { "Page " (page.page) }
@@ -210,13 +178,13 @@ fn page_view(document: &Document, page: &DocumentPage, image: bool) -> Markup {
                                      (doubtful.len()) " doubtful ones marked" } {
                         image href={ "/api/documents/" (document.id) "/file" }
                             width=(page.width) height=(page.height) {}
-                        @for word in &kept {
+                        @for word in kept {
                             rect class="word" x=(word.bbox.x) y=(word.bbox.y)
                                 width=(word.bbox.width) height=(word.bbox.height) {
                                 title { (word.text) " (" (format!("{:.0}", word.confidence)) "%)" }
                             }
                         }
-                        @for word in &doubtful {
+                        @for word in doubtful {
                             rect class="word doubtful" x=(word.bbox.x) y=(word.bbox.y)
                                 width=(word.bbox.width) height=(word.bbox.height) {
                                 title { (word.text) " (" (format!("{:.0}", word.confidence)) "%, left out)" }
@@ -514,15 +482,20 @@ pub fn passage_view(marked: &[&Word], width: f64, height: f64) -> (f64, f64, f64
     let Some(first) = marked.first() else {
         return (0.0, 0.0, width, height);
     };
-    let (mut left, mut top) = (first.bbox.x, first.bbox.y);
-    let (mut right, mut bottom) = (left + first.bbox.width, top + first.bbox.height);
+    let edges = |word: &Word| {
+        let b = word.bbox;
+        let (x, y) = (f64::from(b.x), f64::from(b.y));
+        (x, y, x + f64::from(b.width), y + f64::from(b.height))
+    };
+    let (mut left, mut top, mut right, mut bottom) = edges(first);
     for word in marked {
-        left = left.min(word.bbox.x);
-        top = top.min(word.bbox.y);
-        right = right.max(word.bbox.x + word.bbox.width);
-        bottom = bottom.max(word.bbox.y + word.bbox.height);
+        let (l, t, r, b) = edges(word);
+        (left, top, right, bottom) = (left.min(l), top.min(t), right.max(r), bottom.max(b));
     }
-    let mut heights: Vec<f64> = marked.iter().map(|word| word.bbox.height).collect();
+    let mut heights: Vec<f64> = marked
+        .iter()
+        .map(|word| f64::from(word.bbox.height))
+        .collect();
     heights.sort_by(f64::total_cmp);
     let margin = 2.0 * heights[heights.len() / 2];
     let (left, top) = ((left - margin).max(0.0), (top - margin).max(0.0));
@@ -532,10 +505,9 @@ pub fn passage_view(marked: &[&Word], width: f64, height: f64) -> (f64, f64, f64
 
 /// The part of the page image around the passage a draft comes from, its words boxed.
 fn source_on_page(document: &Document, page: &DocumentPage, draft: &Draft) -> Markup {
-    let words = words(&page.words);
     let span = |offset: Option<i64>| offset.and_then(|o| usize::try_from(o).ok());
     let marked = match (span(draft.source.start), span(draft.source.end)) {
-        (Some(start), Some(end)) => words_in_span(&page.text, &words, start, end),
+        (Some(start), Some(end)) => words_in_span(&page.text, &page.words, start, end),
         _ => Vec::new(),
     };
     html! {
@@ -704,7 +676,26 @@ async fn accept_all(
 
 #[cfg(test)]
 mod tests {
+    use flashcards_contracts::ocr::BoundingBox;
+
     use super::*;
+
+    /// A word 50 × 10 px at `x`, `y`.
+    fn word(text: &str, x: u32, y: u32) -> Word {
+        Word {
+            text: text.to_owned(),
+            confidence: 90.0,
+            bbox: BoundingBox {
+                x,
+                y,
+                width: 50,
+                height: 10,
+            },
+            block: 1,
+            line: 1,
+            low_confidence: false,
+        }
+    }
 
     #[test]
     fn the_source_passage_is_marked_by_character_offsets() {
@@ -721,22 +712,12 @@ mod tests {
 
     #[test]
     fn the_page_is_cut_to_the_passage_with_a_margin_inside_the_page() {
-        let word = |x: f64, y: f64| Word {
-            text: "w".to_owned(),
-            confidence: 90.0,
-            bbox: WordBox {
-                x,
-                y,
-                width: 50.0,
-                height: 10.0,
-            },
-        };
-        let (a, b) = (word(100.0, 200.0), word(300.0, 220.0));
+        let (a, b) = (word("a", 100, 200), word("b", 300, 220));
         assert_eq!(
             passage_view(&[&a, &b], 1000.0, 1000.0),
             (80.0, 180.0, 290.0, 70.0)
         );
-        let corner = word(5.0, 5.0);
+        let corner = word("c", 5, 5);
         assert_eq!(
             passage_view(&[&corner], 60.0, 1000.0),
             (0.0, 0.0, 60.0, 35.0),
@@ -747,23 +728,13 @@ mod tests {
 
     #[test]
     fn a_passage_is_found_word_by_word_in_the_page_text() {
-        let word = |text: &str| Word {
-            text: text.to_owned(),
-            confidence: 90.0,
-            bbox: WordBox {
-                x: 0.0,
-                y: 0.0,
-                width: 1.0,
-                height: 1.0,
-            },
-        };
         let words = [
-            word("Évora"),
-            word("is"),
-            word("in"),
-            word("Portugal."),
-            word("It"),
-            word("is"),
+            word("Évora", 0, 0),
+            word("is", 0, 0),
+            word("in", 0, 0),
+            word("Portugal.", 0, 0),
+            word("It", 0, 0),
+            word("is", 0, 0),
         ];
         let text = "Évora is in Portugal.\nIt is";
         let texts = |start, end| -> Vec<String> {
@@ -816,17 +787,5 @@ mod tests {
             "Price?",
             "$5 or $10"
         )));
-    }
-
-    #[test]
-    fn words_of_an_unexpected_shape_are_skipped() {
-        let value = serde_json::json!([
-            {"text": "Lima", "confidence": 96.0, "bbox": {"x": 1, "y": 2, "width": 3, "height": 4}, "block": 0, "line": 0},
-            {"text": "no box"},
-            "garbage"
-        ]);
-        let read = words(&value);
-        assert_eq!(read.len(), 1);
-        assert_eq!(read[0].text, "Lima");
     }
 }
