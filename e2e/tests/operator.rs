@@ -443,6 +443,28 @@ async fn operator_installed_by_the_chart_runs_a_stack_through_its_life() -> Resu
         monitor.labels()
     );
 
+    // The operator watches the monitoring kinds once it has found their CRDs: a ServiceMonitor
+    // edited by hand is put back well before the next resync (30 s) would.
+    let interval = monitor.data["spec"]["endpoints"][0]["interval"].clone();
+    monitors
+        .patch(
+            "study-backend",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"endpoints": [{"port": "http", "interval": "5m"}]}})),
+        )
+        .await?;
+    wait_for(
+        "the edited ServiceMonitor put back",
+        Duration::from_secs(15),
+        async || {
+            let live = monitors.get("study-backend").await?;
+            Ok::<_, kube::Error>(
+                (live.data["spec"]["endpoints"][0]["interval"] == interval).then_some(()),
+            )
+        },
+    )
+    .await?;
+
     // The grafana-operator's CRD installed later: the dashboards come as GrafanaDashboards too,
     // accepted by the real schema, selecting the Grafana instances the stack names.
     succeed(

@@ -4,33 +4,20 @@
 
 use std::{
     collections::{BTreeSet, HashMap},
-    fmt::Debug,
     sync::{Arc, Mutex, PoisonError},
     time::{Duration, Instant},
 };
 
-use k8s_openapi::{
-    NamespaceResourceScope,
-    api::{
-        apps::v1::Deployment,
-        core::v1::{ConfigMap, PersistentVolumeClaim, Service, ServiceAccount},
-        networking::v1::NetworkPolicy,
-        policy::v1::PodDisruptionBudget,
-    },
-    jiff::Timestamp,
-};
+use k8s_openapi::{api::apps::v1::Deployment, jiff::Timestamp};
 use kube::{
     Api, Client, Resource, ResourceExt,
-    api::{
-        ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
-    },
+    api::{ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams},
     runtime::{
         controller::Action,
         events::{Event, EventType, Recorder, Reporter},
         reflector::ObjectRef,
     },
 };
-use serde::{Serialize, de::DeserializeOwned};
 use serde_json::json;
 
 use crate::{
@@ -39,21 +26,48 @@ use crate::{
     crd::FlashcardStack,
     desired::{Desired, desired},
     metrics::OperatorMetrics,
+    owned::{OwnedKind, Served},
     status::{self, Observed},
 };
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("Kubernetes API: {0}")]
-    Kube(#[from] kube::Error),
-    #[error("serialising {0}")]
-    Json(#[from] serde_json::Error),
+    /// A call about one object (or, with no name, one kind) failed.
+    #[error("{action} {kind} {name} in {namespace}: {source}")]
+    Object {
+        action: &'static str,
+        kind: String,
+        name: String,
+        namespace: String,
+        source: Box<kube::Error>,
+    },
+    #[error("serialising the desired {kind} objects: {source}")]
+    Json {
+        kind: String,
+        source: serde_json::Error,
+    },
     #[error("the FlashcardStack has no namespace")]
     NoNamespace,
-    #[error("a dynamic object without apiVersion and kind")]
-    NoType,
-    #[error("{0}")]
-    ApiVersion(#[from] kube::core::gvk::ParseGroupVersionError),
+}
+
+/// What a failed call was about, for [`Error::Object`].
+struct About<'a> {
+    action: &'static str,
+    resource: &'a ApiResource,
+    name: &'a str,
+    namespace: &'a str,
+}
+
+impl About<'_> {
+    fn error(&self, source: kube::Error) -> Error {
+        Error::Object {
+            action: self.action,
+            kind: self.resource.kind.clone(),
+            name: self.name.to_owned(),
+            namespace: self.namespace.to_owned(),
+            source: Box::new(source),
+        }
+    }
 }
 
 /// What every reconcile shares.
@@ -63,6 +77,8 @@ pub struct Context {
     pub reporter: Reporter,
     /// Consecutive failures per stack, for the error backoff.
     failures: Mutex<HashMap<ObjectRef<FlashcardStack>, u32>>,
+    /// The optional APIs the last reconcile found served; the watches follow it.
+    served: tokio::sync::watch::Sender<Served>,
 }
 
 impl Context {
@@ -72,6 +88,7 @@ impl Context {
             metrics,
             reporter,
             failures: Mutex::default(),
+            served: tokio::sync::watch::Sender::new(Served::default()),
         })
     }
 }
@@ -111,155 +128,146 @@ pub fn backoff(failures: u32) -> Duration {
 
 async fn reconcile_inner(stack: &FlashcardStack, ctx: &Context) -> Result<Action, Error> {
     let namespace = stack.namespace().ok_or(Error::NoNamespace)?;
-    let monitoring_crds = monitoring_crds_present(&ctx.client).await;
+    let served = served(&ctx.client).await;
+    // Monitoring CRDs installed (or removed) since the watches began: they are set up anew.
+    ctx.served
+        .send_if_modified(|known| std::mem::replace(known, served) != served);
     if !stack.spec.paused {
-        let grafana_api = grafana_api_present(&ctx.client).await;
-        let wanted = desired(stack, monitoring_crds, grafana_api);
-        let changed = apply_all(&ctx.client, &namespace, &wanted).await?;
-        let pruned = prune(
-            &ctx.client,
-            &namespace,
-            stack,
-            &wanted,
-            monitoring_crds,
-            grafana_api,
-        )
-        .await?;
+        let wanted = desired(stack, served.prometheus_operator, served.grafana_operator);
+        let changed = apply_all(&ctx.client, &namespace, &wanted, served).await?;
+        let pruned = prune(&ctx.client, &namespace, stack, &wanted, served).await?;
         if !changed.is_empty() || !pruned.is_empty() {
             publish(ctx, stack, &changed, &pruned).await;
         }
     }
     let observed = observe(&ctx.client, &namespace, stack).await?;
     let now = Timestamp::now().to_string();
-    let new_status = status::compute(stack, &observed, monitoring_crds, &now);
+    let new_status = status::compute(stack, &observed, served.prometheus_operator, &now);
     if status::changed(stack.status.as_ref(), &new_status) {
         let api: Api<FlashcardStack> = Api::namespaced(ctx.client.clone(), &namespace);
+        let name = stack.name_any();
+        // Server-side apply of the status alone, under the same field manager as the objects.
+        let patch = json!({
+            "apiVersion": FlashcardStack::api_version(&()),
+            "kind": FlashcardStack::kind(&()),
+            "status": new_status,
+        });
         api.patch_status(
-            &stack.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(json!({"status": new_status})),
+            &name,
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(&patch),
         )
-        .await?;
+        .await
+        .map_err(|source| {
+            About {
+                action: "writing the status of",
+                resource: &ApiResource::erase::<FlashcardStack>(&()),
+                name: &name,
+                namespace: &namespace,
+            }
+            .error(source)
+        })?;
     }
     Ok(Action::requeue(RESYNC))
 }
 
-/// Whether the Prometheus Operator's API group is served (a discovery read).
-async fn monitoring_crds_present(client: &Client) -> bool {
-    client
-        .list_api_group_resources("monitoring.coreos.com/v1")
-        .await
-        .is_ok_and(|list| list.resources.iter().any(|r| r.kind == "ServiceMonitor"))
+/// Which optional APIs the cluster serves now (discovery reads): monitoring CRDs installed after
+/// the operator started are noticed at the next resync.
+pub async fn served(client: &Client) -> Served {
+    Served {
+        prometheus_operator: api_served(client, &monitoring::service_monitor_resource()).await,
+        grafana_operator: api_served(client, &monitoring::grafana_dashboard_resource()).await,
+    }
 }
 
-/// Whether the grafana-operator's API is served (a discovery read).
-async fn grafana_api_present(client: &Client) -> bool {
-    let resource = monitoring::grafana_dashboard_resource();
+async fn api_served(client: &Client, resource: &ApiResource) -> bool {
     client
         .list_api_group_resources(&resource.api_version)
         .await
         .is_ok_and(|list| list.resources.iter().any(|r| r.kind == resource.kind))
 }
 
-/// Applies each desired object that is missing or differs; returns `Kind/name` of those applied.
+/// Applies each desired object that is missing or differs, kind by kind in [`OwnedKind::ALL`]'s
+/// order; returns `Kind/name` of those applied.
 async fn apply_all(
     client: &Client,
     namespace: &str,
     wanted: &Desired,
+    served: Served,
 ) -> Result<Vec<String>, Error> {
     let mut changed = Vec::new();
-    for object in &wanted.service_accounts {
-        ensure(client, namespace, object, &mut changed).await?;
-    }
-    for object in &wanted.claims {
-        ensure(client, namespace, object, &mut changed).await?;
-    }
-    for object in &wanted.deployments {
-        ensure(client, namespace, object, &mut changed).await?;
-    }
-    for object in &wanted.services {
-        ensure(client, namespace, object, &mut changed).await?;
-    }
-    for object in &wanted.budgets {
-        ensure(client, namespace, object, &mut changed).await?;
-    }
-    for object in &wanted.network_policies {
-        ensure(client, namespace, object, &mut changed).await?;
-    }
-    for object in &wanted.dashboards {
-        ensure(client, namespace, object, &mut changed).await?;
-    }
-    for object in wanted.monitoring.iter().chain(&wanted.grafana_dashboards) {
-        ensure_dynamic(client, namespace, object, &mut changed).await?;
+    for &kind in OwnedKind::ALL {
+        if !served.serves(kind) {
+            continue;
+        }
+        let resource = kind.resource();
+        let objects = wanted.of_kind(kind).map_err(|source| Error::Json {
+            kind: resource.kind.clone(),
+            source,
+        })?;
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
+        for object in &objects {
+            ensure(&api, &resource, namespace, object, &mut changed).await?;
+        }
     }
     Ok(changed)
 }
 
-async fn ensure<K>(
-    client: &Client,
-    namespace: &str,
-    desired: &K,
-    changed: &mut Vec<String>,
-) -> Result<(), Error>
-where
-    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-        + Clone
-        + Debug
-        + Serialize
-        + DeserializeOwned,
-{
-    let api: Api<K> = Api::namespaced(client.clone(), namespace);
-    let name = desired.name_any();
-    let live = api.get_opt(&name).await?;
-    let live = live.map(|live| serde_json::to_value(&live)).transpose()?;
-    if needs_apply(&serde_json::to_value(desired)?, live.as_ref()) {
-        api.patch(
-            &name,
-            &PatchParams::apply(MANAGER).force(),
-            &Patch::Apply(desired),
-        )
-        .await?;
-        changed.push(format!("{}/{name}", K::kind(&())));
-    }
-    Ok(())
-}
-
-async fn ensure_dynamic(
-    client: &Client,
+async fn ensure(
+    api: &Api<DynamicObject>,
+    resource: &ApiResource,
     namespace: &str,
     desired: &DynamicObject,
     changed: &mut Vec<String>,
 ) -> Result<(), Error> {
-    let types = desired.types.as_ref().ok_or(Error::NoType)?;
-    let resource = ApiResource::from_gvk(&GroupVersionKind::try_from(types)?);
     let kind = &resource.kind;
-    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
     let name = desired.name_any();
-    let live = api.get_opt(&name).await?;
-    let live = live.map(|live| serde_json::to_value(&live)).transpose()?;
-    if needs_apply(&serde_json::to_value(desired)?, live.as_ref()) {
-        let applied = api
-            .patch(
-                &name,
-                &PatchParams::apply(MANAGER).force(),
-                &Patch::Apply(desired),
-            )
-            .await;
-        match applied {
-            // The grafana-operator refuses a changed instanceSelector: delete the dashboard, and a
-            // later reconcile creates it anew once the grafana-operator has let it go.
-            Err(kube::Error::Api(status))
-                if status.is_invalid()
-                    && live.is_some()
-                    && resource.group == monitoring::GRAFANA_GROUP =>
-            {
-                api.delete(&name, &DeleteParams::default()).await?;
-                changed.push(format!("{kind}/{name} (deleted to be replaced)"));
-            }
-            applied => {
-                applied?;
-                changed.push(format!("{kind}/{name}"));
-            }
+    let about = |action| About {
+        action,
+        resource,
+        name: &name,
+        namespace,
+    };
+    let live = api
+        .get_opt(&name)
+        .await
+        .map_err(|source| about("reading").error(source))?;
+    let json = |value: Result<serde_json::Value, serde_json::Error>| {
+        value.map_err(|source| Error::Json {
+            kind: kind.clone(),
+            source,
+        })
+    };
+    let desired_value = json(serde_json::to_value(desired))?;
+    let live = live
+        .map(|live| json(serde_json::to_value(&live)))
+        .transpose()?;
+    if !needs_apply(&desired_value, live.as_ref()) {
+        return Ok(());
+    }
+    let applied = api
+        .patch(
+            &name,
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(desired),
+        )
+        .await;
+    match applied {
+        // The grafana-operator refuses a changed instanceSelector: delete the dashboard, and a
+        // later reconcile creates it anew once the grafana-operator has let it go.
+        Err(kube::Error::Api(status))
+            if status.is_invalid()
+                && live.is_some()
+                && resource.group == monitoring::GRAFANA_GROUP =>
+        {
+            api.delete(&name, &DeleteParams::default())
+                .await
+                .map_err(|source| about("deleting").error(source))?;
+            changed.push(format!("{kind}/{name} (deleted to be replaced)"));
+        }
+        applied => {
+            applied.map_err(|source| about("applying").error(source))?;
+            changed.push(format!("{kind}/{name}"));
         }
     }
     Ok(())
@@ -283,119 +291,57 @@ fn owned_by(object: &impl Resource, stack: &FlashcardStack) -> bool {
         .any(|owner| Some(owner.uid.as_str()) == uid)
 }
 
-/// Deletes owned objects that are no longer desired; returns `Kind/name` of those deleted. Kinds
-/// whose API is not served (`monitoring_crds`, `grafana_api`) are left alone.
+/// Deletes owned objects that are no longer desired, kind by kind in the reverse of
+/// [`OwnedKind::ALL`] (pods stop before what they use goes); returns `Kind/name` of those deleted.
+/// Kinds whose API is not served are left alone.
 async fn prune(
     client: &Client,
     namespace: &str,
     stack: &FlashcardStack,
     wanted: &Desired,
-    monitoring_crds: bool,
-    grafana_api: bool,
+    served: Served,
 ) -> Result<Vec<String>, Error> {
-    let mut pruning = Pruning {
-        client,
-        namespace,
-        stack,
-        deleted: Vec::new(),
-    };
-    // Deployments first, so that pods stop before what they use goes.
-    pruning
-        .typed::<Deployment>(names(&wanted.deployments))
-        .await?;
-    pruning.typed::<Service>(names(&wanted.services)).await?;
-    pruning
-        .typed::<NetworkPolicy>(names(&wanted.network_policies))
-        .await?;
-    pruning
-        .typed::<ServiceAccount>(names(&wanted.service_accounts))
-        .await?;
-    pruning
-        .typed::<PodDisruptionBudget>(names(&wanted.budgets))
-        .await?;
-    let mut claims = names(&wanted.claims);
-    claims.extend(wanted.kept_claims.iter().cloned());
-    pruning.typed::<PersistentVolumeClaim>(claims).await?;
-    pruning
-        .typed::<ConfigMap>(names(&wanted.dashboards))
-        .await?;
-    let dynamic = [
-        (monitoring_crds, monitoring::service_monitor_resource()),
-        (monitoring_crds, monitoring::prometheus_rule_resource()),
-        (grafana_api, monitoring::grafana_dashboard_resource()),
-    ];
-    for (served, resource) in dynamic {
-        if !served {
+    let mut deleted = Vec::new();
+    for &kind in OwnedKind::ALL.iter().rev() {
+        if !served.serves(kind) {
             continue;
         }
-        let wanted: BTreeSet<String> = wanted
-            .monitoring
+        let resource = kind.resource();
+        let mut keep: BTreeSet<String> = wanted
+            .of_kind(kind)
+            .map_err(|source| Error::Json {
+                kind: resource.kind.clone(),
+                source,
+            })?
             .iter()
-            .chain(&wanted.grafana_dashboards)
-            .filter(|object| {
-                object
-                    .types
-                    .as_ref()
-                    .is_some_and(|types| types.kind == resource.kind)
-            })
             .map(ResourceExt::name_any)
             .collect();
+        keep.extend(wanted.kept(kind).iter().cloned());
         let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
-        pruning.unwanted(&api, &resource.kind, &wanted).await?;
-    }
-    Ok(pruning.deleted)
-}
-
-fn names<K: Resource>(objects: &[K]) -> BTreeSet<String> {
-    objects
-        .iter()
-        .filter_map(|object| object.meta().name.clone())
-        .collect()
-}
-
-/// One stack's pruning: what it has deleted so far.
-struct Pruning<'a> {
-    client: &'a Client,
-    namespace: &'a str,
-    stack: &'a FlashcardStack,
-    deleted: Vec<String>,
-}
-
-impl Pruning<'_> {
-    /// Deletes the owned objects of kind `K` not named in `wanted`.
-    async fn typed<K>(&mut self, wanted: BTreeSet<String>) -> Result<(), Error>
-    where
-        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-            + Clone
-            + Debug
-            + DeserializeOwned,
-    {
-        let api: Api<K> = Api::namespaced(self.client.clone(), self.namespace);
-        self.unwanted(&api, &K::kind(&()), &wanted).await
-    }
-
-    /// Deletes the objects `api` lists that the stack owns and `wanted` does not name.
-    async fn unwanted<K>(
-        &mut self,
-        api: &Api<K>,
-        kind: &str,
-        wanted: &BTreeSet<String>,
-    ) -> Result<(), Error>
-    where
-        K: Resource + Clone + Debug + DeserializeOwned,
-    {
-        let list = api
-            .list(&ListParams::default().labels(&owned_selector(self.stack)))
-            .await?;
-        for object in list.items {
+        let failed = |action, name: &str, source| {
+            About {
+                action,
+                resource: &resource,
+                name,
+                namespace,
+            }
+            .error(source)
+        };
+        let owned = api
+            .list(&ListParams::default().labels(&owned_selector(stack)))
+            .await
+            .map_err(|source| failed("listing", "(all owned)", source))?;
+        for object in owned.items {
             let name = object.name_any();
-            if owned_by(&object, self.stack) && !wanted.contains(&name) {
-                api.delete(&name, &DeleteParams::default()).await?;
-                self.deleted.push(format!("{kind}/{name}"));
+            if owned_by(&object, stack) && !keep.contains(&name) {
+                api.delete(&name, &DeleteParams::default())
+                    .await
+                    .map_err(|source| failed("deleting", &name, source))?;
+                deleted.push(format!("{}/{name}", resource.kind));
             }
         }
-        Ok(())
     }
+    Ok(deleted)
 }
 
 /// Ready and desired replicas of the Deployment of each component the stack runs.
@@ -406,8 +352,18 @@ async fn observe(
 ) -> Result<Vec<Observed>, Error> {
     let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
     let mut observed = Vec::new();
+    let resource = ApiResource::erase::<Deployment>(&());
     for component in Component::enabled_in(stack) {
-        let live = api.get_opt(&object_name(stack, component)).await?;
+        let name = object_name(stack, component);
+        let live = api.get_opt(&name).await.map_err(|source| {
+            About {
+                action: "reading",
+                resource: &resource,
+                name: &name,
+                namespace,
+            }
+            .error(source)
+        })?;
         observed.push(Observed::of(
             component,
             component.replicas(stack),
@@ -441,50 +397,86 @@ async fn publish(ctx: &Context, stack: &FlashcardStack, changed: &[String], prun
     }
 }
 
-/// Runs the controller until `shutdown` completes: FlashcardStacks in `namespace` (or all), and the
-/// objects they own (found by the label every owned object carries).
+/// Runs the controller until `shutdown` completes: FlashcardStacks in `namespace` (or all), and
+/// every kind they own of the APIs the cluster serves (found by the label every owned object
+/// carries), so a hand edit or a deletion of any of them is put right at once. When a reconcile
+/// finds an optional API come or go (monitoring CRDs installed after the operator), the watches
+/// are set up anew.
 pub async fn run(
     client: Client,
     namespace: Option<&str>,
     context: Arc<Context>,
-    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
     use futures::StreamExt;
-    use kube::runtime::{Controller, watcher};
 
-    fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
-    where
-        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>,
-    {
-        match namespace {
-            Some(namespace) => Api::namespaced(client.clone(), namespace),
-            None => Api::all(client.clone()),
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    });
+    loop {
+        let watching = served(&client).await;
+        context.served.send_replace(watching);
+        tracing::info!(
+            prometheus_operator = watching.prometheus_operator,
+            grafana_operator = watching.grafana_operator,
+            "watching FlashcardStacks and what they own"
+        );
+        let mut stop = stopping.clone();
+        let mut served_now = context.served.subscribe();
+        let restart = async move {
+            tokio::select! {
+                _ = stop.wait_for(|stop| *stop) => {}
+                _ = served_now.wait_for(|now| *now != watching) => {
+                    tracing::info!("the cluster's optional APIs changed: watching anew");
+                }
+            }
+        };
+        controller(&client, namespace, watching)
+            .graceful_shutdown_on(restart)
+            .run(reconcile, error_policy, context.clone())
+            .for_each(|result| async move {
+                if let Err(err) = result {
+                    tracing::debug!(%err, "reconcile stream");
+                }
+            })
+            .await;
+        if *stopping.borrow() {
+            break;
         }
     }
+}
+
+/// A controller of the stacks in `namespace` (or all) watching every owned kind `served` serves.
+fn controller(
+    client: &Client,
+    namespace: Option<&str>,
+    served: Served,
+) -> kube::runtime::Controller<FlashcardStack> {
+    use kube::runtime::{Controller, watcher};
+
+    let stacks = match namespace {
+        Some(namespace) => Api::<FlashcardStack>::namespaced(client.clone(), namespace),
+        None => Api::all(client.clone()),
+    };
     let owned =
         watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={MANAGER}"));
-    Controller::new(
-        api::<FlashcardStack>(&client, namespace),
-        watcher::Config::default(),
-    )
-    .owns(api::<Deployment>(&client, namespace), owned.clone())
-    .owns(api::<Service>(&client, namespace), owned.clone())
-    .owns(api::<ServiceAccount>(&client, namespace), owned.clone())
-    .owns(
-        api::<PersistentVolumeClaim>(&client, namespace),
-        owned.clone(),
-    )
-    .owns(api::<ConfigMap>(&client, namespace), owned.clone())
-    .owns(api::<NetworkPolicy>(&client, namespace), owned.clone())
-    .owns(api::<PodDisruptionBudget>(&client, namespace), owned)
-    .graceful_shutdown_on(shutdown)
-    .run(reconcile, error_policy, context)
-    .for_each(|result| async move {
-        if let Err(err) = result {
-            tracing::debug!(%err, "reconcile stream");
+    let mut controller = Controller::new(stacks, watcher::Config::default());
+    for &kind in OwnedKind::ALL {
+        if !served.serves(kind) {
+            continue;
         }
-    })
-    .await;
+        let resource = kind.resource();
+        let api = match namespace {
+            Some(namespace) => {
+                Api::<DynamicObject>::namespaced_with(client.clone(), namespace, &resource)
+            }
+            None => Api::all_with(client.clone(), &resource),
+        };
+        controller = controller.owns_with(api, resource, owned.clone());
+    }
+    controller
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ use k8s_openapi::api::{
     policy::v1::PodDisruptionBudget,
 };
 use kube::api::DynamicObject;
+use serde::Serialize;
 
 use crate::{
     builders::{
@@ -16,6 +17,7 @@ use crate::{
         pvc, service::service, service_account::service_account,
     },
     crd::FlashcardStack,
+    owned::OwnedKind,
 };
 
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -33,6 +35,49 @@ pub struct Desired {
     pub monitoring: Vec<DynamicObject>,
     /// GrafanaDashboards: only when the grafana-operator's API is served.
     pub grafana_dashboards: Vec<DynamicObject>,
+}
+
+impl Desired {
+    /// The desired objects of `kind`, as the API takes them.
+    pub fn of_kind(&self, kind: OwnedKind) -> Result<Vec<DynamicObject>, serde_json::Error> {
+        let of_monitoring_kind = |objects: &[DynamicObject]| {
+            let name = kind.resource().kind;
+            objects
+                .iter()
+                .filter(|object| object.types.as_ref().is_some_and(|t| t.kind == name))
+                .cloned()
+                .collect()
+        };
+        match kind {
+            OwnedKind::ServiceAccount => erased(&self.service_accounts),
+            OwnedKind::PersistentVolumeClaim => erased(&self.claims),
+            OwnedKind::Deployment => erased(&self.deployments),
+            OwnedKind::Service => erased(&self.services),
+            OwnedKind::PodDisruptionBudget => erased(&self.budgets),
+            OwnedKind::NetworkPolicy => erased(&self.network_policies),
+            OwnedKind::ConfigMap => erased(&self.dashboards),
+            OwnedKind::ServiceMonitor | OwnedKind::PrometheusRule => {
+                Ok(of_monitoring_kind(&self.monitoring))
+            }
+            OwnedKind::GrafanaDashboard => Ok(of_monitoring_kind(&self.grafana_dashboards)),
+        }
+    }
+
+    /// Names of `kind` that are never pruned, desired or not.
+    pub fn kept(&self, kind: OwnedKind) -> &[String] {
+        match kind {
+            OwnedKind::PersistentVolumeClaim => &self.kept_claims,
+            _ => &[],
+        }
+    }
+}
+
+/// Typed objects as dynamic ones (their JSON carries `apiVersion` and `kind`).
+fn erased<K: Serialize>(objects: &[K]) -> Result<Vec<DynamicObject>, serde_json::Error> {
+    objects
+        .iter()
+        .map(|object| serde_json::from_value(serde_json::to_value(object)?))
+        .collect()
 }
 
 /// The objects `stack` should own. `monitoring_crds` says whether the Prometheus Operator's CRDs
@@ -77,6 +122,32 @@ pub fn desired(stack: &FlashcardStack, monitoring_crds: bool, grafana_api: bool)
 mod tests {
     use super::*;
     use crate::{builders::tests::stack, crd::FlashcardStackSpec};
+
+    #[test]
+    fn every_owned_kind_has_desired_objects_in_a_full_stack() {
+        let mut spec = FlashcardStackSpec::default();
+        spec.redis.enabled = true;
+        spec.mlflow.enabled = true;
+        // Disruption budgets come with more than one replica.
+        spec.web.component.replicas = Some(2);
+        let all = desired(&stack(spec), true, true);
+        for &kind in OwnedKind::ALL {
+            let objects = all.of_kind(kind).expect("serialisable");
+            assert!(!objects.is_empty(), "{kind:?}");
+            for object in objects {
+                assert_eq!(
+                    object.types.map(|types| types.kind),
+                    Some(kind.resource().kind),
+                    "{kind:?}"
+                );
+            }
+        }
+        assert_eq!(
+            all.kept(OwnedKind::PersistentVolumeClaim),
+            all.kept_claims.as_slice()
+        );
+        assert!(all.kept(OwnedKind::Deployment).is_empty());
+    }
 
     #[test]
     fn a_default_stack_owns_every_component_and_its_monitoring() {

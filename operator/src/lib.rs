@@ -1,5 +1,6 @@
 //! The flashcards operator: the `FlashcardStack` custom resource, pure builders of every object a
-//! stack needs, and (in later work) the controller that applies them and reports status.
+//! stack needs, and the controller that applies them, prunes what is no longer wanted and reports
+//! status.
 
 pub mod alerts;
 pub mod apply;
@@ -11,6 +12,7 @@ pub mod desired;
 pub mod leader;
 pub mod metrics;
 pub mod monitoring_files;
+pub mod owned;
 pub mod status;
 
 pub use crd::{FlashcardStack, FlashcardStackSpec, FlashcardStackStatus};
