@@ -9,10 +9,14 @@ use utoipa::ToSchema;
 /// Where the LLM service makes cards.
 pub const GENERATE_PATH: &str = "/v1/generate";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+/// A card's kind, as the LLM service makes cards and the backend stores them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum CardKind {
+    /// A question (front) and its answer (back).
+    #[default]
     Basic,
+    /// A text with `{{c1::...}}` deletions (front) and optional extra notes (back).
     Cloze,
 }
 
@@ -21,6 +25,15 @@ impl CardKind {
         match self {
             Self::Basic => "basic",
             Self::Cloze => "cloze",
+        }
+    }
+
+    /// The kind a stored or sent name stands for.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "basic" => Some(Self::Basic),
+            "cloze" => Some(Self::Cloze),
+            _ => None,
         }
     }
 }

@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use std::{
     net::TcpListener,
     process::{Child, Command, Stdio},
@@ -13,10 +15,9 @@ use std::{
 use flashcards_bootstrap::testing::binary::Service;
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
-use sqlx::{AnyConnection, Connection, Executor};
+use support::{PASSWORD, fresh_postgres_database};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_flashcards-backend");
-const PASSWORD: &str = "correct horse battery";
 /// What the log says once when Redis goes away.
 const REDIS_GONE: &str = "Redis cannot be reached";
 
@@ -62,22 +63,6 @@ impl Drop for Redis {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-async fn fresh_postgres_database() -> String {
-    let admin = std::env::var("FLASHCARDS_TEST_POSTGRES_URL").expect(
-        "FLASHCARDS_TEST_POSTGRES_URL is not set: run the tests with `cargo xtask test`, \
-         which starts a throwaway PostgreSQL server",
-    );
-    sqlx::any::install_default_drivers();
-    let name = format!("t_{}", uuid::Uuid::now_v7().simple());
-    let mut conn = AnyConnection::connect(&admin).await.unwrap();
-    conn.execute(format!("CREATE DATABASE {name}").as_str())
-        .await
-        .unwrap();
-    conn.close().await.unwrap();
-    let (server, _) = admin.rsplit_once('/').unwrap();
-    format!("{server}/{name}")
 }
 
 /// A backend replica on `database_url`, counting through `redis_url`, allowing two documents an

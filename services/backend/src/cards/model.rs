@@ -12,32 +12,8 @@ pub const MAX_TAGS: usize = 50;
 pub const MAX_TAG_LENGTH: usize = 64;
 const MAX_DOCUMENT_ID_LENGTH: usize = 100;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum CardKind {
-    /// A question (front) and its answer (back).
-    #[default]
-    Basic,
-    /// A text with `{{c1::...}}` deletions (front) and optional extra notes (back).
-    Cloze,
-}
-
-impl CardKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Basic => "basic",
-            Self::Cloze => "cloze",
-        }
-    }
-
-    pub fn parse(stored: &str) -> Option<Self> {
-        match stored {
-            "basic" => Some(Self::Basic),
-            "cloze" => Some(Self::Cloze),
-            _ => None,
-        }
-    }
-}
+/// One kind of card from the LLM service to the study queue.
+pub use flashcards_contracts::llm::CardKind;
 
 /// Where a card came from: a span of a document's text and, optionally, a region of its page.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

@@ -50,7 +50,8 @@ impl Drop for TestServer {
     }
 }
 
-async fn fresh_postgres_database() -> String {
+/// A new, empty database in the PostgreSQL server the tests are given.
+pub async fn fresh_postgres_database() -> String {
     let admin = std::env::var("FLASHCARDS_TEST_POSTGRES_URL").expect(
         "FLASHCARDS_TEST_POSTGRES_URL is not set: run the tests with `cargo xtask test`, \
          which starts a throwaway PostgreSQL server",
