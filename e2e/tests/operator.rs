@@ -465,6 +465,25 @@ async fn operator_installed_by_the_chart_runs_a_stack_through_its_life() -> Resu
     )
     .await?;
 
+    // Field removal: the monitoring labels dropped from the spec leave the ServiceMonitor too, as
+    // the operator re-applies what it no longer sets.
+    stacks
+        .patch(
+            "study",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"monitoring": {"labels": null}}})),
+        )
+        .await?;
+    wait_for(
+        "the dropped label gone from the ServiceMonitor",
+        Duration::from_secs(60),
+        async || {
+            let live = monitors.get("study-backend").await?;
+            Ok::<_, kube::Error>((!live.labels().contains_key("release")).then_some(()))
+        },
+    )
+    .await?;
+
     // The grafana-operator's CRD installed later: the dashboards come as GrafanaDashboards too,
     // accepted by the real schema, selecting the Grafana instances the stack names.
     succeed(

@@ -1,9 +1,37 @@
 //! Whether a desired object must be applied: only when the live object lacks something the
-//! operator wants (a missing object, a field changed by hand). The server fills in defaults, so the
-//! live object may hold more than the desired one; a reconcile that finds every desired field in
-//! place sends no write at all.
+//! operator wants (a missing object, a field changed by hand, or a changed desired object, which its
+//! fingerprint annotation tells). The server fills in defaults, so the live object may hold more
+//! than the desired one; a reconcile that finds every desired field in place sends no write at all.
 
-use serde_json::Value;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+/// The annotation holding the fingerprint of the desired object last applied.
+pub const APPLIED: &str = "flashcards.dev/applied";
+
+/// `desired` with the fingerprint of its own content in the [`APPLIED`] annotation. Dropping a
+/// field from the desired object (a monitoring label, a component's resources) changes the
+/// fingerprint, so the object is applied again, and server-side apply, under the one field manager,
+/// removes the field the operator no longer sets; the containment check alone would never see it.
+pub fn fingerprinted(mut desired: Value) -> Value {
+    let digest = Sha256::digest(desired.to_string().as_bytes());
+    let fingerprint: String = digest[..12]
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    if let Some(metadata) = desired.get_mut("metadata").and_then(Value::as_object_mut) {
+        let annotations = metadata
+            .entry("annotations")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if !annotations.is_object() {
+            *annotations = Value::Object(Map::new());
+        }
+        if let Some(annotations) = annotations.as_object_mut() {
+            annotations.insert(APPLIED.to_owned(), Value::String(fingerprint));
+        }
+    }
+    desired
+}
 
 /// `true` when `live` is absent or does not contain every field of `desired` with the same value.
 pub fn needs_apply(desired: &Value, live: Option<&Value>) -> bool {
@@ -69,6 +97,42 @@ mod tests {
             &desired,
             Some(&json!({"spec": {"replicas": 1, "ports": [{"name": "http"}, {"name": "extra"}]}}))
         ));
+    }
+
+    #[test]
+    fn a_field_dropped_from_the_desired_object_is_applied_again() {
+        let before = fingerprinted(json!({
+            "metadata": {"name": "study-backend", "labels": {"release": "prom", "app": "backend"}},
+            "spec": {"interval": "30s"}
+        }));
+        let after = fingerprinted(json!({
+            "metadata": {"name": "study-backend", "labels": {"app": "backend"}},
+            "spec": {"interval": "30s"}
+        }));
+        assert_ne!(
+            before["metadata"]["annotations"][APPLIED],
+            after["metadata"]["annotations"][APPLIED]
+        );
+        // The live object as the last apply left it, with a server default.
+        let mut live = before.clone();
+        live["spec"]["scheme"] = json!("http");
+        assert!(
+            !needs_apply(&before, Some(&live)),
+            "nothing changed: no write"
+        );
+        assert!(needs_apply(&after, Some(&live)), "the label must go");
+    }
+
+    #[test]
+    fn the_fingerprint_depends_only_on_the_content() {
+        let object = || json!({"metadata": {"name": "a", "annotations": null}, "spec": {"x": 1}});
+        let first = fingerprinted(object());
+        assert_eq!(first, fingerprinted(object()));
+        let fingerprint = first["metadata"]["annotations"][APPLIED]
+            .as_str()
+            .unwrap_or_default();
+        assert_eq!(fingerprint.len(), 24);
+        assert!(fingerprint.chars().all(|c| c.is_ascii_hexdigit()));
     }
 
     #[test]

@@ -21,7 +21,7 @@ use kube::{
 use serde_json::json;
 
 use crate::{
-    apply::needs_apply,
+    apply::{fingerprinted, needs_apply},
     builders::{Component, MANAGER, monitoring, object_name, stack_name},
     crd::FlashcardStack,
     desired::{Desired, desired},
@@ -238,7 +238,7 @@ async fn ensure(
             source,
         })
     };
-    let desired_value = json(serde_json::to_value(desired))?;
+    let desired_value = fingerprinted(json(serde_json::to_value(desired))?);
     let live = live
         .map(|live| json(serde_json::to_value(&live)))
         .transpose()?;
@@ -249,7 +249,7 @@ async fn ensure(
         .patch(
             &name,
             &PatchParams::apply(MANAGER).force(),
-            &Patch::Apply(desired),
+            &Patch::Apply(&desired_value),
         )
         .await;
     match applied {
