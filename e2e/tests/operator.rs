@@ -254,8 +254,9 @@ async fn operator_installed_by_the_chart_runs_a_stack_through_its_life() -> Resu
     }
 
     let volumes: Api<PersistentVolume> = Api::all(client.clone());
-    // SQLite and the model cache for the minimal example, MLflow's runs for the full one.
-    for name in ["e2e-volume-1", "e2e-volume-2", "e2e-volume-3"] {
+    // SQLite for the minimal example (its model comes from the model image), MLflow's runs for
+    // the full one.
+    for name in ["e2e-volume-1", "e2e-volume-2"] {
         volumes
             .create(&PostParams::default(), &volume(name, "5Gi")?)
             .await?;
@@ -287,9 +288,27 @@ async fn operator_installed_by_the_chart_runs_a_stack_through_its_life() -> Resu
             .is_empty(),
         "one replica each: no budgets"
     );
+    // The LLM pod copies its model from the model image, as the API server accepted it.
+    let llm = Api::<Deployment>::namespaced(client.clone(), NAMESPACE)
+        .get("study-llm")
+        .await?;
+    let init = llm
+        .spec
+        .template
+        .spec
+        .and_then(|pod| pod.init_containers)
+        .unwrap_or_default();
+    ensure!(
+        init.len() == 1
+            && init[0].image.as_deref().is_some_and(|image| {
+                image.ends_with("/flashcards-model-qwen2.5-coder-0.5b-instruct:0.1.0")
+            }),
+        "{init:?}"
+    );
+    // SQLite's claim alone: the model is copied from its image into an emptyDir.
     let claims = owned::<PersistentVolumeClaim>(&client, &stack).await?;
     ensure!(
-        claims.len() == 2
+        claims.len() == 1
             && claims.iter().all(|claim| {
                 claim.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound")
             }),
@@ -339,21 +358,17 @@ async fn operator_installed_by_the_chart_runs_a_stack_through_its_life() -> Resu
         ensure!(deployment.spec.replicas == Some(2));
     }
     let stack = stacks.get("study").await?;
-    // The model cache is pruned; the SQLite file stays (user data), MLflow's volume is new.
-    wait_for(
-        "the model cache deleted",
-        Duration::from_secs(60),
-        async || {
-            let left = owned::<PersistentVolumeClaim>(&client, &stack)
-                .await
-                .map_err(|err| std::io::Error::other(err.to_string()))?;
-            let mut names: Vec<String> = left.iter().map(ResourceExt::name_any).collect();
-            names.sort();
-            Ok::<_, std::io::Error>(
-                (names == ["study-backend-data", "study-mlflow-data"]).then_some(()),
-            )
-        },
-    )
+    // The SQLite file stays (user data), MLflow's volume is new; no claim for the model.
+    wait_for("the stack's claims", Duration::from_secs(60), async || {
+        let left = owned::<PersistentVolumeClaim>(&client, &stack)
+            .await
+            .map_err(|err| std::io::Error::other(err.to_string()))?;
+        let mut names: Vec<String> = left.iter().map(ResourceExt::name_any).collect();
+        names.sort();
+        Ok::<_, std::io::Error>(
+            (names == ["study-backend-data", "study-mlflow-data"]).then_some(()),
+        )
+    })
     .await?;
 
     // A version change reaches every image; observedGeneration follows.

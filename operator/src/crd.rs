@@ -180,12 +180,17 @@ impl LlmSpec {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LocalModelSpec {
-    /// The model to serve, a GGUF file of that name on the model volume (default
-    /// `qwen2.5-coder-0.5b-instruct`, the model whose cards meet the quality goal;
-    /// `smollm2-135m-instruct` is smaller and faster).
+    /// The model to serve (default `qwen2.5-coder-0.5b-instruct`, the model whose cards meet the
+    /// quality goal; `smollm2-135m-instruct` is smaller and faster).
     #[serde(default = "default_local_model")]
     pub model: String,
-    /// Size of the volume caching the model file (default 2Gi).
+    /// The model image: one carrying the GGUF file at `/models/<model>.gguf` and `cp` (default
+    /// `<imageRegistry>/flashcards-model-<model>:<version>`). An init container copies the file
+    /// into the LLM pod, so no registry or download is needed at run time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Room for the model file in the pod: the size limit of the volume it is copied to (default
+    /// 2Gi).
     #[serde(default = "default_model_storage")]
     pub storage: Quantity,
 }
@@ -206,6 +211,7 @@ impl Default for LocalModelSpec {
     fn default() -> Self {
         Self {
             model: default_local_model(),
+            image: None,
             storage: default_model_storage(),
         }
     }

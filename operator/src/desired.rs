@@ -156,7 +156,11 @@ mod tests {
         assert_eq!(all.services.len(), 4);
         assert_eq!(all.service_accounts.len(), 4);
         assert_eq!(all.network_policies.len(), 4);
-        assert_eq!(all.claims.len(), 2, "the SQLite volume and the model's");
+        assert_eq!(
+            all.claims.len(),
+            1,
+            "the SQLite volume (the model comes from its image)"
+        );
         assert!(all.budgets.is_empty(), "one replica each");
         assert_eq!(all.monitoring.len(), 5, "four ServiceMonitors and the rule");
         assert_eq!(all.dashboards.len(), 5);
@@ -240,7 +244,7 @@ mod tests {
         }
         assert_eq!(
             names(&on.claims),
-            ["study-backend-data", "study-llm-data", "study-mlflow-data"]
+            ["study-backend-data", "study-mlflow-data"]
         );
         assert_eq!(
             names(&on.monitoring),
@@ -261,7 +265,7 @@ mod tests {
         assert_eq!(off.services.len(), 4);
         assert_eq!(off.service_accounts.len(), 4);
         assert_eq!(off.network_policies.len(), 4);
-        assert_eq!(names(&off.claims), ["study-backend-data", "study-llm-data"]);
+        assert_eq!(names(&off.claims), ["study-backend-data"]);
         assert_eq!(
             off.kept_claims,
             ["study-backend-data", "study-mlflow-data"],

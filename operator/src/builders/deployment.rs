@@ -22,8 +22,8 @@ use k8s_openapi::{
     },
 };
 
-use super::{Component, metadata, object_name, pvc, selector_labels};
-use crate::crd::FlashcardStack;
+use super::{Component, metadata, model_image, object_name, pvc, selector_labels};
+use crate::crd::{FlashcardStack, LocalModelSpec};
 
 /// The unprivileged user of every flashcards image (distroless "nonroot"), and MLflow's.
 pub const RUN_AS_USER: i64 = 65532;
@@ -33,6 +33,8 @@ const MODELS_DIR: &str = "/models";
 /// What differs between the pods of components: their containers and volumes, and the uid (and
 /// gid) they run as.
 struct Pod {
+    /// Run to completion, in order, before the containers start.
+    init_containers: Vec<Container>,
     containers: Vec<Container>,
     volumes: Vec<Volume>,
     run_as: i64,
@@ -79,6 +81,8 @@ pub fn deployment(stack: &FlashcardStack, component: Component) -> Deployment {
                         }),
                         ..PodSecurityContext::default()
                     }),
+                    init_containers: (!pod.init_containers.is_empty())
+                        .then_some(pod.init_containers),
                     containers: pod.containers,
                     volumes: Some(pod.volumes),
                     ..PodSpec::default()
@@ -107,6 +111,16 @@ fn service_pod(stack: &FlashcardStack, component: Component) -> Pod {
         volumes.push(claim_volume("data", claim));
         mounts.push(mount("data", path));
     }
+    let mut init_containers = Vec::new();
+    if let (Component::Llm, Some(local)) = (component, stack.spec.llm.local_model()) {
+        let (volume, copy) = model_copy(stack, &local);
+        volumes.push(volume);
+        init_containers.push(copy);
+        mounts.push(VolumeMount {
+            read_only: Some(true),
+            ..mount(MODEL_VOLUME, MODELS_DIR)
+        });
+    }
     let port = component.port_name();
     let container = Container {
         name: component.name().to_owned(),
@@ -122,10 +136,44 @@ fn service_pod(stack: &FlashcardStack, component: Component) -> Pod {
         ..Container::default()
     };
     Pod {
+        init_containers,
         containers: vec![container],
         volumes,
         run_as: RUN_AS_USER,
     }
+}
+
+/// The volume the LLM pod reads its model from.
+const MODEL_VOLUME: &str = "model";
+/// Where the copying container sees that volume.
+const MODEL_COPY_DIR: &str = "/copy";
+
+/// The local model's volume (an emptyDir as large as `storage` allows) and the init container that
+/// copies the GGUF file into it from the model image, which carries it at
+/// `/models/<model>.gguf`. Works on any node and any runtime; nothing is downloaded.
+fn model_copy(stack: &FlashcardStack, local: &LocalModelSpec) -> (Volume, Container) {
+    let volume = Volume {
+        name: MODEL_VOLUME.to_owned(),
+        empty_dir: Some(EmptyDirVolumeSource {
+            size_limit: Some(local.storage.clone()),
+            ..EmptyDirVolumeSource::default()
+        }),
+        ..Volume::default()
+    };
+    let file = format!("{}.gguf", local.model);
+    let copy = Container {
+        name: "model".to_owned(),
+        image: Some(model_image(stack, local)),
+        command: Some(vec![
+            "cp".to_owned(),
+            format!("{MODELS_DIR}/{file}"),
+            format!("{MODEL_COPY_DIR}/{file}"),
+        ]),
+        security_context: Some(restricted()),
+        volume_mounts: Some(vec![mount(MODEL_VOLUME, MODEL_COPY_DIR)]),
+        ..Container::default()
+    };
+    (volume, copy)
 }
 
 /// A container's share of the restricted profile; the pod sets the user and seccomp.
@@ -186,15 +234,11 @@ fn value(name: &str, value: String) -> EnvVar {
     }
 }
 
-/// The claim and mount path of a component's persistent data: the backend's SQLite file, the
-/// LLM service's local model.
+/// The claim and mount path of a component's persistent data: the backend's SQLite file.
 fn data_volume(stack: &FlashcardStack, component: Component) -> Option<(String, &'static str)> {
     match component {
         Component::Backend if stack.spec.backend.database.postgres.is_none() => {
             Some((pvc::claim_name(stack, component), DATA_DIR))
-        }
-        Component::Llm if stack.spec.llm.local_model().is_some() => {
-            Some((pvc::claim_name(stack, component), MODELS_DIR))
         }
         _ => None,
     }
@@ -332,6 +376,8 @@ fn env(stack: &FlashcardStack, component: Component) -> Vec<EnvVar> {
 
 #[cfg(test)]
 mod tests {
+    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+
     use super::*;
     use crate::{
         builders::tests::stack,
@@ -537,6 +583,75 @@ mod tests {
         assert_eq!(
             (token.name.as_str(), token.key.as_str()),
             ("study-alerts", "token")
+        );
+    }
+
+    #[test]
+    fn a_local_model_is_copied_from_its_image_into_the_llm_pod() {
+        let mut spec = FlashcardStackSpec {
+            version: Some("0.3.0".into()),
+            image_registry: Some("registry.local/flashcards/".into()),
+            ..FlashcardStackSpec::default()
+        };
+        let llm = deployment(&stack(spec.clone()), Component::Llm);
+        let pod = llm.spec.template.spec.clone().expect("pod");
+        let copy = &pod.init_containers.as_ref().expect("an init container")[0];
+        assert_eq!(
+            copy.image.as_deref(),
+            Some("registry.local/flashcards/flashcards-model-qwen2.5-coder-0.5b-instruct:0.3.0")
+        );
+        assert_eq!(
+            copy.command.clone().expect("command"),
+            [
+                "cp",
+                "/models/qwen2.5-coder-0.5b-instruct.gguf",
+                "/copy/qwen2.5-coder-0.5b-instruct.gguf"
+            ]
+        );
+        let copy_security = copy.security_context.as_ref().expect("restricted");
+        assert_eq!(copy_security.read_only_root_filesystem, Some(true));
+        assert_eq!(copy_security.allow_privilege_escalation, Some(false));
+        let volume = pod
+            .volumes
+            .as_ref()
+            .and_then(|volumes| volumes.iter().find(|volume| volume.name == "model"))
+            .expect("the model volume");
+        let empty_dir = volume.empty_dir.as_ref().expect("an emptyDir, no claim");
+        assert_eq!(empty_dir.size_limit, Some(Quantity("2Gi".into())));
+        let server = &pod.containers[0];
+        let model_mount = server
+            .volume_mounts
+            .as_ref()
+            .and_then(|mounts| mounts.iter().find(|mount| mount.name == "model"))
+            .expect("mounted");
+        assert_eq!(
+            (model_mount.mount_path.as_str(), model_mount.read_only),
+            ("/models", Some(true))
+        );
+        assert!(
+            server
+                .args
+                .clone()
+                .expect("args")
+                .windows(2)
+                .any(|w| w == ["--model", "/models/qwen2.5-coder-0.5b-instruct.gguf"])
+        );
+
+        spec.llm.local = Some(LocalModelSpec {
+            model: "smollm2-135m-instruct".into(),
+            image: Some("models.example/smollm2@sha256:abc".into()),
+            storage: Quantity("300Mi".into()),
+        });
+        let llm = deployment(&stack(spec), Component::Llm);
+        let pod = llm.spec.template.spec.expect("pod");
+        let copy = &pod.init_containers.expect("an init container")[0];
+        assert_eq!(
+            copy.image.as_deref(),
+            Some("models.example/smollm2@sha256:abc")
+        );
+        assert_eq!(
+            copy.command.clone().expect("command")[1],
+            "/models/smollm2-135m-instruct.gguf"
         );
     }
 

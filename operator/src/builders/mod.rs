@@ -162,18 +162,22 @@ impl Component {
         match self {
             Self::Redis => REDIS_IMAGE.to_owned(),
             Self::Mlflow => MLFLOW_IMAGE.to_owned(),
-            _ => {
-                let registry = stack
-                    .spec
-                    .image_registry
-                    .as_deref()
-                    .unwrap_or(DEFAULT_REGISTRY)
-                    .trim_end_matches('/');
-                let version = stack.spec.version.as_deref().unwrap_or(OPERATOR_VERSION);
-                format!("{registry}/flashcards-{}:{version}", self.name())
-            }
+            _ => own_image(stack, &format!("flashcards-{}", self.name())),
         }
     }
+}
+
+/// `<registry>/<name>:<version>`: one of the project's images, from the stack's registry and
+/// version.
+fn own_image(stack: &FlashcardStack, name: &str) -> String {
+    let registry = stack
+        .spec
+        .image_registry
+        .as_deref()
+        .unwrap_or(DEFAULT_REGISTRY)
+        .trim_end_matches('/');
+    let version = stack.spec.version.as_deref().unwrap_or(OPERATOR_VERSION);
+    format!("{registry}/{name}:{version}")
 }
 
 /// `<stack>-<component>`: the name of a component's Deployment, Service and ServiceAccount.
@@ -240,6 +244,15 @@ pub fn metadata(stack: &FlashcardStack, component: Component, name: String) -> O
         owner_references: Some(vec![owner_reference(stack)]),
         ..ObjectMeta::default()
     }
+}
+
+/// The image carrying the local model's GGUF file: the one `spec.llm.local.image` names, else
+/// `<registry>/flashcards-model-<model>:<version>` beside the services' images.
+pub fn model_image(stack: &FlashcardStack, local: &crate::crd::LocalModelSpec) -> String {
+    local
+        .image
+        .clone()
+        .unwrap_or_else(|| own_image(stack, &format!("flashcards-model-{}", local.model)))
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
-//! PersistentVolumeClaims: the backend's SQLite file (when not on PostgreSQL), the LLM service's
-//! model cache (local models) and MLflow's runs and artifacts (when enabled).
+//! PersistentVolumeClaims: the backend's SQLite file (when not on PostgreSQL) and MLflow's runs and
+//! artifacts (when enabled). A local model needs none: it is copied from its image.
 
 use std::collections::BTreeMap;
 
@@ -31,9 +31,6 @@ pub fn claims(stack: &FlashcardStack) -> Vec<PersistentVolumeClaim> {
     }) {
         claims.push(claim(stack, Component::Backend, sqlite.storage));
     }
-    if let Some(local) = stack.spec.llm.local_model() {
-        claims.push(claim(stack, Component::Llm, local.storage));
-    }
     if stack.spec.mlflow.enabled {
         let size = stack
             .spec
@@ -49,7 +46,8 @@ pub fn claims(stack: &FlashcardStack) -> Vec<PersistentVolumeClaim> {
 /// Claims never pruned, desired or not: user data is not worth losing to a spec change. Moving
 /// the backend to PostgreSQL keeps the SQLite file (to migrate from, or to move back to), and
 /// disabling MLflow keeps its runs for when it is enabled again. Such claims stay owned by the
-/// stack and go with it; the model cache, which is downloaded again, is pruned.
+/// stack and go with it. (A model claim of earlier versions is pruned: the model now comes from
+/// its image.)
 pub fn kept(stack: &FlashcardStack) -> Vec<String> {
     vec![
         claim_name(stack, Component::Backend),
@@ -81,7 +79,7 @@ mod tests {
     };
 
     #[test]
-    fn sqlite_and_local_models_get_volumes_postgres_does_not() {
+    fn sqlite_gets_a_volume_postgres_and_models_do_not() {
         let names = |spec: FlashcardStackSpec| -> Vec<String> {
             claims(&stack(spec))
                 .into_iter()
@@ -90,16 +88,9 @@ mod tests {
         };
         assert_eq!(
             names(FlashcardStackSpec::default()),
-            ["study-backend-data", "study-llm-data"],
-            "SQLite, and the default model's volume"
+            ["study-backend-data"],
+            "SQLite; the default local model comes from its image"
         );
-        let mut upstream = FlashcardStackSpec::default();
-        upstream.llm.upstream = Some(crate::crd::UpstreamSpec {
-            url: "http://ollama:11434".into(),
-            model: None,
-            api_key_secret_ref: None,
-        });
-        assert_eq!(names(upstream), ["study-backend-data"], "no model to keep");
         let mut spec = FlashcardStackSpec::default();
         spec.backend.database.postgres = Some(PostgresSpec {
             secret_ref: SecretKeyRef {
@@ -107,20 +98,8 @@ mod tests {
                 key: "uri".into(),
             },
         });
-        spec.llm.local = Some(LocalModelSpec {
-            model: "qwen2.5-0.5b-instruct".into(),
-            storage: Quantity("2Gi".into()),
-        });
-        let claims = claims(&stack(spec));
-        assert_eq!(claims.len(), 1);
-        assert_eq!(claims[0].metadata.name.as_deref(), Some("study-llm-data"));
-        let size = &claims[0]
-            .spec
-            .as_ref()
-            .and_then(|s| s.resources.as_ref())
-            .and_then(|r| r.requests.as_ref())
-            .expect("requests")["storage"];
-        assert_eq!(size.0, "2Gi");
+        spec.llm.local = Some(LocalModelSpec::default());
+        assert!(names(spec).is_empty());
     }
 
     #[test]

@@ -73,6 +73,7 @@ pub(super) fn redis(stack: &FlashcardStack) -> Pod {
         });
     }
     Pod {
+        init_containers: Vec::new(),
         containers,
         volumes: vec![empty_dir("data")],
         run_as: REDIS_USER,
@@ -119,6 +120,7 @@ pub(super) fn mlflow(stack: &FlashcardStack) -> Pod {
         ..Container::default()
     };
     Pod {
+        init_containers: Vec::new(),
         containers: vec![container],
         volumes: vec![
             empty_dir("tmp"),
