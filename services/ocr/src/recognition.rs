@@ -583,30 +583,25 @@ mod tests {
         let mut job = Job::validate(&Parameters::default(), &installed(), &settings())
             .ok()
             .unwrap_or_else(|| panic!("defaults validate"));
-        let kept = page_result(
-            1,
-            PageSource::Ocr,
-            (100, 50),
-            words(),
-            &job,
-            Vec::new(),
-            PageTimings::default(),
-        );
+        let page = |number, job: &Job| {
+            page_result(
+                number,
+                PageSource::Ocr,
+                (100, 50),
+                words(),
+                job,
+                Vec::new(),
+                PageTimings::default(),
+            )
+        };
+        let kept = page(1, &job);
         assert_eq!(kept.text, "Mitochondria rnake ATP");
         assert!(kept.filtered_words.is_empty());
         assert!(kept.words[1].low_confidence, "marked, not dropped");
         assert_eq!(kept.mean_confidence.map(f32::round), Some(72.0));
 
         job.filter = true;
-        let filtered = page_result(
-            2,
-            PageSource::Ocr,
-            (100, 50),
-            words(),
-            &job,
-            Vec::new(),
-            PageTimings::default(),
-        );
+        let filtered = page(2, &job);
         assert_eq!(filtered.text, "Mitochondria ATP");
         assert_eq!(filtered.filtered_words.len(), 1);
         assert_eq!(
