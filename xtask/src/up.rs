@@ -17,7 +17,10 @@ use std::{
 };
 
 use anyhow::{Context, Result};
-use flashcards_contracts::ports;
+use flashcards_contracts::{
+    flags::{self, backend, llm, web},
+    ports,
+};
 
 use crate::{
     apt, cargo, interrupt, mlflow,
@@ -118,9 +121,8 @@ pub fn run(options: &Options) -> Result<ExitCode> {
         }
         None => None,
     };
-    let mlflow_args: Vec<&str> = mlflow_url
-        .as_deref()
-        .map(|url| vec!["--mlflow-url", url])
+    let mlflow_args: Vec<String> = mlflow_url
+        .map(|url| vec![flags::MLFLOW_URL.arg(), url])
         .unwrap_or_default();
     let model = models::ensure_model(options.llm_model)?;
     println!("LLM model: {} ({})", options.llm_model, model.display());
@@ -128,9 +130,9 @@ pub fn run(options: &Options) -> Result<ExitCode> {
     let llm = stack.start(
         "flashcards-llm",
         Command::new(cargo::release_binary("flashcards-llm"))
-            .arg("--listen")
+            .arg(flags::LISTEN.arg())
             .arg(options.llm_listen.to_string())
-            .arg("--model")
+            .arg(llm::MODEL.arg())
             .arg(&model)
             .args(&mlflow_args),
     )?;
@@ -139,29 +141,29 @@ pub fn run(options: &Options) -> Result<ExitCode> {
     let ocr = stack.start(
         "flashcards-ocr",
         Command::new(cargo::release_binary("flashcards-ocr"))
-            .arg("--listen")
+            .arg(flags::LISTEN.arg())
             .arg(options.ocr_listen.to_string())
             .args(&mlflow_args),
     )?;
     let backend = stack.start(
         "flashcards-backend",
         Command::new(cargo::release_binary("flashcards-backend"))
-            .arg("--listen")
+            .arg(flags::LISTEN.arg())
             .arg(options.listen.to_string())
-            .arg("--database-url")
+            .arg(backend::DATABASE_URL.arg())
             .arg(format!("sqlite://{}", database.display()))
-            .arg("--ocr-url")
+            .arg(backend::OCR_URL.arg())
             .arg(format!("http://{ocr_address}"))
-            .arg("--llm-url")
+            .arg(backend::LLM_URL.arg())
             .arg(format!("http://{llm_address}")),
     )?;
     let address = reachable(options.listen);
     let web = stack.start(
         "flashcards-web",
         Command::new(cargo::release_binary("flashcards-web"))
-            .arg("--listen")
+            .arg(flags::LISTEN.arg())
             .arg(options.web_listen.to_string())
-            .arg("--backend-url")
+            .arg(web::BACKEND_URL.arg())
             .arg(format!("http://{address}")),
     )?;
     let web_address = reachable(options.web_listen);

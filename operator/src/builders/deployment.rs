@@ -23,6 +23,8 @@ use k8s_openapi::{
 };
 
 use super::{Component, metadata, model_image, object_name, pvc, selector_labels};
+use flashcards_contracts::flags::{self, backend, llm, ocr, web};
+
 use crate::crd::{FlashcardStack, LocalModelSpec};
 
 /// The unprivileged user of every flashcards image (distroless "nonroot"), and MLflow's.
@@ -272,37 +274,37 @@ pub fn service_url(stack: &FlashcardStack, component: Component) -> String {
 
 fn args(stack: &FlashcardStack, component: Component) -> Vec<String> {
     let mut args = vec![
-        "--listen".to_owned(),
+        flags::LISTEN.arg(),
         format!("0.0.0.0:{}", component.port()),
-        "--log-format".to_owned(),
+        flags::LOG_FORMAT.arg(),
         "json".to_owned(),
     ];
     match component {
         Component::Backend => {
             if stack.spec.backend.database.postgres.is_none() {
-                args.push("--database-url".to_owned());
+                args.push(backend::DATABASE_URL.arg());
                 args.push(format!("sqlite://{DATA_DIR}/flashcards.db"));
             }
-            args.push("--ocr-url".to_owned());
+            args.push(backend::OCR_URL.arg());
             args.push(service_url(stack, Component::Ocr));
-            args.push("--llm-url".to_owned());
+            args.push(backend::LLM_URL.arg());
             args.push(service_url(stack, Component::Llm));
             // Replicas share the login throttle and rate limits through the stack's Redis.
             if stack.spec.redis.enabled {
-                args.push("--redis-url".to_owned());
+                args.push(backend::REDIS_URL.arg());
                 args.push(service_url(stack, Component::Redis));
             }
         }
         Component::Llm => {
             // `local_model` is `None` exactly when an upstream is named.
             if let Some(local) = stack.spec.llm.local_model() {
-                args.push("--model".to_owned());
+                args.push(llm::MODEL.arg());
                 args.push(format!("{MODELS_DIR}/{}.gguf", local.model));
             } else if let Some(upstream) = &stack.spec.llm.upstream {
-                args.push("--upstream-url".to_owned());
+                args.push(llm::UPSTREAM_URL.arg());
                 args.push(upstream.url.clone());
                 if let Some(model) = &upstream.model {
-                    args.push("--upstream-model".to_owned());
+                    args.push(llm::UPSTREAM_MODEL.arg());
                     args.push(model.clone());
                 }
             }
@@ -310,7 +312,7 @@ fn args(stack: &FlashcardStack, component: Component) -> Vec<String> {
         Component::Ocr | Component::Web | Component::Redis | Component::Mlflow => {}
     }
     if stack.spec.mlflow.enabled && matches!(component, Component::Ocr | Component::Llm) {
-        args.push("--mlflow-url".to_owned());
+        args.push(flags::MLFLOW_URL.arg());
         args.push(service_url(stack, Component::Mlflow));
     }
     args
@@ -332,27 +334,30 @@ fn env(stack: &FlashcardStack, component: Component) -> Vec<EnvVar> {
     let mut env = Vec::new();
     match component {
         Component::Backend => {
-            let backend = &stack.spec.backend;
-            if let Some(postgres) = &backend.database.postgres {
-                env.push(from_secret("DATABASE_URL", &postgres.secret_ref));
+            let spec = &stack.spec.backend;
+            if let Some(postgres) = &spec.database.postgres {
+                env.push(from_secret(backend::DATABASE_URL.env, &postgres.secret_ref));
             }
-            if !backend.admin_emails.is_empty() {
-                env.push(value("ADMIN_EMAILS", backend.admin_emails.join(",")));
+            if !spec.admin_emails.is_empty() {
+                env.push(value(
+                    backend::ADMIN_EMAILS.env,
+                    spec.admin_emails.join(","),
+                ));
             }
-            if let Some(token) = &backend.alerts_webhook_token_secret_ref {
-                env.push(from_secret("ALERTS_WEBHOOK_TOKEN", token));
+            if let Some(token) = &spec.alerts_webhook_token_secret_ref {
+                env.push(from_secret(backend::ALERTS_TOKEN.env, token));
             }
-            if backend.secure_cookies {
-                env.push(value("SECURE_COOKIES", "true".to_owned()));
+            if spec.secure_cookies {
+                env.push(value(backend::SECURE_COOKIES.env, "true".to_owned()));
             }
         }
         Component::Ocr => {
-            let ocr = &stack.spec.ocr;
-            if let Some(language) = ocr.languages.first() {
-                env.push(value("OCR_DEFAULT_LANGUAGE", language.clone()));
+            let spec = &stack.spec.ocr;
+            if let Some(language) = spec.languages.first() {
+                env.push(value(ocr::DEFAULT_LANGUAGE.env, language.clone()));
             }
-            if let Some(min) = ocr.min_confidence {
-                env.push(value("OCR_MIN_CONFIDENCE", min.to_string()));
+            if let Some(min) = spec.min_confidence {
+                env.push(value(ocr::MIN_CONFIDENCE.env, min.to_string()));
             }
         }
         Component::Llm => {
@@ -363,11 +368,14 @@ fn env(stack: &FlashcardStack, component: Component) -> Vec<EnvVar> {
                 .as_ref()
                 .and_then(|upstream| upstream.api_key_secret_ref.as_ref())
             {
-                env.push(from_secret("UPSTREAM_API_KEY", secret));
+                env.push(from_secret(llm::UPSTREAM_API_KEY.env, secret));
             }
         }
         Component::Web => {
-            env.push(value("BACKEND_URL", service_url(stack, Component::Backend)));
+            env.push(value(
+                web::BACKEND_URL.env,
+                service_url(stack, Component::Backend),
+            ));
         }
         Component::Redis | Component::Mlflow => {}
     }

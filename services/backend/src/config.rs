@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand, builder::NonEmptyStringValueParser};
 use flashcards_bootstrap::CommonArgs;
+use flashcards_contracts::flags::backend as flags;
 
 use crate::limits::rates::{DEFAULT_DOCUMENTS_PER_HOUR, DEFAULT_GENERATIONS_PER_HOUR};
 
@@ -23,8 +24,8 @@ pub struct Args {
     /// `postgres://user:password@host:port/database`. Its value is not shown in `--help`, as it may
     /// hold a password.
     #[arg(
-        long,
-        env = "DATABASE_URL",
+        long = flags::DATABASE_URL.long,
+        env = flags::DATABASE_URL.env,
         hide_env_values = true,
         global = true,
         default_value = "sqlite://flashcards.db"
@@ -45,7 +46,7 @@ pub struct Args {
     pub page_cache_mb: usize,
 
     /// The OCR service documents are sent to.
-    #[arg(long, env = "OCR_URL", default_value = "http://127.0.0.1:8000")]
+    #[arg(long = flags::OCR_URL.long, env = flags::OCR_URL.env, default_value = "http://127.0.0.1:8000")]
     pub ocr_url: String,
 
     /// Longest wait for the OCR service to read one document, in seconds.
@@ -53,7 +54,7 @@ pub struct Args {
     pub ocr_timeout_secs: u64,
 
     /// The LLM service draft cards are generated with.
-    #[arg(long, env = "LLM_URL", default_value = "http://127.0.0.1:8001")]
+    #[arg(long = flags::LLM_URL.long, env = flags::LLM_URL.env, default_value = "http://127.0.0.1:8001")]
     pub llm_url: String,
 
     /// Longest wait for the LLM service to answer for one page, in seconds.
@@ -65,13 +66,13 @@ pub struct Args {
     pub max_upload_bytes: usize,
 
     /// Mark the session cookie `Secure` (set this when the backend is served over HTTPS).
-    #[arg(long, env = "SECURE_COOKIES")]
+    #[arg(long = flags::SECURE_COOKIES.long, env = flags::SECURE_COOKIES.env)]
     pub secure_cookies: bool,
 
     /// Secret that Alertmanager must send to `POST /alerts` as `Authorization: Bearer <token>`
     /// (its webhook_config `http_config.authorization.credentials`). Without it the webhook takes
     /// any caller that can reach the backend: in Kubernetes, whoever the NetworkPolicy lets in.
-    #[arg(long, env = "ALERTS_WEBHOOK_TOKEN", hide_env_values = true,
+    #[arg(long = flags::ALERTS_TOKEN.long, env = flags::ALERTS_TOKEN.env, hide_env_values = true,
           value_parser = NonEmptyStringValueParser::new())]
     pub alerts_token: Option<String>,
 
@@ -79,7 +80,7 @@ pub struct Args {
     /// `redis://redis:6379` (`redis://:password@host:port` with a password). Without it each
     /// replica counts alone; while it is down, each replica falls back to its own counts. Its value
     /// is not shown in `--help`, as it may hold a password.
-    #[arg(long, env = "REDIS_URL", hide_env_values = true,
+    #[arg(long = flags::REDIS_URL.long, env = flags::REDIS_URL.env, hide_env_values = true,
           value_parser = NonEmptyStringValueParser::new())]
     pub redis_url: Option<String>,
 
@@ -93,7 +94,7 @@ pub struct Args {
 
     /// Emails of the accounts that may read the stack's alerts (`GET /api/alerts`),
     /// comma-separated, case-insensitive. Without any, nobody may.
-    #[arg(long, env = "ADMIN_EMAILS", value_delimiter = ',')]
+    #[arg(long = flags::ADMIN_EMAILS.long, env = flags::ADMIN_EMAILS.env, value_delimiter = ',')]
     pub admin_emails: Vec<String>,
 }
 

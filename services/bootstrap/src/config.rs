@@ -7,16 +7,18 @@
 use std::net::SocketAddr;
 
 use clap::{ArgMatches, Args, Parser, ValueEnum};
+use flashcards_contracts::flags;
 
 /// Flags every service takes.
 #[derive(Debug, Clone, Args)]
 pub struct CommonArgs {
     /// Address and port to listen on (the default port is the service's own).
-    #[arg(long, env = "LISTEN")]
+    #[arg(long = flags::LISTEN.long, env = flags::LISTEN.env)]
     pub listen: SocketAddr,
 
     /// Log line format.
-    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long = flags::LOG_FORMAT.long, env = flags::LOG_FORMAT.env, value_enum,
+          default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
     /// Largest accepted request body, in bytes; larger bodies get 413.
@@ -32,7 +34,7 @@ pub struct MlflowArgs {
     /// (`user:password@` is sent as basic auth); without it nothing is logged.
     /// Logging is queued and never blocks or fails a request. Its value is not shown in `--help`,
     /// as it may hold a password.
-    #[arg(long, env = "MLFLOW_URL", hide_env_values = true)]
+    #[arg(long = flags::MLFLOW_URL.long, env = flags::MLFLOW_URL.env, hide_env_values = true)]
     pub mlflow_url: Option<String>,
 
     /// MLflow experiment the runs go to, created if missing [default: flashcards-<service>].

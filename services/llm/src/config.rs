@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{ArgGroup, Parser};
 use flashcards_bootstrap::{CommonArgs, config::MlflowArgs};
+use flashcards_contracts::flags::llm as flags;
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -22,7 +23,7 @@ pub struct Args {
 
     /// A GGUF model file to run in this process (llama or qwen2 architecture), e.g.
     /// `/models/qwen2.5-coder-0.5b-instruct.gguf`.
-    #[arg(long, env = "MODEL")]
+    #[arg(long = flags::MODEL.long, env = flags::MODEL.env)]
     pub model: Option<PathBuf>,
 
     /// Threads for the local model's matrix products [default: the CPUs this process may use].
@@ -31,15 +32,15 @@ pub struct Args {
 
     /// OpenAI-compatible server to generate with (llama.cpp's server, Ollama, vLLM), e.g.
     /// `http://127.0.0.1:8080`.
-    #[arg(long, env = "UPSTREAM_URL", value_parser = http_url)]
+    #[arg(long = flags::UPSTREAM_URL.long, env = flags::UPSTREAM_URL.env, value_parser = http_url)]
     pub upstream_url: Option<String>,
 
     /// Model to ask the upstream for [default: the first one it lists].
-    #[arg(long, env = "UPSTREAM_MODEL")]
+    #[arg(long = flags::UPSTREAM_MODEL.long, env = flags::UPSTREAM_MODEL.env)]
     pub upstream_model: Option<String>,
 
     /// Bearer key for the upstream.
-    #[arg(long, env = "UPSTREAM_API_KEY", hide_env_values = true)]
+    #[arg(long = flags::UPSTREAM_API_KEY.long, env = flags::UPSTREAM_API_KEY.env, hide_env_values = true)]
     pub upstream_api_key: Option<String>,
 
     /// Longest wait for one upstream answer, in seconds.

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use flashcards_bootstrap::{CommonArgs, config::MlflowArgs};
+use flashcards_contracts::flags::ocr as flags;
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -27,7 +28,7 @@ pub struct Args {
     pub tessdata_dir: PathBuf,
 
     /// Language used when a request names none; engines start with it loaded.
-    #[arg(long, env = "OCR_DEFAULT_LANGUAGE", default_value = "eng")]
+    #[arg(long = flags::DEFAULT_LANGUAGE.long, env = flags::DEFAULT_LANGUAGE.env, default_value = "eng")]
     pub default_language: String,
 
     /// Tesseract engines, each recognising one page at a time [default: one per core].
@@ -45,7 +46,7 @@ pub struct Args {
 
     /// Word confidence (0-100) under which words are marked `low_confidence`, when a request
     /// names none; they leave the text only when the request asks for filtering.
-    #[arg(long, env = "OCR_MIN_CONFIDENCE", default_value_t = 60.0)]
+    #[arg(long = flags::MIN_CONFIDENCE.long, env = flags::MIN_CONFIDENCE.env, default_value_t = 60.0)]
     pub min_confidence: f32,
 
     /// Largest upload accepted by `POST /v1/ocr`, in bytes.

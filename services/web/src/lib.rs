@@ -18,6 +18,7 @@ use std::{sync::Arc, time::Duration};
 use axum::{Router, middleware, routing::any};
 use clap::Parser;
 use flashcards_bootstrap::{ServiceBuilder, config::CommonArgs};
+use flashcards_contracts::flags::web as flags;
 
 use crate::backend::Backend;
 
@@ -32,7 +33,7 @@ pub struct Args {
 
     /// The backend's base URL, e.g. `http://flashcards-backend:8002`: pages are rendered from its
     /// API and `/api/*` is passed through to it.
-    #[arg(long, env = "BACKEND_URL")]
+    #[arg(long = flags::BACKEND_URL.long, env = flags::BACKEND_URL.env)]
     pub backend_url: String,
 
     /// Longest wait for one backend answer while rendering a page, in seconds (passed-through
