@@ -3,6 +3,7 @@
 use std::{
     collections::BTreeMap,
     env, fmt, fs,
+    net::Ipv4Addr,
     path::{Path, PathBuf},
     process::Command,
     time::Duration,
@@ -82,6 +83,7 @@ const NODE_LEASE_SECONDS: &str = "40";
 pub struct ControlPlane {
     // Fields drop in order: the components stop from the top down, then the folder goes.
     kwok: Process,
+    authority: Authority,
     scheduler: Process,
     controller_manager: Process,
     apiserver: Process,
@@ -115,6 +117,15 @@ impl Layout {
     }
 }
 
+/// How the control plane is set up: for kwok's fake nodes (the default), or for a real node.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// An address of this machine that pods reach it on (a real node's): the apiserver listens on
+    /// every address, advertises this one as the `kubernetes` Service's endpoint and names it in
+    /// its certificate, and no fake node is made.
+    pub node_address: Option<Ipv4Addr>,
+}
+
 /// The free loopback ports that the components listen on.
 struct Ports {
     etcd_client: u16,
@@ -130,6 +141,11 @@ impl ControlPlane {
     /// [`BIN_VAR`]'s folder, creates one fake node and returns once the node is Ready and the
     /// controllers have made the `default` ServiceAccount.
     pub async fn start() -> Result<Self, Error> {
+        Self::start_with(Options::default()).await
+    }
+
+    /// [`Self::start`] set up as `options` say.
+    pub async fn start_with(options: Options) -> Result<Self, Error> {
         let bin = binaries()?;
         let dir = tempfile::Builder::new()
             .prefix("flashcards-e2e-")
@@ -156,9 +172,11 @@ impl ControlPlane {
         let authority = Authority::new()?;
         let ca = authority.cert_pem();
         let ca_der = authority.cert_der();
-        write_pki(&layout, &authority)?;
+        write_pki(&layout, &authority, options.node_address)?;
         for (user, group) in [
             ("admin", Some("system:masters")),
+            // The apiserver's own identity towards kubelets (logs, exec, port-forward).
+            ("kube-apiserver-kubelet-client", Some("system:masters")),
             ("kube-controller-manager", None),
             ("kube-scheduler", None),
             // kwok updates the status of nodes and pods and renews leases: cluster-wide writes
@@ -167,11 +185,14 @@ impl ControlPlane {
         ] {
             // The components' users are those that the bootstrap RBAC policy grants their roles.
             let name = match user {
-                "admin" | "kwok" => user.to_owned(),
+                "admin" | "kwok" | "kube-apiserver-kubelet-client" => user.to_owned(),
                 component => format!("system:{component}"),
             };
             let cert = authority.client(&name, group)?;
             kubeconfig::write(&layout.kubeconfig(user), &server, &ca, &cert)?;
+            if user == "kube-apiserver-kubelet-client" {
+                write_cert_key(&layout, user, &cert)?;
+            }
         }
         let audit_log = layout.root.join("audit.log");
         write_audit_policy(&layout.root.join("audit-policy.json"))?;
@@ -186,7 +207,7 @@ impl ControlPlane {
 
         let mut apiserver = Process::start(
             "kube-apiserver",
-            apiserver_command(&bin, &layout, &ports, &audit_log),
+            apiserver_command(&bin, &layout, &ports, &audit_log, options.node_address),
             layout.log("kube-apiserver"),
         )?;
         let kubeconfig = layout.kubeconfig("admin");
@@ -220,6 +241,7 @@ impl ControlPlane {
 
         let control_plane = Self {
             kwok,
+            authority,
             scheduler,
             controller_manager,
             apiserver,
@@ -232,7 +254,9 @@ impl ControlPlane {
             bin,
             dir,
         };
-        control_plane.add_fake_node(FIRST_FAKE_NODE).await?;
+        if options.node_address.is_none() {
+            control_plane.add_fake_node(FIRST_FAKE_NODE).await?;
+        }
         // Pods need their namespace's default ServiceAccount (admission refuses them without);
         // the controller-manager makes it, so once it exists the controllers are running.
         let service_accounts: Api<ServiceAccount> =
@@ -375,6 +399,30 @@ impl ControlPlane {
     }
 }
 
+/// What a real node takes from the control plane.
+impl ControlPlane {
+    /// The CA that signs every certificate in the cluster.
+    pub(crate) fn authority(&self) -> &Authority {
+        &self.authority
+    }
+
+    /// The CA's certificate (PEM).
+    pub(crate) fn ca_pem(&self) -> &str {
+        &self.ca
+    }
+
+    /// Writes a kubeconfig at `path` for a client certificate of `user` in `group`.
+    pub(crate) fn client_kubeconfig(
+        &self,
+        user: &str,
+        group: Option<&str>,
+        path: &Path,
+    ) -> Result<(), Error> {
+        let cert = self.authority.client(user, group)?;
+        kubeconfig::write(path, &self.server, &self.ca, &cert)
+    }
+}
+
 impl fmt::Debug for ControlPlane {
     // kube's Client has no Debug; where the control plane lives says what matters.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -444,19 +492,24 @@ fn configured(var: &'static str) -> Result<PathBuf, Error> {
 }
 
 /// The CA, the serving certificates and the service account keys, as the components read them.
-fn write_pki(layout: &Layout, authority: &Authority) -> Result<(), Error> {
+fn write_pki(
+    layout: &Layout,
+    authority: &Authority,
+    node_address: Option<Ipv4Addr>,
+) -> Result<(), Error> {
     write(&layout.pki("ca.crt"), &authority.cert_pem())?;
-    let apiserver = authority.serving(
-        "kube-apiserver",
-        &[
-            "127.0.0.1",
-            "localhost",
-            KUBERNETES_SERVICE_IP,
-            "kubernetes",
-            "kubernetes.default",
-            "kubernetes.default.svc",
-        ],
-    )?;
+    let node_address = node_address.map(|address| address.to_string());
+    let mut names = vec![
+        "127.0.0.1",
+        "localhost",
+        KUBERNETES_SERVICE_IP,
+        "kubernetes",
+        "kubernetes.default",
+        "kubernetes.default.svc",
+        "kubernetes.default.svc.cluster.local",
+    ];
+    names.extend(node_address.as_deref());
+    let apiserver = authority.serving("kube-apiserver", &names)?;
     write_cert_key(layout, "kube-apiserver", &apiserver)?;
     for component in ["kube-controller-manager", "kube-scheduler"] {
         let cert = authority.serving(component, &["127.0.0.1", "localhost"])?;
@@ -510,17 +563,41 @@ fn etcd_command(bin: &Path, layout: &Layout, ports: &Ports) -> Command {
     command
 }
 
-fn apiserver_command(bin: &Path, layout: &Layout, ports: &Ports, audit_log: &Path) -> Command {
+fn apiserver_command(
+    bin: &Path,
+    layout: &Layout,
+    ports: &Ports,
+    audit_log: &Path,
+    node_address: Option<Ipv4Addr>,
+) -> Command {
     let pki = |file: &str| layout.pki(file).display().to_string();
     let mut command = Command::new(bin.join("kube-apiserver"));
+    command.arg(format!(
+        "--etcd-servers=http://127.0.0.1:{}",
+        ports.etcd_client
+    ));
+    match node_address {
+        // Pods reach the apiserver through the `kubernetes` Service, whose endpoint is this address.
+        Some(address) => command
+            .arg("--bind-address=0.0.0.0")
+            .arg(format!("--advertise-address={address}")),
+        // The `kubernetes` Service's endpoints would name 127.0.0.1, which Endpoints refuse;
+        // nothing reaches the apiserver through that Service without a real node.
+        None => command
+            .arg("--bind-address=127.0.0.1")
+            .arg("--advertise-address=127.0.0.1")
+            .arg("--endpoint-reconciler-type=none"),
+    };
     command
-        .arg(format!(
-            "--etcd-servers=http://127.0.0.1:{}",
-            ports.etcd_client
-        ))
-        .arg("--bind-address=127.0.0.1")
-        .arg("--advertise-address=127.0.0.1")
         .arg(format!("--secure-port={}", ports.apiserver))
+        .arg(format!(
+            "--kubelet-client-certificate={}",
+            pki("kube-apiserver-kubelet-client.crt")
+        ))
+        .arg(format!(
+            "--kubelet-client-key={}",
+            pki("kube-apiserver-kubelet-client.key")
+        ))
         .arg(format!("--tls-cert-file={}", pki("kube-apiserver.crt")))
         .arg(format!(
             "--tls-private-key-file={}",
@@ -541,9 +618,6 @@ fn apiserver_command(bin: &Path, layout: &Layout, ports: &Ports, audit_log: &Pat
             pki("service-account.key")
         ))
         .arg("--allow-privileged=true")
-        // The `kubernetes` Service's endpoints would name 127.0.0.1, which Endpoints refuse;
-        // nothing in the tests reaches the apiserver through that Service.
-        .arg("--endpoint-reconciler-type=none")
         .arg(format!(
             "--audit-policy-file={}",
             layout.root.join("audit-policy.json").display()

@@ -8,6 +8,11 @@
 //! Prometheus Operator's CRDs in `FLASHCARDS_E2E_PROMETHEUS_CRDS`, the grafana-operator's
 //! GrafanaDashboard CRD in `FLASHCARDS_E2E_GRAFANA_DASHBOARD_CRD`).
 //!
+//! A [`RealNode`] runs beside it for the tests that need real pods: containerd, runc, the CNI
+//! bridge, kubelet, kube-proxy, CoreDNS and a volume provisioner, with the stack's images imported
+//! from the archives `cargo xtask test` builds (`FLASHCARDS_E2E_NODE_BIN`,
+//! `FLASHCARDS_E2E_IMAGES`).
+//!
 //! ```no_run
 //! # async fn example() -> Result<(), flashcards_e2e::Error> {
 //! let control_plane = flashcards_e2e::ControlPlane::start().await?;
@@ -21,14 +26,19 @@ mod control_plane;
 mod error;
 pub mod install_manifest;
 mod kubeconfig;
+mod node;
 mod process;
 mod wait;
 pub mod workspace;
 
 pub use control_plane::{
-    BIN_VAR, ControlPlane, FAKE_NODE_ANNOTATION, GRAFANA_CRD_VAR, PROMETHEUS_CRDS_VAR,
+    BIN_VAR, ControlPlane, FAKE_NODE_ANNOTATION, GRAFANA_CRD_VAR, Options, PROMETHEUS_CRDS_VAR,
     grafana_dashboard_crd, helm_binary, prometheus_crds,
 };
 pub use error::Error;
+pub use node::{
+    HELPER_IMAGE, IMAGES_VAR, NODE_ADDRESS, NODE_BIN_VAR, NODE_NAME, PAUSE_IMAGE, RealNode,
+    STORAGE_CLASS,
+};
 pub use process::Process;
 pub use wait::wait_for;

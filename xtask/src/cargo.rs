@@ -29,6 +29,27 @@ pub fn build_release(args: &[&str]) -> Result<()> {
     Ok(())
 }
 
+/// `cargo build <args>` in the dev profile (the test build's own binaries), with cargo's output
+/// on the terminal.
+pub fn build_dev(args: &[&str]) -> Result<()> {
+    let status = command()
+        .arg("build")
+        .args(args)
+        .status()
+        .context("running cargo build")?;
+    ensure!(
+        status.success(),
+        "`cargo build {}` failed ({status})",
+        args.join(" ")
+    );
+    Ok(())
+}
+
+/// A binary built by [`build_dev`].
+pub fn dev_binary(name: &str) -> PathBuf {
+    target_dir().join("debug").join(name)
+}
+
 /// A binary built by [`build_release`].
 pub fn release_binary(name: &str) -> PathBuf {
     target_dir().join("release").join(name)

@@ -18,13 +18,16 @@ use std::{
 use anyhow::{Context, Result, bail, ensure};
 use serde::Deserialize;
 
-use crate::paths::{self, ScratchDir};
+use crate::{
+    cargo, images, node,
+    paths::{self, ScratchDir},
+};
 
 /// Every pinned version, in one place; the cache folder is named after them. Kubernetes is the
 /// newest minor that k8s-openapi 0.29 knows (`v1_37`) and whose go.mod asks for no newer Go than
 /// 1.26; etcd is the 3.7 line that Kubernetes 1.37 is released with (its build/dependencies.yaml
 /// names 3.7.0).
-const KUBERNETES: Pin = Pin {
+pub const KUBERNETES: Pin = Pin {
     module: "k8s.io/kubernetes",
     version: "v1.37.2",
 };
@@ -76,6 +79,8 @@ const KWOK_STAGES: &str = "kwok-stages.yaml";
 const BUILDS: [Build; 4] = [
     Build {
         name: "kubernetes",
+        cgo: false,
+        tags: "",
         pin: KUBERNETES,
         binaries: &[
             ("kube-apiserver", "k8s.io/kubernetes/cmd/kube-apiserver"),
@@ -90,16 +95,22 @@ const BUILDS: [Build; 4] = [
     // The module's root package is etcd's main (etcdmain.Main), the server binary.
     Build {
         name: "etcd",
+        cgo: false,
+        tags: "",
         pin: ETCD,
         binaries: &[("etcd", "go.etcd.io/etcd/server/v3")],
     },
     Build {
         name: "kwok",
+        cgo: false,
+        tags: "",
         pin: KWOK,
         binaries: &[("kwok", "sigs.k8s.io/kwok/cmd/kwok")],
     },
     Build {
         name: "helm",
+        cgo: false,
+        tags: "",
         pin: HELM,
         binaries: &[("helm", "helm.sh/helm/v3/cmd/helm")],
     },
@@ -111,24 +122,29 @@ pub const DEFAULT_JOBS: usize = 2;
 
 /// A Go module at a version.
 #[derive(Debug, Clone, Copy)]
-struct Pin {
-    module: &'static str,
-    version: &'static str,
+pub struct Pin {
+    pub module: &'static str,
+    pub version: &'static str,
 }
 
 /// A wrapper module that requires `pin` and builds `binaries` from it.
 #[derive(Debug)]
-struct Build {
+pub struct Build {
     /// The wrapper's folder and module name.
-    name: &'static str,
-    pin: Pin,
-    binaries: &'static [(&'static str, &'static str)],
+    pub name: &'static str,
+    pub pin: Pin,
+    /// Whether the packages need cgo (a C toolchain); otherwise the binaries are static.
+    pub cgo: bool,
+    /// Build tags, comma-separated.
+    pub tags: &'static str,
+    pub binaries: &'static [(&'static str, &'static str)],
 }
 
 /// `cargo xtask control-plane`'s subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum Action {
-    /// Build what is missing (the first time about 15 minutes on two cores) and print the variables
+    /// Build what is missing, the control plane's and a real node's binaries (the first time
+    /// about 30 minutes on two cores) and the images the node runs, and print the variables
     /// that the e2e tests read, for running `cargo test -p flashcards-e2e` by hand.
     Build {
         /// Go packages compiled in parallel (`go build -p`).
@@ -155,7 +171,13 @@ pub fn run(command: &Action) -> Result<()> {
     match command {
         Action::Build { jobs } => {
             let artifacts = ensure_built(*jobs)?;
+            let node_bin = node::ensure_built(*jobs)?;
+            let images = images::ensure_for_tests(&node_bin, || {
+                cargo::build_dev(&images::service_packages())
+            })?;
             println!("{BIN_VAR}={}", artifacts.bin.display());
+            println!("{}={}", node::BIN_VAR, node_bin.display());
+            println!("{}={}", flashcards_e2e::IMAGES_VAR, images.display());
             println!(
                 "{PROMETHEUS_CRDS_VAR}={}",
                 artifacts.prometheus_crds.display()
@@ -174,10 +196,12 @@ pub fn ensure_built(jobs: usize) -> Result<Artifacts> {
     let started = Instant::now();
     let dir = paths::cache_dir()?
         .join("control-plane")
-        .join(cache_folder_name());
+        .join(cache_folder_name(&BUILDS));
     let bin = dir.join("bin");
-    if !is_complete(&bin) {
-        build_all(&dir, jobs)?;
+    if !is_complete(&BUILDS, &bin, &[KWOK_STAGES]) {
+        build_all(&BUILDS, &dir, jobs, "the control plane", |bin| {
+            write_kwok_stages(&bin.join(KWOK_STAGES))
+        })?;
     }
     let prometheus_crds = prometheus_crds()?;
     let grafana_dashboard_crd = grafana_dashboard_crd()?;
@@ -194,8 +218,8 @@ pub fn ensure_built(jobs: usize) -> Result<Artifacts> {
 }
 
 /// `kubernetes-1.37.2_etcd-3.7.3_kwok-0.8.0_helm-3.22.0`: a new pin builds into a new folder.
-fn cache_folder_name() -> String {
-    let names: Vec<String> = BUILDS
+pub fn cache_folder_name(builds: &[Build]) -> String {
+    let names: Vec<String> = builds
         .iter()
         .map(|build| {
             format!(
@@ -208,19 +232,25 @@ fn cache_folder_name() -> String {
     names.join("_")
 }
 
-/// Whether `bin` has every binary and kwok's stages: a folder from an older layout is rebuilt.
-fn is_complete(bin: &Path) -> bool {
-    BUILDS
+/// Whether `bin` has every binary and the `extra` files: a folder from an older layout is rebuilt.
+pub fn is_complete(builds: &[Build], bin: &Path, extra: &[&str]) -> bool {
+    builds
         .iter()
         .flat_map(|build| build.binaries)
         .map(|(binary, _)| *binary)
-        .chain([KWOK_STAGES])
+        .chain(extra.iter().copied())
         .all(|file| bin.join(file).is_file())
 }
 
-/// Builds every wrapper module into a scratch folder that becomes `dir` once complete, so an
-/// interrupted build never leaves a folder that looks ready.
-fn build_all(dir: &Path, jobs: usize) -> Result<()> {
+/// Builds every wrapper module, then `finish` (the extra files), into a scratch folder that
+/// becomes `dir` once complete, so an interrupted build never leaves a folder that looks ready.
+pub fn build_all(
+    builds: &[Build],
+    dir: &Path,
+    jobs: usize,
+    what: &str,
+    finish: impl FnOnce(&Path) -> Result<()>,
+) -> Result<()> {
     let parent = dir.parent().context("the cache folder has no parent")?;
     fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
     let file_name = dir
@@ -230,14 +260,14 @@ fn build_all(dir: &Path, jobs: usize) -> Result<()> {
     let partial =
         ScratchDir::create(parent.join(format!("{file_name}.partial-{}", process::id())))?;
     eprintln!(
-        "building the control plane ({}) from Go modules into {}: about 15 minutes on two cores the \
-         first time",
-        cache_folder_name(),
+        "building {what} ({}) from Go modules into {}: about 15 minutes on two cores the first \
+         time",
+        cache_folder_name(builds),
         dir.display()
     );
     let started = Instant::now();
     let bin = partial.path().join("bin");
-    for build in &BUILDS {
+    for build in builds {
         let module_dir = partial.path().join("modules").join(build.name);
         write_wrapper(build, &module_dir)?;
         for (binary, package) in build.binaries {
@@ -246,16 +276,21 @@ fn build_all(dir: &Path, jobs: usize) -> Result<()> {
             eprintln!("built {binary} in {:.0?}", step.elapsed());
         }
     }
-    write_kwok_stages(&bin.join(KWOK_STAGES))?;
+    finish(&bin)?;
+    let extra: Vec<String> = fs::read_dir(&bin)
+        .with_context(|| format!("listing {}", bin.display()))?
+        .filter_map(|entry| Some(entry.ok()?.file_name().to_string_lossy().into_owned()))
+        .collect();
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
     if dir.exists() {
         // Another xtask may have finished the same build meanwhile; keep its folder then.
-        if is_complete(&dir.join("bin")) {
+        if is_complete(builds, &dir.join("bin"), &extra) {
             return Ok(());
         }
         fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
     }
     partial.persist(dir)?;
-    eprintln!("built the control plane in {:.0?}", started.elapsed());
+    eprintln!("built {what} in {:.0?}", started.elapsed());
     Ok(())
 }
 
@@ -353,12 +388,16 @@ fn ldflags(build: &Build) -> Result<String> {
                 write!(flags, " -X {package}.{name}={value}").context("formatting ldflags")?;
             }
         }
-    } else if build.pin.module == HELM.module {
-        write!(
-            flags,
-            " -X helm.sh/helm/v3/internal/version.version={version}"
-        )
-        .context("formatting ldflags")?;
+    } else {
+        let stamp = match build.name {
+            "helm" => Some("helm.sh/helm/v3/internal/version.version"),
+            "containerd" => Some("github.com/containerd/containerd/v2/version.Version"),
+            "runc" => Some("main.version"),
+            _ => None,
+        };
+        if let Some(variable) = stamp {
+            write!(flags, " -X {variable}={version}").context("formatting ldflags")?;
+        }
     }
     Ok(flags)
 }
@@ -383,11 +422,12 @@ fn go_build(
         ])
         .arg("-ldflags")
         .arg(ldflags(build)?)
+        .arg(format!("-tags={}", build.tags))
         .arg("-o")
         .arg(output)
         .arg(package)
-        // Static binaries, no C toolchain needed; -mod=mod lets go add the go.sum lines.
-        .env("CGO_ENABLED", "0")
+        // Static binaries unless the package needs C; -mod=mod lets go add the go.sum lines.
+        .env("CGO_ENABLED", if build.cgo { "1" } else { "0" })
         .env("GOFLAGS", "-mod=mod");
     let status = command
         .status()
@@ -414,9 +454,7 @@ fn go(dir: &Path) -> Command {
 
 /// Joins [`KWOK_STAGE_FILES`] from kwok's module into one YAML stream at `path`.
 fn write_kwok_stages(path: &Path) -> Result<()> {
-    let module = download(KWOK)?
-        .dir
-        .context("go mod download names no folder for kwok")?;
+    let module = module_dir(KWOK)?;
     let mut stages = String::new();
     for file in KWOK_STAGE_FILES {
         let stage = fs::read_to_string(module.join(file))
@@ -467,6 +505,13 @@ fn download(pin: Pin) -> Result<Download> {
     Ok(info)
 }
 
+/// The module's folder in the Go module cache (downloaded the first time).
+pub fn module_dir(pin: Pin) -> Result<PathBuf> {
+    download(pin)?
+        .dir
+        .with_context(|| format!("go mod download names no folder for {}", pin.module))
+}
+
 fn module_go_mod(pin: Pin) -> Result<PathBuf> {
     download(pin)?
         .go_mod
@@ -504,7 +549,7 @@ fn grafana_dashboard_crd() -> Result<PathBuf> {
 
 #[cfg(test)]
 mod tests {
-    use super::{cache_folder_name, staging_modules, staging_version};
+    use super::{BUILDS, cache_folder_name, staging_modules, staging_version};
 
     #[test]
     fn staging_modules_are_those_required_and_replaced_with_a_folder() {
@@ -526,7 +571,7 @@ mod tests {
     #[test]
     fn the_cache_folder_names_every_version() {
         assert_eq!(
-            cache_folder_name(),
+            cache_folder_name(&BUILDS),
             "kubernetes-1.37.2_etcd-3.7.3_kwok-0.8.0_helm-3.22.0"
         );
     }

@@ -9,9 +9,11 @@ use std::{
     fs,
     path::{Path, PathBuf},
     process::{Command, Stdio},
+    time::Instant,
 };
 
 use anyhow::{Context, Result, bail, ensure};
+use flashcards_e2e::{HELPER_IMAGE, PAUSE_IMAGE};
 
 use crate::{
     apt, cargo,
@@ -22,8 +24,8 @@ use crate::{
 /// The registry and version the chart and the examples name.
 const REGISTRY: &str = "ghcr.io/flashcards";
 const VERSION: &str = env!("CARGO_PKG_VERSION");
-/// The local base every image is built on.
-const BASE: &str = "localhost/flashcards-base:bookworm";
+/// The local base every image is built on (and the e2e volume provisioner's helper image).
+const BASE: &str = HELPER_IMAGE;
 /// Overlay mounts are refused in this kind of sandbox; vfs works everywhere (at the cost of
 /// copying layers).
 const STORAGE: [&str; 2] = ["--storage-driver", "vfs"];
@@ -45,30 +47,125 @@ const SERVICES: [(&str, &str); 5] = [
 ];
 
 pub fn run() -> Result<()> {
+    ensure_tools()?;
+    ensure_base()?;
+    cargo::build_release(&service_packages())?;
+    let mut built = build_services(|binary| Ok(cargo::release_binary(binary)))?;
+    built.extend(build_models(&[Model::Qwen05b, Model::SmolLm2])?);
+    println!("\n{:<70} {:>10}", "image", "size");
+    for tag in &built {
+        println!("{tag:<70} {:>10}", size(tag)?);
+    }
+    Ok(())
+}
+
+/// The images the e2e tests' real node runs, saved as `docker save` archives into a folder under
+/// ~/.cache/flashcards that this returns: the services from the dev binaries that `build_dev`
+/// makes (the test build's own), stripped, which spares a second, release build; the default
+/// model's image; the pod sandbox's `pause` from `node_bin`; the base, which the volume
+/// provisioner's helper pods run.
+pub fn ensure_for_tests(
+    node_bin: &Path,
+    build_dev: impl FnOnce() -> Result<()>,
+) -> Result<PathBuf> {
+    let started = Instant::now();
+    ensure_tools()?;
+    ensure_base()?;
+    build_dev()?;
+    let mut tags = build_services(|binary| {
+        let stripped = cargo::dev_binary(binary).with_extension("stripped");
+        let status = Command::new("strip")
+            .arg("--strip-debug")
+            .arg("-o")
+            .arg(&stripped)
+            .arg(cargo::dev_binary(binary))
+            .status()
+            .context("running strip")?;
+        ensure!(status.success(), "strip {binary} failed: {status}");
+        Ok(stripped)
+    })?;
+    tags.extend(build_models(&[Model::Qwen05b])?);
+    tags.push(build_pause(node_bin)?);
+    tags.push(BASE.to_owned());
+    let archives = paths::cache_dir()?.join("images/archives");
+    fresh_dir(&archives)?;
+    for tag in &tags {
+        let file_name = tag.replace(['/', ':'], "_");
+        let archive = archives.join(format!("{file_name}.tar"));
+        let status = Command::new("podman")
+            .args(STORAGE)
+            .args(["save", "--quiet", "--format", "docker-archive", "-o"])
+            .arg(&archive)
+            .arg(tag)
+            .status()
+            .context("running podman save")?;
+        ensure!(status.success(), "podman save {tag} failed: {status}");
+    }
+    eprintln!(
+        "the node's {} images are saved in {} ({:.0?})",
+        tags.len(),
+        archives.display(),
+        started.elapsed()
+    );
+    Ok(archives)
+}
+
+fn ensure_tools() -> Result<()> {
     apt::ensure_apt_packages(&[
         ("buildah", "buildah"),
         ("podman", "podman"),
         ("runc", "runc"),
         ("debootstrap", "debootstrap"),
-    ])?;
-    ensure_base()?;
+    ])
+}
+
+pub fn service_packages() -> Vec<&'static str> {
     let mut args = Vec::new();
     for (binary, _) in SERVICES {
         args.extend(["-p", binary]);
     }
-    cargo::build_release(&args)?;
+    args
+}
+
+/// The five services' images from the binaries `binary_path` names; returns their tags.
+fn build_services(binary_path: impl Fn(&str) -> Result<PathBuf>) -> Result<Vec<String>> {
     let contexts = paths::cache_dir()?.join("images/contexts");
     let mut built = Vec::new();
     for (binary, dockerfile) in SERVICES {
         let context = contexts.join(binary);
         fresh_dir(&context)?;
-        fs::copy(cargo::release_binary(binary), context.join(binary))
-            .with_context(|| format!("copying {binary} into its build context"))?;
+        let source = binary_path(binary)?;
+        fs::copy(&source, context.join(binary)).with_context(|| {
+            format!("copying {} into {binary}'s build context", source.display())
+        })?;
         let tag = format!("{REGISTRY}/{binary}:{VERSION}");
         build(dockerfile, &context, &tag, &[("BINARIES", "prebuilt")])?;
         built.push(tag);
     }
-    for model in [Model::Qwen05b, Model::SmolLm2] {
+    Ok(built)
+}
+
+/// The pod sandbox image: the static `pause` alone, as the Kubernetes project builds it.
+fn build_pause(node_bin: &Path) -> Result<String> {
+    let context = paths::cache_dir()?.join("images/contexts/pause");
+    fresh_dir(&context)?;
+    fs::copy(node_bin.join("pause"), context.join("pause"))
+        .context("copying pause into its build context")?;
+    let dockerfile = context.join("Dockerfile");
+    fs::write(
+        &dockerfile,
+        "FROM scratch\nCOPY pause /pause\nUSER 65535:65535\nENTRYPOINT [\"/pause\"]\n",
+    )
+    .with_context(|| format!("writing {}", dockerfile.display()))?;
+    build_from(&dockerfile, &context, PAUSE_IMAGE, &[])?;
+    Ok(PAUSE_IMAGE.to_owned())
+}
+
+/// The model images, one per model; returns their tags.
+fn build_models(models: &[Model]) -> Result<Vec<String>> {
+    let contexts = paths::cache_dir()?.join("images/contexts");
+    let mut built = Vec::new();
+    for &model in models {
         let file = models::ensure_model(model)?;
         let name = model.name().to_ascii_lowercase();
         let context = contexts.join(&name);
@@ -87,11 +184,7 @@ pub fn run() -> Result<()> {
         )?;
         built.push(tag);
     }
-    println!("\n{:<70} {:>10}", "image", "size");
-    for tag in &built {
-        println!("{tag:<70} {:>10}", size(tag)?);
-    }
-    Ok(())
+    Ok(built)
 }
 
 /// The base image, imported once from a debootstrap tree cached under ~/.cache/flashcards.
@@ -136,6 +229,15 @@ fn ensure_base() -> Result<()> {
 }
 
 fn build(dockerfile: &str, context: &Path, tag: &str, args: &[(&str, &str)]) -> Result<()> {
+    build_from(
+        &paths::workspace_root().join(dockerfile),
+        context,
+        tag,
+        args,
+    )
+}
+
+fn build_from(dockerfile: &Path, context: &Path, tag: &str, args: &[(&str, &str)]) -> Result<()> {
     eprintln!("building {tag}");
     let mut command = Command::new("buildah");
     command
@@ -145,7 +247,7 @@ fn build(dockerfile: &str, context: &Path, tag: &str, args: &[(&str, &str)]) -> 
         .arg("--build-arg")
         .arg(format!("RUNTIME={BASE}"))
         .arg("-f")
-        .arg(paths::workspace_root().join(dockerfile))
+        .arg(dockerfile)
         .arg("-t")
         .arg(tag);
     for (name, value) in args {
@@ -157,7 +259,10 @@ fn build(dockerfile: &str, context: &Path, tag: &str, args: &[(&str, &str)]) -> 
         .status()
         .context("running buildah")?;
     if !status.success() {
-        bail!("buildah could not build {tag} from {dockerfile}: {status}");
+        bail!(
+            "buildah could not build {tag} from {}: {status}",
+            dockerfile.display()
+        );
     }
     Ok(())
 }

@@ -17,6 +17,7 @@ mod llama;
 mod llm_report;
 mod mlflow;
 mod models;
+mod node;
 mod npm;
 mod paths;
 mod postgres;

@@ -5,14 +5,15 @@
 use std::{
     env,
     io::{self, BufRead, BufReader, Write},
+    path::PathBuf,
     process::{ExitCode, Stdio},
 };
 
 use anyhow::{Context, Result};
 
 use crate::{
-    anki, apt, browser, cargo, control_plane, interrupt, llama::LlamaServer, mlflow::MlflowServer,
-    models::Model, npm, postgres::Cluster, summary::Totals, vendor,
+    anki, apt, browser, cargo, control_plane, images, interrupt, llama::LlamaServer,
+    mlflow::MlflowServer, models::Model, node, npm, postgres::Cluster, summary::Totals, vendor,
 };
 
 /// The variable through which the test suites find PostgreSQL.
@@ -87,6 +88,22 @@ fn reference_server(model: Model, url_var: &str) -> Result<Option<LlamaServer>> 
     Ok(Some(server))
 }
 
+/// `cargo test` of every target with `flags`, then the user's `cargo_args` (which may end in `--
+/// <test binary arguments>`): the same build when building and when running, so that running
+/// reuses what building made.
+fn cargo_test(flags: &[&str], cargo_args: &[String]) -> std::process::Command {
+    let mut command = cargo::command();
+    command
+        .args(["test", "--workspace", "--all-targets"])
+        .args(flags)
+        .args(cargo_args);
+    // A CI run builds once from nothing: incremental state would only fill the disk.
+    if env::var_os("CI").is_some() {
+        command.env("CARGO_INCREMENTAL", "0");
+    }
+    command
+}
+
 /// Runs cargo test; returns whether it succeeded and the summed results. The cluster, the LLM and
 /// the MLflow server, if we started them, are stopped when this returns, whatever happened.
 fn run_suites(cargo_args: &[String]) -> Result<(bool, Totals)> {
@@ -110,6 +127,31 @@ fn run_suites(cargo_args: &[String]) -> Result<(bool, Totals)> {
         }
         None => Some(control_plane::ensure_built(control_plane::DEFAULT_JOBS)?),
     };
+    let node_bin = match env::var_os(node::BIN_VAR) {
+        Some(bin) => {
+            eprintln!("using the node binaries from {}", node::BIN_VAR);
+            PathBuf::from(bin)
+        }
+        None => node::ensure_built(control_plane::DEFAULT_JOBS)?,
+    };
+    let node_images = match env::var_os(flashcards_e2e::IMAGES_VAR) {
+        Some(images) => {
+            eprintln!(
+                "using the node's images from {}",
+                flashcards_e2e::IMAGES_VAR
+            );
+            PathBuf::from(images)
+        }
+        // The test build itself first: the images take its binaries, and `cargo test` below
+        // then finds everything built.
+        None => images::ensure_for_tests(&node_bin, || {
+            let status = cargo_test(&["--no-run"], cargo_args)
+                .status()
+                .context("running cargo test --no-run")?;
+            anyhow::ensure!(status.success(), "building the tests failed ({status})");
+            Ok(())
+        })?,
+    };
     let llm = reference_server(Model::SmolLm2, LLM_URL_VAR)?;
     let qwen = reference_server(Model::Qwen05b, QWEN_URL_VAR)?;
     let mlflow = match env::var_os(MLFLOW_URL_VAR) {
@@ -130,22 +172,19 @@ fn run_suites(cargo_args: &[String]) -> Result<(bool, Totals)> {
         }
         None => Some(Cluster::start()?),
     };
-    let mut command = cargo::command();
     // --no-fail-fast: one failing suite should not hide the results of the others.
+    let mut command = cargo_test(&["--no-fail-fast"], cargo_args);
     command
-        .args(["test", "--workspace", "--all-targets", "--no-fail-fast"])
-        .args(cargo_args)
         // The OCR tests run several Tesseract engines at once; OpenMP threads inside each would
         // only compete with them (the service binary sets the same limit on itself).
         .env("OMP_THREAD_LIMIT", "1")
         .stdout(Stdio::piped());
-    // A CI run builds once from nothing: incremental state would only fill the disk.
-    if env::var_os("CI").is_some() {
-        command.env("CARGO_INCREMENTAL", "0");
-    }
     if let Some(cluster) = &cluster {
         command.env(POSTGRES_URL_VAR, cluster.url());
     }
+    command
+        .env(node::BIN_VAR, &node_bin)
+        .env(flashcards_e2e::IMAGES_VAR, &node_images);
     if let Some(artifacts) = &control_plane {
         command
             .env(control_plane::BIN_VAR, &artifacts.bin)

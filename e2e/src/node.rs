@@ -1,0 +1,754 @@
+//! A real node beside the control plane: containerd running pods through runc, the CNI bridge
+//! plugin, kubelet, kube-proxy (nftables), CoreDNS and Rancher's local-path-provisioner, all as
+//! processes of this machine, and the stack's images imported into containerd from archives (there
+//! is no registry to pull from).
+//!
+//! The node is one per machine: its bridge, pod subnet and kube-proxy's nftables tables are the
+//! host's. CoreDNS and the provisioner run as host processes rather than pods, which needs no
+//! images of theirs; pods reach CoreDNS on the bridge's address, which the kubelet hands them as
+//! their nameserver.
+
+use std::{
+    env, fmt, fs,
+    net::Ipv4Addr,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use k8s_openapi::api::{
+    core::v1::{ConfigMap, Namespace, Node, ServiceAccount},
+    storage::v1::StorageClass,
+};
+use kube::{
+    Api, Client,
+    api::{ObjectMeta, PostParams},
+};
+use serde_json::json;
+use tempfile::TempDir;
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+};
+
+use crate::{ControlPlane, Error, process::Process, wait::wait_for, workspace::free_port};
+
+/// The folder with the node's binaries, which `cargo xtask test` sets.
+pub const NODE_BIN_VAR: &str = "FLASHCARDS_E2E_NODE_BIN";
+
+/// The folder of image archives (`docker save` format, one `.tar` each) to import, which `cargo
+/// xtask test` sets.
+pub const IMAGES_VAR: &str = "FLASHCARDS_E2E_IMAGES";
+
+/// The pod sandbox image containerd is told to use; `cargo xtask images` builds it from the
+/// statically linked `pause` in the node's binaries.
+pub const PAUSE_IMAGE: &str = "registry.k8s.io/pause:3.10";
+
+/// The image the provisioner's helper pods run (`mkdir`, `rm`): the local Debian base the stack's
+/// images are built on.
+pub const HELPER_IMAGE: &str = "localhost/flashcards-base:bookworm";
+
+/// The node's name, its bridge and addresses. The bridge's address is the node's: the kubelet
+/// reports it, the apiserver advertises it to pods, CoreDNS answers on it.
+pub const NODE_NAME: &str = "flashcards-node";
+const BRIDGE: &str = "fcnode0";
+pub const NODE_ADDRESS: Ipv4Addr = Ipv4Addr::new(10, 88, 0, 1);
+const POD_SUBNET: &str = "10.88.0.0/24";
+const SERVICE_SUBNET: &str = "10.96.0.0/16";
+
+/// The StorageClass the provisioner serves, made the cluster's default.
+pub const STORAGE_CLASS: &str = "local-path";
+const PROVISIONER_NAMESPACE: &str = "local-path-storage";
+
+/// How long the node may take to register and become Ready, and CoreDNS to sync.
+const READY_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// What must be in [`NODE_BIN_VAR`]'s folder.
+const REQUIRED_FILES: [&str; 13] = [
+    "kubelet",
+    "kube-proxy",
+    "containerd",
+    "containerd-shim-runc-v2",
+    "ctr",
+    "runc",
+    "bridge",
+    "loopback",
+    "host-local",
+    "portmap",
+    "coredns",
+    "crictl",
+    "local-path-provisioner",
+];
+
+/// A running node, torn down when dropped: its pods removed, its processes stopped, its mounts,
+/// bridge and nftables tables gone. Its folder (with the logs) is kept if the thread is panicking.
+pub struct RealNode {
+    // Fields drop in order; `Drop` first removes the pods while containerd still runs.
+    provisioner: Process,
+    coredns: Process,
+    kube_proxy: Process,
+    kubelet: Process,
+    containerd: Process,
+    bin: PathBuf,
+    socket: PathBuf,
+    dir: TempDir,
+}
+
+impl RealNode {
+    /// Sets up the bridge, starts containerd and imports [`IMAGES_VAR`]'s archives, then the
+    /// kubelet (returning once the node is Ready), kube-proxy, CoreDNS and the provisioner.
+    /// `control_plane` must have been started with [`crate::Options::node_address`] set to
+    /// [`NODE_ADDRESS`].
+    pub async fn start(control_plane: &ControlPlane) -> Result<Self, Error> {
+        let bin = configured_dir(NODE_BIN_VAR)?;
+        for file in REQUIRED_FILES {
+            let path = bin.join(file);
+            if !path.is_file() {
+                return Err(Error::Missing { path });
+            }
+        }
+        let images = configured_dir(IMAGES_VAR)?;
+        remove_network();
+        let dir = tempfile::Builder::new()
+            .prefix("flashcards-node-")
+            .tempdir()
+            .map_err(Error::io("creating the node's folder"))?;
+        let root = dir.path();
+        for sub in [
+            "logs",
+            "cni/net.d",
+            "cni/ipam",
+            "pki",
+            "kubelet",
+            "pod-logs",
+        ] {
+            fs::create_dir_all(root.join(sub))
+                .map_err(Error::io(format!("creating {sub} in {}", root.display())))?;
+        }
+        set_up_network()?;
+        let log = |name: &str| root.join("logs").join(format!("{name}.log"));
+
+        write(
+            &root.join("cni/net.d/10-flashcards.conflist"),
+            &cni_config(root).to_string(),
+        )?;
+        let socket = root.join("containerd/containerd.sock");
+        write(
+            &root.join("containerd.toml"),
+            &containerd_config(root, &bin, &socket),
+        )?;
+        let mut containerd_command = Command::new(bin.join("containerd"));
+        containerd_command
+            .arg("--config")
+            .arg(root.join("containerd.toml"))
+            // The shim and the CNI plugins are found on PATH, iptables for the bridge's masquerade.
+            .env("PATH", path_with(&bin));
+        let mut containerd = Process::start("containerd", containerd_command, log("containerd"))?;
+        wait_for("containerd answering", READY_TIMEOUT, async || {
+            containerd.check_running()?;
+            Ok::<_, Error>(ctr(&bin, &socket, &["version"]).ok())
+        })
+        .await?;
+        import_images(&bin, &socket, &images)?;
+
+        let pki = root.join("pki");
+        let authority = control_plane.authority();
+        let serving = authority.serving(NODE_NAME, &[&NODE_ADDRESS.to_string(), NODE_NAME])?;
+        write(&pki.join("kubelet.crt"), &serving.cert)?;
+        write(&pki.join("kubelet.key"), &serving.key)?;
+        write(&pki.join("ca.crt"), control_plane.ca_pem())?;
+        let kubeconfig = |user: &str| root.join(format!("{user}.kubeconfig"));
+        // The users and groups that the bootstrap RBAC policy grants the node's and kube-proxy's
+        // roles; CoreDNS and the provisioner are harness parts, like kwok, with full rights.
+        control_plane.client_kubeconfig(
+            &format!("system:node:{NODE_NAME}"),
+            Some("system:nodes"),
+            &kubeconfig("kubelet"),
+        )?;
+        control_plane.client_kubeconfig("system:kube-proxy", None, &kubeconfig("kube-proxy"))?;
+        for harness_part in ["coredns", "local-path-provisioner"] {
+            control_plane.client_kubeconfig(
+                harness_part,
+                Some("system:masters"),
+                &kubeconfig(harness_part),
+            )?;
+        }
+        write(&root.join("resolv.conf"), "")?;
+        let kubelet_ports = (free_port()?, free_port()?);
+        write(
+            &root.join("kubelet.json"),
+            &kubelet_config(root, &socket, kubelet_ports).to_string(),
+        )?;
+        let mut kubelet_command = Command::new(bin.join("kubelet"));
+        kubelet_command
+            .arg(format!("--config={}", root.join("kubelet.json").display()))
+            .arg(format!("--kubeconfig={}", kubeconfig("kubelet").display()))
+            .arg(format!("--root-dir={}", root.join("kubelet").display()))
+            .arg(format!("--node-ip={NODE_ADDRESS}"))
+            .arg(format!("--hostname-override={NODE_NAME}"))
+            .env("PATH", path_with(&bin));
+        let mut kubelet = Process::start("kubelet", kubelet_command, log("kubelet"))?;
+        let client = control_plane.client();
+        let nodes: Api<Node> = Api::all(client.clone());
+        wait_for(
+            "the kubelet's node becoming Ready",
+            READY_TIMEOUT,
+            async || {
+                kubelet.check_running()?;
+                containerd.check_running()?;
+                Ok::<_, Error>(nodes.get_opt(NODE_NAME).await?.filter(is_ready).map(drop))
+            },
+        )
+        .await?;
+
+        let proxy_ports = (free_port()?, free_port()?);
+        let mut proxy_command = Command::new(bin.join("kube-proxy"));
+        proxy_command
+            .arg(format!(
+                "--kubeconfig={}",
+                kubeconfig("kube-proxy").display()
+            ))
+            .arg("--proxy-mode=nftables")
+            .arg(format!("--cluster-cidr={POD_SUBNET}"))
+            .arg(format!("--hostname-override={NODE_NAME}"))
+            .arg(format!(
+                "--healthz-bind-address=127.0.0.1:{}",
+                proxy_ports.0
+            ))
+            .arg(format!(
+                "--metrics-bind-address=127.0.0.1:{}",
+                proxy_ports.1
+            ))
+            // The sandbox may not raise the host's conntrack table; its size is plenty here.
+            .arg("--conntrack-max-per-core=0")
+            .arg("--conntrack-min=0");
+        let mut kube_proxy = Process::start("kube-proxy", proxy_command, log("kube-proxy"))?;
+        wait_http(&mut kube_proxy, proxy_ports.0, "/healthz").await?;
+
+        let dns_ready = free_port()?;
+        write(
+            &root.join("Corefile"),
+            &corefile(&kubeconfig("coredns"), dns_ready),
+        )?;
+        let mut coredns_command = Command::new(bin.join("coredns"));
+        coredns_command.arg("-conf").arg(root.join("Corefile"));
+        let mut coredns = Process::start("coredns", coredns_command, log("coredns"))?;
+        wait_http(&mut coredns, dns_ready, "/ready").await?;
+
+        set_up_provisioner(&client).await?;
+        let mut provisioner_command = Command::new(bin.join("local-path-provisioner"));
+        provisioner_command
+            .arg("start")
+            .arg(format!(
+                "--kubeconfig={}",
+                kubeconfig("local-path-provisioner").display()
+            ))
+            .arg(format!("--namespace={PROVISIONER_NAMESPACE}"))
+            .arg(format!("--helper-image={HELPER_IMAGE}"))
+            .arg(format!("--service-account-name={PROVISIONER_ACCOUNT}"))
+            .arg(format!("--configmap-name={PROVISIONER_CONFIG}"));
+        let provisioner = Process::start(
+            "local-path-provisioner",
+            provisioner_command,
+            log("local-path-provisioner"),
+        )?;
+        Ok(Self {
+            provisioner,
+            coredns,
+            kube_proxy,
+            kubelet,
+            containerd,
+            bin,
+            socket,
+            dir,
+        })
+    }
+
+    /// The node's folder: its components' logs are in `logs/`.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Fails with the end of its log if any of the node's processes has exited.
+    pub fn check_running(&mut self) -> Result<(), Error> {
+        for process in [
+            &mut self.containerd,
+            &mut self.kubelet,
+            &mut self.kube_proxy,
+            &mut self.coredns,
+            &mut self.provisioner,
+        ] {
+            process.check_running()?;
+        }
+        Ok(())
+    }
+
+    /// `crictl` against the node's containerd, ready for more arguments.
+    pub fn crictl(&self) -> Command {
+        let mut command = Command::new(self.bin.join("crictl"));
+        command.arg(format!(
+            "--runtime-endpoint=unix://{}",
+            self.socket.display()
+        ));
+        command
+    }
+}
+
+impl fmt::Debug for RealNode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RealNode")
+            .field("dir", &self.dir.path())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for RealNode {
+    fn drop(&mut self) {
+        // The kubelet would restart the pods it sees removed; without it, removing every pod
+        // sandbox through the CRI stops their containers and releases their network.
+        self.provisioner.stop();
+        self.kubelet.stop();
+        let removed = self
+            .crictl()
+            .args(["rmp", "--all", "--force"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        if !removed.is_ok_and(|status| status.success()) {
+            eprintln!("could not remove every pod of the node; containers may be left running");
+        }
+        self.containerd.stop();
+        unmount_below(self.dir.path());
+        remove_network();
+        if std::thread::panicking() {
+            self.dir.disable_cleanup(true);
+            eprintln!(
+                "the node's folder, with its components' logs, is kept: {}",
+                self.dir.path().display()
+            );
+        }
+    }
+}
+
+const PROVISIONER_ACCOUNT: &str = "local-path-provisioner-service-account";
+const PROVISIONER_CONFIG: &str = "local-path-config";
+
+fn configured_dir(var: &'static str) -> Result<PathBuf, Error> {
+    let dir = env::var_os(var)
+        .filter(|value| !value.is_empty())
+        .map(PathBuf::from)
+        .ok_or(Error::NotConfigured { var })?;
+    if dir.is_dir() {
+        Ok(dir)
+    } else {
+        Err(Error::Missing { path: dir })
+    }
+}
+
+fn write(path: &Path, contents: &str) -> Result<(), Error> {
+    fs::write(path, contents).map_err(Error::io(format!("writing {}", path.display())))
+}
+
+fn path_with(bin: &Path) -> String {
+    format!(
+        "{}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        bin.display()
+    )
+}
+
+/// Runs a command to its end; its stderr becomes the error.
+fn run(command: &mut Command) -> Result<String, Error> {
+    let description = format!("{command:?}");
+    let output = command
+        .stdin(Stdio::null())
+        .output()
+        .map_err(Error::io(format!("running {description}")))?;
+    if output.status.success() {
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    } else {
+        Err(Error::Command {
+            command: description,
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        })
+    }
+}
+
+fn ctr(bin: &Path, socket: &Path, args: &[&str]) -> Result<String, Error> {
+    run(Command::new(bin.join("ctr"))
+        .arg("--address")
+        .arg(socket)
+        .args(["--namespace", "k8s.io"])
+        .args(args))
+}
+
+/// The bridge with the node's address, forwarding on, bridged traffic through the netfilter hooks
+/// (kube-proxy's rules must see pod-to-Service traffic between pods on the same bridge).
+fn set_up_network() -> Result<(), Error> {
+    run(Command::new("ip").args(["link", "add", BRIDGE, "type", "bridge"]))?;
+    run(Command::new("ip").args(["addr", "add", &format!("{NODE_ADDRESS}/24"), "dev", BRIDGE]))?;
+    run(Command::new("ip").args(["link", "set", BRIDGE, "up"]))?;
+    // Service addresses from this machine go out over the bridge, from the node's address.
+    run(Command::new("ip").args([
+        "route",
+        "replace",
+        SERVICE_SUBNET,
+        "dev",
+        BRIDGE,
+        "src",
+        &NODE_ADDRESS.to_string(),
+    ]))?;
+    let bridge_netfilter = Path::new("/proc/sys/net/bridge/bridge-nf-call-iptables");
+    if !bridge_netfilter.exists() {
+        run(Command::new("modprobe").arg("br_netfilter"))?;
+    }
+    for (path, value) in [
+        ("/proc/sys/net/ipv4/ip_forward", "1"),
+        ("/proc/sys/net/bridge/bridge-nf-call-iptables", "1"),
+    ] {
+        write(Path::new(path), value)?;
+    }
+    Ok(())
+}
+
+/// Removes the bridge and kube-proxy's tables, whether this run or an interrupted one made them.
+fn remove_network() {
+    let quiet = |command: &mut Command| {
+        let _ignored = command.stdout(Stdio::null()).stderr(Stdio::null()).status();
+    };
+    quiet(Command::new("ip").args(["link", "del", BRIDGE]));
+    for family in ["ip", "ip6"] {
+        quiet(Command::new("nft").args(["delete", "table", family, "kube-proxy"]));
+    }
+}
+
+/// Unmounts whatever is still mounted below `dir` (volumes, the pods' network namespaces,
+/// containerd's snapshots), deepest first.
+fn unmount_below(dir: &Path) {
+    let Ok(mounts) = fs::read_to_string("/proc/self/mounts") else {
+        return;
+    };
+    let mut points: Vec<&str> = mounts
+        .lines()
+        .filter_map(|line| line.split_whitespace().nth(1))
+        .filter(|point| Path::new(point).starts_with(dir))
+        .collect();
+    points.sort_by_key(|point| std::cmp::Reverse(point.len()));
+    for point in points {
+        let _ignored = Command::new("umount")
+            .args(["--lazy", point])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// The bridge plugin with host-local addresses from the pod subnet, masquerading what leaves it,
+/// and portmap for host ports.
+fn cni_config(root: &Path) -> serde_json::Value {
+    json!({
+        "cniVersion": "1.0.0",
+        "name": "flashcards",
+        "plugins": [
+            {
+                "type": "bridge",
+                "bridge": BRIDGE,
+                "isGateway": true,
+                "ipMasq": true,
+                // A pod reaching itself through its own Service.
+                "hairpinMode": true,
+                "ipam": {
+                    "type": "host-local",
+                    "ranges": [[{
+                        "subnet": POD_SUBNET,
+                        "rangeStart": "10.88.0.10",
+                        "gateway": NODE_ADDRESS.to_string(),
+                    }]],
+                    "routes": [{ "dst": "0.0.0.0/0" }],
+                    "dataDir": root.join("cni/ipam").display().to_string(),
+                },
+            },
+            { "type": "portmap", "capabilities": { "portMappings": true } },
+        ],
+    })
+}
+
+/// containerd 2's configuration: everything under the node's folder, the CRI plugin with our
+/// runc, the local pause image pinned, and the two settings this sandbox needs: the pods' OOM
+/// score may not go below containerd's own (no CAP_SYS_RESOURCE), and network namespaces are
+/// mounted under the state folder, which the teardown unmounts.
+fn containerd_config(root: &Path, bin: &Path, socket: &Path) -> String {
+    let containerd = root.join("containerd");
+    format!(
+        r#"version = 3
+root = "{root}"
+state = "{state}"
+
+[grpc]
+  address = "{socket}"
+
+[ttrpc]
+  address = "{socket}.ttrpc"
+
+[plugins."io.containerd.cri.v1.images"]
+  snapshotter = "overlayfs"
+
+[plugins."io.containerd.cri.v1.images".pinned_images]
+  sandbox = "{pause}"
+
+[plugins."io.containerd.cri.v1.runtime"]
+  restrict_oom_score_adj = true
+  netns_mounts_under_state_dir = true
+
+[plugins."io.containerd.cri.v1.runtime".cni]
+  bin_dirs = ["{bin}"]
+  conf_dir = "{cni}"
+
+[plugins."io.containerd.cri.v1.runtime".containerd]
+  default_runtime_name = "runc"
+
+[plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]
+  runtime_type = "io.containerd.runc.v2"
+
+[plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc.options]
+  BinaryName = "{runc}"
+  SystemdCgroup = false
+"#,
+        root = containerd.join("root").display(),
+        state = containerd.join("state").display(),
+        socket = socket.display(),
+        pause = PAUSE_IMAGE,
+        bin = bin.display(),
+        cni = root.join("cni/net.d").display(),
+        runc = bin.join("runc").display(),
+    )
+}
+
+/// Imports every archive in `images` into containerd's `k8s.io` namespace, where the CRI finds
+/// images.
+fn import_images(bin: &Path, socket: &Path, images: &Path) -> Result<(), Error> {
+    let mut archives: Vec<PathBuf> = fs::read_dir(images)
+        .map_err(Error::io(format!("listing {}", images.display())))?
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .filter(|path| path.extension().is_some_and(|extension| extension == "tar"))
+        .collect();
+    archives.sort();
+    for archive in archives {
+        let started = Instant::now();
+        ctr(
+            bin,
+            socket,
+            &["images", "import", &archive.display().to_string()],
+        )?;
+        eprintln!(
+            "imported {} into the node in {:.1?}",
+            archive.display(),
+            started.elapsed()
+        );
+    }
+    Ok(())
+}
+
+/// The kubelet: client certificates checked against the cluster CA and tokens by the apiserver,
+/// the cgroupfs driver on this host's cgroup v1/v2 hybrid (which the kubelet refuses unless told
+/// not to), CoreDNS on the node's address, and eviction thresholds that a shared CI disk does not
+/// trip.
+fn kubelet_config(root: &Path, socket: &Path, (port, healthz): (u16, u16)) -> serde_json::Value {
+    let pki = |file: &str| root.join("pki").join(file).display().to_string();
+    json!({
+        "apiVersion": "kubelet.config.k8s.io/v1beta1",
+        "kind": "KubeletConfiguration",
+        "address": NODE_ADDRESS.to_string(),
+        "port": port,
+        "readOnlyPort": 0,
+        "healthzBindAddress": "127.0.0.1",
+        "healthzPort": healthz,
+        "tlsCertFile": pki("kubelet.crt"),
+        "tlsPrivateKeyFile": pki("kubelet.key"),
+        "authentication": {
+            "anonymous": { "enabled": false },
+            "webhook": { "enabled": true },
+            "x509": { "clientCAFile": pki("ca.crt") },
+        },
+        "authorization": { "mode": "Webhook" },
+        "containerRuntimeEndpoint": format!("unix://{}", socket.display()),
+        "cgroupDriver": "cgroupfs",
+        "failCgroupV1": false,
+        "failSwapOn": false,
+        "clusterDNS": [NODE_ADDRESS.to_string()],
+        "clusterDomain": "cluster.local",
+        "resolvConf": root.join("resolv.conf").display().to_string(),
+        "podCIDR": POD_SUBNET,
+        "podLogsDir": root.join("pod-logs").display().to_string(),
+        "serializeImagePulls": false,
+        "evictionHard": {
+            "memory.available": "100Mi",
+            "nodefs.available": "1%",
+            "nodefs.inodesFree": "1%",
+            "imagefs.available": "1%",
+        },
+        "imageGCHighThresholdPercent": 100,
+        "imageGCLowThresholdPercent": 99,
+    })
+}
+
+/// CoreDNS answers the cluster's names on the node's address from the apiserver, and nothing
+/// else: this machine has no upstream resolver for pods.
+fn corefile(kubeconfig: &Path, ready_port: u16) -> String {
+    format!(
+        ".:53 {{\n    bind {NODE_ADDRESS}\n    errors\n    ready 127.0.0.1:{ready_port}\n    \
+         kubernetes cluster.local in-addr.arpa ip6.arpa {{\n        kubeconfig {}\n        \
+         pods insecure\n        fallthrough in-addr.arpa ip6.arpa\n    }}\n    cache 30\n}}\n",
+        kubeconfig.display()
+    )
+}
+
+/// The provisioner's namespace, its helper pods' account, its configuration (volumes in
+/// `/var/lib/flashcards-node/local-path/<pv>`, world-writable so any pod user can write), and the
+/// default StorageClass.
+async fn set_up_provisioner(client: &Client) -> Result<(), Error> {
+    let post = PostParams::default();
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    namespaces
+        .create(
+            &post,
+            &Namespace {
+                metadata: named(PROVISIONER_NAMESPACE),
+                ..Namespace::default()
+            },
+        )
+        .await?;
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), PROVISIONER_NAMESPACE);
+    accounts
+        .create(
+            &post,
+            &ServiceAccount {
+                metadata: named(PROVISIONER_ACCOUNT),
+                ..ServiceAccount::default()
+            },
+        )
+        .await?;
+    let config = json!({
+        "nodePathMap": [{
+            "node": "DEFAULT_PATH_FOR_NON_LISTED_NODES",
+            "paths": [VOLUMES_DIR],
+        }],
+    });
+    let helper_pod = json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": { "name": "helper-pod" },
+        "spec": {
+            "containers": [{
+                "name": "helper-pod",
+                "image": HELPER_IMAGE,
+                "imagePullPolicy": "Never",
+            }],
+        },
+    });
+    let data = [
+        ("config.json", config.to_string()),
+        ("helperPod.yaml", helper_pod.to_string()),
+        (
+            "setup",
+            "#!/bin/sh\nset -eu\nmkdir -m 0777 -p \"$VOL_DIR\"\n".to_owned(),
+        ),
+        (
+            "teardown",
+            "#!/bin/sh\nset -eu\nrm -rf \"$VOL_DIR\"\n".to_owned(),
+        ),
+    ];
+    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), PROVISIONER_NAMESPACE);
+    config_maps
+        .create(
+            &post,
+            &ConfigMap {
+                metadata: named(PROVISIONER_CONFIG),
+                data: Some(
+                    data.into_iter()
+                        .map(|(key, value)| (key.to_owned(), value))
+                        .collect(),
+                ),
+                ..ConfigMap::default()
+            },
+        )
+        .await?;
+    let classes: Api<StorageClass> = Api::all(client.clone());
+    let mut metadata = named(STORAGE_CLASS);
+    metadata.annotations = Some(
+        [(
+            "storageclass.kubernetes.io/is-default-class".to_owned(),
+            "true".to_owned(),
+        )]
+        .into(),
+    );
+    classes
+        .create(
+            &post,
+            &StorageClass {
+                metadata,
+                provisioner: "rancher.io/local-path".to_owned(),
+                reclaim_policy: Some("Delete".to_owned()),
+                // The provisioner makes the folder on the node the pod is scheduled to.
+                volume_binding_mode: Some("WaitForFirstConsumer".to_owned()),
+                ..StorageClass::default()
+            },
+        )
+        .await?;
+    Ok(())
+}
+
+/// Where the provisioner's volumes live on the node: outside the node's temporary folder, since
+/// the helper pods create and remove them as root.
+const VOLUMES_DIR: &str = "/var/lib/flashcards-node/local-path";
+
+fn named(name: &str) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.to_owned()),
+        ..ObjectMeta::default()
+    }
+}
+
+fn is_ready(node: &Node) -> bool {
+    node.status
+        .as_ref()
+        .and_then(|status| status.conditions.as_ref())
+        .is_some_and(|conditions| {
+            conditions
+                .iter()
+                .any(|condition| condition.type_ == "Ready" && condition.status == "True")
+        })
+}
+
+/// Waits until a plain-HTTP `GET path` on loopback `port` answers 200; an exit of `process` is
+/// the error the timeout reports.
+async fn wait_http(process: &mut Process, port: u16, path: &str) -> Result<(), Error> {
+    let name = process.name();
+    wait_for(
+        format!("{name} answering GET {path} on port {port}"),
+        READY_TIMEOUT,
+        async || {
+            process.check_running()?;
+            Ok::<_, Error>(http_ok(port, path).await.then_some(()))
+        },
+    )
+    .await
+}
+
+/// Whether `GET path` on 127.0.0.1:`port` answers 200 (HTTP/1.0: the server closes after it).
+async fn http_ok(port: u16, path: &str) -> bool {
+    let exchange = async {
+        let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).await?;
+        stream
+            .write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
+            .await?;
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await?;
+        Ok::<_, std::io::Error>(response)
+    };
+    match tokio::time::timeout(Duration::from_secs(2), exchange).await {
+        Ok(Ok(response)) => response
+            .split(|byte| *byte == b'\n')
+            .next()
+            .is_some_and(|status| status.windows(5).any(|word| word == b" 200 ")),
+        _ => false,
+    }
+}
