@@ -118,8 +118,10 @@ impl Layout {
 }
 
 /// How the control plane is set up: for kwok's fake nodes (the default), or for a real node.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Options {
+    /// The binaries' folder; [`BIN_VAR`] names it when this is `None`.
+    pub bin: Option<PathBuf>,
     /// An address of this machine that pods reach it on (a real node's): the apiserver listens on
     /// every address, advertises this one as the `kubernetes` Service's endpoint and names it in
     /// its certificate, and no fake node is made.
@@ -146,7 +148,7 @@ impl ControlPlane {
 
     /// [`Self::start`] set up as `options` say.
     pub async fn start_with(options: Options) -> Result<Self, Error> {
-        let bin = binaries()?;
+        let bin = binaries(options.bin.clone())?;
         let dir = tempfile::Builder::new()
             .prefix("flashcards-e2e-")
             .tempdir()
@@ -473,8 +475,11 @@ pub fn grafana_dashboard_crd() -> Result<PathBuf, Error> {
 }
 
 /// [`BIN_VAR`]'s folder, checked for every file the control plane needs.
-fn binaries() -> Result<PathBuf, Error> {
-    let bin = configured(BIN_VAR)?;
+fn binaries(bin: Option<PathBuf>) -> Result<PathBuf, Error> {
+    let bin = match bin {
+        Some(bin) => bin,
+        None => configured(BIN_VAR)?,
+    };
     for file in REQUIRED_FILES {
         let path = bin.join(file);
         if !path.is_file() {

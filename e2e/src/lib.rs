@@ -28,6 +28,7 @@ pub mod install_manifest;
 mod kubeconfig;
 mod node;
 mod process;
+pub mod stack;
 mod wait;
 pub mod workspace;
 
@@ -37,8 +38,8 @@ pub use control_plane::{
 };
 pub use error::Error;
 pub use node::{
-    HELPER_IMAGE, IMAGES_VAR, NODE_ADDRESS, NODE_BIN_VAR, NODE_NAME, PAUSE_IMAGE, RealNode,
-    STORAGE_CLASS,
+    HELPER_IMAGE, IMAGES_VAR, NODE_ADDRESS, NODE_BIN_VAR, NODE_NAME, OPENAI_SERVER_IMAGE,
+    PAUSE_IMAGE, POSTGRES_IMAGE, RealNode, STORAGE_CLASS, remove_leftovers,
 };
 pub use process::Process;
 pub use wait::wait_for;

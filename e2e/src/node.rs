@@ -24,11 +24,12 @@ use kube::{
     Api, Client,
     api::{ObjectMeta, PostParams},
 };
+use rustix::process::{Pid, Signal, kill_process};
 use serde_json::json;
 use tempfile::TempDir;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpStream,
+    net::{TcpStream, UdpSocket},
 };
 
 use crate::{ControlPlane, Error, process::Process, wait::wait_for, workspace::free_port};
@@ -43,6 +44,10 @@ pub const IMAGES_VAR: &str = "FLASHCARDS_E2E_IMAGES";
 /// The pod sandbox image containerd is told to use; `cargo xtask images` builds it from the
 /// statically linked `pause` in the node's binaries.
 pub const PAUSE_IMAGE: &str = "registry.k8s.io/pause:3.10";
+
+/// The full example's database and upstream model server, stand-ins built from `e2e/images/`.
+pub const POSTGRES_IMAGE: &str = "localhost/flashcards-e2e-postgres:15";
+pub const OPENAI_SERVER_IMAGE: &str = "localhost/flashcards-e2e-openai-server:0.3.36";
 
 /// The image the provisioner's helper pods run (`mkdir`, `rm`): the local Debian base the stack's
 /// images are built on.
@@ -100,17 +105,30 @@ impl RealNode {
     /// `control_plane` must have been started with [`crate::Options::node_address`] set to
     /// [`NODE_ADDRESS`].
     pub async fn start(control_plane: &ControlPlane) -> Result<Self, Error> {
-        let bin = configured_dir(NODE_BIN_VAR)?;
+        Self::start_from(
+            control_plane,
+            &configured_dir(NODE_BIN_VAR)?,
+            &configured_dir(IMAGES_VAR)?,
+        )
+        .await
+    }
+
+    /// [`Self::start`] with the binaries from `bin` and the image archives from `images`.
+    pub async fn start_from(
+        control_plane: &ControlPlane,
+        bin: &Path,
+        images: &Path,
+    ) -> Result<Self, Error> {
+        let bin = bin.to_owned();
         for file in REQUIRED_FILES {
             let path = bin.join(file);
             if !path.is_file() {
                 return Err(Error::Missing { path });
             }
         }
-        let images = configured_dir(IMAGES_VAR)?;
         remove_network();
         let dir = tempfile::Builder::new()
-            .prefix("flashcards-node-")
+            .prefix(NODE_DIR_PREFIX)
             .tempdir()
             .map_err(Error::io("creating the node's folder"))?;
         let root = dir.path();
@@ -149,7 +167,7 @@ impl RealNode {
             Ok::<_, Error>(ctr(&bin, &socket, &["version"]).ok())
         })
         .await?;
-        import_images(&bin, &socket, &images)?;
+        import_images(&bin, &socket, images)?;
 
         let pki = root.join("pki");
         let authority = control_plane.authority();
@@ -283,6 +301,31 @@ impl RealNode {
         Ok(())
     }
 
+    /// The IPv4 address CoreDNS gives `name` (a fully qualified cluster name, such as
+    /// `web.ns.svc.cluster.local`), asked as a pod would, on the node's address.
+    pub async fn resolve(&self, name: &str) -> Result<Ipv4Addr, Error> {
+        let socket = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))
+            .await
+            .map_err(Error::io("opening a UDP socket"))?;
+        socket
+            .send_to(&dns_query(name), (NODE_ADDRESS, 53))
+            .await
+            .map_err(Error::io(format!("asking CoreDNS for {name}")))?;
+        let mut answer = [0_u8; 512];
+        let length = tokio::time::timeout(Duration::from_secs(5), socket.recv(&mut answer))
+            .await
+            .map_err(|_elapsed| Error::TimedOut {
+                what: format!("CoreDNS answering for {name}"),
+                timeout: Duration::from_secs(5),
+                last_error: None,
+            })?
+            .map_err(Error::io(format!("reading CoreDNS's answer for {name}")))?;
+        first_address(&answer[..length]).ok_or_else(|| Error::Command {
+            command: format!("DNS query for {name}"),
+            stderr: "no A record in the answer".to_owned(),
+        })
+    }
+
     /// `crictl` against the node's containerd, ready for more arguments.
     pub fn crictl(&self) -> Command {
         let mut command = Command::new(self.bin.join("crictl"));
@@ -318,6 +361,7 @@ impl Drop for RealNode {
             eprintln!("could not remove every pod of the node; containers may be left running");
         }
         self.containerd.stop();
+        kill_leftovers(&self.dir.path().display().to_string());
         unmount_below(self.dir.path());
         remove_network();
         if std::thread::panicking() {
@@ -329,6 +373,9 @@ impl Drop for RealNode {
         }
     }
 }
+
+/// The node's folder in the temporary folder starts with this.
+const NODE_DIR_PREFIX: &str = "flashcards-node-";
 
 const PROVISIONER_ACCOUNT: &str = "local-path-provisioner-service-account";
 const PROVISIONER_CONFIG: &str = "local-path-config";
@@ -408,6 +455,72 @@ fn set_up_network() -> Result<(), Error> {
         write(Path::new(path), value)?;
     }
     Ok(())
+}
+
+/// What a node that was not stopped in order leaves behind (its runner killed, say): pod
+/// processes, runc shims, mounts, the bridge and kube-proxy's tables. Every node's, since there is
+/// one per machine.
+pub fn remove_leftovers() {
+    kill_leftovers(NODE_DIR_PREFIX);
+    let temp = env::temp_dir();
+    if let Ok(entries) = fs::read_dir(&temp) {
+        for entry in entries.flatten() {
+            if entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(NODE_DIR_PREFIX)
+            {
+                unmount_below(&entry.path());
+                let _ignored = fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+    remove_network();
+}
+
+/// Kills the runc shims whose command line names `marker` (the node's folder holds their
+/// socket), then every process left in the pods' cgroups: stopping containerd leaves both.
+fn kill_leftovers(marker: &str) {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|name| name.parse::<i32>().ok())
+            .and_then(Pid::from_raw)
+        else {
+            continue;
+        };
+        let Ok(command_line) = fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let command_line = String::from_utf8_lossy(&command_line);
+        if command_line.contains("containerd-shim-runc-v2") && command_line.contains(marker) {
+            let _ignored = kill_process(pid, Signal::KILL);
+        }
+    }
+    let mut folders = vec![PathBuf::from("/sys/fs/cgroup/pids/kubepods")];
+    while let Some(folder) = folders.pop() {
+        let Ok(entries) = fs::read_dir(&folder) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|kind| kind.is_dir()) {
+                folders.push(entry.path());
+            }
+        }
+        let procs = fs::read_to_string(folder.join("cgroup.procs")).unwrap_or_default();
+        for pid in procs
+            .lines()
+            .filter_map(|line| line.trim().parse::<i32>().ok())
+        {
+            if let Some(pid) = Pid::from_raw(pid) {
+                let _ignored = kill_process(pid, Signal::KILL);
+            }
+        }
+    }
 }
 
 /// Removes the bridge and kube-proxy's tables, whether this run or an interrupted one made them.
@@ -718,6 +831,55 @@ fn is_ready(node: &Node) -> bool {
         })
 }
 
+/// A recursive DNS query for `name`'s A record (RFC 1035 §4.1).
+fn dns_query(name: &str) -> Vec<u8> {
+    // ID, flags (recursion desired), one question, no other records.
+    let mut query = vec![0x46, 0x43, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+    for label in name.trim_end_matches('.').split('.') {
+        // Cluster names are short ASCII labels: at most 63 bytes each.
+        query.push(u8::try_from(label.len()).unwrap_or(63));
+        query.extend(label.bytes().take(63));
+    }
+    // The root, type A, class IN.
+    query.extend([0, 0, 1, 0, 1]);
+    query
+}
+
+/// The first A record's address in a DNS answer, if any.
+fn first_address(answer: &[u8]) -> Option<Ipv4Addr> {
+    let count = |at: usize| Some(u16::from_be_bytes([*answer.get(at)?, *answer.get(at + 1)?]));
+    let questions = count(4)?;
+    let answers = count(6)?;
+    let mut at = 12;
+    let skip_name = |mut at: usize| -> Option<usize> {
+        loop {
+            let length = *answer.get(at)?;
+            if length == 0 {
+                return Some(at + 1);
+            }
+            // A compression pointer ends the name in two bytes.
+            if length & 0xC0 == 0xC0 {
+                return Some(at + 2);
+            }
+            at += 1 + usize::from(length);
+        }
+    };
+    for _ in 0..questions {
+        at = skip_name(at)? + 4;
+    }
+    for _ in 0..answers {
+        at = skip_name(at)?;
+        let kind = count(at)?;
+        let length = usize::from(count(at + 8)?);
+        let data = answer.get(at + 10..at + 10 + length)?;
+        if kind == 1 && length == 4 {
+            return Some(Ipv4Addr::new(data[0], data[1], data[2], data[3]));
+        }
+        at += 10 + length;
+    }
+    None
+}
+
 /// Waits until a plain-HTTP `GET path` on loopback `port` answers 200; an exit of `process` is
 /// the error the timeout reports.
 async fn wait_http(process: &mut Process, port: u16, path: &str) -> Result<(), Error> {
@@ -750,5 +912,33 @@ async fn http_ok(port: u16, path: &str) -> bool {
             .next()
             .is_some_and(|status| status.windows(5).any(|word| word == b" 200 ")),
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::{dns_query, first_address};
+
+    #[test]
+    fn a_dns_query_names_each_label() {
+        let query = dns_query("web.ns.svc.cluster.local");
+        assert_eq!(&query[12..16], b"\x03web");
+        assert!(query.ends_with(b"\x05local\x00\x00\x01\x00\x01"));
+    }
+
+    #[test]
+    fn the_first_a_record_is_read_past_the_question_and_a_cname() {
+        let mut answer = dns_query("web.ns.svc.cluster.local");
+        // One answer before this one: flags say it is a response with two answers.
+        answer[2] = 0x81;
+        answer[3] = 0x80;
+        answer[7] = 2;
+        // A CNAME pointing back at the question's name, then the A record.
+        answer.extend([0xC0, 12, 0, 5, 0, 1, 0, 0, 0, 30, 0, 2, 0xC0, 12]);
+        answer.extend([0xC0, 12, 0, 1, 0, 1, 0, 0, 0, 30, 0, 4, 10, 96, 0, 7]);
+        assert_eq!(first_address(&answer), Some(Ipv4Addr::new(10, 96, 0, 7)));
+        assert_eq!(first_address(&answer[..answer.len() - 1]), None);
     }
 }

@@ -15,8 +15,10 @@ use std::{
 use anyhow::{Context, Result, bail, ensure};
 use flashcards_e2e::{HELPER_IMAGE, PAUSE_IMAGE};
 
+use flashcards_operator::builders;
+
 use crate::{
-    apt, cargo,
+    apt, cargo, llama, mlflow,
     models::{self, Model},
     paths,
 };
@@ -50,7 +52,7 @@ pub fn run() -> Result<()> {
     ensure_tools()?;
     ensure_base()?;
     cargo::build_release(&service_packages())?;
-    let mut built = build_services(|binary| Ok(cargo::release_binary(binary)))?;
+    let mut built = build_services(|binary| stripped(&cargo::release_binary(binary)))?;
     built.extend(build_models(&[Model::Qwen05b, Model::SmolLm2])?);
     println!("\n{:<70} {:>10}", "image", "size");
     for tag in &built {
@@ -72,19 +74,9 @@ pub fn ensure_for_tests(
     ensure_tools()?;
     ensure_base()?;
     build_dev()?;
-    let mut tags = build_services(|binary| {
-        let stripped = cargo::dev_binary(binary).with_extension("stripped");
-        let status = Command::new("strip")
-            .arg("--strip-debug")
-            .arg("-o")
-            .arg(&stripped)
-            .arg(cargo::dev_binary(binary))
-            .status()
-            .context("running strip")?;
-        ensure!(status.success(), "strip {binary} failed: {status}");
-        Ok(stripped)
-    })?;
+    let mut tags = build_services(|binary| stripped(&cargo::dev_binary(binary)))?;
     tags.extend(build_models(&[Model::Qwen05b])?);
+    tags.extend(build_stand_ins()?);
     tags.push(build_pause(node_bin)?);
     tags.push(BASE.to_owned());
     let archives = paths::cache_dir()?.join("images/archives");
@@ -108,6 +100,25 @@ pub fn ensure_for_tests(
         started.elapsed()
     );
     Ok(archives)
+}
+
+/// A copy of `binary` without debug information beside it (`<name>.stripped`), as the
+/// Dockerfiles' own build stage strips it: the images carry symbols, not line tables.
+fn stripped(binary: &Path) -> Result<PathBuf> {
+    let stripped = binary.with_extension("stripped");
+    let status = Command::new("strip")
+        .arg("--strip-debug")
+        .arg("-o")
+        .arg(&stripped)
+        .arg(binary)
+        .status()
+        .context("running strip")?;
+    ensure!(
+        status.success(),
+        "strip {} failed: {status}",
+        binary.display()
+    );
+    Ok(stripped)
 }
 
 fn ensure_tools() -> Result<()> {
@@ -143,6 +154,66 @@ fn build_services(binary_path: impl Fn(&str) -> Result<PathBuf>) -> Result<Vec<S
         built.push(tag);
     }
     Ok(built)
+}
+
+/// The stand-ins for the full example's third-party images and dependencies, built from
+/// `e2e/images/` (its README says what each is): Redis, redis_exporter and MLflow under the names
+/// the operator uses by default, PostgreSQL, and llama.cpp's OpenAI-compatible server from the
+/// environment the tests' own llama.cpp server runs in.
+fn build_stand_ins() -> Result<Vec<String>> {
+    let dir = paths::workspace_root().join("e2e/images");
+    let mut built = Vec::new();
+    for (dockerfile, image) in [
+        ("redis.Dockerfile", builders::REDIS_IMAGE),
+        ("redis-exporter.Dockerfile", builders::REDIS_EXPORTER_IMAGE),
+        ("postgres.Dockerfile", flashcards_e2e::POSTGRES_IMAGE),
+    ] {
+        let tag = fully_qualified(image);
+        build_from(&dir.join(dockerfile), &dir, &tag, &[])?;
+        built.push(tag);
+    }
+    // The Python ones take the environments the tests' own servers run in: pip inside a build
+    // would need this machine's certificates to reach PyPI, and would download it all again.
+    for (dockerfile, venv, image) in [
+        (
+            "mlflow.Dockerfile",
+            mlflow::ensure_installed()?,
+            builders::MLFLOW_IMAGE,
+        ),
+        (
+            "openai-server.Dockerfile",
+            llama::ensure_server()?,
+            flashcards_e2e::OPENAI_SERVER_IMAGE,
+        ),
+    ] {
+        let tag = fully_qualified(image);
+        build_from(
+            &dir.join(dockerfile),
+            &venv.join(VENV_SITE_PACKAGES),
+            &tag,
+            &[],
+        )?;
+        built.push(tag);
+    }
+    Ok(built)
+}
+
+/// Where a virtualenv of this machine's Python 3.11 keeps its packages.
+const VENV_SITE_PACKAGES: &str = "lib/python3.11/site-packages";
+
+/// An image reference as the CRI resolves it: `redis:7` is `docker.io/library/redis:7`, and
+/// `me/app:1` is `docker.io/me/app:1`; a reference naming a registry stays as it is. The node
+/// looks images up by these names, and buildah would otherwise put short names under
+/// `localhost/`.
+fn fully_qualified(reference: &str) -> String {
+    let (first, rest) = reference.split_once('/').unwrap_or(("", reference));
+    if first.contains(['.', ':']) || first == "localhost" {
+        reference.to_owned()
+    } else if first.is_empty() {
+        format!("docker.io/library/{rest}")
+    } else {
+        format!("docker.io/{reference}")
+    }
 }
 
 /// The pod sandbox image: the static `pause` alone, as the Kubernetes project builds it.
@@ -243,6 +314,9 @@ fn build_from(dockerfile: &Path, context: &Path, tag: &str, args: &[(&str, &str)
     command
         .args(STORAGE)
         .args(["bud", "--network", "host", "--layers"])
+        // Every timestamp in the image (its creation, its files) at the epoch: the same inputs
+        // give the same image ID and digest, whenever and wherever they are built.
+        .args(["--timestamp", "0"])
         .args(ULIMITS)
         .arg("--build-arg")
         .arg(format!("RUNTIME={BASE}"))
@@ -297,4 +371,33 @@ fn fresh_dir(dir: &PathBuf) -> Result<()> {
         fs::remove_dir_all(dir).with_context(|| format!("emptying {}", dir.display()))?;
     }
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fully_qualified;
+
+    #[test]
+    fn short_references_are_docker_hubs() {
+        assert_eq!(
+            fully_qualified("redis:7.2-alpine"),
+            "docker.io/library/redis:7.2-alpine"
+        );
+        assert_eq!(
+            fully_qualified("oliver006/redis_exporter:v1.67.0"),
+            "docker.io/oliver006/redis_exporter:v1.67.0"
+        );
+        assert_eq!(
+            fully_qualified("ghcr.io/mlflow/mlflow:v2.22.0"),
+            "ghcr.io/mlflow/mlflow:v2.22.0"
+        );
+        assert_eq!(
+            fully_qualified("localhost/flashcards-base:bookworm"),
+            "localhost/flashcards-base:bookworm"
+        );
+        assert_eq!(
+            fully_qualified("registry:5000/app:1"),
+            "registry:5000/app:1"
+        );
+    }
 }

@@ -8,6 +8,7 @@ mod bench_ocr;
 mod bench_web;
 mod browser;
 mod cargo;
+mod cluster;
 mod control_plane;
 mod generate;
 mod http;
@@ -108,6 +109,11 @@ enum Task {
     /// scheduler, kubectl, kwok, helm), built from their Go modules into ~/.cache/flashcards.
     #[command(subcommand)]
     ControlPlane(control_plane::Action),
+    /// A one-node Kubernetes cluster on this machine (a real node beside the control plane, as
+    /// the e2e tests run it) with the operator and an example stack: `up` prints the web app's
+    /// URL and a KUBECONFIG, `down` removes it all.
+    #[command(subcommand)]
+    Cluster(cluster::Action),
 }
 
 fn main() -> ExitCode {
@@ -126,6 +132,7 @@ fn main() -> ExitCode {
         Task::BenchLlm(options) => bench_llm::run(&options).map(|()| ExitCode::SUCCESS),
         Task::LlmReport(options) => llm_report::run(&options).map(|()| ExitCode::SUCCESS),
         Task::ControlPlane(action) => control_plane::run(&action).map(|()| ExitCode::SUCCESS),
+        Task::Cluster(action) => cluster::run(&action).map(|()| ExitCode::SUCCESS),
     };
     outcome.unwrap_or_else(|err| {
         eprintln!("error: {err:#}");
