@@ -277,6 +277,11 @@ impl ControlPlane {
         self.client.clone()
     }
 
+    /// The folder holding the components' data, certificates and logs; removed on drop.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
     /// The admin kubeconfig (JSON, certificates inline).
     pub fn kubeconfig_path(&self) -> &Path {
         &self.kubeconfig
@@ -448,6 +453,13 @@ impl Drop for ControlPlane {
 }
 
 /// The Prometheus Operator's CRD folder from [`PROMETHEUS_CRDS_VAR`].
+/// What a control plane whose runner was killed leaves behind: its components, still running,
+/// and its folder `dir` ([`ControlPlane::dir`]).
+pub fn remove_control_plane_leftovers(dir: &Path) {
+    crate::node::kill_processes_naming(&dir.display().to_string());
+    let _ignored = fs::remove_dir_all(dir);
+}
+
 pub fn prometheus_crds() -> Result<PathBuf, Error> {
     let dir = configured(PROMETHEUS_CRDS_VAR)?;
     if !dir.is_dir() {

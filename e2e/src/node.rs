@@ -57,6 +57,8 @@ pub const HELPER_IMAGE: &str = "localhost/flashcards-base:bookworm";
 /// reports it, the apiserver advertises it to pods, CoreDNS answers on it.
 pub const NODE_NAME: &str = "flashcards-node";
 const BRIDGE: &str = "fcnode0";
+/// The CNI network's name, which the bridge plugin writes into its iptables rules' comments.
+const CNI_NETWORK: &str = "flashcards";
 pub const NODE_ADDRESS: Ipv4Addr = Ipv4Addr::new(10, 88, 0, 1);
 const POD_SUBNET: &str = "10.88.0.0/24";
 const SERVICE_SUBNET: &str = "10.96.0.0/16";
@@ -457,8 +459,9 @@ fn set_up_network() -> Result<(), Error> {
     Ok(())
 }
 
-/// What a node that was not stopped in order leaves behind (its runner killed, say): pod
-/// processes, runc shims, mounts, the bridge and kube-proxy's tables. Every node's, since there is
+/// What a node that was not stopped in order leaves behind (its runner killed, say): its
+/// components, pod processes, runc shims, mounts, the bridge, kube-proxy's tables and the
+/// kubelet's and bridge plugin's iptables chains. Every node's, since there is
 /// one per machine.
 pub fn remove_leftovers() {
     kill_leftovers(NODE_DIR_PREFIX);
@@ -478,29 +481,11 @@ pub fn remove_leftovers() {
     remove_network();
 }
 
-/// Kills the runc shims whose command line names `marker` (the node's folder holds their
-/// socket), then every process left in the pods' cgroups: stopping containerd leaves both.
+/// Kills every process whose command line names `marker` (the node's components and runc shims
+/// name files in the node's folder), then every process left in the pods' cgroups: stopping
+/// containerd leaves both, and a killed runner leaves its components too.
 fn kill_leftovers(marker: &str) {
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|name| name.parse::<i32>().ok())
-            .and_then(Pid::from_raw)
-        else {
-            continue;
-        };
-        let Ok(command_line) = fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        let command_line = String::from_utf8_lossy(&command_line);
-        if command_line.contains("containerd-shim-runc-v2") && command_line.contains(marker) {
-            let _ignored = kill_process(pid, Signal::KILL);
-        }
-    }
+    kill_processes_naming(marker);
     let mut folders = vec![PathBuf::from("/sys/fs/cgroup/pids/kubepods")];
     while let Some(folder) = folders.pop() {
         let Ok(entries) = fs::read_dir(&folder) else {
@@ -523,6 +508,30 @@ fn kill_leftovers(marker: &str) {
     }
 }
 
+/// Kills (SIGKILL) every process but this one whose command line contains `marker`.
+pub(crate) fn kill_processes_naming(marker: &str) {
+    let own = rustix::process::getpid();
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|name| name.parse::<i32>().ok())
+            .and_then(Pid::from_raw)
+        else {
+            continue;
+        };
+        let Ok(command_line) = fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        if String::from_utf8_lossy(&command_line).contains(marker) && pid != own {
+            let _ignored = kill_process(pid, Signal::KILL);
+        }
+    }
+}
+
 /// Removes the bridge and kube-proxy's tables, whether this run or an interrupted one made them.
 fn remove_network() {
     let quiet = |command: &mut Command| {
@@ -532,6 +541,86 @@ fn remove_network() {
     for family in ["ip", "ip6"] {
         quiet(Command::new("nft").args(["delete", "table", family, "kube-proxy"]));
     }
+    for tool in ["iptables", "ip6tables"] {
+        for table in ["nat", "filter", "mangle"] {
+            remove_node_chains(tool, table);
+        }
+    }
+}
+
+/// Removes the iptables chains a node that was killed before its pods were removed leaves
+/// behind: the bridge plugin's per-pod masquerade chains (their rules carry our network's name)
+/// and the kubelet's own `KUBE-` chains. Other programs' chains are left alone.
+fn remove_node_chains(tool: &str, table: &str) {
+    let Ok(listed) = Command::new(tool).args(["-t", table, "-S"]).output() else {
+        return;
+    };
+    let rules = String::from_utf8_lossy(&listed.stdout);
+    let ours = node_chains(&rules, CNI_NETWORK);
+    let builtin = ["PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"];
+    let created = rules.lines().filter_map(|line| line.strip_prefix("-N "));
+    for chain in builtin.into_iter().chain(created) {
+        let Ok(numbered) = Command::new(tool)
+            .args(["-t", table, "-L", chain, "-n", "--line-numbers"])
+            .output()
+        else {
+            continue;
+        };
+        let numbered = String::from_utf8_lossy(&numbered.stdout);
+        // Highest first, so the numbers still to delete stay valid.
+        for number in jumps_to(&numbered, &ours).into_iter().rev() {
+            let _ignored = Command::new(tool)
+                .args(["-t", table, "-D", chain, &number.to_string()])
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+    for chain in &ours {
+        for action in ["-F", "-X"] {
+            let _ignored = Command::new(tool)
+                .args(["-t", table, action, chain])
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// The chains in an `iptables -S` listing that belong to the node: `KUBE-` chains and the `CNI-`
+/// chains that rules commented with `network`'s name jump to.
+fn node_chains(listing: &str, network: &str) -> Vec<String> {
+    let marker = format!("name: \\\"{network}\\\"");
+    let mut chains: Vec<String> = listing
+        .lines()
+        .filter_map(|line| line.strip_prefix("-N "))
+        .filter(|chain| chain.starts_with("KUBE-"))
+        .map(str::to_owned)
+        .collect();
+    for line in listing.lines().filter(|line| line.contains(&marker)) {
+        if let Some(target) = line
+            .split(" -j ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            && target.starts_with("CNI-")
+            && !chains.iter().any(|chain| chain == target)
+        {
+            chains.push(target.to_owned());
+        }
+    }
+    chains
+}
+
+/// The rule numbers in an `iptables -L CHAIN -n --line-numbers` listing whose target is one of
+/// `chains`, in ascending order.
+fn jumps_to(listing: &str, chains: &[String]) -> Vec<u32> {
+    listing
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let number = fields.next()?.parse().ok()?;
+            let target = fields.next()?;
+            chains.iter().any(|chain| chain == target).then_some(number)
+        })
+        .collect()
 }
 
 /// Unmounts whatever is still mounted below `dir` (volumes, the pods' network namespaces,
@@ -559,7 +648,7 @@ fn unmount_below(dir: &Path) {
 fn cni_config(root: &Path) -> serde_json::Value {
     json!({
         "cniVersion": "1.0.0",
-        "name": "flashcards",
+        "name": CNI_NETWORK,
         "plugins": [
             {
                 "type": "bridge",
@@ -919,7 +1008,7 @@ async fn http_ok(port: u16, path: &str) -> bool {
 mod tests {
     use std::net::Ipv4Addr;
 
-    use super::{dns_query, first_address};
+    use super::{dns_query, first_address, jumps_to, node_chains};
 
     #[test]
     fn a_dns_query_names_each_label() {
@@ -940,5 +1029,26 @@ mod tests {
         answer.extend([0xC0, 12, 0, 1, 0, 1, 0, 0, 0, 30, 0, 4, 10, 96, 0, 7]);
         assert_eq!(first_address(&answer), Some(Ipv4Addr::new(10, 96, 0, 7)));
         assert_eq!(first_address(&answer[..answer.len() - 1]), None);
+    }
+
+    #[test]
+    fn the_node_chains_are_the_kubelets_and_those_of_our_network() {
+        let listing = "-P POSTROUTING ACCEPT\n-N CNI-aa\n-N CNI-bb\n-N KUBE-KUBELET-CANARY\n-N NETAVARK-1\n\
+            -A POSTROUTING -s 10.88.0.10/32 -m comment --comment \"name: \\\"flashcards\\\" id: \\\"x\\\"\" -j CNI-aa\n\
+            -A POSTROUTING -s 10.89.0.2/32 -m comment --comment \"name: \\\"podman\\\" id: \\\"y\\\"\" -j CNI-bb\n";
+        assert_eq!(
+            node_chains(listing, "flashcards"),
+            ["KUBE-KUBELET-CANARY", "CNI-aa"]
+        );
+    }
+
+    #[test]
+    fn rule_numbers_are_those_jumping_to_the_chains() {
+        let listing = "Chain POSTROUTING (policy ACCEPT)\nnum  target     prot opt source               destination\n\
+            1    CNI-aa     all  --  10.88.0.10           0.0.0.0/0\n\
+            2    MASQUERADE all  --  10.89.0.0/24         0.0.0.0/0\n\
+            3    KUBE-X     all  --  0.0.0.0/0            0.0.0.0/0\n";
+        let chains = ["CNI-aa".to_owned(), "KUBE-X".to_owned()];
+        assert_eq!(jumps_to(listing, &chains), [1, 3]);
     }
 }

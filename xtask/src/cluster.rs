@@ -50,6 +50,11 @@ fn pid_file() -> Result<PathBuf> {
     Ok(paths::cache_dir()?.join("cluster/up.pid"))
 }
 
+/// Where `up` writes its control plane's folder, for `down` to clean up after a killed `up`.
+fn control_plane_file() -> Result<PathBuf> {
+    Ok(paths::cache_dir()?.join("cluster/control-plane"))
+}
+
 fn up(example: &str) -> Result<()> {
     interrupt::defer_stop_signals()?;
     let artifacts = control_plane::ensure_built(control_plane::DEFAULT_JOBS)?;
@@ -70,6 +75,7 @@ fn up(example: &str) -> Result<()> {
         .context("starting the async runtime")?;
     let served = runtime.block_on(serve(artifacts.bin, &node_bin, &images, example));
     let _ignored = fs::remove_file(&pid_file);
+    let _ignored = fs::remove_file(control_plane_file()?);
     served
 }
 
@@ -87,6 +93,12 @@ async fn serve(
         node_address: Some(NODE_ADDRESS),
     })
     .await?;
+    let recorded = control_plane_file()?;
+    fs::write(
+        &recorded,
+        control_plane.dir().as_os_str().as_encoded_bytes(),
+    )
+    .with_context(|| format!("writing {}", recorded.display()))?;
     let mut node = RealNode::start_from(&control_plane, node_bin, images).await?;
     stack::install_operator(&control_plane, || node.check_running()).await?;
     stack::apply_example(&control_plane, example)?;
@@ -120,7 +132,7 @@ fn down() -> Result<()> {
         .ok()
         .and_then(|pid| pid.trim().parse::<i32>().ok())
         .and_then(Pid::from_raw)
-        .filter(|pid| test_kill_process(*pid).is_ok());
+        .filter(|pid| is_cluster_up(*pid));
     if let Some(pid) = running {
         eprintln!("asking `cargo xtask cluster up` (process {pid:?}) to stop");
         kill_process(pid, Signal::TERM).context("signalling `cluster up`")?;
@@ -130,7 +142,26 @@ fn down() -> Result<()> {
         }
     }
     flashcards_e2e::remove_leftovers();
+    let recorded = control_plane_file()?;
+    if let Ok(dir) = fs::read_to_string(&recorded) {
+        flashcards_e2e::remove_control_plane_leftovers(std::path::Path::new(dir.trim()));
+        let _ignored = fs::remove_file(&recorded);
+    }
     let _ignored = fs::remove_file(&pid_file);
     eprintln!("the cluster is down");
     Ok(())
+}
+
+/// Whether `pid` is a running `cluster up`: a pid file left by a killed one (or a reboot) may
+/// name a process id that now belongs to something else, which must not be signalled.
+fn is_cluster_up(pid: Pid) -> bool {
+    let Ok(command_line) = fs::read(format!("/proc/{}/cmdline", pid.as_raw_nonzero())) else {
+        return false;
+    };
+    let words: Vec<&[u8]> = command_line.split(|byte| *byte == 0).collect();
+    test_kill_process(pid).is_ok()
+        && words.iter().any(|word| word.ends_with(b"xtask"))
+        && words
+            .windows(2)
+            .any(|pair| pair == [b"cluster".as_slice(), b"up".as_slice()])
 }

@@ -80,18 +80,14 @@ pub fn ensure_for_tests(
     tags.push(build_pause(node_bin)?);
     tags.push(BASE.to_owned());
     let archives = paths::cache_dir()?.join("images/archives");
-    fresh_dir(&archives)?;
-    for tag in &tags {
-        let file_name = tag.replace(['/', ':'], "_");
-        let archive = archives.join(format!("{file_name}.tar"));
-        let status = Command::new("podman")
-            .args(STORAGE)
-            .args(["save", "--quiet", "--format", "docker-archive", "-o"])
-            .arg(&archive)
-            .arg(tag)
-            .status()
-            .context("running podman save")?;
-        ensure!(status.success(), "podman save {tag} failed: {status}");
+    fs::create_dir_all(&archives).with_context(|| format!("creating {}", archives.display()))?;
+    let names: Vec<String> = tags
+        .iter()
+        .map(|tag| format!("{}.tar", tag.replace(['/', ':'], "_")))
+        .collect();
+    remove_other_archives(&archives, &names)?;
+    for (tag, name) in tags.iter().zip(&names) {
+        save_if_changed(tag, &archives.join(name))?;
     }
     eprintln!(
         "the node's {} images are saved in {} ({:.0?})",
@@ -100,6 +96,59 @@ pub fn ensure_for_tests(
         started.elapsed()
     );
     Ok(archives)
+}
+
+/// Deletes every file in `archives` that is neither one of `names` nor its `.id` record.
+fn remove_other_archives(archives: &Path, names: &[String]) -> Result<()> {
+    let entries =
+        fs::read_dir(archives).with_context(|| format!("listing {}", archives.display()))?;
+    for entry in entries {
+        let entry = entry.with_context(|| format!("listing {}", archives.display()))?;
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        let archive = file_name.strip_suffix(".id").unwrap_or(&file_name);
+        if !names.iter().any(|name| name == archive) {
+            fs::remove_file(entry.path())
+                .with_context(|| format!("removing {}", entry.path().display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Saves `tag` as a docker archive at `archive` unless the archive there already holds the same
+/// image, which `<archive>.id` records: the IDs are stable for the same inputs, so a warm run
+/// writes no gigabytes.
+fn save_if_changed(tag: &str, archive: &Path) -> Result<()> {
+    let inspected = Command::new("podman")
+        .args(STORAGE)
+        .args(["image", "inspect", "--format", "{{.Id}}", tag])
+        .output()
+        .context("running podman image inspect")?;
+    ensure!(
+        inspected.status.success(),
+        "podman image inspect {tag} failed: {}",
+        String::from_utf8_lossy(&inspected.stderr)
+    );
+    let id = String::from_utf8_lossy(&inspected.stdout).trim().to_owned();
+    let id_file = archive.with_extension("tar.id");
+    if archive.exists() && fs::read_to_string(&id_file).is_ok_and(|saved| saved == id) {
+        return Ok(());
+    }
+    // The record goes first and comes back last, so an interrupted save is redone.
+    if id_file.exists() {
+        fs::remove_file(&id_file).with_context(|| format!("removing {}", id_file.display()))?;
+    }
+    if archive.exists() {
+        fs::remove_file(archive).with_context(|| format!("removing {}", archive.display()))?;
+    }
+    let status = Command::new("podman")
+        .args(STORAGE)
+        .args(["save", "--quiet", "--format", "docker-archive", "-o"])
+        .arg(archive)
+        .arg(tag)
+        .status()
+        .context("running podman save")?;
+    ensure!(status.success(), "podman save {tag} failed: {status}");
+    fs::write(&id_file, id).with_context(|| format!("writing {}", id_file.display()))
 }
 
 /// A copy of `binary` without debug information beside it (`<name>.stripped`), as the
