@@ -33,8 +33,9 @@ mod wait;
 pub mod workspace;
 
 pub use control_plane::{
-    BIN_VAR, ControlPlane, FAKE_NODE_ANNOTATION, GRAFANA_CRD_VAR, Options, PROMETHEUS_CRDS_VAR,
-    grafana_dashboard_crd, helm_binary, prometheus_crds, remove_control_plane_leftovers,
+    BIN_VAR, ControlPlane, FAKE_NODE_ANNOTATION, GRAFANA_CRD_VAR, OPERATOR_USER, Options,
+    PROMETHEUS_CRDS_VAR, grafana_dashboard_crd, helm_binary, prometheus_crds,
+    remove_control_plane_leftovers,
 };
 pub use error::Error;
 pub use node::{

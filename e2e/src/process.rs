@@ -47,6 +47,11 @@ impl Process {
         self.name
     }
 
+    /// The process id while it runs, for reading its figures from `/proc`.
+    pub fn id(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     fn spawn(&mut self) -> Result<(), Error> {
         let log = OpenOptions::new()
             .create(true)

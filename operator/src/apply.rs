@@ -33,6 +33,27 @@ pub fn fingerprinted(mut desired: Value) -> Value {
     desired
 }
 
+/// Strings longer than this are kept as their digest in the watch caches (dashboards' JSON in
+/// ConfigMaps, mostly): a hundred stacks' dashboards would otherwise be most of the operator's
+/// memory.
+pub const CONDENSE_OVER: usize = 1024;
+
+/// `value` with every string longer than [`CONDENSE_OVER`] bytes replaced by `sha256:` and its
+/// digest. Applied to a cached live object and to the desired one before they are compared,
+/// equal strings stay equal and a changed one still differs.
+pub fn condense(value: &mut Value) {
+    match value {
+        Value::String(text) if text.len() > CONDENSE_OVER => {
+            let digest = Sha256::digest(text.as_bytes());
+            let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
+            *text = format!("sha256:{hex}");
+        }
+        Value::Array(items) => items.iter_mut().for_each(condense),
+        Value::Object(map) => map.values_mut().for_each(condense),
+        _ => {}
+    }
+}
+
 /// `true` when `live` is absent or does not contain every field of `desired` with the same value.
 pub fn needs_apply(desired: &Value, live: Option<&Value>) -> bool {
     live.is_none_or(|live| !contains(live, desired))
@@ -140,5 +161,24 @@ mod tests {
         let desired =
             json!({"metadata": {"annotations": {}}, "spec": {"limit": 2.0, "optional": null}});
         assert!(!needs_apply(&desired, Some(&json!({"spec": {"limit": 2}}))));
+    }
+
+    #[test]
+    fn long_strings_compare_by_digest() {
+        let dashboard = "{\"panels\": []}".repeat(200);
+        let mut live = json!({"data": {"a.json": dashboard.clone(), "short": "x"}});
+        condense(&mut live);
+        assert_eq!(live["data"]["short"], "x");
+        assert!(
+            live["data"]["a.json"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("sha256:"))
+        );
+        let mut same = json!({"data": {"a.json": dashboard.clone()}});
+        condense(&mut same);
+        assert!(!needs_apply(&same, Some(&live)));
+        let mut changed = json!({"data": {"a.json": format!("{dashboard} ")}});
+        condense(&mut changed);
+        assert!(needs_apply(&changed, Some(&live)));
     }
 }

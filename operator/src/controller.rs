@@ -1,17 +1,19 @@
 //! The controller: for each FlashcardStack, apply what is desired and missing or changed (server-side
 //! apply, one field manager), delete owned objects no longer desired, and write the status when it
-//! changed. Everything it decides comes from the pure modules; this is the I/O around them.
+//! changed. It reads the live objects from its watches' caches, never from the API, so its requests
+//! are the changes it makes. Everything it decides comes from the pure modules; this is the I/O
+//! around them.
 
 use std::{
     collections::{BTreeSet, HashMap},
-    sync::{Arc, Mutex, PoisonError},
+    sync::{Arc, Mutex, PoisonError, RwLock},
     time::{Duration, Instant},
 };
 
 use k8s_openapi::{api::apps::v1::Deployment, jiff::Timestamp};
 use kube::{
     Api, Client, Resource, ResourceExt,
-    api::{ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams},
+    api::{ApiResource, DeleteParams, DynamicObject, Patch, PatchParams},
     runtime::{
         controller::Action,
         events::{Event, EventType, Recorder, Reporter},
@@ -21,8 +23,9 @@ use kube::{
 use serde_json::json;
 
 use crate::{
-    apply::{fingerprinted, needs_apply},
+    apply::{condense, fingerprinted, needs_apply},
     builders::{Component, MANAGER, monitoring, object_name, stack_name},
+    cache::Caches,
     crd::FlashcardStack,
     desired::{Desired, desired},
     metrics::OperatorMetrics,
@@ -48,6 +51,8 @@ pub enum Error {
     },
     #[error("the FlashcardStack has no namespace")]
     NoNamespace,
+    #[error("the watches of the owned objects stopped")]
+    WatchesStopped,
 }
 
 /// What a failed call was about, for [`Error::Object`].
@@ -77,8 +82,10 @@ pub struct Context {
     pub reporter: Reporter,
     /// Consecutive failures per stack, for the error backoff.
     failures: Mutex<HashMap<ObjectRef<FlashcardStack>, u32>>,
-    /// The optional APIs the last reconcile found served; the watches follow it.
+    /// The optional APIs discovery last found served; the watches follow it.
     served: tokio::sync::watch::Sender<Served>,
+    /// The current watches' caches of the owned objects.
+    caches: RwLock<Arc<Caches>>,
 }
 
 impl Context {
@@ -89,13 +96,23 @@ impl Context {
             reporter,
             failures: Mutex::default(),
             served: tokio::sync::watch::Sender::new(Served::default()),
+            caches: RwLock::default(),
         })
     }
 }
 
-/// How often a settled stack is looked at again: it notices monitoring CRDs installed later.
-/// Looking writes nothing.
-pub const RESYNC: Duration = Duration::from_secs(30);
+/// How often a settled stack is looked at again, from the caches: it sends no request unless
+/// something must change. The watches trigger a reconcile on every change of what a stack owns.
+pub const RESYNC: Duration = Duration::from_secs(300);
+
+/// How many stacks are reconciled at once: enough to keep the apiserver busy, few enough that a
+/// hundred stacks applied together do not all hold their desired objects in memory at the same
+/// time.
+pub const RECONCILE_CONCURRENCY: u16 = 8;
+
+/// How often discovery asks whether the monitoring CRDs are served (installed after the
+/// operator, say): two requests, however many stacks there are.
+pub const DISCOVERY_INTERVAL: Duration = Duration::from_secs(30);
 
 pub async fn reconcile(stack: Arc<FlashcardStack>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = Instant::now();
@@ -128,19 +145,23 @@ pub fn backoff(failures: u32) -> Duration {
 
 async fn reconcile_inner(stack: &FlashcardStack, ctx: &Context) -> Result<Action, Error> {
     let namespace = stack.namespace().ok_or(Error::NoNamespace)?;
-    let served = served(&ctx.client).await;
-    // Monitoring CRDs installed (or removed) since the watches began: they are set up anew.
-    ctx.served
-        .send_if_modified(|known| std::mem::replace(known, served) != served);
+    let caches = ctx
+        .caches
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    caches.ready().await.map_err(|_| Error::WatchesStopped)?;
+    // What the watches cover; when discovery finds more, they are set up anew.
+    let served = caches.served();
     if !stack.spec.paused {
         let wanted = desired(stack, served.prometheus_operator, served.grafana_operator);
-        let changed = apply_all(&ctx.client, &namespace, &wanted, served).await?;
-        let pruned = prune(&ctx.client, &namespace, stack, &wanted, served).await?;
+        let changed = apply_all(&ctx.client, &caches, &namespace, &wanted).await?;
+        let pruned = prune(&ctx.client, &caches, &namespace, stack, &wanted).await?;
         if !changed.is_empty() || !pruned.is_empty() {
             publish(ctx, stack, &changed, &pruned).await;
         }
     }
-    let observed = observe(&ctx.client, &namespace, stack).await?;
+    let observed = observe(&caches, &namespace, stack)?;
     let now = Timestamp::now().to_string();
     let new_status = status::compute(stack, &observed, served.prometheus_operator, &now);
     if status::changed(stack.status.as_ref(), &new_status) {
@@ -171,33 +192,43 @@ async fn reconcile_inner(stack: &FlashcardStack, ctx: &Context) -> Result<Action
     Ok(Action::requeue(RESYNC))
 }
 
-/// Which optional APIs the cluster serves now (discovery reads): monitoring CRDs installed after
-/// the operator started are noticed at the next resync.
-pub async fn served(client: &Client) -> Served {
+/// Which optional APIs the cluster serves now (discovery reads); where discovery fails (the
+/// apiserver restarting, say) the answer `known` before stands, so the watches are not torn down
+/// for nothing.
+pub async fn served(client: &Client, known: Served) -> Served {
     Served {
-        prometheus_operator: api_served(client, &monitoring::service_monitor_resource()).await,
-        grafana_operator: api_served(client, &monitoring::grafana_dashboard_resource()).await,
+        prometheus_operator: api_served(client, &monitoring::service_monitor_resource())
+            .await
+            .unwrap_or(known.prometheus_operator),
+        grafana_operator: api_served(client, &monitoring::grafana_dashboard_resource())
+            .await
+            .unwrap_or(known.grafana_operator),
     }
 }
 
-async fn api_served(client: &Client, resource: &ApiResource) -> bool {
-    client
-        .list_api_group_resources(&resource.api_version)
-        .await
-        .is_ok_and(|list| list.resources.iter().any(|r| r.kind == resource.kind))
+/// Whether the kind is served; `None` when discovery could not tell.
+async fn api_served(client: &Client, resource: &ApiResource) -> Option<bool> {
+    match client.list_api_group_resources(&resource.api_version).await {
+        Ok(list) => Some(list.resources.iter().any(|r| r.kind == resource.kind)),
+        Err(kube::Error::Api(status)) if status.is_not_found() => Some(false),
+        Err(err) => {
+            tracing::debug!(%err, api = %resource.api_version, "discovery");
+            None
+        }
+    }
 }
 
 /// Applies each desired object that is missing or differs, kind by kind in [`OwnedKind::ALL`]'s
 /// order; returns `Kind/name` of those applied.
 async fn apply_all(
     client: &Client,
+    caches: &Caches,
     namespace: &str,
     wanted: &Desired,
-    served: Served,
 ) -> Result<Vec<String>, Error> {
     let mut changed = Vec::new();
     for &kind in OwnedKind::ALL {
-        if !served.serves(kind) {
+        if !caches.served().serves(kind) {
             continue;
         }
         let resource = kind.resource();
@@ -207,7 +238,16 @@ async fn apply_all(
         })?;
         let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
         for object in &objects {
-            ensure(&api, &resource, namespace, object, &mut changed).await?;
+            let live = caches.get(kind, namespace, &object.name_any());
+            ensure(
+                &api,
+                &resource,
+                namespace,
+                object,
+                live.as_deref(),
+                &mut changed,
+            )
+            .await?;
         }
     }
     Ok(changed)
@@ -218,6 +258,7 @@ async fn ensure(
     resource: &ApiResource,
     namespace: &str,
     desired: &DynamicObject,
+    live: Option<&DynamicObject>,
     changed: &mut Vec<String>,
 ) -> Result<(), Error> {
     let kind = &resource.kind;
@@ -228,10 +269,6 @@ async fn ensure(
         name: &name,
         namespace,
     };
-    let live = api
-        .get_opt(&name)
-        .await
-        .map_err(|source| about("reading").error(source))?;
     let json = |value: Result<serde_json::Value, serde_json::Error>| {
         value.map_err(|source| Error::Json {
             kind: kind.clone(),
@@ -240,9 +277,12 @@ async fn ensure(
     };
     let desired_value = fingerprinted(json(serde_json::to_value(desired))?);
     let live = live
-        .map(|live| json(serde_json::to_value(&live)))
+        .map(|live| json(serde_json::to_value(live)))
         .transpose()?;
-    if !needs_apply(&desired_value, live.as_ref()) {
+    // The cached live object's long strings are digests: the desired one's are compared so too.
+    let mut compared = desired_value.clone();
+    condense(&mut compared);
+    if !needs_apply(&compared, live.as_ref()) {
         return Ok(());
     }
     let applied = api
@@ -273,22 +313,23 @@ async fn ensure(
     Ok(())
 }
 
-/// The label selector of everything this operator made for `stack`.
-fn owned_selector(stack: &FlashcardStack) -> String {
-    format!(
-        "app.kubernetes.io/instance={},app.kubernetes.io/managed-by={MANAGER}",
-        stack_name(stack)
-    )
-}
-
+/// Whether `object` is one this operator made for `stack`: its instance label and its owner.
 fn owned_by(object: &impl Resource, stack: &FlashcardStack) -> bool {
-    let uid = stack.metadata.uid.as_deref();
-    object
+    let instance = stack_name(stack);
+    let labelled = object
         .meta()
-        .owner_references
-        .iter()
-        .flatten()
-        .any(|owner| Some(owner.uid.as_str()) == uid)
+        .labels
+        .as_ref()
+        .and_then(|labels| labels.get("app.kubernetes.io/instance"))
+        .is_some_and(|label| *label == instance);
+    let uid = stack.metadata.uid.as_deref();
+    labelled
+        && object
+            .meta()
+            .owner_references
+            .iter()
+            .flatten()
+            .any(|owner| Some(owner.uid.as_str()) == uid)
 }
 
 /// Deletes owned objects that are no longer desired, kind by kind in the reverse of
@@ -296,14 +337,14 @@ fn owned_by(object: &impl Resource, stack: &FlashcardStack) -> bool {
 /// Kinds whose API is not served are left alone.
 async fn prune(
     client: &Client,
+    caches: &Caches,
     namespace: &str,
     stack: &FlashcardStack,
     wanted: &Desired,
-    served: Served,
 ) -> Result<Vec<String>, Error> {
     let mut deleted = Vec::new();
     for &kind in OwnedKind::ALL.iter().rev() {
-        if !served.serves(kind) {
+        if !caches.served().serves(kind) {
             continue;
         }
         let resource = kind.resource();
@@ -327,17 +368,18 @@ async fn prune(
             }
             .error(source)
         };
-        let owned = api
-            .list(&ListParams::default().labels(&owned_selector(stack)))
-            .await
-            .map_err(|source| failed("listing", "(all owned)", source))?;
-        for object in owned.items {
+        let unwanted = caches.select(kind, namespace, |object| {
+            owned_by(object, stack) && !keep.contains(&object.name_any())
+        });
+        for object in unwanted {
             let name = object.name_any();
-            if owned_by(&object, stack) && !keep.contains(&name) {
-                api.delete(&name, &DeleteParams::default())
-                    .await
-                    .map_err(|source| failed("deleting", &name, source))?;
-                deleted.push(format!("{}/{name}", resource.kind));
+            match api.delete(&name, &DeleteParams::default()).await {
+                // Gone already: the cache had not seen the deletion yet.
+                Err(kube::Error::Api(status)) if status.is_not_found() => {}
+                removed => {
+                    removed.map_err(|source| failed("deleting", &name, source))?;
+                    deleted.push(format!("{}/{name}", resource.kind));
+                }
             }
         }
     }
@@ -345,25 +387,24 @@ async fn prune(
 }
 
 /// Ready and desired replicas of the Deployment of each component the stack runs.
-async fn observe(
-    client: &Client,
+fn observe(
+    caches: &Caches,
     namespace: &str,
     stack: &FlashcardStack,
 ) -> Result<Vec<Observed>, Error> {
-    let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
     let mut observed = Vec::new();
-    let resource = ApiResource::erase::<Deployment>(&());
     for component in Component::enabled_in(stack) {
         let name = object_name(stack, component);
-        let live = api.get_opt(&name).await.map_err(|source| {
-            About {
-                action: "reading",
-                resource: &resource,
-                name: &name,
-                namespace,
-            }
-            .error(source)
-        })?;
+        let live = caches
+            .get(OwnedKind::Deployment, namespace, &name)
+            .map(|object| {
+                serde_json::to_value(&*object).and_then(serde_json::from_value::<Deployment>)
+            })
+            .transpose()
+            .map_err(|source| Error::Json {
+                kind: "Deployment".to_owned(),
+                source,
+            })?;
         observed.push(Observed::of(
             component,
             component.replicas(stack),
@@ -399,9 +440,9 @@ async fn publish(ctx: &Context, stack: &FlashcardStack, changed: &[String], prun
 
 /// Runs the controller until `shutdown` completes: FlashcardStacks in `namespace` (or all), and
 /// every kind they own of the APIs the cluster serves (found by the label every owned object
-/// carries), so a hand edit or a deletion of any of them is put right at once. When a reconcile
-/// finds an optional API come or go (monitoring CRDs installed after the operator), the watches
-/// are set up anew.
+/// carries, and cached), so a hand edit or a deletion of any of them is put right at once. When
+/// discovery finds an optional API come or go (monitoring CRDs installed after the operator), the
+/// watches are set up anew.
 pub async fn run(
     client: Client,
     namespace: Option<&str>,
@@ -415,9 +456,26 @@ pub async fn run(
         shutdown.await;
         let _ = stop.send(true);
     });
+    context
+        .served
+        .send_replace(served(&client, Served::default()).await);
+    let discovery = {
+        let (client, context) = (client.clone(), context.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(DISCOVERY_INTERVAL).await;
+                let known = *context.served.borrow();
+                let now = served(&client, known).await;
+                context.served.send_if_modified(|known| {
+                    let changed = *known != now;
+                    *known = now;
+                    changed
+                });
+            }
+        })
+    };
     loop {
-        let watching = served(&client).await;
-        context.served.send_replace(watching);
+        let watching = *context.served.borrow();
         tracing::info!(
             prometheus_operator = watching.prometheus_operator,
             grafana_operator = watching.grafana_operator,
@@ -433,7 +491,12 @@ pub async fn run(
                 }
             }
         };
-        controller(&client, namespace, watching)
+        let (caches, triggers) = Caches::watch(&client, namespace, watching);
+        *context
+            .caches
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::new(caches);
+        controller(&client, namespace, triggers)
             .graceful_shutdown_on(restart)
             .run(reconcile, error_policy, context.clone())
             .for_each(|result| async move {
@@ -446,35 +509,29 @@ pub async fn run(
             break;
         }
     }
+    discovery.abort();
 }
 
-/// A controller of the stacks in `namespace` (or all) watching every owned kind `served` serves.
+/// A controller of the stacks in `namespace` (or all), triggered by the owned objects' watches.
 fn controller(
     client: &Client,
     namespace: Option<&str>,
-    served: Served,
+    triggers: Vec<(ApiResource, crate::cache::Trigger)>,
 ) -> kube::runtime::Controller<FlashcardStack> {
-    use kube::runtime::{Controller, watcher};
+    use kube::runtime::{Controller, controller::Config, watcher};
 
     let stacks = match namespace {
         Some(namespace) => Api::<FlashcardStack>::namespaced(client.clone(), namespace),
         None => Api::all(client.clone()),
     };
-    let owned =
-        watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={MANAGER}"));
-    let mut controller = Controller::new(stacks, watcher::Config::default());
-    for &kind in OwnedKind::ALL {
-        if !served.serves(kind) {
-            continue;
-        }
-        let resource = kind.resource();
-        let api = match namespace {
-            Some(namespace) => {
-                Api::<DynamicObject>::namespaced_with(client.clone(), namespace, &resource)
-            }
-            None => Api::all_with(client.clone(), &resource),
-        };
-        controller = controller.owns_with(api, resource, owned.clone());
+    // A reconcile's own writes come back as a burst of events: one reconcile answers them all.
+    let mut controller = Controller::new(stacks, watcher::Config::default()).with_config(
+        Config::default()
+            .debounce(Duration::from_millis(200))
+            .concurrency(RECONCILE_CONCURRENCY),
+    );
+    for (resource, trigger) in triggers {
+        controller = controller.owns_stream_with(trigger, resource);
     }
     controller
 }

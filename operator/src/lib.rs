@@ -5,6 +5,7 @@
 pub mod alerts;
 pub mod apply;
 pub mod builders;
+pub mod cache;
 pub mod controller;
 pub mod crd;
 pub mod dashboards;

