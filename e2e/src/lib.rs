@@ -21,6 +21,7 @@
 //! # }
 //! ```
 
+pub mod audit;
 mod certs;
 mod control_plane;
 mod error;

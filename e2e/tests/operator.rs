@@ -18,7 +18,7 @@ use std::{
 
 use anyhow::{Context as _, Result, bail, ensure};
 use flashcards_e2e::{
-    ControlPlane, OPERATOR_USER, Process, grafana_dashboard_crd, prometheus_crds, wait_for,
+    ControlPlane, Process, audit, grafana_dashboard_crd, prometheus_crds, wait_for,
     workspace::{self, free_port},
 };
 use flashcards_operator::FlashcardStack;
@@ -173,27 +173,6 @@ fn volume(name: &str, size: &str) -> Result<PersistentVolume> {
     }))?)
 }
 
-/// The operator's requests in the audit log after byte `from`, once each (a watch's events
-/// share an audit ID): `(resource, verb, name)`, the resource empty for discovery.
-fn operator_requests(audit_log: &Path, from: usize) -> Result<Vec<(String, String, String)>> {
-    let audit = fs::read(audit_log).context("reading the audit log")?;
-    let mut seen = std::collections::HashSet::new();
-    let mut requests = Vec::new();
-    for line in String::from_utf8_lossy(&audit[from.min(audit.len())..]).lines() {
-        let event: serde_json::Value = serde_json::from_str(line)?;
-        let id = event["auditID"].as_str().unwrap_or_default().to_owned();
-        if event["user"]["username"] == OPERATOR_USER && seen.insert(id) {
-            let text = |value: &serde_json::Value| value.as_str().unwrap_or_default().to_owned();
-            requests.push((
-                text(&event["objectRef"]["resource"]),
-                text(&event["verb"]),
-                text(&event["objectRef"]["name"]),
-            ));
-        }
-    }
-    Ok(requests)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_installed_by_the_chart_runs_a_stack_through_its_life() -> Result<()> {
     let mut control_plane = ControlPlane::start().await?;
@@ -335,17 +314,13 @@ async fn operator_installed_by_the_chart_runs_a_stack_through_its_life() -> Resu
         )
         .await?;
     tokio::time::sleep(IDLE_WINDOW).await;
-    let requests = operator_requests(
-        control_plane.audit_log_path(),
-        usize::try_from(audit_start)?,
-    )?;
-    let (expected, others): (Vec<_>, Vec<_>) =
-        requests.into_iter().partition(|(resource, verb, name)| {
-            let lease = resource == "leases" && name == "flashcards-operator";
-            let discovery = resource.is_empty() && verb == "get";
-            // A watch that ends (they time out after minutes) is logged when it does.
-            lease || discovery || verb == "watch"
-        });
+    let requests = audit::operator_requests(control_plane.audit_log_path(), audit_start)?;
+    let (expected, others): (Vec<_>, Vec<_>) = requests.into_iter().partition(|request| {
+        let lease = request.resource == "leases" && request.name == "flashcards-operator";
+        let discovery = request.resource.is_empty() && request.verb == "get";
+        // A watch that ends (they time out after minutes) is logged when it does.
+        lease || discovery || request.verb == "watch"
+    });
     ensure!(
         others.is_empty(),
         "an idle operator sent: {others:?} (besides {} for the lease, discovery and watches)",

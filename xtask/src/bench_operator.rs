@@ -18,7 +18,7 @@ use std::{
 
 use anyhow::{Context, Result, ensure};
 use flashcards_e2e::{
-    ControlPlane, OPERATOR_USER, Options as ClusterOptions,
+    ControlPlane, Options as ClusterOptions, audit,
     stack::{self, repository_path},
     wait_for,
     workspace::free_port,
@@ -267,28 +267,18 @@ fn is_ready(stack: &FlashcardStack) -> bool {
             .any(|condition| condition.r#type == "Ready" && condition.status == "True")
 }
 
-/// The operator's requests in the audit log after byte `from`, counted per `verb resource`
-/// (each request once: its events share an audit ID).
+/// The operator's requests in the audit log after byte `from`, counted per `verb resource`.
 fn requests_by_kind(audit_log: &Path, from: u64) -> Result<BTreeMap<String, usize>> {
-    let audit = fs::read(audit_log).context("reading the audit log")?;
-    let start = usize::try_from(from).unwrap_or(usize::MAX).min(audit.len());
-    let mut seen = std::collections::HashSet::new();
     let mut counts = BTreeMap::new();
-    for line in String::from_utf8_lossy(&audit[start..]).lines() {
-        let event: serde_json::Value = serde_json::from_str(line).context("an audit event")?;
-        if event["user"]["username"] != OPERATOR_USER
-            || !seen.insert(event["auditID"].as_str().unwrap_or_default().to_owned())
-        {
-            continue;
-        }
-        let key = format!(
-            "{} {}",
-            event["verb"].as_str().unwrap_or_default(),
-            event["objectRef"]["resource"]
-                .as_str()
-                .unwrap_or("(discovery)")
-        );
-        *counts.entry(key).or_insert(0) += 1;
+    for request in audit::operator_requests(audit_log, from)? {
+        let resource = if request.resource.is_empty() {
+            "(discovery)"
+        } else {
+            &request.resource
+        };
+        *counts
+            .entry(format!("{} {resource}", request.verb))
+            .or_insert(0) += 1;
     }
     Ok(counts)
 }
@@ -367,36 +357,4 @@ fn status_kib(pid: u32, field: &str) -> Option<u64> {
         .find_map(|line| line.strip_prefix(field))
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|kib| kib.parse().ok())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn requests_are_counted_once_per_audit_id_and_only_the_operators() -> Result<()> {
-        let dir = tempfile::tempdir()?;
-        let log = dir.path().join("audit.log");
-        let line = |id: &str, user: &str, verb: &str, resource: Option<&str>| {
-            let mut event = json!({"auditID": id, "user": {"username": user}, "verb": verb});
-            if let Some(resource) = resource {
-                event["objectRef"] = json!({"resource": resource});
-            }
-            event.to_string()
-        };
-        let lines = [
-            line("a", OPERATOR_USER, "watch", Some("deployments")),
-            line("a", OPERATOR_USER, "watch", Some("deployments")),
-            line("b", OPERATOR_USER, "update", Some("leases")),
-            line("c", "admin", "get", Some("leases")),
-            line("d", OPERATOR_USER, "get", None),
-        ];
-        fs::write(&log, lines.join("\n"))?;
-        let counts = requests_by_kind(&log, 0)?;
-        assert_eq!(counts["watch deployments"], 1);
-        assert_eq!(counts["update leases"], 1);
-        assert_eq!(counts["get (discovery)"], 1);
-        assert_eq!(counts.len(), 3);
-        Ok(())
-    }
 }
