@@ -39,11 +39,18 @@ pub struct AlertRule {
     pub runbook: String,
 }
 
+/// The services with metrics that every stack runs.
+const SERVICES: [&str; 4] = ["backend", "ocr", "llm", "web"];
+
 /// Which series the rules look at: the jobs and pods of one stack, or every flashcards service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scope {
     /// Matchers for the services' own series (`up`, HTTP metrics), e.g. `job=~"study-.*"`.
     pub jobs: String,
+    /// Equality matchers for each service's `up` series, one service each: a service none of
+    /// whose targets is discovered (no pod ready, so none in its endpoints) has no `up` series
+    /// at all, which only `absent` sees, and `absent` takes its labels from equality matchers.
+    pub services: Vec<String>,
     /// Matchers for cAdvisor's container series.
     pub containers: String,
     /// Matchers for the kubelet's volume series.
@@ -55,6 +62,9 @@ impl Scope {
     pub fn stack(namespace: &str, name: &str) -> Self {
         Self {
             jobs: format!(r#"namespace="{namespace}", job=~"{name}-(backend|ocr|llm|web)""#),
+            services: SERVICES
+                .map(|service| format!(r#"namespace="{namespace}", job="{name}-{service}""#))
+                .into(),
             containers: format!(
                 r#"namespace="{namespace}", pod=~"{name}-(backend|ocr|llm|web)-.*", container!="""#
             ),
@@ -68,6 +78,9 @@ impl Scope {
     pub fn standalone() -> Self {
         Self {
             jobs: r#"job=~"flashcards-(backend|ocr|llm|web)""#.to_owned(),
+            services: SERVICES
+                .map(|service| format!(r#"job="flashcards-{service}""#))
+                .into(),
             containers: r#"container=~"backend|ocr|llm|web""#.to_owned(),
             volumes: r#"persistentvolumeclaim=~".+-(backend|mlflow)-data""#.to_owned(),
         }
@@ -122,9 +135,16 @@ fn percent(share: f64) -> String {
 pub fn rules(scope: &Scope, thresholds: &AlertThresholds) -> Vec<AlertRule> {
     let Scope {
         jobs,
+        services,
         containers,
         volumes,
     } = scope;
+    // Down: scraped and failing, or not discovered at all.
+    let down = services
+        .iter()
+        .fold(format!("up{{{jobs}}} == 0"), |expr, service| {
+            format!("{expr} or absent(up{{{service}}})")
+        });
     let error_rate = |window: &str| {
         format!(
             r#"sum by (namespace, job) (rate(http_requests_total{{{jobs}, status=~"5.."}}[{window}])) / sum by (namespace, job) (rate(http_requests_total{{{jobs}}}[{window}]))"#
@@ -145,9 +165,11 @@ pub fn rules(scope: &Scope, thresholds: &AlertThresholds) -> Vec<AlertRule> {
             "ServiceDown",
             Severity::Critical,
             "1m",
-            format!("up{{{jobs}}} == 0"),
+            down,
             "Service {{ $labels.job }} is down",
-            "Prometheus cannot scrape {{ $labels.instance }} (metric: up) for 1 minute.".to_owned(),
+            "Prometheus cannot scrape {{ $labels.job }} (metric: up), or finds no target of it \
+             (no pod ready), for 1 minute."
+                .to_owned(),
         ),
         rule(
             "HighErrorRate",
@@ -268,7 +290,14 @@ mod tests {
         assert!(
             rules[0]
                 .expr
-                .starts_with(r#"up{namespace="ns", job=~"study-(backend|ocr|llm|web)"} == 0"#)
+                .starts_with(r#"up{namespace="ns", job=~"study-(backend|ocr|llm|web)"} == 0 or "#)
+        );
+        assert!(
+            rules[0]
+                .expr
+                .contains(r#" or absent(up{namespace="ns", job="study-ocr"})"#),
+            "{}",
+            rules[0].expr
         );
         assert!(rules[1].expr.ends_with("> 0.05"), "{}", rules[1].expr);
         assert!(

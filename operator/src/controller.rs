@@ -154,7 +154,7 @@ async fn reconcile_inner(stack: &FlashcardStack, ctx: &Context) -> Result<Action
     // What the watches cover; when discovery finds more, they are set up anew.
     let served = caches.served();
     if !stack.spec.paused {
-        let wanted = desired(stack, served.prometheus_operator, served.grafana_operator);
+        let wanted = desired(stack, served);
         let changed = apply_all(&ctx.client, &caches, &namespace, &wanted).await?;
         let pruned = prune(&ctx.client, &caches, &namespace, stack, &wanted).await?;
         if !changed.is_empty() || !pruned.is_empty() {
@@ -200,6 +200,9 @@ pub async fn served(client: &Client, known: Served) -> Served {
         prometheus_operator: api_served(client, &monitoring::service_monitor_resource())
             .await
             .unwrap_or(known.prometheus_operator),
+        alertmanager_config: api_served(client, &monitoring::alertmanager_config_resource())
+            .await
+            .unwrap_or(known.alertmanager_config),
         grafana_operator: api_served(client, &monitoring::grafana_dashboard_resource())
             .await
             .unwrap_or(known.grafana_operator),

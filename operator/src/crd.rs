@@ -368,6 +368,12 @@ pub struct PrometheusRuleSpec {
     pub enabled: bool,
     #[serde(default)]
     pub thresholds: AlertThresholds,
+    /// How long every alert's condition must hold before it fires, in place of each alert's own
+    /// (1m or 5m for the critical ones, 10m for the warnings): shorter for a staging stack that
+    /// should page at once, longer for a noisy one.
+    #[serde(default, rename = "for", skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9]+(ms|s|m|h)$"))]
+    pub for_: Option<String>,
 }
 
 impl Default for PrometheusRuleSpec {
@@ -375,6 +381,7 @@ impl Default for PrometheusRuleSpec {
         Self {
             enabled: true,
             thresholds: AlertThresholds::default(),
+            for_: None,
         }
     }
 }

@@ -17,7 +17,7 @@ use crate::{
         pvc, service::service, service_account::service_account,
     },
     crd::FlashcardStack,
-    owned::OwnedKind,
+    owned::{OwnedKind, Served},
 };
 
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -31,7 +31,8 @@ pub struct Desired {
     pub budgets: Vec<PodDisruptionBudget>,
     pub network_policies: Vec<NetworkPolicy>,
     pub dashboards: Vec<ConfigMap>,
-    /// ServiceMonitors and the PrometheusRule: only when the monitoring CRDs are installed.
+    /// ServiceMonitors, the PrometheusRule and the AlertmanagerConfig: only when their CRDs are
+    /// installed.
     pub monitoring: Vec<DynamicObject>,
     /// GrafanaDashboards: only when the grafana-operator's API is served.
     pub grafana_dashboards: Vec<DynamicObject>,
@@ -56,9 +57,9 @@ impl Desired {
             OwnedKind::PodDisruptionBudget => erased(&self.budgets),
             OwnedKind::NetworkPolicy => erased(&self.network_policies),
             OwnedKind::ConfigMap => erased(&self.dashboards),
-            OwnedKind::ServiceMonitor | OwnedKind::PrometheusRule => {
-                Ok(of_monitoring_kind(&self.monitoring))
-            }
+            OwnedKind::ServiceMonitor
+            | OwnedKind::PrometheusRule
+            | OwnedKind::AlertmanagerConfig => Ok(of_monitoring_kind(&self.monitoring)),
             OwnedKind::GrafanaDashboard => Ok(of_monitoring_kind(&self.grafana_dashboards)),
         }
     }
@@ -80,10 +81,10 @@ fn erased<K: Serialize>(objects: &[K]) -> Result<Vec<DynamicObject>, serde_json:
         .collect()
 }
 
-/// The objects `stack` should own. `monitoring_crds` says whether the Prometheus Operator's CRDs
-/// exist in the cluster, `grafana_api` whether the grafana-operator's API is served; without them
-/// the rest is still desired.
-pub fn desired(stack: &FlashcardStack, monitoring_crds: bool, grafana_api: bool) -> Desired {
+/// The objects `stack` should own, of the kinds the cluster serves (the Prometheus and grafana
+/// operators' APIs may be missing; the rest is desired all the same).
+pub fn desired(stack: &FlashcardStack, served: Served) -> Desired {
+    let monitoring_crds = served.prometheus_operator;
     let spec = &stack.spec.monitoring;
     let mut desired = Desired {
         claims: pvc::claims(stack),
@@ -108,10 +109,16 @@ pub fn desired(stack: &FlashcardStack, monitoring_crds: bool, grafana_api: bool)
     }
     if monitoring_crds && spec.prometheus_rule.enabled {
         desired.monitoring.push(monitoring::prometheus_rule(stack));
+        // Alerts that reach no one would be half the guide's promise.
+        if served.alertmanager_config {
+            desired
+                .monitoring
+                .push(monitoring::alertmanager_config(stack));
+        }
     }
     if spec.dashboards.enabled {
         desired.dashboards = monitoring::dashboards(stack);
-        if grafana_api {
+        if served.grafana_operator {
             desired.grafana_dashboards = monitoring::grafana_dashboards(stack);
         }
     }
@@ -123,6 +130,15 @@ mod tests {
     use super::*;
     use crate::{builders::tests::stack, crd::FlashcardStackSpec};
 
+    /// The Prometheus Operator's APIs (all of them) and the grafana-operator's, served or not.
+    fn served(prometheus_operator: bool, grafana_operator: bool) -> Served {
+        Served {
+            prometheus_operator,
+            alertmanager_config: prometheus_operator,
+            grafana_operator,
+        }
+    }
+
     #[test]
     fn every_owned_kind_has_desired_objects_in_a_full_stack() {
         let mut spec = FlashcardStackSpec::default();
@@ -130,7 +146,7 @@ mod tests {
         spec.mlflow.enabled = true;
         // Disruption budgets come with more than one replica.
         spec.web.component.replicas = Some(2);
-        let all = desired(&stack(spec), true, true);
+        let all = desired(&stack(spec), served(true, true));
         for &kind in OwnedKind::ALL {
             let objects = all.of_kind(kind).expect("serialisable");
             assert!(!objects.is_empty(), "{kind:?}");
@@ -151,7 +167,7 @@ mod tests {
 
     #[test]
     fn a_default_stack_owns_every_component_and_its_monitoring() {
-        let all = desired(&stack(FlashcardStackSpec::default()), true, false);
+        let all = desired(&stack(FlashcardStackSpec::default()), served(true, false));
         assert_eq!(all.deployments.len(), 4);
         assert_eq!(all.services.len(), 4);
         assert_eq!(all.service_accounts.len(), 4);
@@ -162,13 +178,17 @@ mod tests {
             "the SQLite volume (the model comes from its image)"
         );
         assert!(all.budgets.is_empty(), "one replica each");
-        assert_eq!(all.monitoring.len(), 5, "four ServiceMonitors and the rule");
+        assert_eq!(
+            all.monitoring.len(),
+            6,
+            "four ServiceMonitors, the rule and Alertmanager's route"
+        );
         assert_eq!(all.dashboards.len(), 5);
     }
 
     #[test]
     fn monitoring_follows_the_crds_and_the_toggles() {
-        let without_crds = desired(&stack(FlashcardStackSpec::default()), false, false);
+        let without_crds = desired(&stack(FlashcardStackSpec::default()), served(false, false));
         assert!(without_crds.monitoring.is_empty());
         assert_eq!(
             without_crds.deployments.len(),
@@ -178,14 +198,27 @@ mod tests {
         let mut spec = FlashcardStackSpec::default();
         spec.monitoring.service_monitors.enabled = false;
         spec.monitoring.dashboards.enabled = false;
-        let partial = desired(&stack(spec), true, false);
-        assert_eq!(partial.monitoring.len(), 1, "the rule alone");
+        let partial = desired(&stack(spec), served(true, false));
+        assert_eq!(partial.monitoring.len(), 2, "the rule and its route alone");
+        let without_route = desired(
+            &stack(FlashcardStackSpec::default()),
+            Served {
+                prometheus_operator: true,
+                ..Served::default()
+            },
+        );
+        assert!(
+            without_route
+                .of_kind(OwnedKind::AlertmanagerConfig)
+                .is_ok_and(|objects| objects.is_empty()),
+            "no AlertmanagerConfig where its CRD is missing"
+        );
         assert!(partial.dashboards.is_empty());
     }
 
     #[test]
     fn grafana_dashboards_follow_the_grafana_api_and_the_toggle() {
-        let with_api = desired(&stack(FlashcardStackSpec::default()), false, true);
+        let with_api = desired(&stack(FlashcardStackSpec::default()), served(false, true));
         assert_eq!(
             names(&with_api.grafana_dashboards),
             [
@@ -198,7 +231,7 @@ mod tests {
             "independent of the Prometheus Operator's CRDs"
         );
         assert!(with_api.monitoring.is_empty());
-        let without_api = desired(&stack(FlashcardStackSpec::default()), true, false);
+        let without_api = desired(&stack(FlashcardStackSpec::default()), served(true, false));
         assert!(without_api.grafana_dashboards.is_empty());
         assert_eq!(
             without_api.dashboards.len(),
@@ -207,7 +240,7 @@ mod tests {
         );
         let mut spec = FlashcardStackSpec::default();
         spec.monitoring.dashboards.enabled = false;
-        let off = desired(&stack(spec), true, true);
+        let off = desired(&stack(spec), served(true, true));
         assert!(off.grafana_dashboards.is_empty() && off.dashboards.is_empty());
     }
 
@@ -223,7 +256,7 @@ mod tests {
         let mut spec = FlashcardStackSpec::default();
         spec.redis.enabled = true;
         spec.mlflow.enabled = true;
-        let on = desired(&stack(spec.clone()), true, false);
+        let on = desired(&stack(spec.clone()), served(true, false));
         for kind in [
             names(&on.deployments),
             names(&on.services),
@@ -254,13 +287,14 @@ mod tests {
                 "study-llm",
                 "study-web",
                 "study-redis",
+                "study-alerts",
                 "study-alerts"
             ],
             "redis_exporter is scraped, MLflow has no metrics"
         );
         assert!(on.budgets.is_empty(), "Redis and MLflow run one pod each");
 
-        let off = desired(&stack(FlashcardStackSpec::default()), true, false);
+        let off = desired(&stack(FlashcardStackSpec::default()), served(true, false));
         assert_eq!(off.deployments.len(), 4);
         assert_eq!(off.services.len(), 4);
         assert_eq!(off.service_accounts.len(), 4);
@@ -273,12 +307,12 @@ mod tests {
         );
 
         spec.redis.exporter = Some(false);
-        let quiet = desired(&stack(spec), true, false);
+        let quiet = desired(&stack(spec), served(true, false));
         assert_eq!(quiet.deployments.len(), 6);
         assert_eq!(
             quiet.monitoring.len(),
-            5,
-            "the services' monitors and the rule"
+            6,
+            "the services' monitors, the rule and its route"
         );
     }
 
@@ -287,7 +321,7 @@ mod tests {
         let full: FlashcardStack =
             serde_yaml::from_str(include_str!("../../manifests/examples/full.yaml"))
                 .expect("the example parses");
-        let all = desired(&full, true, false);
+        let all = desired(&full, served(true, false));
         assert_eq!(all.deployments.len(), 6, "the printer column reads 6/6");
         assert_eq!(
             names(&all.claims),

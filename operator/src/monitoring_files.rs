@@ -147,7 +147,7 @@ mod tests {
         assert_eq!(rules[0]["alert"], "ServiceDown");
         assert_eq!(
             rules[0]["expr"],
-            r#"up{job=~"flashcards-(backend|ocr|llm|web)"} == 0"#
+            r#"up{job=~"flashcards-(backend|ocr|llm|web)"} == 0 or absent(up{job="flashcards-backend"}) or absent(up{job="flashcards-ocr"}) or absent(up{job="flashcards-llm"}) or absent(up{job="flashcards-web"})"#
         );
         assert_eq!(
             rules[0]["annotations"]["runbook_url"],

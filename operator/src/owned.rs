@@ -42,14 +42,18 @@ owned_kinds!(
     ConfigMap,
     ServiceMonitor,
     PrometheusRule,
+    AlertmanagerConfig,
     GrafanaDashboard,
 );
 
 /// An API the cluster may or may not serve; kinds of an API it does not serve are left alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OptionalApi {
-    /// The Prometheus Operator's CRDs (`monitoring.coreos.com`).
+    /// The Prometheus Operator's CRDs (`monitoring.coreos.com/v1`).
     PrometheusOperator,
+    /// Its AlertmanagerConfig (`monitoring.coreos.com/v1alpha1`), a CRD of its own that not every
+    /// installation has.
+    AlertmanagerConfig,
     /// The grafana-operator's (`grafana.integreatly.org`).
     GrafanaOperator,
 }
@@ -58,6 +62,7 @@ pub enum OptionalApi {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Served {
     pub prometheus_operator: bool,
+    pub alertmanager_config: bool,
     pub grafana_operator: bool,
 }
 
@@ -66,6 +71,7 @@ impl Served {
         match kind.needs() {
             None => true,
             Some(OptionalApi::PrometheusOperator) => self.prometheus_operator,
+            Some(OptionalApi::AlertmanagerConfig) => self.alertmanager_config,
             Some(OptionalApi::GrafanaOperator) => self.grafana_operator,
         }
     }
@@ -84,6 +90,7 @@ impl OwnedKind {
             Self::ConfigMap => ApiResource::erase::<ConfigMap>(&()),
             Self::ServiceMonitor => monitoring::service_monitor_resource(),
             Self::PrometheusRule => monitoring::prometheus_rule_resource(),
+            Self::AlertmanagerConfig => monitoring::alertmanager_config_resource(),
             Self::GrafanaDashboard => monitoring::grafana_dashboard_resource(),
         }
     }
@@ -99,6 +106,7 @@ impl OwnedKind {
             | Self::NetworkPolicy
             | Self::ConfigMap => None,
             Self::ServiceMonitor | Self::PrometheusRule => Some(OptionalApi::PrometheusOperator),
+            Self::AlertmanagerConfig => Some(OptionalApi::AlertmanagerConfig),
             Self::GrafanaDashboard => Some(OptionalApi::GrafanaOperator),
         }
     }
@@ -114,7 +122,7 @@ mod tests {
             .iter()
             .map(|kind| kind.resource().kind)
             .collect();
-        assert_eq!(kinds.len(), 10);
+        assert_eq!(kinds.len(), 11);
         kinds.dedup();
         assert_eq!(kinds.len(), OwnedKind::ALL.len());
         for kind in OwnedKind::ALL {
@@ -130,9 +138,10 @@ mod tests {
         assert!(!bare.serves(OwnedKind::GrafanaDashboard));
         let prometheus = Served {
             prometheus_operator: true,
-            grafana_operator: false,
+            ..Served::default()
         };
         assert!(prometheus.serves(OwnedKind::PrometheusRule));
+        assert!(!prometheus.serves(OwnedKind::AlertmanagerConfig));
         assert!(!prometheus.serves(OwnedKind::GrafanaDashboard));
     }
 }

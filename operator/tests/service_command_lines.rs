@@ -11,6 +11,7 @@ use flashcards_operator::{
     FlashcardStack, FlashcardStackSpec,
     crd::{LocalModelSpec, PostgresSpec, SecretKeyRef, UpstreamSpec},
     desired::desired,
+    owned::Served,
 };
 use k8s_openapi::api::core::v1::Container;
 
@@ -96,7 +97,12 @@ fn parses<T: Parser>(binary: &str, container: &Container, stack: &str) {
 fn every_command_line_the_operator_builds_is_one_its_service_accepts() {
     let mut checked = Vec::new();
     for (shape, stack) in stacks() {
-        for deployment in desired(&stack, true, true).deployments {
+        let every_api = Served {
+            prometheus_operator: true,
+            alertmanager_config: true,
+            grafana_operator: true,
+        };
+        for deployment in desired(&stack, every_api).deployments {
             let pod = deployment.spec.template.spec.unwrap();
             for container in &pod.containers {
                 let image = container.image.clone().unwrap_or_default();

@@ -68,18 +68,70 @@ pub fn service_monitor(stack: &FlashcardStack, component: Component) -> Option<D
     Some(object)
 }
 
+pub fn alertmanager_config_resource() -> ApiResource {
+    ApiResource::from_gvk(&GroupVersionKind::gvk(
+        MONITORING_GROUP,
+        "v1alpha1",
+        "AlertmanagerConfig",
+    ))
+}
+
 pub fn prometheus_rule(stack: &FlashcardStack) -> DynamicObject {
     let resource = prometheus_rule_resource();
     let name = format!("{}-alerts", stack_name(stack));
     let namespace = stack.metadata.namespace.clone().unwrap_or_default();
-    let group = alerts::group(
+    let spec = &stack.spec.monitoring.prometheus_rule;
+    let mut group = alerts::group(
         &Scope::stack(&namespace, &stack_name(stack)),
-        &stack.spec.monitoring.prometheus_rule.thresholds,
+        &spec.thresholds,
     );
+    if let Some(for_) = &spec.for_ {
+        for rule in group["rules"].as_array_mut().into_iter().flatten() {
+            rule["for"] = json!(for_);
+        }
+    }
     let mut object = DynamicObject::new(&name, &resource);
     object.metadata = monitoring_metadata(stack, Component::Backend, name);
     object.data = json!({
         "spec": {"groups": [group]}
+    });
+    object
+}
+
+/// The monitoring guide's Alertmanager route for an Alertmanager that selects
+/// AlertmanagerConfigs by the stack's monitoring labels: the stack's alerts, grouped by name, to
+/// the backend's webhook (resolved ones too), with the bearer token from the Secret the backend
+/// checks it against. The Prometheus Operator limits the route to the stack's namespace.
+pub fn alertmanager_config(stack: &FlashcardStack) -> DynamicObject {
+    let resource = alertmanager_config_resource();
+    let name = format!("{}-alerts", stack_name(stack));
+    let namespace = stack.metadata.namespace.clone().unwrap_or_default();
+    let url = format!(
+        "http://{}.{namespace}.svc:{}/alerts",
+        object_name(stack, Component::Backend),
+        Component::Backend.port()
+    );
+    let mut webhook = json!({"url": url, "sendResolved": true});
+    if let Some(token) = &stack.spec.backend.alerts_webhook_token_secret_ref {
+        webhook["httpConfig"] = json!({"authorization": {
+            "type": "Bearer",
+            "credentials": {"name": token.name, "key": token.key},
+        }});
+    }
+    let receiver = "backend-webhook";
+    let mut object = DynamicObject::new(&name, &resource);
+    object.metadata = monitoring_metadata(stack, Component::Backend, name);
+    object.data = json!({
+        "spec": {
+            "route": {
+                "receiver": receiver,
+                "groupBy": ["alertname"],
+                "groupWait": "10s",
+                "groupInterval": "10s",
+                "repeatInterval": "1h",
+            },
+            "receivers": [{"name": receiver, "webhookConfigs": [webhook]}],
+        }
     });
     object
 }
@@ -156,7 +208,10 @@ pub fn grafana_dashboards(stack: &FlashcardStack) -> Vec<DynamicObject> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{builders::tests::stack, crd::FlashcardStackSpec};
+    use crate::{
+        builders::tests::stack,
+        crd::{FlashcardStackSpec, SecretKeyRef},
+    };
 
     fn monitored() -> FlashcardStack {
         let mut spec = FlashcardStackSpec::default();
@@ -201,6 +256,57 @@ mod tests {
         assert!(service_monitor(&stack, Component::Mlflow).is_none());
         stack.spec.redis.exporter = Some(false);
         assert!(service_monitor(&stack, Component::Redis).is_none());
+    }
+
+    #[test]
+    fn the_stacks_for_replaces_every_alerts_own() {
+        let mut stack = monitored();
+        let fors = |stack: &FlashcardStack| -> Vec<String> {
+            let rule = prometheus_rule(stack);
+            rule.data["spec"]["groups"][0]["rules"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|rule| rule["for"].as_str().unwrap_or_default().to_owned())
+                .collect()
+        };
+        assert!(fors(&stack).contains(&"5m".to_owned()), "the guide's own");
+        stack.spec.monitoring.prometheus_rule.for_ = Some("15s".into());
+        assert_eq!(fors(&stack), vec!["15s"; 9]);
+    }
+
+    #[test]
+    fn alertmanager_reaches_the_backends_webhook_with_the_named_token() {
+        let mut stack = monitored();
+        stack.spec.backend.alerts_webhook_token_secret_ref = Some(SecretKeyRef {
+            name: "study-alerts".into(),
+            key: "token".into(),
+        });
+        let config = alertmanager_config(&stack);
+        assert_eq!(
+            config.types.as_ref().map(|t| t.api_version.as_str()),
+            Some("monitoring.coreos.com/v1alpha1")
+        );
+        assert_eq!(
+            config.metadata.labels.clone().expect("labels")["release"],
+            "kube-prometheus-stack"
+        );
+        let spec = &config.data["spec"];
+        assert_eq!(spec["route"]["receiver"], spec["receivers"][0]["name"]);
+        assert_eq!(spec["route"]["groupBy"], json!(["alertname"]));
+        let webhook = &spec["receivers"][0]["webhookConfigs"][0];
+        assert_eq!(
+            webhook["url"],
+            "http://study-backend.flashcards.svc:8002/alerts"
+        );
+        assert_eq!(webhook["sendResolved"], true);
+        assert_eq!(
+            webhook["httpConfig"]["authorization"]["credentials"],
+            json!({"name": "study-alerts", "key": "token"})
+        );
+        stack.spec.backend.alerts_webhook_token_secret_ref = None;
+        let open = alertmanager_config(&stack);
+        assert!(open.data["spec"]["receivers"][0]["webhookConfigs"][0]["httpConfig"].is_null());
     }
 
     #[test]
