@@ -60,13 +60,14 @@ pub struct Scope {
 impl Scope {
     /// The services of the stack `name` in `namespace` (ServiceMonitors name jobs after Services).
     pub fn stack(namespace: &str, name: &str) -> Self {
+        let any = SERVICES.join("|");
         Self {
-            jobs: format!(r#"namespace="{namespace}", job=~"{name}-(backend|ocr|llm|web)""#),
+            jobs: format!(r#"namespace="{namespace}", job=~"{name}-({any})""#),
             services: SERVICES
                 .map(|service| format!(r#"namespace="{namespace}", job="{name}-{service}""#))
                 .into(),
             containers: format!(
-                r#"namespace="{namespace}", pod=~"{name}-(backend|ocr|llm|web)-.*", container!="""#
+                r#"namespace="{namespace}", pod=~"{name}-({any})-.*", container!="""#
             ),
             volumes: format!(r#"namespace="{namespace}", persistentvolumeclaim=~"{name}-.*""#),
         }
@@ -76,12 +77,13 @@ impl Scope {
     /// the jobs `flashcards-<service>`); containers and volumes as the operator names them, in
     /// any namespace.
     pub fn standalone() -> Self {
+        let any = SERVICES.join("|");
         Self {
-            jobs: r#"job=~"flashcards-(backend|ocr|llm|web)""#.to_owned(),
+            jobs: format!(r#"job=~"flashcards-({any})""#),
             services: SERVICES
                 .map(|service| format!(r#"job="flashcards-{service}""#))
                 .into(),
-            containers: r#"container=~"backend|ocr|llm|web""#.to_owned(),
+            containers: format!(r#"container=~"{any}""#),
             volumes: r#"persistentvolumeclaim=~".+-(backend|mlflow)-data""#.to_owned(),
         }
     }

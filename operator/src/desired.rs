@@ -84,7 +84,6 @@ fn erased<K: Serialize>(objects: &[K]) -> Result<Vec<DynamicObject>, serde_json:
 /// The objects `stack` should own, of the kinds the cluster serves (the Prometheus and grafana
 /// operators' APIs may be missing; the rest is desired all the same).
 pub fn desired(stack: &FlashcardStack, served: Served) -> Desired {
-    let monitoring_crds = served.prometheus_operator;
     let spec = &stack.spec.monitoring;
     let mut desired = Desired {
         claims: pvc::claims(stack),
@@ -101,13 +100,13 @@ pub fn desired(stack: &FlashcardStack, served: Served) -> Desired {
         desired
             .network_policies
             .push(network_policy(stack, component));
-        if monitoring_crds && spec.service_monitors.enabled {
+        if served.prometheus_operator && spec.service_monitors.enabled {
             desired
                 .monitoring
                 .extend(monitoring::service_monitor(stack, component));
         }
     }
-    if monitoring_crds && spec.prometheus_rule.enabled {
+    if served.prometheus_operator && spec.prometheus_rule.enabled {
         desired.monitoring.push(monitoring::prometheus_rule(stack));
         // Alerts that reach no one would be half the guide's promise.
         if served.alertmanager_config {

@@ -31,6 +31,17 @@ pub const LOCAL_TARGETS: [(&str, u16); 3] = [
 /// Where the guide's Alertmanager sends alerts: the backend's webhook on the local stack.
 pub const LOCAL_WEBHOOK: &str = "http://localhost:8002/alerts";
 
+/// The guide's Alertmanager route, for the file here and the operator's AlertmanagerConfigs:
+/// alerts grouped by name, sent 10 s after the first, changes every 10 s, re-sent hourly.
+pub mod route {
+    pub const GROUP_BY: &str = "alertname";
+    pub const GROUP_WAIT: &str = "10s";
+    pub const GROUP_INTERVAL: &str = "10s";
+    pub const REPEAT_INTERVAL: &str = "1h";
+    /// The backend's webhook path (`POST /alerts`).
+    pub const WEBHOOK_PATH: &str = "/alerts";
+}
+
 pub fn files() -> Result<Vec<GeneratedFile>, Error> {
     let mut files = vec![
         GeneratedFile {
@@ -61,7 +72,7 @@ pub fn files() -> Result<Vec<GeneratedFile>, Error> {
                  # stores it for GET /api/alerts. In Kubernetes the URL is\n\
                  # http://<stack>-backend.<namespace>.svc:8002/alerts; when the backend sets\n\
                  # ALERTS_WEBHOOK_TOKEN, add `http_config: {authorization: {credentials_file: …}}`.",
-                &alertmanager_config(LOCAL_WEBHOOK, "10s", "10s")?,
+                &alertmanager_config(LOCAL_WEBHOOK, route::GROUP_WAIT, route::GROUP_INTERVAL)?,
             ),
         },
     ];
@@ -121,10 +132,10 @@ pub fn alertmanager_config(
 ) -> Result<String, serde_yaml::Error> {
     serde_yaml::to_string(&json!({
         "route": {
-            "group_by": ["alertname"],
+            "group_by": [route::GROUP_BY],
             "group_wait": group_wait,
             "group_interval": group_interval,
-            "repeat_interval": "1h",
+            "repeat_interval": route::REPEAT_INTERVAL,
             "receiver": "web.hook",
         },
         "receivers": [{

@@ -20,6 +20,7 @@ use crate::{
     alerts::{self, Scope},
     crd::FlashcardStack,
     dashboards::{self, Dashboard},
+    monitoring_files::route,
 };
 
 pub const MONITORING_GROUP: &str = "monitoring.coreos.com";
@@ -107,9 +108,10 @@ pub fn alertmanager_config(stack: &FlashcardStack) -> DynamicObject {
     let name = format!("{}-alerts", stack_name(stack));
     let namespace = stack.metadata.namespace.clone().unwrap_or_default();
     let url = format!(
-        "http://{}.{namespace}.svc:{}/alerts",
+        "http://{}.{namespace}.svc:{}{}",
         object_name(stack, Component::Backend),
-        Component::Backend.port()
+        Component::Backend.port(),
+        route::WEBHOOK_PATH
     );
     let mut webhook = json!({"url": url, "sendResolved": true});
     if let Some(token) = &stack.spec.backend.alerts_webhook_token_secret_ref {
@@ -125,10 +127,10 @@ pub fn alertmanager_config(stack: &FlashcardStack) -> DynamicObject {
         "spec": {
             "route": {
                 "receiver": receiver,
-                "groupBy": ["alertname"],
-                "groupWait": "10s",
-                "groupInterval": "10s",
-                "repeatInterval": "1h",
+                "groupBy": [route::GROUP_BY],
+                "groupWait": route::GROUP_WAIT,
+                "groupInterval": route::GROUP_INTERVAL,
+                "repeatInterval": route::REPEAT_INTERVAL,
             },
             "receivers": [{"name": receiver, "webhookConfigs": [webhook]}],
         }
@@ -294,6 +296,15 @@ mod tests {
         let spec = &config.data["spec"];
         assert_eq!(spec["route"]["receiver"], spec["receivers"][0]["name"]);
         assert_eq!(spec["route"]["groupBy"], json!(["alertname"]));
+        assert_eq!(
+            [
+                &spec["route"]["groupWait"],
+                &spec["route"]["groupInterval"],
+                &spec["route"]["repeatInterval"]
+            ],
+            ["10s", "10s", "1h"],
+            "the guide's timings"
+        );
         let webhook = &spec["receivers"][0]["webhookConfigs"][0];
         assert_eq!(
             webhook["url"],
