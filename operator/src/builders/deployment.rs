@@ -8,12 +8,12 @@ mod third_party;
 
 use k8s_openapi::{
     api::{
-        apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy},
+        apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment},
         core::v1::{
             Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource,
-            HTTPGetAction, PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec,
-            PodTemplateSpec, Probe, SeccompProfile, SecretKeySelector, SecurityContext, Volume,
-            VolumeMount,
+            HTTPGetAction, Lifecycle, LifecycleHandler, PersistentVolumeClaimVolumeSource,
+            PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile, SecretKeySelector,
+            SecurityContext, SleepAction, Volume, VolumeMount,
         },
     },
     apimachinery::pkg::{
@@ -59,11 +59,7 @@ pub fn deployment(stack: &FlashcardStack, component: Component) -> Deployment {
                 match_labels: Some(selector_labels(stack, component)),
                 match_expressions: None,
             },
-            // A SQLite file takes one writer: the old pod must stop before the new one starts.
-            strategy: single_writer(stack, component).then(|| DeploymentStrategy {
-                type_: Some("Recreate".to_owned()),
-                rolling_update: None,
-            }),
+            strategy: Some(strategy(stack, component)),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(super::labels(stack, component)),
@@ -95,6 +91,30 @@ pub fn deployment(stack: &FlashcardStack, component: Component) -> Deployment {
         status: None,
     }
 }
+
+/// A SQLite file takes one writer: the old pod must stop before the new one starts. Anything
+/// else rolls one new pod in before an old one goes, so an upgrade never lowers the number of
+/// Ready pods (the Kubernetes default would allow it from four replicas on).
+fn strategy(stack: &FlashcardStack, component: Component) -> DeploymentStrategy {
+    if single_writer(stack, component) {
+        return DeploymentStrategy {
+            type_: Some("Recreate".to_owned()),
+            rolling_update: None,
+        };
+    }
+    DeploymentStrategy {
+        type_: Some("RollingUpdate".to_owned()),
+        rolling_update: Some(RollingUpdateDeployment {
+            max_surge: Some(IntOrString::Int(1)),
+            max_unavailable: Some(IntOrString::Int(0)),
+        }),
+    }
+}
+
+/// How long a stopping service pod keeps serving before it is sent SIGTERM. The pod leaves the
+/// Service's endpoints as it starts stopping, but kube-proxy (and every other node's) takes a
+/// moment to stop sending it new connections; without this pause those would be refused.
+pub const DRAIN_SECONDS: i64 = 5;
 
 /// Whether the component keeps a SQLite file: the backend without PostgreSQL, and MLflow.
 fn single_writer(stack: &FlashcardStack, component: Component) -> bool {
@@ -135,6 +155,16 @@ fn service_pod(stack: &FlashcardStack, component: Component) -> Pod {
         resources: component.resources(stack).cloned(),
         security_context: Some(restricted()),
         volume_mounts: Some(mounts),
+        // The kubelet's own sleep: the images have no shell to run one.
+        lifecycle: Some(Lifecycle {
+            pre_stop: Some(LifecycleHandler {
+                sleep: Some(SleepAction {
+                    seconds: DRAIN_SECONDS,
+                }),
+                ..LifecycleHandler::default()
+            }),
+            ..Lifecycle::default()
+        }),
         ..Container::default()
     };
     Pod {
@@ -546,7 +576,24 @@ mod tests {
             ("DATABASE_URL", "study-db")
         );
         assert_eq!(postgres.spec.replicas, Some(2));
-        assert!(postgres.spec.strategy.is_none());
+        let rolling = postgres
+            .spec
+            .strategy
+            .clone()
+            .and_then(|strategy| strategy.rolling_update)
+            .expect("a rolling update");
+        assert_eq!(
+            (rolling.max_surge, rolling.max_unavailable),
+            (Some(IntOrString::Int(1)), Some(IntOrString::Int(0))),
+            "an upgrade adds a pod before it takes one away"
+        );
+        let drain = container
+            .lifecycle
+            .as_ref()
+            .and_then(|lifecycle| lifecycle.pre_stop.as_ref())
+            .and_then(|pre_stop| pre_stop.sleep.as_ref())
+            .map(|sleep| sleep.seconds);
+        assert_eq!(drain, Some(DRAIN_SECONDS), "a stopping pod drains first");
     }
 
     #[test]

@@ -10,7 +10,10 @@ use flashcards_backend::{
     clock::Clock,
     db,
     documents::DocumentSettings,
-    generation::{jobs::Generation, llm_client::LlmClient},
+    generation::{
+        jobs::{Generation, LLM_RETRY},
+        llm_client::LlmClient,
+    },
     limits::{Counters, rates::HourlyLimits},
     metrics::BackendMetrics,
     state::SessionSettings,
@@ -53,10 +56,10 @@ async fn main() -> anyhow::Result<()> {
             Duration::from_secs(args.ocr_timeout_secs),
             args.max_upload_bytes,
         ),
-        Generation::new(LlmClient::new(
-            &args.llm_url,
-            Duration::from_secs(args.llm_timeout_secs),
-        )),
+        Generation::new(
+            LlmClient::new(&args.llm_url, Duration::from_secs(args.llm_timeout_secs)),
+            LLM_RETRY,
+        ),
     )
     .context("starting the review writer")?
     .with_admins(Admins::new(&args.admin_emails))

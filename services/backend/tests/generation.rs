@@ -13,7 +13,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use support::{
     Engine, TestServer, User,
-    services::{OcrService, start_llm},
+    services::{OcrService, start_llm, start_llm_on},
 };
 
 /// Long enough for SmolLM2 on two cores to get through a few pages.
@@ -70,6 +70,50 @@ async fn sqlite_a_job_survives_its_backend() {
 #[tokio::test]
 async fn postgres_a_job_survives_its_backend() {
     a_job_survives_its_backend(Engine::Postgres).await;
+}
+
+/// The LLM service's pod replaced mid-job: the page is asked again until the service answers, and
+/// the job finishes by itself with no page stored twice.
+#[tokio::test]
+async fn a_job_waits_for_the_llm_service_to_come_back() {
+    let ocr = OcrService::start_on("127.0.0.1:0".parse().unwrap()).await;
+    // An address nothing listens on yet; the LLM service comes up there once the job is waiting.
+    let address = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let server = TestServer::start_with(
+        Engine::Sqlite,
+        &ocr.url(),
+        &format!("http://{address}"),
+        None,
+    )
+    .await;
+    let dana = server.user("dana@example.org").await;
+    let document = upload_pdf(&dana, 2).await;
+    let deck_id = deck(&dana).await;
+    let (status, job) = dana
+        .post(
+            &format!("/api/documents/{document}/generate"),
+            json!({"deck_id": deck_id, "max_cards": 4, "kinds": ["basic"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let job_id = job["id"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (_, waiting) = dana.get(&format!("/api/jobs/{job_id}")).await;
+    assert_eq!(waiting["status"], "running", "still waiting: {waiting}");
+
+    start_llm_on(tokio::net::TcpListener::bind(address).await.unwrap()).await;
+    let job = wait_for_job(&dana, &job_id, finished).await;
+    assert_eq!(job["status"], "done", "{job}");
+    assert_eq!(job["pages_done"], 2);
+    let (_, drafts) = dana.get(&format!("/api/documents/{document}/drafts")).await;
+    assert_eq!(
+        job["drafts_created"],
+        drafts["items"].as_array().unwrap().len(),
+        "no page stored twice"
+    );
 }
 
 async fn documents_become_drafts_then_cards(engine: Engine) {

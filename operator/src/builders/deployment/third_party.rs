@@ -167,8 +167,13 @@ mod tests {
         let redis = deployment(&stack(spec), Component::Redis);
         assert_eq!(redis.metadata.name.as_deref(), Some("study-redis"));
         assert_eq!(redis.spec.replicas, Some(1));
-        assert!(
-            redis.spec.strategy.is_none(),
+        assert_eq!(
+            redis
+                .spec
+                .strategy
+                .as_ref()
+                .and_then(|strategy| strategy.type_.as_deref()),
+            Some("RollingUpdate"),
             "nothing on disk to hand over"
         );
         let pod = pod(&redis);

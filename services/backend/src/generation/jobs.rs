@@ -1,6 +1,10 @@
 //! Generation jobs: stored, claimed under a lease, run page by page. A page's drafts and the job's
 //! progress commit together; a runner renews its lease after every page, and a job whose lease ran
-//! out (its backend died) is taken over by whichever backend's sweeper sees it first.
+//! out (its backend died) is taken over by whichever backend's sweeper sees it first. A page the
+//! LLM service could not be reached for (its pod restarting, say) is asked again, backing off, for
+//! up to [`LLM_RETRY`] before the job stops as retryable.
+
+use std::time::{Duration, Instant};
 
 use flashcards_bootstrap::ApiError;
 use serde::{Deserialize, Serialize};
@@ -104,12 +108,26 @@ impl From<JobRow> for Job {
 #[derive(Clone)]
 pub struct Generation {
     pub llm: LlmClient,
+    /// How long a page is asked again while the LLM service is unreachable.
+    pub retry_for: Duration,
 }
 
 impl Generation {
-    pub fn new(llm: LlmClient) -> Self {
-        Self { llm }
+    pub fn new(llm: LlmClient, retry_for: Duration) -> Self {
+        Self { llm, retry_for }
     }
+}
+
+/// How long a page is asked again while the LLM service is unreachable: long enough for a killed
+/// pod to be replaced, well inside the runner's [`LEASE_MS`] (renewed as the page started), so no
+/// other backend takes the job over meanwhile.
+pub const LLM_RETRY: Duration = Duration::from_secs(40);
+
+/// The wait before asking again after `attempt` failed tries (0 for the first), `waited` into a
+/// `budget`: doubling from one second up to eight; `None` once the budget would be overrun.
+fn next_retry(attempt: u32, waited: Duration, budget: Duration) -> Option<Duration> {
+    let delay = Duration::from_secs(1 << attempt.min(3));
+    (waited + delay <= budget).then_some(delay)
 }
 
 impl JobStatus {
@@ -365,7 +383,7 @@ async fn run(state: &AppState, id: &str) -> Result<(), ApiError> {
         } else {
             let kinds = kinds_of(&progress.kinds);
             let quota = usize::try_from(quota).unwrap_or(1);
-            match state.generation.llm.generate(&text, quota, &kinds).await {
+            match generate_retrying(state, id, page, &text, quota, &kinds).await {
                 Ok(cards) => {
                     let drafts = usable_drafts(
                         &cards,
@@ -400,6 +418,35 @@ async fn run(state: &AppState, id: &str) -> Result<(), ApiError> {
         if !store_page(state, id, &progress, page, &drafts).await? {
             // Another runner moved the job on: it is theirs now.
             return Ok(());
+        }
+    }
+}
+
+/// One page's cards from the LLM service, asked again while it is unreachable, within the
+/// budget [`next_retry`] allows.
+async fn generate_retrying(
+    state: &AppState,
+    id: &str,
+    page: i64,
+    text: &str,
+    quota: usize,
+    kinds: &[llm::CardKind],
+) -> Result<Vec<GeneratedCard>, ServiceError> {
+    let started = Instant::now();
+    let mut attempt = 0;
+    loop {
+        match state.generation.llm.generate(text, quota, kinds).await {
+            Err(err @ ServiceError::Unavailable { .. }) => {
+                let Some(delay) =
+                    next_retry(attempt, started.elapsed(), state.generation.retry_for)
+                else {
+                    return Err(err);
+                };
+                tracing::warn!(job = id, page, %err, ?delay, "the LLM service is unreachable; asking again");
+                tokio::time::sleep(delay).await;
+                attempt += 1;
+            }
+            answered => return answered,
         }
     }
 }
@@ -538,6 +585,28 @@ mod tests {
             [llm::CardKind::Basic, llm::CardKind::Cloze]
         );
         assert!(kinds_of("essay").is_empty());
+    }
+
+    #[test]
+    fn an_unreachable_llm_is_asked_again_backing_off_within_the_budget() {
+        let budget = Duration::from_secs(20);
+        let delays: Vec<u64> = (0..6)
+            .scan(Duration::ZERO, |waited, attempt| {
+                let delay = next_retry(attempt, *waited, budget)?;
+                *waited += delay;
+                Some(delay.as_secs())
+            })
+            .collect();
+        assert_eq!(
+            delays,
+            [1, 2, 4, 8],
+            "1+2+4+8 = 15 s; another 8 would pass 20"
+        );
+        assert_eq!(next_retry(0, Duration::ZERO, Duration::ZERO), None);
+        assert!(
+            i64::try_from(LLM_RETRY.as_millis()).expect("a few seconds") < LEASE_MS,
+            "no other runner takes the job over while this one waits"
+        );
     }
 
     #[test]

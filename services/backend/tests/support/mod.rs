@@ -138,7 +138,11 @@ impl TestServer {
             sessions,
             64 << 20,
             documents,
-            Generation::new(LlmClient::new(llm_url, std::time::Duration::from_secs(300))),
+            // A short retry budget: the tests with the LLM service down end in seconds.
+            Generation::new(
+                LlmClient::new(llm_url, std::time::Duration::from_secs(300)),
+                std::time::Duration::from_secs(5),
+            ),
         )
         .unwrap();
         let state = configure(state);

@@ -53,6 +53,11 @@ impl OcrService {
 /// The LLM service on a loopback port, generating with the llama.cpp server named by
 /// `FLASHCARDS_TEST_LLM_URL`.
 pub async fn start_llm() -> String {
+    start_llm_on(TcpListener::bind("127.0.0.1:0").await.unwrap()).await
+}
+
+/// The LLM service on `listener`, for a test that brings it up at an address it chose before.
+pub async fn start_llm_on(listener: TcpListener) -> String {
     let upstream = std::env::var("FLASHCARDS_TEST_LLM_URL").expect(
         "FLASHCARDS_TEST_LLM_URL is not set: run the tests with `cargo xtask test`, which starts \
          llama.cpp's server with SmolLM2",
@@ -66,7 +71,6 @@ pub async fn start_llm() -> String {
         service,
         flashcards_llm::LlmState::new(backend, settings, metrics),
     );
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, router).await });
     url
