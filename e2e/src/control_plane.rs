@@ -599,9 +599,11 @@ fn apiserver_command(
     ));
     match node_address {
         // Pods reach the apiserver through the `kubernetes` Service, whose endpoint is this address.
+        // The node's name resolves nowhere: logs and exec reach its kubelet by its address.
         Some(address) => command
             .arg("--bind-address=0.0.0.0")
-            .arg(format!("--advertise-address={address}")),
+            .arg(format!("--advertise-address={address}"))
+            .arg("--kubelet-preferred-address-types=InternalIP,Hostname"),
         // The `kubernetes` Service's endpoints would name 127.0.0.1, which Endpoints refuse;
         // nothing reaches the apiserver through that Service without a real node.
         None => command

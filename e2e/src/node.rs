@@ -9,7 +9,7 @@
 //! their nameserver.
 
 use std::{
-    env, fmt, fs,
+    env, fmt, fs, io,
     net::Ipv4Addr,
     path::{Path, PathBuf},
     process::{Command, Stdio},
@@ -57,6 +57,10 @@ pub const HELPER_IMAGE: &str = "localhost/flashcards-base:bookworm";
 /// reports it, the apiserver advertises it to pods, CoreDNS answers on it.
 pub const NODE_NAME: &str = "flashcards-node";
 const BRIDGE: &str = "fcnode0";
+/// The kubelet's well-known port, which the Prometheus Operator's kubelet Service names (it
+/// cannot be told another): one real node per machine.
+pub const KUBELET_PORT: u16 = 10250;
+
 /// The CNI network's name, which the bridge plugin writes into its iptables rules' comments.
 const CNI_NETWORK: &str = "flashcards";
 pub const NODE_ADDRESS: Ipv4Addr = Ipv4Addr::new(10, 88, 0, 1);
@@ -96,6 +100,8 @@ pub struct RealNode {
     kube_proxy: Process,
     kubelet: Process,
     containerd: Process,
+    /// The kubelet's `/healthz` port on 127.0.0.1.
+    kubelet_healthz: u16,
     bin: PathBuf,
     socket: PathBuf,
     dir: TempDir,
@@ -129,6 +135,7 @@ impl RealNode {
             }
         }
         remove_network();
+        mount_volumes()?;
         let dir = tempfile::Builder::new()
             .prefix(NODE_DIR_PREFIX)
             .tempdir()
@@ -170,6 +177,7 @@ impl RealNode {
         })
         .await?;
         import_images(&bin, &socket, images)?;
+        link_cadvisor_socket(&socket)?;
 
         let pki = root.join("pki");
         let authority = control_plane.authority();
@@ -194,7 +202,7 @@ impl RealNode {
             )?;
         }
         write(&root.join("resolv.conf"), "")?;
-        let kubelet_ports = (free_port()?, free_port()?);
+        let kubelet_ports = (KUBELET_PORT, free_port()?);
         write(
             &root.join("kubelet.json"),
             &kubelet_config(root, &socket, kubelet_ports).to_string(),
@@ -272,16 +280,20 @@ impl RealNode {
             provisioner_command,
             log("local-path-provisioner"),
         )?;
-        Ok(Self {
+        let node = Self {
             provisioner,
             coredns,
             kube_proxy,
             kubelet,
             containerd,
+            kubelet_healthz: kubelet_ports.1,
             bin,
             socket,
             dir,
-        })
+        };
+        // Policies are enforced from the first pod on, as in a cluster with a network plugin.
+        crate::network_policy::install(control_plane).await?;
+        Ok(node)
     }
 
     /// The node's folder: its components' logs are in `logs/`.
@@ -328,6 +340,33 @@ impl RealNode {
         })
     }
 
+    /// Gives an image the node has another name, as pushing a new tag to a registry would.
+    pub fn tag_image(&self, source: &str, target: &str) -> Result<(), Error> {
+        ctr(
+            &self.bin,
+            &self.socket,
+            &["images", "tag", "--force", source, target],
+        )
+        .map(drop)
+    }
+
+    /// Stops the kubelet, restarts containerd, then starts the kubelet again, as upgrading the
+    /// node's runtime does; returns once both answer. The containers' shims outlive containerd,
+    /// so the pods go on running throughout.
+    pub async fn restart_runtime(&mut self) -> Result<(), Error> {
+        self.kubelet.stop();
+        self.containerd.restart()?;
+        let (bin, socket) = (self.bin.clone(), self.socket.clone());
+        let containerd = &mut self.containerd;
+        wait_for("containerd answering again", READY_TIMEOUT, async || {
+            containerd.check_running()?;
+            Ok::<_, Error>(ctr(&bin, &socket, &["version"]).ok())
+        })
+        .await?;
+        self.kubelet.restart()?;
+        wait_http(&mut self.kubelet, self.kubelet_healthz, "/healthz").await
+    }
+
     /// `crictl` against the node's containerd, ready for more arguments.
     pub fn crictl(&self) -> Command {
         let mut command = Command::new(self.bin.join("crictl"));
@@ -365,6 +404,8 @@ impl Drop for RealNode {
         self.containerd.stop();
         kill_leftovers(&self.dir.path().display().to_string());
         unmount_below(self.dir.path());
+        unmount_below(Path::new(VOLUMES_DIR));
+        unlink_cadvisor_socket();
         remove_network();
         if std::thread::panicking() {
             self.dir.disable_cleanup(true);
@@ -456,6 +497,46 @@ fn set_up_network() -> Result<(), Error> {
     ] {
         write(Path::new(path), value)?;
     }
+    queue_pod_connections()
+}
+
+/// The nfqueue kube-network-policies reads (its `--nfqueue-id`).
+pub const POLICY_QUEUE: u16 = 98;
+/// The mangle chain that sends new pod connections to [`POLICY_QUEUE`].
+const POLICY_CHAIN: &str = "FLASHCARDS-POLICY";
+
+/// Sends the first packet of every connection forwarded to or from a pod to
+/// [`POLICY_QUEUE`], where kube-network-policies accepts or drops it. It would install the same
+/// with nftables, but this kernel has no `CONFIG_NFT_QUEUE`; iptables' NFQUEUE target reaches the
+/// same queue. Forwarded only: traffic between a pod and its node is always allowed, as
+/// NetworkPolicy defines it. `--queue-bypass` accepts while nothing reads the queue, as a
+/// cluster without a policy enforcer would.
+fn queue_pod_connections() -> Result<(), Error> {
+    let mangle = |args: &[&str]| run(Command::new("iptables").args(["-t", "mangle"]).args(args));
+    let queue = POLICY_QUEUE.to_string();
+    mangle(&["-N", POLICY_CHAIN])?;
+    mangle(&[
+        "-A",
+        POLICY_CHAIN,
+        "-m",
+        "conntrack",
+        "--ctstate",
+        "ESTABLISHED,RELATED",
+        "-j",
+        "RETURN",
+    ])?;
+    mangle(&[
+        "-A",
+        POLICY_CHAIN,
+        "-j",
+        "NFQUEUE",
+        "--queue-num",
+        &queue,
+        "--queue-bypass",
+    ])?;
+    for direction in ["-d", "-s"] {
+        mangle(&["-A", "FORWARD", direction, POD_SUBNET, "-j", POLICY_CHAIN])?;
+    }
     Ok(())
 }
 
@@ -478,6 +559,8 @@ pub fn remove_leftovers() {
             }
         }
     }
+    unmount_below(Path::new(VOLUMES_DIR));
+    unlink_cadvisor_socket();
     remove_network();
 }
 
@@ -585,14 +668,14 @@ fn remove_node_chains(tool: &str, table: &str) {
     }
 }
 
-/// The chains in an `iptables -S` listing that belong to the node: `KUBE-` chains and the `CNI-`
-/// chains that rules commented with `network`'s name jump to.
+/// The chains in an `iptables -S` listing that belong to the node: `KUBE-` chains, the policy
+/// queue's, and the `CNI-` chains that rules commented with `network`'s name jump to.
 fn node_chains(listing: &str, network: &str) -> Vec<String> {
     let marker = format!("name: \\\"{network}\\\"");
     let mut chains: Vec<String> = listing
         .lines()
         .filter_map(|line| line.strip_prefix("-N "))
-        .filter(|chain| chain.starts_with("KUBE-"))
+        .filter(|chain| chain.starts_with("KUBE-") || *chain == POLICY_CHAIN)
         .map(str::to_owned)
         .collect();
     for line in listing.lines().filter(|line| line.contains(&marker)) {
@@ -781,6 +864,8 @@ fn kubelet_config(root: &Path, socket: &Path, (port, healthz): (u16, u16)) -> se
         "podCIDR": POD_SUBNET,
         "podLogsDir": root.join("pod-logs").display().to_string(),
         "serializeImagePulls": false,
+        // Volume usage every 10 s rather than every minute, for the disk alerts' tests.
+        "volumeStatsAggPeriod": "10s",
         "evictionHard": {
             "memory.available": "100Mi",
             "nodefs.available": "1%",
@@ -876,10 +961,15 @@ async fn set_up_provisioner(client: &Client) -> Result<(), Error> {
     let classes: Api<StorageClass> = Api::all(client.clone());
     let mut metadata = named(STORAGE_CLASS);
     metadata.annotations = Some(
-        [(
-            "storageclass.kubernetes.io/is-default-class".to_owned(),
-            "true".to_owned(),
-        )]
+        [
+            (
+                "storageclass.kubernetes.io/is-default-class".to_owned(),
+                "true".to_owned(),
+            ),
+            // `local` volumes, not `hostPath` ones: the kubelet reports their usage
+            // (`kubelet_volume_stats_*`), which the disk alerts read.
+            ("defaultVolumeType".to_owned(), "local".to_owned()),
+        ]
         .into(),
     );
     classes
@@ -900,7 +990,67 @@ async fn set_up_provisioner(client: &Client) -> Result<(), Error> {
 
 /// Where the provisioner's volumes live on the node: outside the node's temporary folder, since
 /// the helper pods create and remove them as root.
-const VOLUMES_DIR: &str = "/var/lib/flashcards-node/local-path";
+pub const VOLUMES_DIR: &str = "/var/lib/flashcards-node/local-path";
+/// The size of the tmpfs the volumes share. The kubelet reports a `local` volume's file system,
+/// so a small one of their own lets a test fill a volume for the disk alerts (as a full disk
+/// would), and nothing a test wrote outlives the node.
+pub const VOLUMES_SIZE_BYTES: u64 = 512 << 20;
+
+/// A fresh tmpfs at [`VOLUMES_DIR`] (whatever an earlier run left there is dropped first).
+fn mount_volumes() -> Result<(), Error> {
+    unmount_below(Path::new(VOLUMES_DIR));
+    fs::create_dir_all(VOLUMES_DIR).map_err(Error::io(format!("creating {VOLUMES_DIR}")))?;
+    let output = Command::new("mount")
+        .args(["-t", "tmpfs", "-o"])
+        .arg(format!("size={VOLUMES_SIZE_BYTES},mode=0755"))
+        .args(["flashcards-volumes", VOLUMES_DIR])
+        .output()
+        .map_err(Error::io("running mount"))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(Error::Command {
+            command: format!("mount -t tmpfs flashcards-volumes {VOLUMES_DIR}"),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        })
+    }
+}
+
+/// Where the kubelet's built-in cAdvisor dials containerd: it has no flag for another socket, and
+/// without containerd it reports bare cgroups, with no `namespace`, `pod` or `container` labels
+/// for the dashboards and alerts to select.
+const CADVISOR_CONTAINERD_SOCKET: &str = "/run/containerd/containerd.sock";
+
+/// Points [`CADVISOR_CONTAINERD_SOCKET`] at the node's containerd, replacing a link an earlier
+/// node left but never another containerd's socket.
+fn link_cadvisor_socket(socket: &Path) -> Result<(), Error> {
+    let link = Path::new(CADVISOR_CONTAINERD_SOCKET);
+    unlink_cadvisor_socket();
+    if link.exists() {
+        return Err(Error::Io {
+            context: format!(
+                "linking {CADVISOR_CONTAINERD_SOCKET} to the node's containerd: another containerd \
+                 serves it, and the kubelet's cAdvisor would read that one's containers"
+            ),
+            source: io::ErrorKind::AlreadyExists.into(),
+        });
+    }
+    if let Some(parent) = link.parent() {
+        fs::create_dir_all(parent).map_err(Error::io(format!("creating {}", parent.display())))?;
+    }
+    std::os::unix::fs::symlink(socket, link)
+        .map_err(Error::io(format!("linking {CADVISOR_CONTAINERD_SOCKET}")))
+}
+
+/// Removes [`CADVISOR_CONTAINERD_SOCKET`] if it is a node's link.
+fn unlink_cadvisor_socket() {
+    let link = Path::new(CADVISOR_CONTAINERD_SOCKET);
+    let ours =
+        fs::read_link(link).is_ok_and(|target| target.to_string_lossy().contains(NODE_DIR_PREFIX));
+    if ours {
+        let _ignored = fs::remove_file(link);
+    }
+}
 
 fn named(name: &str) -> ObjectMeta {
     ObjectMeta {
@@ -1033,12 +1183,12 @@ mod tests {
 
     #[test]
     fn the_node_chains_are_the_kubelets_and_those_of_our_network() {
-        let listing = "-P POSTROUTING ACCEPT\n-N CNI-aa\n-N CNI-bb\n-N KUBE-KUBELET-CANARY\n-N NETAVARK-1\n\
+        let listing = "-P POSTROUTING ACCEPT\n-N CNI-aa\n-N CNI-bb\n-N KUBE-KUBELET-CANARY\n-N NETAVARK-1\n-N FLASHCARDS-POLICY\n\
             -A POSTROUTING -s 10.88.0.10/32 -m comment --comment \"name: \\\"flashcards\\\" id: \\\"x\\\"\" -j CNI-aa\n\
             -A POSTROUTING -s 10.89.0.2/32 -m comment --comment \"name: \\\"podman\\\" id: \\\"y\\\"\" -j CNI-bb\n";
         assert_eq!(
             node_chains(listing, "flashcards"),
-            ["KUBE-KUBELET-CANARY", "CNI-aa"]
+            ["KUBE-KUBELET-CANARY", "FLASHCARDS-POLICY", "CNI-aa"]
         );
     }
 

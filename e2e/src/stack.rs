@@ -51,6 +51,20 @@ pub fn succeed(command: &mut Command) -> Result<String, Error> {
     }
 }
 
+/// `kubectl apply` of `objects` (one object or a `List`), written to `<name>.json` in the
+/// control plane's folder first, where it stays for a look after a failure.
+pub fn apply_json(
+    control_plane: &ControlPlane,
+    name: &str,
+    objects: &serde_json::Value,
+) -> Result<(), Error> {
+    let path = control_plane.dir().join(format!("{name}.json"));
+    std::fs::write(&path, objects.to_string())
+        .map_err(Error::io(format!("writing {}", path.display())))?;
+    succeed(control_plane.kubectl().arg("apply").arg("-f").arg(&path))?;
+    Ok(())
+}
+
 /// `helm install` of the repository's chart, then waits until the operator's pod is Ready;
 /// `check` runs on every poll (to fail early when a node process dies).
 pub async fn install_operator(

@@ -7,7 +7,8 @@
 //! status URLs answer by their cluster DNS names. Then a pod and a Service are deleted and a
 //! Deployment scaled to nothing by hand: the operator heals the stack, and the learner's card is
 //! still there (SQLite on its volume). The full example runs there too, on PostgreSQL with an
-//! upstream model.
+//! upstream model, watched by the Prometheus Operator's Prometheus and Alertmanager in the cluster
+//! (see `check_monitoring`).
 
 use std::{
     process::Command,
@@ -16,10 +17,11 @@ use std::{
 
 use anyhow::{Context as _, Result, ensure};
 use flashcards_e2e::{
-    ControlPlane, NODE_ADDRESS, Options, RealNode,
+    ControlPlane, RealNode, full_example, prometheus_operator,
     stack::{self, STACK, STACK_NAMESPACE, STACK_READY_TIMEOUT, is_ready},
     wait_for,
 };
+use flashcards_operator::dashboards;
 use k8s_openapi::api::{
     apps::v1::Deployment,
     core::v1::{Pod, Service},
@@ -31,9 +33,6 @@ use serde_json::{Value, json};
 /// OCR of one page, and generation with the local model on two cores.
 const JOB_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// The web app's port in the Service (the contracts' default).
-const WEB_PORT: u16 = flashcards_contracts::ports::WEB;
-
 fn succeed(command: &mut Command) -> Result<String> {
     Ok(stack::succeed(command)?)
 }
@@ -41,22 +40,10 @@ fn succeed(command: &mut Command) -> Result<String> {
 /// One real node per machine: the tests take turns.
 static NODE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// The control plane set up for a real node, the node, and the operator installed by its chart.
-async fn cluster_with_operator() -> Result<(ControlPlane, RealNode)> {
-    let control_plane = ControlPlane::start_with(Options {
-        node_address: Some(NODE_ADDRESS),
-        ..Options::default()
-    })
-    .await?;
-    let mut node = RealNode::start(&control_plane).await?;
-    stack::install_operator(&control_plane, || node.check_running()).await?;
-    Ok((control_plane, node))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn helm_install_and_the_minimal_example_serve_on_a_real_node() -> Result<()> {
     let _turn = NODE.lock().await;
-    let (control_plane, mut node) = cluster_with_operator().await?;
+    let (control_plane, mut node) = full_example::cluster_with_operator().await?;
     let client = control_plane.client();
     stack::apply_example(&control_plane, "minimal")?;
     let applied = Instant::now();
@@ -70,7 +57,7 @@ async fn helm_install_and_the_minimal_example_serve_on_a_real_node() -> Result<(
     check_status_urls(&control_plane, &node).await?;
 
     let services: Api<Service> = Api::namespaced(client.clone(), STACK_NAMESPACE);
-    let web = web_url(&services).await?;
+    let web = full_example::web_url(&control_plane).await?;
     let learner = learner_flow(&web).await?;
 
     // Hands on the stack: a pod deleted, a Service deleted, a Deployment scaled to nothing.
@@ -142,7 +129,7 @@ async fn helm_install_and_the_minimal_example_serve_on_a_real_node() -> Result<(
 
     // The learner's account, deck and card outlived the backend's pod: SQLite is on its volume.
     // The new web Service has a new address, for which the cookie jar holds no session yet.
-    let web = web_url(&services).await?;
+    let web = full_example::web_url(&control_plane).await?;
     call(
         learner
             .client
@@ -173,42 +160,11 @@ async fn helm_install_and_the_minimal_example_serve_on_a_real_node() -> Result<(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_full_example_serves_on_postgres_with_an_upstream_model() -> Result<()> {
     let _turn = NODE.lock().await;
-    let (control_plane, mut node) = cluster_with_operator().await?;
-    // The monitoring CRDs, so that the example's ServiceMonitors, PrometheusRule and dashboards
-    // are made.
-    succeed(
-        control_plane
-            .kubectl()
-            .args(["apply", "--server-side", "-f"])
-            .arg(flashcards_e2e::prometheus_crds()?),
-    )?;
-    succeed(
-        control_plane
-            .kubectl()
-            .args(["apply", "--server-side", "-f"])
-            .arg(flashcards_e2e::grafana_dashboard_crd()?),
-    )?;
-    stack::ensure_namespace(&control_plane, STACK_NAMESPACE)?;
-    succeed(
-        control_plane
-            .kubectl()
-            .arg("apply")
-            .arg("-f")
-            .arg(stack::repository_path(
-                "e2e/manifests/full-dependencies.yaml",
-            )),
-    )?;
-    for (namespace, name) in [(STACK_NAMESPACE, "postgres"), ("llm", "ollama")] {
-        stack::wait_deployment_ready(&control_plane, namespace, name, || node.check_running())
-            .await?;
-    }
-    stack::apply_example(&control_plane, "full")?;
-    let applied = Instant::now();
-    stack::wait_stack_ready(&control_plane, || node.check_running()).await?;
-    eprintln!(
-        "the full stack was Ready {:.0?} after kubectl apply",
-        applied.elapsed()
-    );
+    let (control_plane, mut node) = full_example::cluster_with_operator().await?;
+    full_example::dependencies(&control_plane, &mut node).await?;
+    // kube-prometheus-stack's part: the Prometheus Operator, Prometheus and Alertmanager.
+    let prometheus = prometheus_operator::install(&control_plane, || node.check_running()).await?;
+    let web = full_example::apply(&control_plane, &mut node).await?;
     check_status_urls(&control_plane, &node).await?;
     let monitors = succeed(control_plane.kubectl().args([
         "get",
@@ -222,19 +178,644 @@ async fn the_full_example_serves_on_postgres_with_an_upstream_model() -> Result<
         monitors.lines().count() >= 6,
         "the monitoring objects are missing: {monitors}"
     );
-    let services: Api<Service> = Api::namespaced(control_plane.client(), STACK_NAMESPACE);
-    learner_flow(&web_url(&services).await?).await?;
+    learner_flow(&web).await?;
+    check_network_policies(&control_plane).await?;
+    check_monitoring(&control_plane, &mut node, &prometheus, &web).await?;
     Ok(())
 }
 
-/// The web app's URL through its Service's cluster IP.
-async fn web_url(services: &Api<Service>) -> Result<String> {
-    let web = services.get(&format!("{STACK}-web")).await?;
-    let cluster_ip = web
-        .spec
-        .and_then(|spec| spec.cluster_ip)
-        .context("the web Service has no cluster IP")?;
-    Ok(format!("http://{cluster_ip}:{WEB_PORT}"))
+/// The operator's NetworkPolicies, enforced by kube-network-policies on the node. A pod outside
+/// the stack (in `default`) resolves the stack's names and reaches the web front end, which
+/// anyone may, but not the backend, OCR or LLM ports. That the callers the policies name still
+/// get through is shown by what passes around this check under the same enforcement: the
+/// learner's flow (web to backend, backend to OCR and LLM), every target up (Prometheus), and
+/// alerts reaching the backend (Alertmanager).
+async fn check_network_policies(control_plane: &ControlPlane) -> Result<()> {
+    const OUTSIDER: &str = "outsider";
+    let pod = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": OUTSIDER, "namespace": "default"},
+        "spec": {
+            "containers": [{
+                "name": OUTSIDER,
+                "image": flashcards_e2e::HELPER_IMAGE,
+                "imagePullPolicy": "Never",
+                "command": ["sleep", "infinity"],
+            }],
+            "terminationGracePeriodSeconds": 0,
+        },
+    });
+    stack::apply_json(control_plane, OUTSIDER, &pod)?;
+    succeed(control_plane.kubectl().args([
+        "wait",
+        "-n",
+        "default",
+        "--for=condition=Ready",
+        "--timeout=120s",
+        "pod",
+        OUTSIDER,
+    ]))?;
+    let services: Api<Service> = Api::namespaced(control_plane.client(), STACK_NAMESPACE);
+    for (component, allowed) in [
+        ("web", true),
+        ("backend", false),
+        ("ocr", false),
+        ("llm", false),
+    ] {
+        let name = format!("{STACK}-{component}.{STACK_NAMESPACE}.svc.cluster.local");
+        let port = services
+            .get(&format!("{STACK}-{component}"))
+            .await?
+            .spec
+            .and_then(|spec| spec.ports)
+            .and_then(|ports| ports.into_iter().next())
+            .with_context(|| format!("the {component} Service has no port"))?
+            .port;
+        // The name first, on its own: a connection that fails for want of DNS proves nothing.
+        let resolved = succeed(control_plane.kubectl().args([
+            "exec", "-n", "default", OUTSIDER, "--", "getent", "hosts", &name,
+        ]))?;
+        let address = resolved
+            .split_whitespace()
+            .next()
+            .with_context(|| format!("{name} did not resolve: {resolved:?}"))?
+            .to_owned();
+        let connected = control_plane
+            .kubectl()
+            .args([
+                "exec", "-n", "default", OUTSIDER, "--", "timeout", "5", "bash", "-c",
+            ])
+            .arg(format!("exec 3<>/dev/tcp/{address}/{port}"))
+            .output()?
+            .status
+            .success();
+        ensure!(
+            connected == allowed,
+            "a pod outside the stack {} {component} at {address}:{port}",
+            if connected {
+                "reached"
+            } else {
+                "could not reach"
+            }
+        );
+    }
+    succeed(control_plane.kubectl().args([
+        "delete",
+        "pod",
+        "-n",
+        "default",
+        OUTSIDER,
+        "--wait=false",
+    ]))?;
+    eprintln!("outside the stack: web reached; backend, OCR and LLM refused");
+    Ok(())
+}
+
+/// The learner's traffic and the stack's own, watched by the Prometheus Operator's Prometheus as
+/// kube-prometheus-stack runs it: every target up, the nine alerts loaded, the kubelet's and
+/// cAdvisor's series behind the System Resources dashboard, and the OCR service taken down
+/// twice (crash-looping, then hung: running but not ready) with ServiceDown reaching the
+/// backend through Alertmanager each time and resolving on recovery.
+async fn check_monitoring(
+    control_plane: &ControlPlane,
+    node: &mut RealNode,
+    prometheus: &str,
+    web: &str,
+) -> Result<()> {
+    // The SRE's steps: the operator's own ServiceMonitor, and alerts that wait 10 s, not minutes.
+    succeed(
+        control_plane
+            .helm()
+            .args(["upgrade", stack::RELEASE])
+            .arg(stack::repository_path("charts/flashcards-operator"))
+            .args([
+                "--namespace",
+                stack::OPERATOR_NAMESPACE,
+                "--reuse-values",
+                "--set",
+                "serviceMonitor.enabled=true",
+                "--set",
+                "serviceMonitor.interval=5s",
+                "--set",
+                "serviceMonitor.labels.release=kube-prometheus-stack",
+            ]),
+    )?;
+    succeed(control_plane.kubectl().args([
+        "patch",
+        "flashcardstack",
+        STACK,
+        "-n",
+        STACK_NAMESPACE,
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"monitoring":{"serviceMonitors":{"interval":"5s"},"prometheusRule":{"for":"10s"}}}}"#,
+    ]))?;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()?;
+
+    let jobs = [
+        "study-backend",
+        "study-ocr",
+        "study-llm",
+        "study-web",
+        "study-redis",
+        "flashcards-operator-metrics",
+        "kubelet",
+    ];
+    let started = Instant::now();
+    wait_for(
+        "every target discovered and up",
+        Duration::from_secs(240),
+        async || {
+            node.check_running()?;
+            let up = query(&http, prometheus, "up").await?;
+            let down: Vec<&Value> = up.iter().filter(|series| value(series) != 1.0).collect();
+            let found: Vec<&str> = up
+                .iter()
+                .filter_map(|series| series["metric"]["job"].as_str())
+                .collect();
+            let missing: Vec<&&str> = jobs.iter().filter(|job| !found.contains(job)).collect();
+            Ok::<_, anyhow::Error>((down.is_empty() && missing.is_empty()).then_some(()))
+        },
+    )
+    .await?;
+    eprintln!(
+        "Prometheus found every target up {:.0?} after the ServiceMonitors changed",
+        started.elapsed()
+    );
+
+    let alerts: Vec<String> = wait_for(
+        "the PrometheusRule's alerts loaded",
+        Duration::from_secs(120),
+        async || {
+            let rules = get_json(&http, &format!("{prometheus}/api/v1/rules")).await?;
+            let names: Vec<String> = rules["data"]["groups"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|group| {
+                    group["file"]
+                        .as_str()
+                        .is_some_and(|file| file.contains("study-alerts"))
+                })
+                .flat_map(|group| group["rules"].as_array().cloned().unwrap_or_default())
+                .filter(|rule| rule["type"] == "alerting" && rule["duration"] == 10.0)
+                .filter_map(|rule| rule["name"].as_str().map(str::to_owned))
+                .collect();
+            Ok::<_, anyhow::Error>((names.len() == 9).then_some(names))
+        },
+    )
+    .await?;
+    eprintln!(
+        "Prometheus loaded the stack's alerts: {}",
+        alerts.join(", ")
+    );
+
+    // The System Resources dashboard's container and Redis panels, and the kubelet's volume
+    // series the disk alerts read.
+    let block_io = host_accounts_block_io();
+    let mut queries: Vec<String> = dashboards::all()
+        .iter()
+        .filter(|dashboard| dashboard.file == "system-resources")
+        .flat_map(dashboards::queries)
+        .filter(|expr| expr.contains("container_") || expr.contains("redis_"))
+        .filter(|expr| block_io || !expr.contains("container_fs_"))
+        .collect();
+    queries.push(format!(
+        r#"kubelet_volume_stats_capacity_bytes{{namespace="{STACK_NAMESPACE}"}}"#
+    ));
+    for expr in queries {
+        let instant = expr
+            .replace("$__rate_interval", "1m")
+            .replace("$namespace", STACK_NAMESPACE)
+            .replace("$instance", ".*");
+        wait_for(
+            format!("data for {instant}"),
+            Duration::from_secs(90),
+            async || {
+                let result = query(&http, prometheus, &instant).await?;
+                Ok::<_, anyhow::Error>((!result.is_empty()).then_some(()))
+            },
+        )
+        .await?;
+    }
+
+    // The administrator reads the alerts; the full example names sre@example.org.
+    let admin = admin_session(control_plane, web).await?;
+    check_memory_alert(control_plane, node, &http, prometheus, &admin, web).await?;
+    check_disk_alert(control_plane, &http, prometheus, &admin, web).await?;
+    for (how, signal) in [
+        ("crash-looping", "KILL"),
+        ("hung, running but not ready", "STOP"),
+    ] {
+        let disturbed = Instant::now();
+        let disturbance = tokio::spawn(signal_ocr_processes(signal));
+        let fired = wait_for(
+            format!("ServiceDown for study-ocr firing in GET /api/alerts ({how})"),
+            Duration::from_secs(240),
+            async || {
+                let alerts = call(
+                    admin.get(format!("{web}/api/alerts")),
+                    StatusCode::OK,
+                    "alerts",
+                )
+                .await?;
+                Ok::<_, anyhow::Error>(ocr_alert(&alerts, "firing"))
+            },
+        )
+        .await;
+        disturbance.abort();
+        signal_ocr_processes_once("CONT");
+        let fired = fired?;
+        eprintln!(
+            "OCR {how}: ServiceDown reached the backend {:.0?} after it began",
+            disturbed.elapsed()
+        );
+        let recovered = Instant::now();
+        wait_for(
+            format!("ServiceDown for study-ocr resolved in GET /api/alerts ({how})"),
+            Duration::from_secs(360),
+            async || {
+                node.check_running()?;
+                let alerts = call(
+                    admin.get(format!("{web}/api/alerts")),
+                    StatusCode::OK,
+                    "alerts",
+                )
+                .await?;
+                Ok::<_, anyhow::Error>(
+                    ocr_alert(&alerts, "resolved")
+                        .filter(|alert| alert["starts_at"] == fired["starts_at"]),
+                )
+            },
+        )
+        .await?;
+        eprintln!(
+            "OCR {how}: the resolved notification arrived {:.0?} after the disturbance stopped",
+            recovered.elapsed()
+        );
+    }
+    Ok(())
+}
+
+/// HighMemoryUsage on cAdvisor's series: the web component gets a small memory limit, one of its
+/// pods is driven to 95 % of it (a file in its `/dev/shm`, which is memory charged to the
+/// container), the alert reaches the backend, and resolves once the file is gone.
+async fn check_memory_alert(
+    control_plane: &ControlPlane,
+    node: &mut RealNode,
+    http: &reqwest::Client,
+    prometheus: &str,
+    admin: &reqwest::Client,
+    web: &str,
+) -> Result<()> {
+    const LIMIT: u64 = 64 << 20;
+    succeed(control_plane.kubectl().args([
+        "patch",
+        "flashcardstack",
+        STACK,
+        "-n",
+        STACK_NAMESPACE,
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"web":{"resources":{"limits":{"memory":"64Mi"}}}}}"#,
+    ]))?;
+    let pods: Api<Pod> = Api::namespaced(control_plane.client(), STACK_NAMESPACE);
+    // A web pod of the new ReplicaSet, Ready, whose limit Prometheus already sees.
+    let pod = wait_for(
+        "a web pod with the 64Mi limit, seen by cAdvisor",
+        Duration::from_secs(180),
+        async || {
+            node.check_running()?;
+            let limited = query(
+                http,
+                prometheus,
+                &format!(
+                    r#"container_spec_memory_limit_bytes{{namespace="{STACK_NAMESPACE}", container="web"}} == {LIMIT}"#
+                ),
+            )
+            .await?;
+            let listed = pods
+                .list(&ListParams::default().labels("app.kubernetes.io/component=web"))
+                .await?;
+            Ok::<_, anyhow::Error>(listed.items.into_iter().find_map(|candidate| {
+                let name = candidate.metadata.name.clone()?;
+                let seen = limited
+                    .iter()
+                    .any(|series| series["metric"]["pod"] == name.as_str());
+                (seen && is_ready(&candidate) && candidate.metadata.deletion_timestamp.is_none())
+                    .then_some(name)
+            }))
+        },
+    )
+    .await?;
+    let working_set = format!(
+        r#"container_memory_working_set_bytes{{namespace="{STACK_NAMESPACE}", pod="{pod}", container="web"}}"#
+    );
+    let used = query(http, prometheus, &working_set)
+        .await?
+        .first()
+        .map(value)
+        .context("no working set for the web pod")?;
+    let fill = (LIMIT as f64 * 0.95 - used).max(0.0) as u64;
+    let arrived = fill_until_alert(
+        control_plane,
+        admin,
+        web,
+        Filling {
+            target: &pod,
+            container: "web",
+            file: "/dev/shm/fill",
+            bytes: fill,
+        },
+        ("HighMemoryUsage", "pod", &pod),
+    )
+    .await?;
+    eprintln!(
+        "web pod at 95% of its 64Mi limit ({used:.0} bytes before, {fill} added): \
+         HighMemoryUsage reached the backend {arrived:.0?} later and resolved once freed"
+    );
+    Ok(())
+}
+
+/// HighDiskUsage on the kubelet's volume series: MLflow's volume (on the node's small volume
+/// file system) filled to 90 %, the alert reaches the backend, and resolves once emptied.
+async fn check_disk_alert(
+    control_plane: &ControlPlane,
+    http: &reqwest::Client,
+    prometheus: &str,
+    admin: &reqwest::Client,
+    web: &str,
+) -> Result<()> {
+    let claim = format!("{STACK}-mlflow-data");
+    let stat = async |metric: &str| -> Result<f64> {
+        query(
+            http,
+            prometheus,
+            &format!(
+                r#"kubelet_volume_stats_{metric}_bytes{{namespace="{STACK_NAMESPACE}", persistentvolumeclaim="{claim}"}}"#
+            ),
+        )
+        .await?
+        .first()
+        .map(value)
+        .with_context(|| format!("no kubelet_volume_stats_{metric}_bytes for {claim}"))
+    };
+    let capacity = stat("capacity").await?;
+    let available = stat("available").await?;
+    let fill = (capacity * 0.9 - (capacity - available)).max(0.0) as u64;
+    let target = format!("deployment/{STACK}-mlflow");
+    let arrived = fill_until_alert(
+        control_plane,
+        admin,
+        web,
+        Filling {
+            target: &target,
+            container: "mlflow",
+            file: "/mlflow/fill",
+            bytes: fill,
+        },
+        ("HighDiskUsage", "persistentvolumeclaim", &claim),
+    )
+    .await?;
+    eprintln!(
+        "MLflow's volume filled to 90% of {capacity:.0} bytes: HighDiskUsage reached the \
+         backend {arrived:.0?} later and resolved once emptied"
+    );
+    Ok(())
+}
+
+/// A file of zeros written in a pod's container, through `kubectl exec`.
+struct Filling<'a> {
+    /// A pod's name or `deployment/<name>`.
+    target: &'a str,
+    container: &'a str,
+    file: &'a str,
+    bytes: u64,
+}
+
+/// Writes the file, waits until `alertname` with `label = value` fires in `GET /api/alerts`,
+/// removes the file and waits until the same episode is resolved there; returns how long the
+/// alert took to arrive.
+async fn fill_until_alert(
+    control_plane: &ControlPlane,
+    admin: &reqwest::Client,
+    web: &str,
+    filling: Filling<'_>,
+    (alertname, label, value): (&str, &str, &str),
+) -> Result<Duration> {
+    let exec = |script: String| {
+        succeed(control_plane.kubectl().args([
+            "exec",
+            "-n",
+            STACK_NAMESPACE,
+            filling.target,
+            "-c",
+            filling.container,
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ]))
+    };
+    let find = |alerts: &Value, status: &str| {
+        alerts["items"].as_array().and_then(|items| {
+            items
+                .iter()
+                .find(|alert| {
+                    alert["labels"]["alertname"] == alertname
+                        && alert["labels"][label] == value
+                        && alert["status"] == status
+                })
+                .cloned()
+        })
+    };
+    exec(format!(
+        "head -c {} /dev/zero > {}",
+        filling.bytes, filling.file
+    ))?;
+    let filled = Instant::now();
+    let fired = wait_for(
+        format!("{alertname} for {value} firing in GET /api/alerts"),
+        Duration::from_secs(240),
+        async || {
+            let alerts = call(
+                admin.get(format!("{web}/api/alerts")),
+                StatusCode::OK,
+                "alerts",
+            )
+            .await?;
+            Ok::<_, anyhow::Error>(find(&alerts, "firing"))
+        },
+    )
+    .await;
+    exec(format!("rm -f {}", filling.file))?;
+    let fired = fired?;
+    let arrived = filled.elapsed();
+    wait_for(
+        format!("{alertname} for {value} resolved in GET /api/alerts"),
+        Duration::from_secs(240),
+        async || {
+            let alerts = call(
+                admin.get(format!("{web}/api/alerts")),
+                StatusCode::OK,
+                "alerts",
+            )
+            .await?;
+            Ok::<_, anyhow::Error>(
+                find(&alerts, "resolved").filter(|alert| alert["starts_at"] == fired["starts_at"]),
+            )
+        },
+    )
+    .await?;
+    Ok(arrived)
+}
+
+/// An instant query's result vector.
+/// Whether this machine's kernel counts block I/O per cgroup, which cAdvisor's
+/// `container_fs_{reads,writes}_bytes_total` come from. Some virtual machines count none at all
+/// (cgroup v1's root `blkio.throttle.io_service_bytes` stays `Total 0`, even after direct I/O):
+/// there those panels can have no data, and the check says so instead of waiting for it.
+fn host_accounts_block_io() -> bool {
+    let counted = std::fs::read_to_string("/sys/fs/cgroup/blkio/blkio.throttle.io_service_bytes")
+        .map(|stats| stats.trim() != "Total 0")
+        .unwrap_or(true);
+    if !counted {
+        eprintln!(
+            "this kernel counts no block I/O per cgroup: the disk I/O panels are not checked"
+        );
+    }
+    counted
+}
+
+async fn query(http: &reqwest::Client, prometheus: &str, expr: &str) -> Result<Vec<Value>> {
+    let answer = http
+        .get(format!("{prometheus}/api/v1/query"))
+        .query(&[("query", expr)])
+        .send()
+        .await?;
+    let status = answer.status();
+    let body: Value = answer.json().await?;
+    ensure!(status.is_success(), "query {expr}: {status} {body}");
+    Ok(body["data"]["result"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default())
+}
+
+async fn get_json(http: &reqwest::Client, url: &str) -> Result<Value> {
+    let answer = http.get(url).send().await?;
+    ensure!(
+        answer.status().is_success(),
+        "GET {url}: {}",
+        answer.status()
+    );
+    Ok(answer.json().await?)
+}
+
+/// The value of one series of an instant vector.
+fn value(series: &Value) -> f64 {
+    series["value"][1]
+        .as_str()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+/// The backend's ServiceDown alert for the OCR service with `status`, if it holds one.
+fn ocr_alert(alerts: &Value, status: &str) -> Option<Value> {
+    alerts["items"]
+        .as_array()?
+        .iter()
+        .find(|alert| {
+            alert["labels"]["alertname"] == "ServiceDown"
+                && alert["labels"]["job"] == format!("{STACK}-ocr")
+                && alert["status"] == status
+        })
+        .cloned()
+}
+
+/// A session of the stack's administrator, made the way whoever runs the stack makes it:
+/// `flashcards-backend add-user` in a backend pod (registration refuses the admins' emails).
+async fn admin_session(control_plane: &ControlPlane, web: &str) -> Result<reqwest::Client> {
+    let credentials = json!({"email": "sre@example.org", "password": "correct horse battery"});
+    let mut exec = control_plane.kubectl();
+    exec.args([
+        "exec",
+        "-i",
+        "-n",
+        STACK_NAMESPACE,
+        &format!("deployment/{STACK}-backend"),
+        "--",
+        "/usr/local/bin/flashcards-backend",
+        "add-user",
+        "--email",
+        "sre@example.org",
+    ])
+    .stdin(std::process::Stdio::piped())
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped());
+    let mut child = exec.spawn().context("running kubectl exec")?;
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().context("kubectl exec's stdin")?;
+        writeln!(
+            stdin,
+            "{}",
+            credentials["password"].as_str().unwrap_or_default()
+        )?;
+    }
+    let output = child.wait_with_output()?;
+    ensure!(
+        output.status.success(),
+        "add-user in the backend pod: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    call(
+        client
+            .post(format!("{web}/api/auth/login"))
+            .json(&credentials),
+        StatusCode::OK,
+        "logging in as the administrator",
+    )
+    .await?;
+    Ok(client)
+}
+
+/// Sends `signal` to the in-cluster OCR processes every half second, as a crash (KILL: the
+/// kubelet restarts them and backs off into CrashLoopBackOff) or a hang (STOP: the pods stay
+/// Running, their probes time out, they leave the endpoints) would; until aborted.
+async fn signal_ocr_processes(signal: &'static str) {
+    loop {
+        signal_ocr_processes_once(signal);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Sends `signal` once to every OCR process in a pod's cgroup (not to ones the other tests run).
+fn signal_ocr_processes_once(signal: &str) {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let pid = entry.file_name().to_string_lossy().into_owned();
+        if !pid.chars().all(|c| c.is_ascii_digit()) {
+            continue;
+        }
+        let command = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let cgroup = std::fs::read_to_string(entry.path().join("cgroup")).unwrap_or_default();
+        if String::from_utf8_lossy(&command).contains("flashcards-ocr")
+            && cgroup.contains("kubepods")
+        {
+            let _gone_meanwhile = Command::new("kill")
+                .args([&format!("-{signal}"), &pid])
+                .status();
+        }
+    }
 }
 
 /// Every URL in the FlashcardStack's status answers, its host name resolved by the cluster's DNS

@@ -13,14 +13,16 @@ use std::{
 };
 
 use anyhow::{Context, Result, bail, ensure};
-use flashcards_e2e::{HELPER_IMAGE, PAUSE_IMAGE};
+use flashcards_e2e::{
+    HELPER_IMAGE, PAUSE_IMAGE, network_policy::NETWORK_POLICY_IMAGE, prometheus_operator,
+};
 
 use flashcards_operator::builders;
 
 use crate::{
     apt, cargo, llama, mlflow,
     models::{self, Model},
-    paths,
+    node, paths,
 };
 
 /// The registry and version the chart and the examples name.
@@ -64,8 +66,8 @@ pub fn run() -> Result<()> {
 /// The images the e2e tests' real node runs, saved as `docker save` archives into a folder under
 /// ~/.cache/flashcards that this returns: the services from the dev binaries that `build_dev`
 /// makes (the test build's own), stripped, which spares a second, release build; the default
-/// model's image; the pod sandbox's `pause` from `node_bin`; the base, which the volume
-/// provisioner's helper pods run.
+/// model's image; the pod sandbox's `pause`, the Prometheus Operator's and kube-network-policies'
+/// images from `node_bin`; the base, which the volume provisioner's helper pods run.
 pub fn ensure_for_tests(
     node_bin: &Path,
     build_dev: impl FnOnce() -> Result<()>,
@@ -78,6 +80,8 @@ pub fn ensure_for_tests(
     tags.extend(build_models(&[Model::Qwen05b])?);
     tags.extend(build_stand_ins()?);
     tags.push(build_pause(node_bin)?);
+    tags.extend(build_prometheus_operator(node_bin)?);
+    tags.push(build_network_policies(node_bin)?);
     tags.push(BASE.to_owned());
     let archives = paths::cache_dir()?.join("images/archives");
     fs::create_dir_all(&archives).with_context(|| format!("creating {}", archives.display()))?;
@@ -279,6 +283,68 @@ fn build_pause(node_bin: &Path) -> Result<String> {
     .with_context(|| format!("writing {}", dockerfile.display()))?;
     build_from(&dockerfile, &context, PAUSE_IMAGE, &[])?;
     Ok(PAUSE_IMAGE.to_owned())
+}
+
+/// The Prometheus Operator's images, under the names it runs by default: the operator, its
+/// config reloader and Prometheus, each its static binary alone, run as nobody; an Alertmanager
+/// stand-in from Debian's package (e2e/images/README.md).
+fn build_prometheus_operator(node_bin: &Path) -> Result<Vec<String>> {
+    let mut built = Vec::new();
+    for (binary, image) in [
+        (
+            node::PROMETHEUS_OPERATOR_BINARY,
+            prometheus_operator::OPERATOR_IMAGE,
+        ),
+        (
+            node::CONFIG_RELOADER_BINARY,
+            prometheus_operator::CONFIG_RELOADER_IMAGE,
+        ),
+        (
+            node::PROMETHEUS_BINARY,
+            prometheus_operator::PROMETHEUS_IMAGE,
+        ),
+    ] {
+        build_static(node_bin, binary, image, Some("65534:65534"))?;
+        built.push(image.to_owned());
+    }
+    let dir = paths::workspace_root().join("e2e/images");
+    let image = prometheus_operator::ALERTMANAGER_IMAGE;
+    build_from(&dir.join("alertmanager.Dockerfile"), &dir, image, &[])?;
+    built.push(image.to_owned());
+    Ok(built)
+}
+
+/// kube-network-policies' image: its static binary alone, as upstream ships it; it runs as root,
+/// privileged, as a NetworkPolicy enforcer must.
+fn build_network_policies(node_bin: &Path) -> Result<String> {
+    build_static(
+        node_bin,
+        node::NETWORK_POLICIES_BINARY,
+        NETWORK_POLICY_IMAGE,
+        None,
+    )?;
+    Ok(NETWORK_POLICY_IMAGE.to_owned())
+}
+
+/// An image `FROM scratch` holding `binary` from `node_bin` at `/bin/<binary>` as its entry
+/// point, run as `user` (the image's default, root, when `None`).
+fn build_static(node_bin: &Path, binary: &str, image: &str, user: Option<&str>) -> Result<()> {
+    let context = paths::cache_dir()?.join("images/contexts").join(binary);
+    fresh_dir(&context)?;
+    fs::copy(node_bin.join(binary), context.join(binary))
+        .with_context(|| format!("copying {binary} into its build context"))?;
+    let dockerfile = context.join("Dockerfile");
+    let user = user
+        .map(|user| format!("USER {user}\n"))
+        .unwrap_or_default();
+    fs::write(
+        &dockerfile,
+        format!(
+            "FROM scratch\nCOPY {binary} /bin/{binary}\n{user}ENTRYPOINT [\"/bin/{binary}\"]\n"
+        ),
+    )
+    .with_context(|| format!("writing {}", dockerfile.display()))?;
+    build_from(&dockerfile, &context, image, &[])
 }
 
 /// The model images, one per model; returns their tags.

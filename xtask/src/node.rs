@@ -1,7 +1,7 @@
 //! The binaries of a real Kubernetes node for the end-to-end tests: kubelet and kube-proxy,
 //! containerd with its runc shim, runc, the CNI plugins, CoreDNS, crictl, Rancher's
-//! local-path-provisioner and the pod sandbox's `pause`,
-//! built from their Go modules (and `pause` from its C source in the Kubernetes module) at pinned
+//! local-path-provisioner, kube-network-policies, the Prometheus Operator, Prometheus and the pod
+//! sandbox's `pause`, built from their Go modules (and `pause` from its C source in the Kubernetes module) at pinned
 //! versions into `~/.cache/flashcards/node/<versions>/bin`, like the control plane's.
 
 use std::{
@@ -45,11 +45,35 @@ const LOCAL_PATH_PROVISIONER: Pin = Pin {
     version: "v0.0.30",
 };
 
+/// NetworkPolicy enforcement, as kind runs it; the e2e harness builds its image from the binary.
+const NETWORK_POLICIES: Pin = Pin {
+    module: "sigs.k8s.io/kube-network-policies",
+    version: "v0.8.0",
+};
+/// The binary's name in the node's folder, for the image build.
+pub const NETWORK_POLICIES_BINARY: &str = "kube-network-policies";
+
+/// The Prometheus Operator, as kube-prometheus-stack runs it, with the config reloader it adds
+/// to every Prometheus and Alertmanager pod.
+const PROMETHEUS_OPERATOR: Pin = Pin {
+    module: "github.com/prometheus-operator/prometheus-operator",
+    version: "v0.85.0",
+};
+pub const PROMETHEUS_OPERATOR_BINARY: &str = "prometheus-operator";
+/// Prometheus 3.5 (module v0.305), the operator's default: Debian's 2.42 is built without
+/// Kubernetes service discovery.
+const PROMETHEUS: Pin = Pin {
+    module: "github.com/prometheus/prometheus",
+    version: "v0.305.0",
+};
+pub const PROMETHEUS_BINARY: &str = "prometheus";
+pub const CONFIG_RELOADER_BINARY: &str = "prometheus-config-reloader";
+
 /// The pod sandbox's process, compiled from the Kubernetes module's own source.
 const PAUSE_SOURCE: &str = "build/pause/linux/pause.c";
 pub const PAUSE: &str = "pause";
 
-const BUILDS: [Build; 7] = [
+const BUILDS: [Build; 10] = [
     Build {
         name: "kubernetes",
         pin: KUBERNETES,
@@ -135,6 +159,42 @@ const BUILDS: [Build; 7] = [
             "github.com/rancher/local-path-provisioner",
         )],
     },
+    Build {
+        name: "kube-network-policies",
+        pin: NETWORK_POLICIES,
+        cgo: false,
+        tags: "",
+        binaries: &[(
+            NETWORK_POLICIES_BINARY,
+            "sigs.k8s.io/kube-network-policies/cmd",
+        )],
+    },
+    Build {
+        name: "prometheus-operator",
+        pin: PROMETHEUS_OPERATOR,
+        cgo: false,
+        tags: "",
+        binaries: &[
+            (
+                PROMETHEUS_OPERATOR_BINARY,
+                "github.com/prometheus-operator/prometheus-operator/cmd/operator",
+            ),
+            (
+                CONFIG_RELOADER_BINARY,
+                "github.com/prometheus-operator/prometheus-operator/cmd/prometheus-config-reloader",
+            ),
+        ],
+    },
+    Build {
+        name: "prometheus",
+        pin: PROMETHEUS,
+        cgo: false,
+        tags: "netgo",
+        binaries: &[(
+            PROMETHEUS_BINARY,
+            "github.com/prometheus/prometheus/cmd/prometheus",
+        )],
+    },
 ];
 
 /// The variable through which the e2e tests find the node's binaries.
@@ -191,7 +251,8 @@ mod tests {
         assert_eq!(
             control_plane::cache_folder_name(&BUILDS),
             "kubernetes-1.37.2_containerd-2.4.2_runc-1.5.3_cni-plugins-1.10.0_coredns-1.15.0_\
-             cri-tools-1.37.0_local-path-provisioner-0.0.30"
+             cri-tools-1.37.0_local-path-provisioner-0.0.30_kube-network-policies-0.8.0_\
+             prometheus-operator-0.85.0_prometheus-0.305.0"
         );
     }
 }
