@@ -28,6 +28,7 @@ mod error;
 pub mod full_example;
 pub mod install_manifest;
 mod kubeconfig;
+pub mod learner;
 pub mod load;
 pub mod network_policy;
 mod node;

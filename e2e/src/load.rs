@@ -17,10 +17,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use reqwest::{Client, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 use tokio::sync::{Mutex, watch};
+
+use crate::learner::{ApiError, Learner, call};
 
 /// Why a workload could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -29,8 +31,8 @@ pub enum LoadError {
         "{url} is not a loopback or cluster address: the load generator only loads our own stack"
     )]
     NotLocal { url: String },
-    #[error("setting up the learners: {what}: {detail}")]
-    Setup { what: String, detail: String },
+    #[error("setting up the learners: {0}")]
+    Setup(#[from] ApiError),
 }
 
 /// How much load, and for how long at most.
@@ -87,18 +89,18 @@ impl Report {
 /// How many failures a report spells out.
 const FAILURES_KEPT: usize = 10;
 
-/// One learner's session and the cards it rates in turn.
-struct Learner {
-    client: Client,
+/// One learner, signed in, and the deck and cards it studies.
+#[derive(Clone)]
+struct Studying {
+    learner: Arc<Learner>,
     deck: String,
     cards: Vec<String>,
 }
 
 /// Learners registered, each with a deck of cards, ready to [`run`](Workload::run).
 pub struct Workload {
-    web: String,
     plan: Plan,
-    learners: Vec<Learner>,
+    learners: Vec<Studying>,
 }
 
 impl Workload {
@@ -110,34 +112,25 @@ impl Workload {
         for number in 0..plan.learners {
             learners.push(set_up_learner(web, &plan, &format!("{name}-{number}")).await?);
         }
-        Ok(Self {
-            web: web.trim_end_matches('/').to_owned(),
-            plan,
-            learners,
-        })
+        Ok(Self { plan, learners })
     }
 
     /// Runs the learners at once until the plan's bounds are reached or `stop` turns true.
     pub async fn run(&self, stop: watch::Receiver<bool>) -> Report {
         let started = Instant::now();
         let run = Arc::new(Run {
-            web: self.web.clone(),
             plan: self.plan.clone(),
             deadline: started + self.plan.max_duration,
             sent: AtomicU64::new(0),
             report: Mutex::new(Report::default()),
         });
         let mut tasks = tokio::task::JoinSet::new();
-        for (number, learner) in self.learners.iter().enumerate() {
-            let learner = Learner {
-                client: learner.client.clone(),
-                deck: learner.deck.clone(),
-                cards: learner.cards.clone(),
-            };
+        for (number, learner) in self.learners.iter().cloned().enumerate() {
             let (run, stop) = (run.clone(), stop.clone());
             tasks.spawn(async move { run.study(learner, number, stop).await });
         }
-        while tasks.join_next().await.is_some() {}
+        // A learner's task that panicked panics here: its requests are not silently dropped.
+        tasks.join_all().await;
         let mut report = std::mem::take(&mut *run.report.lock().await);
         report.elapsed = started.elapsed();
         report.acknowledged.sort();
@@ -147,7 +140,6 @@ impl Workload {
 
 /// What the learners of one run share: where and how long to go on, and what they count.
 struct Run {
-    web: String,
     plan: Plan,
     deadline: Instant,
     /// Requests started, for the plan's bound.
@@ -157,7 +149,7 @@ struct Run {
 
 impl Run {
     /// One learner's loop: the study queue, then a rating of the next card, and so on.
-    async fn study(&self, learner: Learner, number: usize, stop: watch::Receiver<bool>) {
+    async fn study(&self, learner: Studying, number: usize, stop: watch::Receiver<bool>) {
         let mut turn = number;
         loop {
             if *stop.borrow() || Instant::now() >= self.deadline {
@@ -189,49 +181,37 @@ impl Run {
     /// between answers; the others rate the next card, returning the acknowledged review.
     async fn request(
         &self,
-        learner: &Learner,
+        studying: &Studying,
         turn: usize,
     ) -> Result<Option<Acknowledged>, String> {
-        let web = &self.web;
+        let learner = &studying.learner;
         if turn.is_multiple_of(2) {
-            let url = format!("{web}/api/decks/{}/study", learner.deck);
-            return request(learner.client.get(&url), StatusCode::OK)
+            let path = format!("/api/decks/{}/study", studying.deck);
+            return call(learner.get(&path), StatusCode::OK, "GET study queue")
                 .await
                 .map(|_| None)
-                .map_err(|error| format!("GET study queue: {error}"));
+                .map_err(|error| error.to_string());
         }
-        let card = &learner.cards[(turn / 2) % learner.cards.len()];
+        let card = &studying.cards[(turn / 2) % studying.cards.len()];
         // Alternating ratings keep the items in learning, reviewed again and again.
         let rating = if (turn / 2).is_multiple_of(3) {
             "again"
         } else {
             "good"
         };
-        let url = format!("{web}/api/cards/{card}/review");
-        request(
+        call(
             learner
-                .client
-                .post(&url)
+                .post(&format!("/api/cards/{card}/review"))
                 // A basic card has one item, so its ordinal may be left out.
                 .json(&json!({"rating": rating})),
             StatusCode::OK,
+            &format!("POST review of {card}"),
         )
         .await
+        .map_err(|error| error.to_string())
         .and_then(|answer| acknowledged(&answer))
         .map(Some)
-        .map_err(|error| format!("POST review of {card}: {error}"))
     }
-}
-
-/// Sends `request`; an answer with another status than `expected` is an error.
-async fn request(request: reqwest::RequestBuilder, expected: StatusCode) -> Result<Value, String> {
-    let answer = request.send().await.map_err(|error| format!("{error:?}"))?;
-    let status = answer.status();
-    let text = answer.text().await.map_err(|error| format!("{error:?}"))?;
-    if status != expected {
-        return Err(format!("{status}: {text}"));
-    }
-    serde_json::from_str(&text).map_err(|error| format!("{error}: {text}"))
 }
 
 /// The review a `POST /api/cards/{id}/review` answer acknowledges.
@@ -255,66 +235,24 @@ fn acknowledged(answer: &Value) -> Result<Acknowledged, String> {
     })
 }
 
-/// Registers and logs in one learner, and makes its deck and cards.
-async fn set_up_learner(web: &str, plan: &Plan, name: &str) -> Result<Learner, LoadError> {
-    let failed = |what: &str| {
-        let what = what.to_owned();
-        move |detail: String| LoadError::Setup { what, detail }
-    };
-    let client = Client::builder()
-        .cookie_store(true)
-        .timeout(Duration::from_secs(30))
-        .build()
-        .map_err(|error| failed("building the client")(error.to_string()))?;
-    let web = web.trim_end_matches('/');
-    let credentials = json!({"email": format!("{name}@example.org"), "password": "load generator"});
-    request(
-        client
-            .post(format!("{web}/api/auth/register"))
-            .json(&credentials),
-        StatusCode::CREATED,
-    )
-    .await
-    .map_err(failed("registering"))?;
-    request(
-        client
-            .post(format!("{web}/api/auth/login"))
-            .json(&credentials),
-        StatusCode::OK,
-    )
-    .await
-    .map_err(failed("logging in"))?;
-    let deck = request(
-        client
-            .post(format!("{web}/api/decks"))
-            .json(&json!({"name": format!("Load {name}")})),
-        StatusCode::CREATED,
-    )
-    .await
-    .map_err(failed("creating a deck"))?;
-    let deck = deck["id"]
-        .as_str()
-        .ok_or_else(|| failed("creating a deck")(format!("no id in {deck}")))?
-        .to_owned();
+/// Signs up one learner, and makes its deck and cards.
+async fn set_up_learner(web: &str, plan: &Plan, name: &str) -> Result<Studying, LoadError> {
+    let learner = Learner::sign_up(web, &format!("{name}@example.org"), "load generator").await?;
+    let deck = learner.create_deck(&format!("Load {name}")).await?;
     let mut cards = Vec::with_capacity(plan.cards_per_learner);
     for number in 0..plan.cards_per_learner.max(1) {
-        let card = request(
-            client.post(format!("{web}/api/decks/{deck}/cards")).json(
-                &json!({"front": format!("Question {number}"), "back": format!("Answer {number}")}),
-            ),
-            StatusCode::CREATED,
-        )
-        .await
-        .map_err(failed("creating a card"))?;
         cards.push(
-            card["id"]
-                .as_str()
-                .ok_or_else(|| failed("creating a card")(format!("no id in {card}")))?
-                .to_owned(),
+            learner
+                .create_card(
+                    &deck,
+                    &format!("Question {number}"),
+                    &format!("Answer {number}"),
+                )
+                .await?,
         );
     }
-    Ok(Learner {
-        client,
+    Ok(Studying {
+        learner: Arc::new(learner),
         deck,
         cards,
     })

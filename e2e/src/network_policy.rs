@@ -101,29 +101,7 @@ pub async fn install(control_plane: &ControlPlane) -> Result<(), Error> {
         },
     )
     .await;
-    if waited.is_err() {
-        // What the pod went through, for the error: its events and container states.
-        let described = crate::stack::succeed(control_plane.kubectl().args([
-            "describe",
-            "pods",
-            "-n",
-            NAMESPACE,
-            "-l",
-            &format!("app.kubernetes.io/name={NAME}"),
-        ]))
-        .unwrap_or_else(|err| err.to_string());
-        let logs = crate::stack::succeed(control_plane.kubectl().args([
-            "logs",
-            "-n",
-            NAMESPACE,
-            "-l",
-            &format!("app.kubernetes.io/name={NAME}"),
-            "--tail=60",
-        ]))
-        .unwrap_or_else(|err| err.to_string());
-        eprintln!("kube-network-policies did not start:\n{described}\n{logs}");
-    }
-    waited
+    crate::stack::with_pods(control_plane, NAMESPACE, waited).await
 }
 
 /// The kernel's table of the nfqueues a program has bound.

@@ -1000,20 +1000,11 @@ pub const VOLUMES_SIZE_BYTES: u64 = 512 << 20;
 fn mount_volumes() -> Result<(), Error> {
     unmount_below(Path::new(VOLUMES_DIR));
     fs::create_dir_all(VOLUMES_DIR).map_err(Error::io(format!("creating {VOLUMES_DIR}")))?;
-    let output = Command::new("mount")
+    run(Command::new("mount")
         .args(["-t", "tmpfs", "-o"])
         .arg(format!("size={VOLUMES_SIZE_BYTES},mode=0755"))
-        .args(["flashcards-volumes", VOLUMES_DIR])
-        .output()
-        .map_err(Error::io("running mount"))?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(Error::Command {
-            command: format!("mount -t tmpfs flashcards-volumes {VOLUMES_DIR}"),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        })
-    }
+        .args(["flashcards-volumes", VOLUMES_DIR]))
+    .map(drop)
 }
 
 /// Where the kubelet's built-in cAdvisor dials containerd: it has no flag for another socket, and

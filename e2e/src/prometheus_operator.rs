@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use crate::{
     ControlPlane, Error,
-    stack::{apply_json, is_ready, succeed},
+    stack::{apply_json, is_ready, succeed, with_pods},
     wait_for,
 };
 
@@ -274,27 +274,7 @@ pub async fn install(
         },
     )
     .await;
-    if waited.is_err() {
-        let described = succeed(control_plane.kubectl().args([
-            "get",
-            "pods,statefulsets",
-            "-n",
-            NAMESPACE,
-            "-o",
-            "wide",
-        ]))
-        .unwrap_or_else(|err| err.to_string());
-        let logs = succeed(control_plane.kubectl().args([
-            "logs",
-            "-n",
-            NAMESPACE,
-            "deployment/prometheus-operator",
-            "--tail=40",
-        ]))
-        .unwrap_or_else(|err| err.to_string());
-        eprintln!("monitoring did not start:\n{described}\n{logs}");
-    }
-    waited
+    with_pods(control_plane, NAMESPACE, waited).await
 }
 
 #[cfg(test)]

@@ -137,6 +137,21 @@ pub fn apply_example(control_plane: &ControlPlane, example: &str) -> Result<(), 
     Ok(())
 }
 
+/// A merge patch of the example's FlashcardStack, as `kubectl patch --type=merge` sends it.
+pub fn patch_stack(control_plane: &ControlPlane, patch: &serde_json::Value) -> Result<(), Error> {
+    succeed(control_plane.kubectl().args([
+        "patch",
+        "flashcardstack",
+        STACK,
+        "-n",
+        STACK_NAMESPACE,
+        "--type=merge",
+        "-p",
+        &patch.to_string(),
+    ]))?;
+    Ok(())
+}
+
 /// Waits until every pod of the stack is Ready and the FlashcardStack's Ready condition is True.
 pub async fn wait_stack_ready(
     control_plane: &ControlPlane,
@@ -204,13 +219,14 @@ pub fn is_ready(pod: &Pod) -> bool {
 }
 
 /// A failed wait, with each pod's phase and container states added to its message.
-async fn with_pods(
+pub(crate) async fn with_pods<T>(
     control_plane: &ControlPlane,
     namespace: &str,
-    outcome: Result<(), Error>,
-) -> Result<(), Error> {
-    let Err(error) = outcome else {
-        return Ok(());
+    outcome: Result<T, Error>,
+) -> Result<T, Error> {
+    let error = match outcome {
+        Ok(value) => return Ok(value),
+        Err(error) => error,
     };
     let pods: Api<Pod> = Api::namespaced(control_plane.client(), namespace);
     let described = match pods.list(&ListParams::default()).await {

@@ -20,13 +20,13 @@ use std::{
 use anyhow::{Context as _, Result, ensure};
 use flashcards_e2e::{
     ControlPlane, RealNode, full_example,
+    learner::Learner,
     load::{Plan, Report, Workload},
     stack::{self, OPERATOR_NAMESPACE, STACK, STACK_NAMESPACE, is_ready},
     wait_for,
 };
 use k8s_openapi::api::{apps::v1::Deployment, core::v1::Pod};
 use kube::{Api, api::ListParams};
-use reqwest::{StatusCode, multipart};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
@@ -197,7 +197,7 @@ fn stored_reviews(control_plane: &ControlPlane) -> Result<BTreeSet<(String, u32,
 /// 1: the backend's image moves to a new tag; recovered once every backend pod runs it, Ready,
 /// and no old one is left.
 async fn rolling_update(control_plane: &ControlPlane) -> Result<Duration> {
-    patch_stack(
+    stack::patch_stack(
         control_plane,
         &json!({"spec": {"backend": {"image": ROLLED_BACKEND_IMAGE}}}),
     )?;
@@ -280,7 +280,7 @@ async fn restart_control(
     control_plane: &mut ControlPlane,
     node: &mut RealNode,
 ) -> Result<Duration> {
-    patch_stack(control_plane, &json!({"spec": {"web": {"replicas": 3}}}))?;
+    stack::patch_stack(control_plane, &json!({"spec": {"web": {"replicas": 3}}}))?;
     let started = Instant::now();
     succeed(control_plane.kubectl().args([
         "delete",
@@ -307,7 +307,7 @@ async fn restart_control(
         },
     )
     .await?;
-    let observed = wait_for(
+    wait_for(
         "the FlashcardStack's status observing the change, Ready",
         RECOVERY_TIMEOUT,
         async || {
@@ -322,8 +322,7 @@ async fn restart_control(
             Ok::<_, anyhow::Error>((current && ready).then_some(()))
         },
     )
-    .await;
-    observed?;
+    .await?;
     stack::wait_deployment_ready(
         control_plane,
         OPERATOR_NAMESPACE,
@@ -332,7 +331,7 @@ async fn restart_control(
     )
     .await?;
     let recovered = started.elapsed();
-    patch_stack(control_plane, &json!({"spec": {"web": {"replicas": 2}}}))?;
+    stack::patch_stack(control_plane, &json!({"spec": {"web": {"replicas": 2}}}))?;
     stack::wait_stack_ready(control_plane, || node.check_running()).await?;
     Ok(recovered)
 }
@@ -340,63 +339,25 @@ async fn restart_control(
 /// 4: a learner's generation job, and the LLM service's pod killed while the job runs; recovered
 /// once the job is done. Its drafts are as many as it says it made, none twice.
 async fn kill_llm_mid_job(control_plane: &ControlPlane, web: &str) -> Result<Duration> {
-    let client = reqwest::Client::builder()
-        .cookie_store(true)
-        .timeout(Duration::from_secs(120))
-        .build()?;
-    let credentials = json!({"email": "gen@example.org", "password": "generation survives"});
-    call(
-        client
-            .post(format!("{web}/api/auth/register"))
-            .json(&credentials),
-        StatusCode::CREATED,
-    )
-    .await?;
-    call(
-        client
-            .post(format!("{web}/api/auth/login"))
-            .json(&credentials),
-        StatusCode::OK,
-    )
-    .await?;
-    let deck = call(
-        client
-            .post(format!("{web}/api/decks"))
-            .json(&json!({"name": "Generation"})),
-        StatusCode::CREATED,
-    )
-    .await?;
-    let deck = deck["id"].as_str().context("a deck id")?.to_owned();
+    let learner = Learner::sign_up(web, "gen@example.org", "generation survives").await?;
+    let deck = learner.create_deck("Generation").await?;
     let page = flashcards_ocr_corpus::clean_png()?;
-    let part = multipart::Part::bytes(page.bytes.clone())
-        .file_name(page.file_name.clone())
-        .mime_str(page.content_type)?;
-    let document = call(
-        client
-            .post(format!("{web}/api/documents"))
-            .multipart(multipart::Form::new().part("file", part)),
-        StatusCode::CREATED,
-    )
-    .await?;
-    let document = document["id"].as_str().context("a document id")?.to_owned();
-    poll(
-        &client,
-        &format!("{web}/api/documents/{document}"),
-        |detail| detail["status"] == "done",
-    )
-    .await?;
-    let job = call(
-        client
-            .post(format!("{web}/api/documents/{document}/generate"))
-            .json(&json!({"deck_id": deck, "max_cards": 3})),
-        StatusCode::ACCEPTED,
-    )
-    .await?;
-    let job = job["id"].as_str().context("a job id")?.to_owned();
-    let running = poll(&client, &format!("{web}/api/jobs/{job}"), |job| {
-        job["status"] != "queued"
-    })
-    .await?;
+    let document = learner
+        .upload(&page.file_name, page.content_type, page.bytes.clone())
+        .await?;
+    learner
+        .poll(
+            &format!("/api/documents/{document}"),
+            RECOVERY_TIMEOUT,
+            |detail| detail["status"] == "done",
+        )
+        .await?;
+    let job = learner.generate(&document, &deck, 3).await?;
+    let running = learner
+        .poll(&format!("/api/jobs/{job}"), RECOVERY_TIMEOUT, |job| {
+            job["status"] != "queued"
+        })
+        .await?;
     ensure!(
         running["status"] == "running",
         "the job was not running when the pod was to be killed: {running}"
@@ -413,21 +374,13 @@ async fn kill_llm_mid_job(control_plane: &ControlPlane, web: &str) -> Result<Dur
         "--force",
         "--wait=false",
     ]))?;
-    let finished = poll(&client, &format!("{web}/api/jobs/{job}"), |job| {
-        job["status"] != "queued" && job["status"] != "running"
-    })
-    .await?;
+    let finished = learner.finished_job(&job, RECOVERY_TIMEOUT).await?;
     let recovered = started.elapsed();
     ensure!(
         finished["status"] == "done",
         "the job did not finish: {finished}"
     );
-    let drafts = call(
-        client.get(format!("{web}/api/documents/{document}/drafts")),
-        StatusCode::OK,
-    )
-    .await?;
-    let drafts = drafts["items"].as_array().cloned().unwrap_or_default();
+    let drafts = learner.drafts(&document).await?;
     let fronts: BTreeSet<&str> = drafts
         .iter()
         .filter_map(|draft| draft["front"].as_str())
@@ -461,20 +414,6 @@ fn owned_objects(control_plane: &ControlPlane) -> Result<Vec<String>> {
     Ok(names)
 }
 
-fn patch_stack(control_plane: &ControlPlane, patch: &Value) -> Result<()> {
-    succeed(control_plane.kubectl().args([
-        "patch",
-        "flashcardstack",
-        STACK,
-        "-n",
-        STACK_NAMESPACE,
-        "--type=merge",
-        "-p",
-        &patch.to_string(),
-    ]))?;
-    Ok(())
-}
-
 fn stack_json(control_plane: &ControlPlane) -> Result<Value> {
     let text = succeed(control_plane.kubectl().args([
         "get",
@@ -486,28 +425,4 @@ fn stack_json(control_plane: &ControlPlane) -> Result<Value> {
         "json",
     ]))?;
     Ok(serde_json::from_str(&text)?)
-}
-
-async fn call(request: reqwest::RequestBuilder, expected: StatusCode) -> Result<Value> {
-    let response = request.send().await?;
-    let status = response.status();
-    let text = response.text().await?;
-    ensure!(status == expected, "{status}: {text}");
-    Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
-}
-
-/// Polls `GET url` every 200 ms until `done` holds, for up to [`RECOVERY_TIMEOUT`].
-async fn poll(client: &reqwest::Client, url: &str, done: impl Fn(&Value) -> bool) -> Result<Value> {
-    let started = Instant::now();
-    loop {
-        let value = call(client.get(url), StatusCode::OK).await?;
-        if done(&value) {
-            return Ok(value);
-        }
-        ensure!(
-            started.elapsed() < RECOVERY_TIMEOUT,
-            "{url} still not done: {value}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }

@@ -17,7 +17,9 @@ use std::{
 
 use anyhow::{Context as _, Result, ensure};
 use flashcards_e2e::{
-    ControlPlane, RealNode, full_example, prometheus_operator,
+    ControlPlane, RealNode, full_example,
+    learner::{Learner, call},
+    prometheus_operator,
     stack::{self, STACK, STACK_NAMESPACE, STACK_READY_TIMEOUT, is_ready},
     wait_for,
 };
@@ -27,7 +29,7 @@ use k8s_openapi::api::{
     core::v1::{Pod, Service},
 };
 use kube::{Api, api::ListParams};
-use reqwest::{StatusCode, multipart};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 /// OCR of one page, and generation with the local model on two cores.
@@ -130,23 +132,19 @@ async fn helm_install_and_the_minimal_example_serve_on_a_real_node() -> Result<(
     // The learner's account, deck and card outlived the backend's pod: SQLite is on its volume.
     // The new web Service has a new address, for which the cookie jar holds no session yet.
     let web = full_example::web_url(&control_plane).await?;
-    call(
-        learner
-            .client
-            .post(format!("{web}/api/auth/login"))
-            .json(&learner.credentials),
-        StatusCode::OK,
-        "logging in again",
-    )
-    .await?;
-    let cards = poll(
-        &learner.client,
-        &format!("{web}/api/decks/{}/cards", learner.deck),
-        |_| true,
-    )
-    .await?;
+    let mut session = learner;
+    session.learner.moved_to(&web);
+    session.learner.sign_in(&session.credentials).await?;
+    let cards = session
+        .learner
+        .poll(
+            &format!("/api/decks/{}/cards", session.deck),
+            JOB_TIMEOUT,
+            |_| true,
+        )
+        .await?;
     ensure!(
-        cards.to_string().contains(&learner.card),
+        cards.to_string().contains(&session.card),
         "the accepted card is gone after the backend's pod was replaced: {cards}"
     );
     Ok(())
@@ -300,16 +298,13 @@ async fn check_monitoring(
                 "serviceMonitor.labels.release=kube-prometheus-stack",
             ]),
     )?;
-    succeed(control_plane.kubectl().args([
-        "patch",
-        "flashcardstack",
-        STACK,
-        "-n",
-        STACK_NAMESPACE,
-        "--type=merge",
-        "-p",
-        r#"{"spec":{"monitoring":{"serviceMonitors":{"interval":"5s"},"prometheusRule":{"for":"10s"}}}}"#,
-    ]))?;
+    stack::patch_stack(
+        control_plane,
+        &json!({"spec": {"monitoring": {
+            "serviceMonitors": {"interval": "5s"},
+            "prometheusRule": {"for": "10s"},
+        }}}),
+    )?;
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()?;
@@ -411,18 +406,12 @@ async fn check_monitoring(
     ] {
         let disturbed = Instant::now();
         let disturbance = tokio::spawn(signal_ocr_processes(signal));
-        let fired = wait_for(
+        let fired = alert_in_api(
+            &admin,
+            web,
             format!("ServiceDown for study-ocr firing in GET /api/alerts ({how})"),
             Duration::from_secs(240),
-            async || {
-                let alerts = call(
-                    admin.get(format!("{web}/api/alerts")),
-                    StatusCode::OK,
-                    "alerts",
-                )
-                .await?;
-                Ok::<_, anyhow::Error>(ocr_alert(&alerts, "firing"))
-            },
+            |alerts| ocr_alert(alerts, "firing"),
         )
         .await;
         disturbance.abort();
@@ -433,24 +422,18 @@ async fn check_monitoring(
             disturbed.elapsed()
         );
         let recovered = Instant::now();
-        wait_for(
+        alert_in_api(
+            &admin,
+            web,
             format!("ServiceDown for study-ocr resolved in GET /api/alerts ({how})"),
             Duration::from_secs(360),
-            async || {
-                node.check_running()?;
-                let alerts = call(
-                    admin.get(format!("{web}/api/alerts")),
-                    StatusCode::OK,
-                    "alerts",
-                )
-                .await?;
-                Ok::<_, anyhow::Error>(
-                    ocr_alert(&alerts, "resolved")
-                        .filter(|alert| alert["starts_at"] == fired["starts_at"]),
-                )
+            |alerts| {
+                ocr_alert(alerts, "resolved")
+                    .filter(|alert| alert["starts_at"] == fired["starts_at"])
             },
         )
         .await?;
+        node.check_running()?;
         eprintln!(
             "OCR {how}: the resolved notification arrived {:.0?} after the disturbance stopped",
             recovered.elapsed()
@@ -471,16 +454,10 @@ async fn check_memory_alert(
     web: &str,
 ) -> Result<()> {
     const LIMIT: u64 = 64 << 20;
-    succeed(control_plane.kubectl().args([
-        "patch",
-        "flashcardstack",
-        STACK,
-        "-n",
-        STACK_NAMESPACE,
-        "--type=merge",
-        "-p",
-        r#"{"spec":{"web":{"resources":{"limits":{"memory":"64Mi"}}}}}"#,
-    ]))?;
+    stack::patch_stack(
+        control_plane,
+        &json!({"spec": {"web": {"resources": {"limits": {"memory": "64Mi"}}}}}),
+    )?;
     let pods: Api<Pod> = Api::namespaced(control_plane.client(), STACK_NAMESPACE);
     // A web pod of the new ReplicaSet, Ready, whose limit Prometheus already sees.
     let pod = wait_for(
@@ -636,43 +613,49 @@ async fn fill_until_alert(
         filling.bytes, filling.file
     ))?;
     let filled = Instant::now();
-    let fired = wait_for(
+    let fired = alert_in_api(
+        admin,
+        web,
         format!("{alertname} for {value} firing in GET /api/alerts"),
         Duration::from_secs(240),
-        async || {
-            let alerts = call(
-                admin.get(format!("{web}/api/alerts")),
-                StatusCode::OK,
-                "alerts",
-            )
-            .await?;
-            Ok::<_, anyhow::Error>(find(&alerts, "firing"))
-        },
+        |alerts| find(alerts, "firing"),
     )
     .await;
     exec(format!("rm -f {}", filling.file))?;
     let fired = fired?;
     let arrived = filled.elapsed();
-    wait_for(
+    alert_in_api(
+        admin,
+        web,
         format!("{alertname} for {value} resolved in GET /api/alerts"),
         Duration::from_secs(240),
-        async || {
-            let alerts = call(
-                admin.get(format!("{web}/api/alerts")),
-                StatusCode::OK,
-                "alerts",
-            )
-            .await?;
-            Ok::<_, anyhow::Error>(
-                find(&alerts, "resolved").filter(|alert| alert["starts_at"] == fired["starts_at"]),
-            )
-        },
+        |alerts| find(alerts, "resolved").filter(|alert| alert["starts_at"] == fired["starts_at"]),
     )
     .await?;
     Ok(arrived)
 }
 
-/// An instant query's result vector.
+/// Waits up to `timeout` until `GET /api/alerts`, read by the administrator, holds an alert
+/// `pick` finds; returns it.
+async fn alert_in_api(
+    admin: &reqwest::Client,
+    web: &str,
+    what: String,
+    timeout: Duration,
+    pick: impl Fn(&Value) -> Option<Value>,
+) -> Result<Value> {
+    Ok(wait_for(what, timeout, async || {
+        let alerts = call(
+            admin.get(format!("{web}/api/alerts")),
+            StatusCode::OK,
+            "alerts",
+        )
+        .await?;
+        Ok::<_, anyhow::Error>(pick(&alerts))
+    })
+    .await?)
+}
+
 /// Whether this machine's kernel counts block I/O per cgroup, which cAdvisor's
 /// `container_fs_{reads,writes}_bytes_total` come from. Some virtual machines count none at all
 /// (cgroup v1's root `blkio.throttle.io_service_bytes` stays `Total 0`, even after direct I/O):
@@ -689,6 +672,7 @@ fn host_accounts_block_io() -> bool {
     counted
 }
 
+/// An instant query's result vector.
 async fn query(http: &reqwest::Client, prometheus: &str, expr: &str) -> Result<Vec<Value>> {
     let answer = http
         .get(format!("{prometheus}/api/v1/query"))
@@ -883,96 +867,29 @@ async fn check_status_urls(control_plane: &ControlPlane, node: &RealNode) -> Res
 }
 
 /// What the learner made, to look for after the stack is disturbed.
-struct Learner {
-    client: reqwest::Client,
+struct FirstSession {
+    learner: Learner,
     credentials: Value,
     deck: String,
     card: String,
 }
 
-/// Polls `GET url` until `done` holds for the JSON answer, which it returns.
-async fn poll(client: &reqwest::Client, url: &str, done: impl Fn(&Value) -> bool) -> Result<Value> {
-    let started = Instant::now();
-    loop {
-        let response = client.get(url).send().await?;
-        ensure!(
-            response.status() == StatusCode::OK,
-            "GET {url}: {}",
-            response.status()
-        );
-        let body: Value = response.json().await?;
-        if done(&body) {
-            return Ok(body);
-        }
-        ensure!(
-            started.elapsed() < JOB_TIMEOUT,
-            "GET {url} still says {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
-/// A JSON request that must answer `expected`; returns the body.
-async fn call(request: reqwest::RequestBuilder, expected: StatusCode, what: &str) -> Result<Value> {
-    let response = request.send().await.with_context(|| what.to_owned())?;
-    let status = response.status();
-    let text = response.text().await?;
-    ensure!(status == expected, "{what}: {status} {text}");
-    Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
-}
-
 /// A learner's first session, through the web app's same-origin API.
-async fn learner_flow(web: &str) -> Result<Learner> {
-    let client = reqwest::Client::builder()
-        .cookie_store(true)
-        .timeout(Duration::from_secs(120))
-        .build()?;
-    let credentials = json!({"email": "ada@example.org", "password": "correct horse battery"});
-    call(
-        client
-            .post(format!("{web}/api/auth/register"))
-            .json(&credentials),
-        StatusCode::CREATED,
-        "registering",
-    )
-    .await?;
-    call(
-        client
-            .post(format!("{web}/api/auth/login"))
-            .json(&credentials),
-        StatusCode::OK,
-        "logging in",
-    )
-    .await?;
-    let deck = call(
-        client
-            .post(format!("{web}/api/decks"))
-            .json(&json!({"name": "Biology"})),
-        StatusCode::CREATED,
-        "creating a deck",
-    )
-    .await?;
-    let deck = deck["id"].as_str().context("a deck id")?.to_owned();
-
+async fn learner_flow(web: &str) -> Result<FirstSession> {
+    let (email, password) = ("ada@example.org", "correct horse battery");
+    let learner = Learner::sign_up(web, email, password).await?;
+    let deck = learner.create_deck("Biology").await?;
     let page = flashcards_ocr_corpus::clean_png()?;
-    let part = multipart::Part::bytes(page.bytes.clone())
-        .file_name(page.file_name.clone())
-        .mime_str(page.content_type)?;
-    let document = call(
-        client
-            .post(format!("{web}/api/documents"))
-            .multipart(multipart::Form::new().part("file", part)),
-        StatusCode::CREATED,
-        "uploading a page",
-    )
-    .await?;
-    let document = document["id"].as_str().context("a document id")?.to_owned();
-    let read = poll(
-        &client,
-        &format!("{web}/api/documents/{document}"),
-        |detail| detail["status"] != "queued" && detail["status"] != "processing",
-    )
-    .await?;
+    let document = learner
+        .upload(&page.file_name, page.content_type, page.bytes.clone())
+        .await?;
+    let read = learner
+        .poll(
+            &format!("/api/documents/{document}"),
+            JOB_TIMEOUT,
+            |detail| detail["status"] != "queued" && detail["status"] != "processing",
+        )
+        .await?;
     ensure!(read["status"] == "done", "the page was not read: {read}");
     let text = read["pages"][0]["text"].as_str().unwrap_or_default();
     let expected: Vec<&str> = page.pages[0].split_whitespace().collect();
@@ -987,37 +904,20 @@ async fn learner_flow(web: &str) -> Result<Learner> {
         expected.len()
     );
 
-    let job = call(
-        client
-            .post(format!("{web}/api/documents/{document}/generate"))
-            .json(&json!({"deck_id": deck, "max_cards": 3})),
-        StatusCode::ACCEPTED,
-        "starting generation",
-    )
-    .await?;
-    let job = job["id"].as_str().context("a job id")?.to_owned();
-    let finished = poll(&client, &format!("{web}/api/jobs/{job}"), |job| {
-        job["status"] != "queued" && job["status"] != "running"
-    })
-    .await?;
+    let job = learner.generate(&document, &deck, 3).await?;
+    let finished = learner.finished_job(&job, JOB_TIMEOUT).await?;
     ensure!(
         finished["status"] == "done",
         "generation failed: {finished}"
     );
-    let drafts = call(
-        client.get(format!("{web}/api/documents/{document}/drafts")),
-        StatusCode::OK,
-        "listing drafts",
-    )
-    .await?;
-    let draft = drafts["items"]
-        .as_array()
-        .and_then(|drafts| drafts.first())
-        .with_context(|| format!("no drafts: {drafts}"))?;
+    let drafts = learner.drafts(&document).await?;
+    let draft = drafts
+        .first()
+        .with_context(|| format!("no drafts: {drafts:?}"))?;
     let draft = draft["id"].as_str().context("a draft id")?;
     let accepted = call(
-        client
-            .post(format!("{web}/api/drafts/{draft}/accept"))
+        learner
+            .post(&format!("/api/drafts/{draft}/accept"))
             .json(&Value::Null),
         StatusCode::CREATED,
         "accepting a draft",
@@ -1025,7 +925,7 @@ async fn learner_flow(web: &str) -> Result<Learner> {
     .await?;
 
     let session = call(
-        client.get(format!("{web}/api/decks/{deck}/study")),
+        learner.get(&format!("/api/decks/{deck}/study")),
         StatusCode::OK,
         "opening a study session",
     )
@@ -1036,8 +936,8 @@ async fn learner_flow(web: &str) -> Result<Learner> {
         .with_context(|| format!("nothing to study: {session}"))?;
     let studied = item["card_id"].as_str().context("a card id")?;
     call(
-        client
-            .post(format!("{web}/api/cards/{studied}/review"))
+        learner
+            .post(&format!("/api/cards/{studied}/review"))
             .json(&json!({"rating": "good", "ordinal": item["ordinal"]})),
         StatusCode::OK,
         "rating the card",
@@ -1047,9 +947,9 @@ async fn learner_flow(web: &str) -> Result<Learner> {
         .as_str()
         .context("the accepted card's id")?
         .to_owned();
-    Ok(Learner {
-        client,
-        credentials,
+    Ok(FirstSession {
+        learner,
+        credentials: json!({"email": email, "password": password}),
         deck,
         card,
     })
