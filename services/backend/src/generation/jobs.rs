@@ -119,8 +119,10 @@ impl Generation {
 }
 
 /// How long a page is asked again while the LLM service is unreachable: long enough for a killed
-/// pod to be replaced, well inside the runner's [`LEASE_MS`] (renewed as the page started), so no
-/// other backend takes the job over meanwhile.
+/// pod to be replaced, and inside the runner's [`LEASE_MS`] (renewed as the page started) while
+/// the failing calls are quick (refused connections). A call that hangs until its timeout can
+/// outlast the lease; another backend may then take the job over, and `store_page`'s progress
+/// check still stores each page once.
 pub const LLM_RETRY: Duration = Duration::from_secs(40);
 
 /// The wait before asking again after `attempt` failed tries (0 for the first), `waited` into a
