@@ -31,6 +31,7 @@ use k8s_openapi::api::{
 use kube::{Api, api::ListParams};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
 /// OCR of one page, and generation with the local model on two cores.
 const JOB_TIMEOUT: Duration = Duration::from_secs(300);
@@ -405,13 +406,16 @@ async fn check_monitoring(
         ("hung, running but not ready", "STOP"),
     ] {
         let disturbed = Instant::now();
+        // An alert that began before this disturbance (the last one's, its `up == 0` twin) is not
+        // this one's.
+        let since = OffsetDateTime::now_utc();
         let disturbance = tokio::spawn(signal_ocr_processes(signal));
         let fired = alert_in_api(
             &admin,
             web,
             format!("ServiceDown for study-ocr firing in GET /api/alerts ({how})"),
             Duration::from_secs(240),
-            |alerts| ocr_alert(alerts, "firing"),
+            |alerts| ocr_alert(alerts, "firing", since),
         )
         .await;
         disturbance.abort();
@@ -428,7 +432,7 @@ async fn check_monitoring(
             format!("ServiceDown for study-ocr resolved in GET /api/alerts ({how})"),
             Duration::from_secs(360),
             |alerts| {
-                ocr_alert(alerts, "resolved")
+                ocr_alert(alerts, "resolved", since)
                     .filter(|alert| alert["starts_at"] == fired["starts_at"])
             },
         )
@@ -706,8 +710,9 @@ fn value(series: &Value) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
-/// The backend's ServiceDown alert for the OCR service with `status`, if it holds one.
-fn ocr_alert(alerts: &Value, status: &str) -> Option<Value> {
+/// The backend's ServiceDown alert for the OCR service with `status` that began at `since` or
+/// later, if it holds one.
+fn ocr_alert(alerts: &Value, status: &str, since: OffsetDateTime) -> Option<Value> {
     alerts["items"]
         .as_array()?
         .iter()
@@ -715,6 +720,10 @@ fn ocr_alert(alerts: &Value, status: &str) -> Option<Value> {
             alert["labels"]["alertname"] == "ServiceDown"
                 && alert["labels"]["job"] == format!("{STACK}-ocr")
                 && alert["status"] == status
+                && alert["starts_at"]
+                    .as_str()
+                    .and_then(|starts| OffsetDateTime::parse(starts, &Rfc3339).ok())
+                    .is_some_and(|starts| starts >= since)
         })
         .cloned()
 }
