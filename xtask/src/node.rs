@@ -200,9 +200,25 @@ const BUILDS: [Build; 10] = [
 /// The variable through which the e2e tests find the node's binaries.
 pub const BIN_VAR: &str = flashcards_e2e::NODE_BIN_VAR;
 
-/// Builds the node's binaries unless the cache has them; returns their folder.
+/// What the running node needs from Debian beside its own binaries, as `(program, package)`:
+/// `nft` for kube-proxy's nftables mode and the node's clean-up, `iptables` for the bridge
+/// plugin's masquerade and the policy queue, `modprobe` where `br_netfilter` is not loaded yet.
+const HOST_PACKAGES: [(&str, &str); 3] = [
+    ("nft", "nftables"),
+    ("iptables", "iptables"),
+    ("modprobe", "kmod"),
+];
+
+/// Installs whatever of [`HOST_PACKAGES`] is missing.
+pub fn ensure_host_packages() -> Result<()> {
+    apt::ensure_apt_packages(&HOST_PACKAGES)
+}
+
+/// Builds the node's binaries unless the cache has them, and installs what they need from the
+/// host; returns their folder.
 pub fn ensure_built(jobs: usize) -> Result<PathBuf> {
     let started = Instant::now();
+    ensure_host_packages()?;
     let dir = paths::cache_dir()?
         .join("node")
         .join(control_plane::cache_folder_name(&BUILDS));

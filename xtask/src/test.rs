@@ -130,6 +130,7 @@ fn run_suites(cargo_args: &[String]) -> Result<(bool, Totals)> {
     let node_bin = match env::var_os(node::BIN_VAR) {
         Some(bin) => {
             eprintln!("using the node binaries from {}", node::BIN_VAR);
+            node::ensure_host_packages()?;
             PathBuf::from(bin)
         }
         None => node::ensure_built(control_plane::DEFAULT_JOBS)?,

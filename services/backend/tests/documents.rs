@@ -43,7 +43,7 @@ async fn postgres_an_ocr_outage_keeps_the_upload_for_a_retry() {
 }
 
 async fn uploads_are_read_deduplicated_and_private(engine: Engine) {
-    let ocr = OcrService::start_on("127.0.0.1:0".parse().unwrap()).await;
+    let ocr = OcrService::start().await;
     let server = TestServer::start_with_ocr(engine, &ocr.url()).await;
     let ada = server.user("ada@example.org").await;
     let bob = server.user("bob@example.org").await;
@@ -172,18 +172,17 @@ async fn uploads_are_read_deduplicated_and_private(engine: Engine) {
 }
 
 async fn an_ocr_outage_keeps_the_upload_for_a_retry(engine: Engine) {
-    let mut ocr = OcrService::start_on("127.0.0.1:0".parse().unwrap()).await;
-    let address = ocr.address;
+    let ocr = OcrService::start().await;
     let server = TestServer::start_with_ocr(engine, &ocr.url()).await;
     let ada = server.user("ada@example.org").await;
-    ocr.stop().await;
+    let down = ocr.stop().await;
 
     let photo = corpus::clean_png().unwrap();
     let (status, document) = ada
         .upload_and_read("photo.png", "image/png", photo.bytes.clone())
         .await;
     assert_eq!(status, StatusCode::CREATED, "{document}");
-    assert_eq!(document["status"], "failed_retryable");
+    assert_eq!(document["status"], "failed_retryable", "{document}");
     let error = document["error"].as_str().unwrap();
     assert!(
         error.contains("unavailable") && error.contains("/ocr"),
@@ -194,7 +193,7 @@ async fn an_ocr_outage_keeps_the_upload_for_a_retry(engine: Engine) {
     let kept = ada.get_raw(&format!("/api/documents/{id}/file")).await;
     assert_eq!(kept.bytes().await.unwrap().to_vec(), photo.bytes);
 
-    let _restarted = OcrService::start_on(address).await;
+    let _restarted = OcrService::start_on(down.listen()).await;
     let (status, retried) = ada
         .post(&format!("/api/documents/{id}/ocr"), Value::Null)
         .await;
@@ -240,7 +239,7 @@ async fn reading_survives_its_backend(engine: Engine) {
     // The first backend dies mid-read; a second one on the same database, with a working OCR
     // service, reads the document once the dead runner's lease has run out.
     first.state.runners.abort_all();
-    let ocr = OcrService::start_on("127.0.0.1:0".parse().unwrap()).await;
+    let ocr = OcrService::start().await;
     let second = TestServer::start_with(
         engine,
         &ocr.url(),

@@ -13,7 +13,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use support::{
     Engine, TestServer, User,
-    services::{OcrService, start_llm, start_llm_on},
+    services::{HeldPort, OcrService, start_llm, start_llm_on},
 };
 
 /// Long enough for SmolLM2 on two cores to get through a few pages.
@@ -76,19 +76,10 @@ async fn postgres_a_job_survives_its_backend() {
 /// the job finishes by itself with no page stored twice.
 #[tokio::test]
 async fn a_job_waits_for_the_llm_service_to_come_back() {
-    let ocr = OcrService::start_on("127.0.0.1:0".parse().unwrap()).await;
-    // An address nothing listens on yet; the LLM service comes up there once the job is waiting.
-    let address = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let server = TestServer::start_with(
-        Engine::Sqlite,
-        &ocr.url(),
-        &format!("http://{address}"),
-        None,
-    )
-    .await;
+    let ocr = OcrService::start().await;
+    // A port nothing listens on yet; the LLM service comes up there once the job is waiting.
+    let down = HeldPort::new();
+    let server = TestServer::start_with(Engine::Sqlite, &ocr.url(), &down.url(), None).await;
     let dana = server.user("dana@example.org").await;
     let document = upload_pdf(&dana, 2).await;
     let deck_id = deck(&dana).await;
@@ -104,7 +95,7 @@ async fn a_job_waits_for_the_llm_service_to_come_back() {
     let (_, waiting) = dana.get(&format!("/api/jobs/{job_id}")).await;
     assert_eq!(waiting["status"], "running", "still waiting: {waiting}");
 
-    start_llm_on(tokio::net::TcpListener::bind(address).await.unwrap()).await;
+    start_llm_on(down.listen()).await;
     let job = wait_for_job(&dana, &job_id, finished).await;
     assert_eq!(job["status"], "done", "{job}");
     assert_eq!(job["pages_done"], 2);
@@ -117,7 +108,7 @@ async fn a_job_waits_for_the_llm_service_to_come_back() {
 }
 
 async fn documents_become_drafts_then_cards(engine: Engine) {
-    let ocr = OcrService::start_on("127.0.0.1:0".parse().unwrap()).await;
+    let ocr = OcrService::start().await;
     let llm = start_llm().await;
     let server = TestServer::start_with(engine, &ocr.url(), &llm, None).await;
     let ada = server.user("ada@example.org").await;
@@ -297,7 +288,7 @@ async fn documents_become_drafts_then_cards(engine: Engine) {
 }
 
 async fn a_job_survives_its_backend(engine: Engine) {
-    let ocr = OcrService::start_on("127.0.0.1:0".parse().unwrap()).await;
+    let ocr = OcrService::start().await;
     let llm = start_llm().await;
 
     // With the LLM service down the job stops, retryable, and keeps the upload.

@@ -4,16 +4,62 @@
 use std::net::SocketAddr;
 
 use flashcards_bootstrap::{ServiceBuilder, config};
-use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+use tokio::{
+    net::{TcpListener, TcpSocket},
+    sync::oneshot,
+    task::JoinHandle,
+};
+
+/// A loopback port kept for a service that is down: bound but not listening, so connections to it
+/// are refused as they are to a stopped pod, while no other test's `bind` can take the port before
+/// the service comes back on it (a freed port taken by another test's server would answer the
+/// backend with that server's 404, which the backend rightly takes for a final refusal).
+pub struct HeldPort {
+    socket: TcpSocket,
+    pub address: SocketAddr,
+}
+
+impl HeldPort {
+    /// A fresh port nothing listens on.
+    pub fn new() -> Self {
+        Self::at("127.0.0.1:0".parse().unwrap())
+    }
+
+    /// `address`, just given up by a service. Reusing the address lets it be held while the
+    /// stopped service's connections linger in TIME_WAIT; a `bind` to port 0 still never picks a
+    /// port held this way.
+    fn at(address: SocketAddr) -> Self {
+        let socket = TcpSocket::new_v4().unwrap();
+        socket.set_reuseaddr(true).unwrap();
+        socket.bind(address).unwrap();
+        let address = socket.local_addr().unwrap();
+        Self { socket, address }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// The service comes back: the same socket starts listening, with no moment the port is free.
+    pub fn listen(self) -> TcpListener {
+        self.socket.listen(1024).unwrap()
+    }
+}
 
 /// The real OCR service on a loopback address, stoppable and restartable on the same port.
 pub struct OcrService {
     pub address: SocketAddr,
-    stop: Option<(oneshot::Sender<()>, JoinHandle<std::io::Result<()>>)>,
+    stop: oneshot::Sender<()>,
+    serving: JoinHandle<std::io::Result<()>>,
 }
 
 impl OcrService {
-    pub async fn start_on(address: SocketAddr) -> Self {
+    /// On a fresh loopback port.
+    pub async fn start() -> Self {
+        Self::start_on(TcpListener::bind("127.0.0.1:0").await.unwrap()).await
+    }
+
+    pub async fn start_on(listener: TcpListener) -> Self {
         let args: flashcards_ocr::Args = config::parse_from(["flashcards-ocr"], 8000).unwrap();
         let mut settings = flashcards_ocr::Settings::from_args(&args);
         settings.engines = 1;
@@ -22,7 +68,6 @@ impl OcrService {
                 .await
                 .unwrap()
                 .unwrap();
-        let listener = TcpListener::bind(address).await.unwrap();
         let address = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         let serving = tokio::spawn(flashcards_bootstrap::server::serve_until(
@@ -34,7 +79,8 @@ impl OcrService {
         ));
         Self {
             address,
-            stop: Some((stop, serving)),
+            stop,
+            serving,
         }
     }
 
@@ -42,15 +88,15 @@ impl OcrService {
         format!("http://{}", self.address)
     }
 
-    pub async fn stop(&mut self) {
-        if let Some((stop, serving)) = self.stop.take() {
-            let _ = stop.send(());
-            serving.await.unwrap().unwrap();
-        }
+    /// Stops serving and keeps the port for [`OcrService::start_on`] with [`HeldPort::listen`].
+    pub async fn stop(self) -> HeldPort {
+        let _ = self.stop.send(());
+        self.serving.await.unwrap().unwrap();
+        HeldPort::at(self.address)
     }
 }
 
-/// The LLM service on a loopback port, generating with the llama.cpp server named by
+/// The LLM service on a fresh loopback port, generating with the llama.cpp server named by
 /// `FLASHCARDS_TEST_LLM_URL`.
 pub async fn start_llm() -> String {
     start_llm_on(TcpListener::bind("127.0.0.1:0").await.unwrap()).await
