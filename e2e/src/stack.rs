@@ -219,7 +219,7 @@ pub fn is_ready(pod: &Pod) -> bool {
 }
 
 /// A failed wait, with each pod's phase and container states added to its message.
-pub(crate) async fn with_pods<T>(
+pub async fn with_pods<T>(
     control_plane: &ControlPlane,
     namespace: &str,
     outcome: Result<T, Error>,

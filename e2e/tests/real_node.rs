@@ -426,17 +426,21 @@ async fn check_monitoring(
             disturbed.elapsed()
         );
         let recovered = Instant::now();
-        alert_in_api(
+        // The same alert (its fingerprint) resolved. Its episode may be a later one than the one
+        // that fired first: a pod that came back for a moment before the next kill ends one
+        // episode and begins another, and the backend keeps the latest per alert.
+        let resolved = alert_in_api(
             &admin,
             web,
             format!("ServiceDown for study-ocr resolved in GET /api/alerts ({how})"),
             Duration::from_secs(360),
             |alerts| {
                 ocr_alert(alerts, "resolved", since)
-                    .filter(|alert| alert["starts_at"] == fired["starts_at"])
+                    .filter(|alert| alert["fingerprint"] == fired["fingerprint"])
             },
         )
-        .await?;
+        .await;
+        stack::with_pods(control_plane, STACK_NAMESPACE, resolved).await?;
         node.check_running()?;
         eprintln!(
             "OCR {how}: the resolved notification arrived {:.0?} after the disturbance stopped",
@@ -647,17 +651,44 @@ async fn alert_in_api(
     what: String,
     timeout: Duration,
     pick: impl Fn(&Value) -> Option<Value>,
-) -> Result<Value> {
-    Ok(wait_for(what, timeout, async || {
+) -> Result<Value, flashcards_e2e::Error> {
+    wait_for(what, timeout, async || {
         let alerts = call(
             admin.get(format!("{web}/api/alerts")),
             StatusCode::OK,
             "alerts",
         )
         .await?;
-        Ok::<_, anyhow::Error>(pick(&alerts))
+        match pick(&alerts) {
+            Some(alert) => Ok(Some(alert)),
+            // Reported if the wait times out: what the backend held instead.
+            None => Err(anyhow::anyhow!(
+                "GET /api/alerts held: {}",
+                alert_lines(&alerts)
+            )),
+        }
     })
-    .await?)
+    .await
+}
+
+/// One `alertname job status starts_at fingerprint` entry per alert, for failure messages.
+fn alert_lines(alerts: &Value) -> String {
+    let lines: Vec<String> = alerts["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|alert| {
+            format!(
+                "{} {} {} {} {}",
+                alert["labels"]["alertname"],
+                alert["labels"]["job"],
+                alert["status"],
+                alert["starts_at"],
+                alert["fingerprint"]
+            )
+        })
+        .collect();
+    lines.join("; ")
 }
 
 /// Whether this machine's kernel counts block I/O per cgroup, which cAdvisor's
