@@ -111,7 +111,8 @@ pub const RESYNC: Duration = Duration::from_secs(300);
 pub const RECONCILE_CONCURRENCY: u16 = 8;
 
 /// How often discovery asks whether the monitoring CRDs are served (installed after the
-/// operator, say): two requests, however many stacks there are.
+/// operator, say): three requests (ServiceMonitor's, AlertmanagerConfig's and GrafanaDashboard's
+/// API groups), however many stacks there are.
 pub const DISCOVERY_INTERVAL: Duration = Duration::from_secs(30);
 
 pub async fn reconcile(stack: Arc<FlashcardStack>, ctx: Arc<Context>) -> Result<Action, Error> {
