@@ -426,18 +426,14 @@ async fn check_monitoring(
             disturbed.elapsed()
         );
         let recovered = Instant::now();
-        // The same alert (its fingerprint) resolved. Its episode may be a later one than the one
-        // that fired first: a pod that came back for a moment before the next kill ends one
-        // episode and begins another, and the backend keeps the latest per alert.
+        // A pod that came back for a moment before the next kill ends one episode and begins
+        // another: the resolved one may be later than the one that fired first.
         let resolved = alert_in_api(
             &admin,
             web,
             format!("ServiceDown for study-ocr resolved in GET /api/alerts ({how})"),
             Duration::from_secs(360),
-            |alerts| {
-                ocr_alert(alerts, "resolved", since)
-                    .filter(|alert| alert["fingerprint"] == fired["fingerprint"])
-            },
+            |alerts| find_alert(alerts, "resolved", |alert| same_alert(alert, &fired)),
         )
         .await;
         stack::with_pods(control_plane, STACK_NAMESPACE, resolved).await?;
@@ -581,7 +577,7 @@ struct Filling<'a> {
 }
 
 /// Writes the file, waits until `alertname` with `label = value` fires in `GET /api/alerts`,
-/// removes the file and waits until the same episode is resolved there; returns how long the
+/// removes the file and waits until the same alert is resolved there; returns how long the
 /// alert took to arrive.
 async fn fill_until_alert(
     control_plane: &ControlPlane,
@@ -604,18 +600,6 @@ async fn fill_until_alert(
             &script,
         ]))
     };
-    let find = |alerts: &Value, status: &str| {
-        alerts["items"].as_array().and_then(|items| {
-            items
-                .iter()
-                .find(|alert| {
-                    alert["labels"]["alertname"] == alertname
-                        && alert["labels"][label] == value
-                        && alert["status"] == status
-                })
-                .cloned()
-        })
-    };
     exec(format!(
         "head -c {} /dev/zero > {}",
         filling.bytes, filling.file
@@ -626,7 +610,11 @@ async fn fill_until_alert(
         web,
         format!("{alertname} for {value} firing in GET /api/alerts"),
         Duration::from_secs(240),
-        |alerts| find(alerts, "firing"),
+        |alerts| {
+            find_alert(alerts, "firing", |alert| {
+                alert["labels"]["alertname"] == alertname && alert["labels"][label] == value
+            })
+        },
     )
     .await;
     exec(format!("rm -f {}", filling.file))?;
@@ -637,7 +625,7 @@ async fn fill_until_alert(
         web,
         format!("{alertname} for {value} resolved in GET /api/alerts"),
         Duration::from_secs(240),
-        |alerts| find(alerts, "resolved").filter(|alert| alert["starts_at"] == fired["starts_at"]),
+        |alerts| find_alert(alerts, "resolved", |alert| same_alert(alert, &fired)),
     )
     .await?;
     Ok(arrived)
@@ -744,19 +732,30 @@ fn value(series: &Value) -> f64 {
 /// The backend's ServiceDown alert for the OCR service with `status` that began at `since` or
 /// later, if it holds one.
 fn ocr_alert(alerts: &Value, status: &str, since: OffsetDateTime) -> Option<Value> {
+    find_alert(alerts, status, |alert| {
+        alert["labels"]["alertname"] == "ServiceDown"
+            && alert["labels"]["job"] == format!("{STACK}-ocr")
+            && alert["starts_at"]
+                .as_str()
+                .and_then(|starts| OffsetDateTime::parse(starts, &Rfc3339).ok())
+                .is_some_and(|starts| starts >= since)
+    })
+}
+
+/// The first alert with `status` in a `GET /api/alerts` answer that `matches` accepts.
+fn find_alert(alerts: &Value, status: &str, matches: impl Fn(&Value) -> bool) -> Option<Value> {
     alerts["items"]
         .as_array()?
         .iter()
-        .find(|alert| {
-            alert["labels"]["alertname"] == "ServiceDown"
-                && alert["labels"]["job"] == format!("{STACK}-ocr")
-                && alert["status"] == status
-                && alert["starts_at"]
-                    .as_str()
-                    .and_then(|starts| OffsetDateTime::parse(starts, &Rfc3339).ok())
-                    .is_some_and(|starts| starts >= since)
-        })
+        .find(|alert| alert["status"] == status && matches(alert))
         .cloned()
+}
+
+/// Whether `alert` is the one `fired` was: the same labels, so the same fingerprint. Not the same
+/// `starts_at`: an alert that flapped before it resolved is resolved as a later episode, and the
+/// backend keeps only the latest episode per alert.
+fn same_alert(alert: &Value, fired: &Value) -> bool {
+    alert["fingerprint"] == fired["fingerprint"]
 }
 
 /// A session of the stack's administrator, made the way whoever runs the stack makes it:

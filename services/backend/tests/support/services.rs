@@ -11,12 +11,14 @@ use tokio::{
 };
 
 /// A loopback port kept for a service that is down: bound but not listening, so connections to it
-/// are refused as they are to a stopped pod, while no other test's `bind` can take the port before
-/// the service comes back on it (a freed port taken by another test's server would answer the
-/// backend with that server's 404, which the backend rightly takes for a final refusal).
+/// are refused as they are to a stopped pod, while another test's `bind` to port 0 cannot take
+/// it before the service comes back on it (a port taken by another test's server would answer the
+/// backend with that server's 404, which the backend rightly takes for a final refusal). Only the
+/// instant between a stopped service closing its listener and [`OcrService::stop`] binding the
+/// port leaves it free.
 pub struct HeldPort {
     socket: TcpSocket,
-    pub address: SocketAddr,
+    address: SocketAddr,
 }
 
 impl HeldPort {
