@@ -426,14 +426,16 @@ async fn check_monitoring(
             disturbed.elapsed()
         );
         let recovered = Instant::now();
-        // A pod that came back for a moment before the next kill ends one episode and begins
-        // another: the resolved one may be later than the one that fired first.
         let resolved = alert_in_api(
             &admin,
             web,
             format!("ServiceDown for study-ocr resolved in GET /api/alerts ({how})"),
             Duration::from_secs(360),
-            |alerts| find_alert(alerts, "resolved", |alert| same_alert(alert, &fired)),
+            |alerts| {
+                find_alert(alerts, "resolved", |alert| {
+                    same_alert(alert, &fired) && began_since(alert, since)
+                })
+            },
         )
         .await;
         stack::with_pods(control_plane, STACK_NAMESPACE, resolved).await?;
@@ -735,11 +737,17 @@ fn ocr_alert(alerts: &Value, status: &str, since: OffsetDateTime) -> Option<Valu
     find_alert(alerts, status, |alert| {
         alert["labels"]["alertname"] == "ServiceDown"
             && alert["labels"]["job"] == format!("{STACK}-ocr")
-            && alert["starts_at"]
-                .as_str()
-                .and_then(|starts| OffsetDateTime::parse(starts, &Rfc3339).ok())
-                .is_some_and(|starts| starts >= since)
+            && began_since(alert, since)
     })
+}
+
+/// Whether `alert`'s episode began at `since` or later: not one left over from an earlier
+/// disturbance.
+fn began_since(alert: &Value, since: OffsetDateTime) -> bool {
+    alert["starts_at"]
+        .as_str()
+        .and_then(|starts| OffsetDateTime::parse(starts, &Rfc3339).ok())
+        .is_some_and(|starts| starts >= since)
 }
 
 /// The first alert with `status` in a `GET /api/alerts` answer that `matches` accepts.
